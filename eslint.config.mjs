@@ -1,0 +1,48 @@
+// Type-aware linting for the whole repository (CONVENTIONS: TypeScript and tooling).
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import globals from 'globals';
+
+export default tseslint.config(
+  { ignores: ['**/node_modules/**', '**/dist/**', 'manifests/lib/**', 'dist-k8s/**', 'coverage/**', 'data/**', '**/*.js', '**/*.mjs', '**/*.cjs'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      globals: { ...globals.node },
+      parserOptions: { projectService: { allowDefaultProject: ['jest.config.ts'] }, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/switch-exhaustiveness-check': 'error',
+      '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'separate-type-imports' }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-restricted-properties': ['error', { object: 'process', property: 'env', message: 'read configuration through server/src/config.ts' }],
+    },
+  },
+  {
+    // The ledger is pure: auditors re-implement it, so it may use nothing but node:crypto (ARCHITECTURE §5).
+    files: ['server/src/ledger/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [
+        { group: ['*', '!node:crypto', '!./*', '!../ledger/*'], message: 'server/src/ledger is pure: only node:crypto and its own modules' },
+      ] }],
+    },
+  },
+  {
+    // Tests, benchmarks, the config module and the manifests app may read the environment.
+    files: ['server/src/config.ts', 'server/test/**/*.ts', 'manifests/**/*.ts', 'bench/**/*.ts', 'jest.config.ts'],
+    rules: { 'no-restricted-properties': 'off' },
+  },
+  {
+    files: ['server/test/**/*.ts', 'manifests/test/**/*.ts', 'bench/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+      '@typescript-eslint/no-unsafe-call': 'off',
+      '@typescript-eslint/no-non-null-assertion': 'off',
+    },
+  },
+);
