@@ -1,0 +1,101 @@
+/**
+ * All configuration, validated once at start-up. This is the only module that reads
+ * `process.env` (enforced by a lint rule); everything else receives a typed {@link Config}.
+ */
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const csv = z
+  .string()
+  .transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
+
+/**
+ * Every environment variable the server reads, with its default and a one-line description.
+ * The README's configuration table is checked against this object by a test.
+ */
+export const configSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development')
+    .describe('`production` hides error details from clients and refuses to generate a signing key'),
+  PORT: int(1, 65535).default(3000).describe('HTTP port'),
+  HOST: z.string().min(1).default('0.0.0.0').describe('interface to listen on'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+    .describe('pino log level'),
+  AUDIT_ROLE: z.enum(['all', 'api', 'worker', 'migrate']).default('all')
+    .describe('`api` serves HTTP, `worker` runs upkeep and self-audit, `migrate` applies migrations and exits, `all` does api + worker'),
+  AUDIT_DATA_DIR: z.string().min(1).default('./data')
+    .describe('embedded default only: PGlite data and the generated signing key'),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional()
+    .describe('PostgreSQL connection string; unset = embedded PGlite in AUDIT_DATA_DIR'),
+  DATABASE_POOL_MAX: int(1, 200).default(10).describe('PostgreSQL pool size per process'),
+  DATABASE_MIGRATE_ON_START: bool.default(true)
+    .describe('apply migrations at start-up under an advisory lock (set false when a Job runs them)'),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional()
+    .describe('Redis connection string; unset = in-process rate limits and cache'),
+  AUDIT_LOG_ORIGIN: z.string().regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').default('smedrec.audit')
+    .describe('checkpoint origin prefix; each organization logs as `<origin>/<organizationId>`'),
+  AUDIT_SIGNING_KEY: z.string().min(1).optional()
+    .describe('Ed25519 signing key (signed-note `PRIVATE+KEY+…` form); required in production, generated into AUDIT_DATA_DIR otherwise'),
+  AUDIT_BOOTSTRAP_API_KEY: z.string().min(32, 'at least 32 characters').max(256).optional()
+    .describe('registered (hashed) as the admin key of the first organization on first start'),
+  AUDIT_BOOTSTRAP_ORG_NAME: z.string().min(1).max(200).default('default')
+    .describe('name of the organization created on first start'),
+  CORS_ORIGINS: csv.default([]).describe('comma-separated allowed browser origins (empty = no CORS)'),
+  TRUST_PROXY: z.string().default('loopback, linklocal, uniquelocal')
+    .describe('Express `trust proxy` setting, so client IPs are right behind nginx/ingress'),
+  RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(6000)
+    .describe('requests per minute per API key (0 = off); shared through Redis when configured'),
+  HTTP_BODY_LIMIT_BYTES: int(1024, 64 * 1024 * 1024).default(8 * 1024 * 1024)
+    .describe('largest request body accepted'),
+  EVENT_MAX_BYTES: int(256, 1024 * 1024).default(32 * 1024)
+    .describe('largest single event (JSON bytes)'),
+  EVENT_MAX_DEPTH: int(1, 64).default(8).describe('deepest nesting allowed in `details`'),
+  EVENT_MAX_STRING_LENGTH: int(16, 1024 * 1024).default(4096)
+    .describe('longest string value anywhere in an event'),
+  EVENT_MAX_KEYS: int(1, 10_000).default(256).describe('most keys in any one object of `details`'),
+  INGEST_MAX_BATCH: int(1, 1000).default(1000)
+    .describe('most events one group commit appends in a transaction'),
+  INGEST_MAX_WAIT_MS: int(0, 1000).default(2)
+    .describe('how long a group commit waits to gather more events'),
+  PARTITION_MONTHS_AHEAD: int(1, 36).default(3).describe('monthly event partitions created ahead'),
+  SHUTDOWN_TIMEOUT_MS: int(1000, 120_000).default(25_000)
+    .describe('graceful shutdown deadline after SIGTERM'),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional()
+    .describe('OTLP/HTTP endpoint for traces; unset = no tracing'),
+  OTEL_SERVICE_NAME: z.string().default('audit-server').describe('service.name resource attribute'),
+});
+
+/** The validated configuration. */
+export type Config = z.infer<typeof configSchema>;
+
+/** Thrown when the environment is invalid: one line per offending variable. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Parses an environment (by default `process.env`) into a {@link Config}.
+ * Empty strings count as unset so `FOO=` in an env file does not override a default.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `invalid configuration: ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(lines.join('\n'));
+  }
+  const config = parsed.data;
+  if (config.NODE_ENV === 'production' && !config.AUDIT_SIGNING_KEY) {
+    throw new ConfigError('invalid configuration: AUDIT_SIGNING_KEY: required when NODE_ENV=production');
+  }
+  return config;
+}

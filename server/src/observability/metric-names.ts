@@ -1,0 +1,19 @@
+/**
+ * Names of every metric the server exposes at `/metrics`. The manifests' PrometheusRule is
+ * checked against this list, so an alert can never reference a metric that does not exist.
+ */
+export const METRIC_NAMES = {
+  httpRequestsTotal: 'http_requests_total',
+  httpRequestDurationSeconds: 'http_request_duration_seconds',
+  eventsIngestedTotal: 'audit_events_ingested_total',
+  ingestBatchSize: 'audit_ingest_batch_size',
+  ingestRejectedTotal: 'audit_events_rejected_total',
+  ledgerTreeSize: 'audit_ledger_tree_size',
+  ledgerVerificationFailuresTotal: 'audit_ledger_verification_failures_total',
+  ledgerLastVerificationSuccessTimestamp: 'audit_ledger_last_verification_success_timestamp_seconds',
+  redisUp: 'audit_redis_up',
+  databaseUp: 'audit_database_up',
+} as const;
+
+/** Prefix of Node.js process metrics from prom-client's default collectors. */
+export const PROCESS_METRIC_PREFIX = 'process_';
