@@ -9,3 +9,4 @@ export * from './errors';
 export * from './hash';
 export * from './jcs';
 export * from './tree';
+export * from './note';
