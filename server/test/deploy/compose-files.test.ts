@@ -1,0 +1,277 @@
+/**
+ * Every compose file is accepted by `docker-compose config` (Debian's docker-compose v1, the
+ * schema check Compose applies before `up`) and has the properties operators rely on: pinned
+ * images, no private addresses, rotated logs, secrets required from the environment, read-only
+ * production containers, no published database ports.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { parse } from 'yaml';
+import { REPO_ROOT, describeResult, makeTempDir, requireBinary, run } from './support/tools';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- untyped YAML printed by `docker-compose config`; the assertions below check its shape.
+type Yaml = any;
+type Service = Record<string, Yaml>;
+interface ComposeModel {
+  services: Record<string, Service>;
+  volumes?: Record<string, unknown>;
+  networks?: Record<string, Yaml>;
+}
+
+const COMPOSE = join(REPO_ROOT, 'compose');
+const FILES = {
+  dev: join(COMPOSE, 'docker-compose.yml'),
+  prod: join(COMPOSE, 'docker-compose.prod.yml'),
+  infisical: join(COMPOSE, 'infra', 'infisical.yml'),
+  inngest: join(COMPOSE, 'infra', 'inngest.yml'),
+  openobserve: join(COMPOSE, 'infra', 'openobserve.yml'),
+  pgvector: join(COMPOSE, 'infra', 'pgvector-electric.yml'),
+} as const;
+type FileKey = keyof typeof FILES;
+const ENV_EXAMPLE: Record<FileKey, string> = {
+  dev: join(COMPOSE, '.env.example'),
+  prod: join(COMPOSE, '.env.example'),
+  infisical: join(COMPOSE, 'infra', '.env.example'),
+  inngest: join(COMPOSE, 'infra', '.env.example'),
+  openobserve: join(COMPOSE, 'infra', '.env.example'),
+  pgvector: join(COMPOSE, 'infra', '.env.example'),
+};
+
+/** A volume in either syntax; docker-compose v1 prints `source:target[:mode]` strings. */
+interface Mount {
+  source: string;
+  target: string;
+  read_only: boolean;
+}
+function mounts(service: Service): Mount[] {
+  return ((service.volumes ?? []) as (string | Record<string, Yaml>)[]).map((v) => {
+    if (typeof v !== 'string') return { source: String(v.source), target: String(v.target), read_only: v.read_only === true };
+    const [source = '', target = '', mode = 'rw'] = v.split(':');
+    return { source, target, read_only: mode.split(',').includes('ro') };
+  });
+}
+
+/** A published port in either syntax (`[ip:]published:target[/proto]` strings in v1). */
+interface Port {
+  host_ip: string | undefined;
+  published: string;
+  target: number;
+}
+function ports(service: Service): Port[] {
+  return ((service.ports ?? []) as (string | Record<string, Yaml>)[]).map((p) => {
+    if (typeof p !== 'string') return { host_ip: p.host_ip as string | undefined, published: String(p.published), target: Number(p.target) };
+    const parts = p.replace(/\/\w+$/, '').split(':');
+    const target = Number(parts.pop());
+    const published = parts.pop() ?? '';
+    return { host_ip: parts.pop(), published, target };
+  });
+}
+
+const temp = makeTempDir('compose');
+afterAll(() => temp.remove());
+
+/** The .env.example with every empty value filled by a random hex secret, as an operator would. */
+function filledEnvFile(example: string): string {
+  const filled = readFileSync(example, 'utf8')
+    .split('\n')
+    .map((line) => (/^[A-Z0-9_]+=$/.test(line) ? `${line}${randomBytes(16).toString('hex')}` : line))
+    .join('\n');
+  const file = join(temp.dir, `${randomBytes(4).toString('hex')}.env`);
+  writeFileSync(file, filled);
+  return file;
+}
+
+function composeConfig(key: FileKey, envFile: string) {
+  return run(requireBinary('docker-compose', 'docker-compose'), ['--env-file', envFile, '-f', FILES[key], 'config'], {
+    // Only PATH: the result must not depend on the caller's environment.
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+  });
+}
+
+const models = new Map<FileKey, ComposeModel>();
+/** The development file needs no .env at all: every variable has a default. */
+function operatorEnvFile(key: FileKey): string {
+  if (key !== 'dev') return filledEnvFile(ENV_EXAMPLE[key]);
+  const empty = join(temp.dir, 'empty.env');
+  writeFileSync(empty, '');
+  return empty;
+}
+
+function model(key: FileKey): ComposeModel {
+  let m = models.get(key);
+  if (!m) {
+    const result = composeConfig(key, operatorEnvFile(key));
+    if (result.status !== 0) throw new Error(describeResult(`docker-compose config ${FILES[key]}`, result));
+    m = parse(result.stdout) as ComposeModel;
+    models.set(key, m);
+  }
+  return m;
+}
+
+describe.each(Object.keys(FILES) as FileKey[])('compose file %s', (key) => {
+  it('is accepted by `docker-compose config` with the variables of its .env.example filled in', () => {
+    const result = composeConfig(key, filledEnvFile(ENV_EXAMPLE[key]));
+    expect(describeResult('docker-compose config', result)).toMatch(/^docker-compose config exited 0/);
+    expect(describeResult('docker-compose config (operator env)', composeConfig(key, operatorEnvFile(key)))).toMatch(/exited 0/);
+    expect(Object.keys(model(key).services).length).toBeGreaterThan(0);
+  });
+
+  it('pins every image to a tag other than latest', () => {
+    for (const [name, service] of Object.entries(model(key).services)) {
+      const image = String(service.image);
+      expect({ name, image }).toEqual({ name, image: expect.stringMatching(/^[^\s]+:[A-Za-z0-9][\w.-]*$/) });
+      expect({ name, image }).not.toEqual({ name, image: expect.stringMatching(/:latest(-|$)/) });
+    }
+  });
+
+  it('contains no hard-coded private IP address', () => {
+    const text = readFileSync(FILES[key], 'utf8');
+    expect(text).not.toMatch(/\b(10\.\d+\.\d+\.\d+|192\.168\.\d+\.\d+|172\.(1[6-9]|2\d|3[01])\.\d+\.\d+)\b/);
+  });
+
+  it('rotates every container log (json-file, 10m × 3)', () => {
+    for (const [name, service] of Object.entries(model(key).services)) {
+      expect({ name, logging: service.logging }).toEqual({
+        name,
+        logging: { driver: 'json-file', options: { 'max-size': '10m', 'max-file': '3' } },
+      });
+    }
+  });
+
+  it('documents every variable it reads in its .env.example', () => {
+    const text = readFileSync(FILES[key], 'utf8');
+    // `$${X}` is escaped for the container's shell, not interpolated by compose.
+    const used = new Set([...text.matchAll(/(?<!\$)\$\{([A-Z0-9_]+)/g)].map((m) => m[1]));
+    const documented = new Set(
+      [...readFileSync(ENV_EXAMPLE[key], 'utf8').matchAll(/^([A-Z0-9_]+)=/gm)].map((m) => m[1]),
+    );
+    const missing = [...used].filter((v) => !documented.has(v));
+    expect(missing).toEqual([]);
+  });
+});
+
+describe.each(['prod', 'infisical', 'inngest', 'openobserve', 'pgvector'] as const)('compose file %s without secrets', (key) => {
+  it('refuses to render while a required secret is empty, naming the variable', () => {
+    const result = composeConfig(key, ENV_EXAMPLE[key]);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toMatch(/Missing mandatory value .*: set [A-Z0-9_]+ in compose\//);
+  });
+});
+
+describe('development compose file', () => {
+  it('mounts the server sources read-only for hot reload and builds the dev target', () => {
+    const server = model('dev').services['audit-server']!;
+    expect(server.build.target).toBe('dev');
+    const src = mounts(server).find((v) => v.target === '/app/server/src');
+    expect(src).toEqual(expect.objectContaining({ source: join(REPO_ROOT, 'server', 'src'), read_only: true }));
+  });
+
+  it('starts the server only after healthy PostgreSQL and Redis', () => {
+    const server = model('dev').services['audit-server']!;
+    expect(server.depends_on).toEqual({
+      postgres: { condition: 'service_healthy' },
+      redis: { condition: 'service_healthy' },
+    });
+    for (const name of ['audit-server', 'postgres', 'redis']) {
+      expect(model('dev').services[name]!.healthcheck.test.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('runs pgvector PostgreSQL 17 with pg_stat_statements and logical WAL', () => {
+    const postgres = model('dev').services.postgres!;
+    expect(postgres.image).toBe('pgvector/pgvector:pg17');
+    expect(postgres.command.join(' ')).toContain('shared_preload_libraries=pg_stat_statements');
+    expect(postgres.command.join(' ')).toContain('wal_level=logical');
+  });
+
+  it('uses compose/redis.conf and the password it declares', () => {
+    const redis = model('dev').services.redis!;
+    const conf = mounts(redis).find((v) => v.target === '/usr/local/etc/redis/redis.conf');
+    expect(conf?.source).toBe(join(COMPOSE, 'redis.conf'));
+    const password = /^requirepass (\S+)$/m.exec(readFileSync(join(COMPOSE, 'redis.conf'), 'utf8'))?.[1];
+    expect(password).toBeDefined();
+    expect(model('dev').services['audit-server']!.environment.REDIS_URL).toBe(`redis://:${password}@redis:6379/0`);
+  });
+
+  it('allows CORS from localhost development servers', () => {
+    const origins = String(model('dev').services['audit-server']!.environment.CORS_ORIGINS).split(',');
+    expect(origins).toEqual(expect.arrayContaining(['http://localhost:5173', 'http://localhost:3000']));
+  });
+
+  it('publishes ports on the loopback interface only', () => {
+    for (const service of Object.values(model('dev').services)) {
+      for (const port of ports(service)) expect(port.host_ip).toBe('127.0.0.1');
+    }
+  });
+});
+
+describe('production-simulation compose file', () => {
+  it('puts nginx with compose/nginx.conf in front, the only service with published ports', () => {
+    const services = model('prod').services;
+    const withPorts = Object.entries(services).filter(([, s]) => ports(s).length > 0).map(([n]) => n);
+    expect(withPorts).toEqual(['nginx']);
+    const conf = mounts(services.nginx!).find((v) => v.target === '/etc/nginx/nginx.conf');
+    expect(conf).toEqual(expect.objectContaining({ source: join(COMPOSE, 'nginx.conf'), read_only: true }));
+    expect(ports(services.nginx!).map((p) => p.target).sort()).toEqual([443, 80]);
+  });
+
+  it('runs two API replicas with resource limits, reservations and a restart policy', () => {
+    const server = model('prod').services['audit-server']!;
+    expect(server.deploy.replicas).toBe(2);
+    expect(server.deploy.resources.limits).toEqual(expect.objectContaining({ memory: expect.any(String) }));
+    expect(server.deploy.resources.reservations).toEqual(expect.objectContaining({ memory: expect.any(String) }));
+    expect(server.deploy.restart_policy.condition).toBe('on-failure');
+    expect(server.environment.AUDIT_ROLE).toBe('api');
+    expect(server.environment.NODE_ENV).toBe('production');
+  });
+
+  it('runs the same image as api, worker and migrate, read-only with a /tmp tmpfs', () => {
+    const services = model('prod').services;
+    const roles = ['audit-server', 'audit-worker', 'audit-migrate'].map((name) => {
+      const s = services[name]!;
+      expect({ name, read_only: s.read_only }).toEqual({ name, read_only: true });
+      expect((s.tmpfs as string[]).some((t) => t.startsWith('/tmp'))).toBe(true);
+      expect(s.cap_drop).toEqual(['ALL']);
+      return { image: String(s.image), target: String(s.build.target), role: String(s.environment.AUDIT_ROLE) };
+    });
+    expect(new Set(roles.map((r) => r.image)).size).toBe(1);
+    expect(roles.map((r) => r.target)).toEqual(['runner', 'runner', 'runner']);
+    expect(roles.map((r) => r.role)).toEqual(['api', 'worker', 'migrate']);
+    expect(services['audit-server']!.depends_on['audit-migrate']).toEqual({ condition: 'service_completed_successfully' });
+  });
+
+  it('keeps PostgreSQL and Redis off the host network and Redis on redis.prod.conf', () => {
+    const { postgres, redis } = model('prod').services;
+    expect(postgres!.ports).toBeUndefined();
+    expect(redis!.ports).toBeUndefined();
+    const conf = mounts(redis!).find((v) => v.target === '/usr/local/etc/redis/redis.conf');
+    expect(conf?.source).toBe(join(COMPOSE, 'redis.prod.conf'));
+  });
+
+  it('takes every secret from the environment, none from a committed literal', () => {
+    const text = readFileSync(FILES.prod, 'utf8');
+    for (const secret of ['POSTGRES_PASSWORD', 'REDIS_PASSWORD', 'AUDIT_SIGNING_KEY']) {
+      expect(text).toMatch(new RegExp(`\\$\\{${secret}:\\?`));
+    }
+    expect(readFileSync(join(COMPOSE, 'redis.prod.conf'), 'utf8')).not.toMatch(/^\s*requirepass/m);
+  });
+});
+
+describe('infrastructure compose files', () => {
+  it('join one configurable network instead of an external hard-coded one', () => {
+    for (const key of ['infisical', 'inngest', 'openobserve', 'pgvector'] as const) {
+      const networks = model(key).networks ?? {};
+      expect({ key, name: networks.default?.name }).toEqual({ key, name: 'smedrec-infra' });
+      expect(networks.default?.external).toBeUndefined();
+    }
+  });
+
+  it('bind published ports to 127.0.0.1 by default', () => {
+    for (const key of ['infisical', 'inngest', 'openobserve', 'pgvector'] as const) {
+      for (const service of Object.values(model(key).services)) {
+        for (const port of ports(service)) expect({ key, ip: port.host_ip }).toEqual({ key, ip: '127.0.0.1' });
+      }
+    }
+  });
+});

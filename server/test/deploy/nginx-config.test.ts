@@ -1,0 +1,69 @@
+/**
+ * compose/nginx.conf under the real nginx binary: `nginx -t` accepts it (with a certificate the
+ * test generates), and the template used by the production simulation leaves every directive
+ * that matters untouched.
+ */
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { REPO_ROOT, describeResult, freePort, makeTempDir, requireBinary, run } from './support/tools';
+import { generateCertificate, nginxConfigTest, templateNginxConf } from './support/services';
+import type { NginxTemplateOptions } from './support/services';
+
+describe('compose/nginx.conf', () => {
+  const temp = makeTempDir('nginx-t');
+  let options: NginxTemplateOptions;
+
+  beforeAll(async () => {
+    requireBinary('nginx', 'nginx');
+    const certDir = join(temp.dir, 'certs');
+    run('mkdir', ['-p', certDir]);
+    generateCertificate(certDir);
+    options = {
+      prefixDir: join(temp.dir, 'prefix'),
+      certDir,
+      httpPort: await freePort(),
+      httpsPort: await freePort(),
+      upstreamPorts: [await freePort(), await freePort()],
+    };
+  });
+
+  afterAll(() => temp.remove());
+
+  it('passes `nginx -t` with a generated certificate', () => {
+    const result = nginxConfigTest(options);
+    expect({ status: result.status, detail: describeResult('nginx -t', result) }).toEqual(
+      expect.objectContaining({ status: 0 }),
+    );
+    expect(result.stderr).toContain('syntax is ok');
+    expect(result.stderr).toContain('test is successful');
+  });
+
+  it('is rewritten only in ports, upstream servers, certificate paths and the temp prefix', () => {
+    const original = readFileSync(join(REPO_ROOT, 'compose', 'nginx.conf'), 'utf8');
+    const templated = templateNginxConf(options);
+    const keep = (text: string) =>
+      text
+        .split('\n')
+        .filter((line) => !/listen |server audit-server|server 127\.0\.0\.1|\/etc\/nginx\/certs|\/tmp\/nginx|audit-deploy-/.test(line))
+        .join('\n');
+    expect(keep(templated)).toBe(keep(original));
+    expect(templated).toContain(`server 127.0.0.1:${options.upstreamPorts[0]} max_fails=3 fail_timeout=10s;`);
+    expect(templated).toContain(`server 127.0.0.1:${options.upstreamPorts[1]} max_fails=3 fail_timeout=10s;`);
+  });
+
+  it('keeps every writable path under /tmp so the container can run read-only', () => {
+    const text = readFileSync(join(REPO_ROOT, 'compose', 'nginx.conf'), 'utf8');
+    const paths = [...text.matchAll(/^\s*(pid|\w+_temp_path)\s+(\S+);/gm)].map((m) => m[2]);
+    expect(paths).toHaveLength(6);
+    for (const path of paths) expect(path).toMatch(/^\/tmp\//);
+  });
+
+  it('declares the rate-limit zones, 429 status, HSTS and the HTTP→HTTPS redirect', () => {
+    const text = readFileSync(join(REPO_ROOT, 'compose', 'nginx.conf'), 'utf8');
+    expect(text).toMatch(/limit_req_zone \$binary_remote_addr zone=api:\d+m rate=\d+r\/s;/);
+    expect(text).toMatch(/limit_req_status 429;/);
+    expect(text).toMatch(/add_header Strict-Transport-Security "max-age=\d+; includeSubDomains" always;/);
+    expect(text).toMatch(/return 301 https:\/\/\$host\$request_uri;/);
+    expect(text).toMatch(/keepalive \d+;/);
+  });
+});

@@ -1,0 +1,95 @@
+/**
+ * compose/redis.conf and compose/redis.prod.conf under the real redis-server: they start, demand
+ * the password, never evict (queues must not lose jobs), persist with AOF every second, and a
+ * client that uses the server's Redis driver (ioredis) works with the password.
+ */
+import Redis from 'ioredis';
+import { makeTempDir, requireBinary, run, stopAll } from './support/tools';
+import { startRedis } from './support/services';
+import type { RedisInstance } from './support/services';
+
+const PROD_PASSWORD = 'prod-test-password-5f0c2a9e71d34b8b';
+
+function cli(instance: RedisInstance, args: string[], withPassword = true): string {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+  if (withPassword && instance.password !== undefined) env.REDISCLI_AUTH = instance.password;
+  const result = run(requireBinary('redis-cli', 'redis-tools'), ['-h', '127.0.0.1', '-p', String(instance.port), ...args], {
+    env,
+    timeoutMs: 10_000,
+  });
+  return `${result.stdout}${result.stderr}`.trim();
+}
+
+describe.each([
+  ['redis.conf', undefined],
+  ['redis.prod.conf', PROD_PASSWORD],
+] as const)('compose/%s under redis-server', (confFile, password) => {
+  const temp = makeTempDir(`redis-${confFile}`);
+  let redis: RedisInstance;
+
+  beforeAll(async () => {
+    redis = await startRedis(confFile, temp.dir, password);
+  }, 60_000);
+
+  afterAll(async () => {
+    await stopAll();
+    temp.remove();
+  });
+
+  it('rejects commands without the password', () => {
+    expect(redis.password).toBeDefined();
+    expect(cli(redis, ['set', 'k', 'v'], false)).toContain('NOAUTH');
+  });
+
+  it('never evicts keys: maxmemory-policy is noeviction with a memory ceiling', () => {
+    expect(cli(redis, ['config', 'get', 'maxmemory-policy'])).toBe('maxmemory-policy\nnoeviction');
+    const maxmemory = Number(cli(redis, ['config', 'get', 'maxmemory']).split('\n')[1]);
+    expect(maxmemory).toBeGreaterThan(0);
+  });
+
+  it('persists with an append-only file fsynced every second', () => {
+    expect(cli(redis, ['config', 'get', 'appendonly'])).toBe('appendonly\nyes');
+    expect(cli(redis, ['config', 'get', 'appendfsync'])).toBe('appendfsync\neverysec');
+    expect(cli(redis, ['info', 'persistence'])).toMatch(/aof_enabled:1/);
+  });
+
+  it('answers OOM instead of evicting when full', () => {
+    // Shrink the ceiling below current usage: with noeviction every write must now fail.
+    const original = cli(redis, ['config', 'get', 'maxmemory']).split('\n')[1] ?? '0';
+    expect(cli(redis, ['config', 'set', 'maxmemory', '1'])).toBe('OK');
+    try {
+      expect(cli(redis, ['set', 'queue:job', 'payload'])).toMatch(/OOM/);
+      expect(cli(redis, ['lrange', 'bull:test:wait', '0', '-1'])).not.toMatch(/OOM/);
+    } finally {
+      expect(cli(redis, ['config', 'set', 'maxmemory', original])).toBe('OK');
+    }
+  });
+
+  it('serves an ioredis client (the server driver) that authenticates through REDIS_URL', async () => {
+    const client = new Redis(redis.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    try {
+      await client.connect();
+      await client.rpush('bull:test:wait', 'job-1', 'job-2');
+      expect(await client.lrange('bull:test:wait', 0, -1)).toEqual(['job-1', 'job-2']);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('rejects an ioredis client with a wrong password', async () => {
+    const client = new Redis(`redis://:wrong-password@127.0.0.1:${redis.port}/0`, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    // ioredis reports the AUTH reply on 'error' and then rejects connect() with a closed connection.
+    const errors: string[] = [];
+    client.on('error', (error: Error) => errors.push(error.message));
+    try {
+      await expect(client.connect()).rejects.toThrow();
+      expect(errors.join('\n')).toMatch(/WRONGPASS|invalid username-password/i);
+    } finally {
+      client.disconnect();
+    }
+  });
+});

@@ -1,0 +1,315 @@
+/**
+ * Real infrastructure for the deployment tests: throwaway PostgreSQL databases, redis-server
+ * started with the project's configuration files, nginx running the project's nginx.conf, a TLS
+ * certificate made with openssl, and an HTTP(S) client that can pick its source address.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import type { Agent as HttpAgent, IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Agent as HttpsAgent } from 'node:https';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { REPO_ROOT, describeResult, freePort, requireBinary, run, startProcess, waitFor } from './tools';
+import type { ManagedProcess } from './tools';
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+// ---------------------------------------------------------------------------------------------
+
+const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
+
+/**
+ * The PostgreSQL server the tests may use: TEST_DATABASE_URL when set (CI — then it must work),
+ * otherwise the local default only if `pg_isready` says it answers. `undefined` = skip, with
+ * `reason` saying why. Decided synchronously so `describe` can choose `skip` at load time.
+ */
+export function postgresForTests(): { url: string } | { url: undefined; reason: string } {
+  const configured = process.env.TEST_DATABASE_URL;
+  if (configured !== undefined && configured !== '') return { url: configured };
+  const probe = spawnSync(requireBinary('pg_isready', 'postgresql-client'), ['-q', '-t', '3', '-d', DEFAULT_PG_URL], {
+    timeout: 10_000,
+  });
+  if (probe.status === 0) return { url: DEFAULT_PG_URL };
+  return {
+    url: undefined,
+    reason: `TEST_DATABASE_URL is unset and no PostgreSQL answers at ${DEFAULT_PG_URL}; skipping the tests that need it`,
+  };
+}
+
+/** Replaces the database name of a postgres:// URL. */
+export function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+/** A database created for one test file and dropped afterwards. */
+export interface ThrowawayDatabase {
+  readonly name: string;
+  readonly url: string;
+  drop(): Promise<void>;
+}
+
+/** Creates an empty database `audit_deploy_<random>` on the server behind `adminUrl`. */
+export async function createThrowawayDatabase(adminUrl: string, label: string): Promise<ThrowawayDatabase> {
+  const name = `audit_deploy_${label}_${randomBytes(4).toString('hex')}`;
+  await withClient(adminUrl, (c) => c.query(`CREATE DATABASE "${name}"`));
+  return {
+    name,
+    url: withDatabase(adminUrl, name),
+    drop: () => dropDatabase(adminUrl, name),
+  };
+}
+
+/** Drops a database, disconnecting its sessions first (PostgreSQL 13+ `WITH (FORCE)`). */
+export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  await withClient(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+}
+
+/** Runs `fn` with a connected client and always closes it. */
+export async function withClient<T>(url: string, fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis
+// ---------------------------------------------------------------------------------------------
+
+/** A redis-server started from one of the project's configuration files. */
+export interface RedisInstance {
+  readonly port: number;
+  readonly password: string | undefined;
+  readonly url: string;
+  readonly process: ManagedProcess;
+}
+
+/**
+ * Starts `redis-server compose/<confFile>` on a free test port. Only what cannot work outside a
+ * container is overridden on the command line (port, bind address, data dir, log file); for the
+ * production file the password is passed exactly as compose/docker-compose.prod.yml passes it.
+ */
+export async function startRedis(confFile: 'redis.conf' | 'redis.prod.conf', dataDir: string, password?: string): Promise<RedisInstance> {
+  const redisServer = requireBinary('redis-server', 'redis-server');
+  const redisCli = requireBinary('redis-cli', 'redis-tools');
+  const port = await freePort();
+  const args = [
+    join(REPO_ROOT, 'compose', confFile),
+    '--port', String(port),
+    '--bind', '127.0.0.1',
+    '--dir', dataDir,
+    '--logfile', '',
+    '--daemonize', 'no',
+  ];
+  if (password !== undefined) args.push('--requirepass', password);
+  const proc = startProcess(`redis-server (${confFile})`, redisServer, args);
+  const effectivePassword = password ?? readRequirePass(confFile);
+  await waitFor(
+    `redis-server with ${confFile} on port ${port}`,
+    () => {
+      if (proc.hasExited()) throw new Error(`redis-server exited\n${proc.output()}`);
+      const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+      if (effectivePassword !== undefined) env.REDISCLI_AUTH = effectivePassword;
+      const pong = run(redisCli, ['-h', '127.0.0.1', '-p', String(port), 'ping'], { env, timeoutMs: 5_000 });
+      return pong.stdout.trim() === 'PONG' ? true : undefined;
+    },
+    { describe: () => proc.output() },
+  );
+  const auth = effectivePassword === undefined ? '' : `:${encodeURIComponent(effectivePassword)}@`;
+  return { port, password: effectivePassword, url: `redis://${auth}127.0.0.1:${port}/0`, process: proc };
+}
+
+/** The literal `requirepass` of a configuration file, if it has one (the development file does). */
+export function readRequirePass(confFile: string): string | undefined {
+  const text = readFileSync(join(REPO_ROOT, 'compose', confFile), 'utf8');
+  const match = /^\s*requirepass\s+(\S+)\s*$/m.exec(text);
+  return match?.[1];
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS
+// ---------------------------------------------------------------------------------------------
+
+/** Generates a self-signed certificate for `localhost` / 127.0.0.1 into `dir` (tls.crt, tls.key). */
+export function generateCertificate(dir: string): { certFile: string; keyFile: string; cert: string } {
+  const openssl = requireBinary('openssl');
+  const certFile = join(dir, 'tls.crt');
+  const keyFile = join(dir, 'tls.key');
+  const result = run(openssl, [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '2',
+    '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    '-keyout', keyFile, '-out', certFile,
+  ]);
+  if (result.status !== 0) throw new Error(describeResult('openssl req', result));
+  return { certFile, keyFile, cert: readFileSync(certFile, 'utf8') };
+}
+
+// ---------------------------------------------------------------------------------------------
+// nginx
+// ---------------------------------------------------------------------------------------------
+
+/** What the test changes in compose/nginx.conf to run it outside a container. */
+export interface NginxTemplateOptions {
+  readonly prefixDir: string;
+  readonly certDir: string;
+  readonly httpPort: number;
+  readonly httpsPort: number;
+  readonly upstreamPorts: readonly number[];
+}
+
+function replaceExactly(text: string, search: string | RegExp, replacement: string, expected: number): string {
+  const pattern = typeof search === 'string' ? new RegExp(search.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'g') : search;
+  const count = (text.match(pattern) ?? []).length;
+  if (count !== expected) {
+    throw new Error(`compose/nginx.conf changed: expected ${expected} occurrence(s) of ${String(search)}, found ${count}; update the test template`);
+  }
+  return text.replace(pattern, replacement);
+}
+
+/**
+ * Rewrites compose/nginx.conf for a test run: loopback listen ports instead of 80/443 (no IPv6
+ * listeners), the given upstream ports instead of the compose service name, the generated
+ * certificate, and the test's prefix directory instead of /tmp/nginx. Everything else — headers,
+ * rate limits, retries, redirects — is the project's file byte for byte. Each rewrite must match
+ * exactly as often as expected, so a change to nginx.conf that the template misses fails loudly.
+ */
+export function templateNginxConf(options: NginxTemplateOptions): string {
+  let text = readFileSync(join(REPO_ROOT, 'compose', 'nginx.conf'), 'utf8');
+  text = replaceExactly(text, /^\s*listen \[::\]:(80|443)[^;]*;\n/gm, '', 2);
+  text = replaceExactly(text, 'listen 80 default_server;', `listen 127.0.0.1:${options.httpPort} default_server;`, 1);
+  text = replaceExactly(text, 'listen 443 ssl http2 default_server;', `listen 127.0.0.1:${options.httpsPort} ssl http2 default_server;`, 1);
+  text = replaceExactly(
+    text,
+    /server audit-server:3000 (max_fails=\S+ fail_timeout=\S+);/g,
+    options.upstreamPorts.map((port) => `server 127.0.0.1:${port} $1;`).join('\n        '),
+    1,
+  );
+  text = replaceExactly(text, '/etc/nginx/certs/', `${options.certDir}/`, 2);
+  text = replaceExactly(text, '/tmp/nginx/', `${options.prefixDir}/`, 6);
+  return text;
+}
+
+/**
+ * Writes the templated configuration and returns the arguments for `nginx -p … -c … -e …` and
+ * the file that receives nginx's stdout (the JSON access log goes to /dev/stdout, as in Docker).
+ */
+export function writeNginxConf(options: NginxTemplateOptions): { confFile: string; accessLog: string; args: string[] } {
+  mkdirSync(options.prefixDir, { recursive: true });
+  const confFile = join(options.prefixDir, 'nginx.conf');
+  writeFileSync(confFile, templateNginxConf(options));
+  return {
+    confFile,
+    accessLog: join(options.prefixDir, 'access.log'),
+    args: ['-p', options.prefixDir, '-c', confFile, '-e', join(options.prefixDir, 'error.log')],
+  };
+}
+
+/** `nginx -t` on a templated configuration. */
+export function nginxConfigTest(options: NginxTemplateOptions): ReturnType<typeof run> {
+  const nginx = requireBinary('nginx', 'nginx');
+  const { args, accessLog } = writeNginxConf(options);
+  const fd = openSync(accessLog, 'a');
+  try {
+    return run(nginx, [...args, '-t'], { stdoutFd: fd });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A running nginx and the file its access log (stdout) is written to. */
+export interface NginxInstance {
+  readonly process: ManagedProcess;
+  readonly accessLog: string;
+  /** Access-log lines parsed as JSON. */
+  accessEntries(): Record<string, unknown>[];
+}
+
+/** Starts nginx in the foreground on a templated configuration and waits until it answers. */
+export async function startNginx(options: NginxTemplateOptions): Promise<NginxInstance> {
+  const nginx = requireBinary('nginx', 'nginx');
+  const { args, accessLog } = writeNginxConf(options);
+  const fd = openSync(accessLog, 'a');
+  const proc = startProcess('nginx', nginx, [...args, '-g', 'daemon off;'], { stdoutFd: fd });
+  closeSync(fd);
+  await waitFor(
+    `nginx on port ${options.httpPort}`,
+    async () => {
+      if (proc.hasExited()) throw new Error(`nginx exited\n${proc.output()}`);
+      // Any HTTP answer (the redirect) proves nginx is listening.
+      const response = await fetchOnce({ port: options.httpPort, path: '/' });
+      return response.status > 0 ? true : undefined;
+    },
+    { describe: () => proc.output() },
+  );
+  return {
+    process: proc,
+    accessLog,
+    accessEntries: () =>
+      readFileSync(accessLog, 'utf8')
+        .split('\n')
+        .filter((line) => line.startsWith('{'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP(S) client
+// ---------------------------------------------------------------------------------------------
+
+/** A request the tests send; `localAddress` picks a loopback source so rate-limit buckets stay apart. */
+export interface FetchOptions {
+  readonly port: number;
+  readonly path: string;
+  readonly method?: string;
+  readonly headers?: Record<string, string>;
+  readonly body?: string;
+  readonly tls?: { ca: string; servername?: string };
+  readonly localAddress?: string;
+  readonly agent?: HttpAgent | HttpsAgent;
+  readonly timeoutMs?: number;
+}
+
+/** A response with its body read as text. */
+export interface FetchResult {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+/** One HTTP(S) request to 127.0.0.1 with node:http(s); rejects on network errors and timeouts. */
+export function fetchOnce(options: FetchOptions): Promise<FetchResult> {
+  return new Promise((resolveResult, reject) => {
+    const common = {
+      host: '127.0.0.1',
+      port: options.port,
+      path: options.path,
+      method: options.method ?? 'GET',
+      headers: { ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}), ...options.headers },
+      ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}),
+      ...(options.agent !== undefined ? { agent: options.agent } : {}),
+      timeout: options.timeoutMs ?? 15_000,
+    };
+    const onResponse = (res: IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolveResult({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    };
+    const req = options.tls
+      ? httpsRequest({ ...common, ca: options.tls.ca, servername: options.tls.servername ?? 'localhost' }, onResponse)
+      : httpRequest(common, onResponse);
+    req.on('timeout', () => req.destroy(new Error(`request ${common.method} ${options.path} timed out`)));
+    req.on('error', reject);
+    if (options.body !== undefined) req.write(options.body);
+    req.end();
+  });
+}

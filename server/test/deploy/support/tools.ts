@@ -1,0 +1,228 @@
+/**
+ * Shared plumbing for the deployment tests: finding system binaries (failing loudly when they are
+ * missing), temporary directories, free ports, child processes that are always cleaned up, and
+ * small bounded polling helpers. Nothing here mocks a program: every test runs the real one.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import type { ChildProcess, SpawnOptions } from 'node:child_process';
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join, resolve } from 'node:path';
+
+/** Repository root (this file lives in server/test/deploy/support). */
+export const REPO_ROOT = resolve(__dirname, '..', '..', '..', '..');
+
+/** Where CI's `apt-get install` puts the binaries; searched in addition to PATH. */
+const EXTRA_BIN_DIRS = ['/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin', '/sbin', '/bin'];
+
+/**
+ * Returns the absolute path of a binary, or throws an error that names the Debian package to
+ * install. Tests must fail (not skip) when a tool is missing: CI installs them (.ci/run).
+ */
+export function requireBinary(name: string, debianPackage: string = name): string {
+  const dirs = [...(process.env.PATH ?? '').split(delimiter).filter((d) => d.length > 0), ...EXTRA_BIN_DIRS];
+  for (const dir of dirs) {
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  throw new Error(
+    `required binary "${name}" was not found in PATH or ${EXTRA_BIN_DIRS.join(', ')}; ` +
+      `install it with: apt-get install -y ${debianPackage}`,
+  );
+}
+
+/** Creates a fresh temporary directory; the returned function removes it. */
+export function makeTempDir(prefix: string): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), `audit-deploy-${prefix}-`));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+function tryBind(port: number, host: string): Promise<boolean> {
+  return new Promise((done) => {
+    const server = createServer();
+    server.once('error', () => done(false));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => done(true)));
+  });
+}
+
+const handedOut = new Set<number>();
+
+/**
+ * Picks a port above 20000 that is free right now on 127.0.0.1. Ports already handed out in this
+ * process are never reused, so two helpers started in parallel cannot collide with each other.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 40000);
+    if (handedOut.has(port)) continue;
+    if (await tryBind(port, '127.0.0.1')) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free TCP port above 20000 found after 200 attempts');
+}
+
+/** A child process whose output is captured line by line. */
+export interface ManagedProcess {
+  readonly name: string;
+  readonly child: ChildProcess;
+  /** Every stdout line so far. */
+  readonly stdoutLines: string[];
+  /** Every stderr line so far. */
+  readonly stderrLines: string[];
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  readonly exited: Promise<number | string>;
+  /** True once the process has exited. */
+  hasExited(): boolean;
+  /** SIGTERM, then SIGKILL if it is still alive after `graceMs`; resolves once it has exited. */
+  stop(graceMs?: number): Promise<number | string>;
+  /** Output so far, for error messages. */
+  output(): string;
+}
+
+const running = new Set<ManagedProcess>();
+
+function splitLines(target: string[], onLine?: (line: string) => void) {
+  let partial = '';
+  return (chunk: Buffer) => {
+    partial += chunk.toString('utf8');
+    const lines = partial.split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      target.push(line);
+      onLine?.(line);
+    }
+  };
+}
+
+/**
+ * Spawns a program with captured output and registers it for {@link stopAll}. The environment is
+ * exactly `env` (plus PATH) so the parent's variables never leak into a server under test.
+ */
+export function startProcess(
+  name: string,
+  command: string,
+  args: readonly string[],
+  options: { env?: Record<string, string>; cwd?: string; uid?: number; gid?: number; stdoutFd?: number } = {},
+): ManagedProcess {
+  const spawnOptions: SpawnOptions = {
+    cwd: options.cwd ?? REPO_ROOT,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...options.env },
+    // A file descriptor as stdout lets programs that open /dev/stdout (nginx access_log) work:
+    // Node's own stdio pipes are sockets, and open("/proc/self/fd/1") fails on a socket (ENXIO).
+    stdio: ['ignore', options.stdoutFd ?? 'pipe', 'pipe'],
+  };
+  if (options.uid !== undefined) spawnOptions.uid = options.uid;
+  if (options.gid !== undefined) spawnOptions.gid = options.gid;
+  const child = spawn(command, [...args], spawnOptions);
+  const stdoutLines: string[] = [];
+  const stderrLines: string[] = [];
+  child.stdout?.on('data', splitLines(stdoutLines));
+  child.stderr?.on('data', splitLines(stderrLines));
+  let exited = false;
+  const exitPromise = new Promise<number | string>((done) => {
+    child.once('exit', (code, signal) => {
+      exited = true;
+      done(code ?? signal ?? 'unknown');
+    });
+    child.once('error', (error) => {
+      exited = true;
+      stderrLines.push(`spawn error: ${error.message}`);
+      done('spawn-error');
+    });
+  });
+  const managed: ManagedProcess = {
+    name,
+    child,
+    stdoutLines,
+    stderrLines,
+    exited: exitPromise,
+    hasExited: () => exited,
+    output: () =>
+      `--- ${name} stdout ---\n${stdoutLines.slice(-60).join('\n')}\n--- ${name} stderr ---\n${stderrLines.slice(-60).join('\n')}`,
+    stop: async (graceMs = 10_000) => {
+      if (!exited) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => {
+          if (!exited) child.kill('SIGKILL');
+        }, graceMs);
+        await exitPromise;
+        clearTimeout(timer);
+      }
+      running.delete(managed);
+      return exitPromise;
+    },
+  };
+  running.add(managed);
+  return managed;
+}
+
+/** Stops every process started through {@link startProcess} that is still running. */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((p) => p.stop(5_000)));
+}
+
+/** Sleeps without blocking the event loop. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, ms));
+}
+
+/**
+ * Polls `probe` until it returns a value that is not `undefined`, at most `attempts` times with
+ * `intervalMs` between tries; throws with `describe()` (typically process output) if it never does.
+ */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  { attempts = 150, intervalMs = 200, describe = () => '' }: { attempts?: number; intervalMs?: number; describe?: () => string } = {},
+): Promise<T> {
+  let lastError = '';
+  for (let i = 0; i < attempts; i++) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      lastError = error instanceof Error ? error.message : String(error);
+    }
+    await sleep(intervalMs);
+  }
+  throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}\n${describe()}`);
+}
+
+/** Result of a synchronous command. */
+export interface CommandResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion (bounded by `timeoutMs`) and returns its output. */
+export function run(
+  command: string,
+  args: readonly string[],
+  options: { env?: Record<string, string>; cwd?: string; input?: string; timeoutMs?: number; stdoutFd?: number } = {},
+): CommandResult {
+  const result = spawnSync(command, [...args], {
+    cwd: options.cwd ?? REPO_ROOT,
+    ...(options.stdoutFd !== undefined ? { stdio: ['pipe', options.stdoutFd, 'pipe'] } : {}),
+    env: options.env ?? { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    input: options.input,
+    encoding: 'utf8',
+    timeout: options.timeoutMs ?? 120_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (result.error) throw result.error;
+  return { status: result.status, stdout: result.stdout ?? '', stderr: result.stderr ?? '' };
+}
+
+/** Formats a failed command for an assertion message. */
+export function describeResult(label: string, result: CommandResult): string {
+  return `${label} exited ${String(result.status)}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`;
+}
