@@ -1,0 +1,26 @@
+/**
+ * What every operation receives: the services and, for authenticated calls, the principal whose
+ * organization scopes everything it touches.
+ */
+import type { ApiKeyService, Principal } from '../auth/api-keys';
+import type { EventService } from '../events/service';
+import type { Logger } from '../observability/logger';
+import type { LedgerService } from '../tlog/service';
+
+/** Services behind the API adapters. */
+export interface Services {
+  events: EventService;
+  ledger: LedgerService;
+  apiKeys: ApiKeyService;
+}
+
+/** Per-request context, independent of the transport (CONVENTIONS: createContextInner). */
+export interface ApiContext {
+  services: Services;
+  principal: Principal | null;
+  logger: Logger;
+  requestId: string;
+}
+
+/** Context of an authenticated call. */
+export type AuthedContext = ApiContext & { principal: Principal };

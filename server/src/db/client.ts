@@ -1,0 +1,119 @@
+/**
+ * Driver selection (ARCHITECTURE §3): node-postgres when a connection string is given, otherwise
+ * PGlite (PostgreSQL in WASM) in a data directory or in memory. Both expose the same Drizzle API and
+ * the same raw-SQL connection used by migrations and advisory locks.
+ */
+import path from 'node:path';
+import fs from 'node:fs';
+import { PGlite } from '@electric-sql/pglite';
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import pg from 'pg';
+import * as schema from './schema';
+
+/** The Drizzle database every repository uses, whichever driver is underneath. */
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+/** A Drizzle transaction handle. */
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+/** One connection that raw SQL (migrations, advisory locks) can run on. */
+export interface RawConnection {
+  query<R = Record<string, unknown>>(text: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  /** Runs a script of several statements (simple-query protocol, no parameters). */
+  exec(text: string): Promise<void>;
+  release(): void;
+}
+
+/** An open database: Drizzle for queries, raw connections for migrations, and lifecycle. */
+export interface Database {
+  readonly kind: 'postgres' | 'pglite';
+  readonly db: Db;
+  /** Borrows one connection (PGlite has exactly one; it is shared). */
+  connect(): Promise<RawConnection>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Options for {@link openDatabase}. */
+export interface OpenDatabaseOptions {
+  /** PostgreSQL connection string; when absent PGlite is used. */
+  url?: string | undefined;
+  /** PGlite data directory; absent = in memory. */
+  dataDir?: string | undefined;
+  poolMax?: number;
+}
+
+// Drizzle maps camelCase fields to snake_case columns everywhere through this one option.
+const drizzleConfig = { schema, casing: 'snake_case' } as const;
+
+/** Opens the database the configuration asks for. */
+export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
+  if (options.url) return openPostgres(options.url, options.poolMax ?? 10);
+  return openPglite(options.dataDir);
+}
+
+function openPostgres(url: string, poolMax: number): Database {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolMax,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 10_000,
+    application_name: 'smedrec-audit',
+  });
+  // An idle client that errors (server restart) must not crash the process; the next query reconnects.
+  pool.on('error', () => undefined);
+  const db = drizzlePg({ client: pool, ...drizzleConfig }) as unknown as Db;
+  return {
+    kind: 'postgres',
+    db,
+    async connect() {
+      const client = await pool.connect();
+      return {
+        query: async <R>(text: string, params?: unknown[]) => {
+          const r = await client.query(text, params);
+          return { rows: r.rows as R[] };
+        },
+        exec: async (text: string) => {
+          await client.query(text);
+        },
+        release: () => client.release(),
+      };
+    },
+    async ping() {
+      await pool.query('SELECT 1');
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}
+
+async function openPglite(dataDir: string | undefined): Promise<Database> {
+  if (dataDir) fs.mkdirSync(path.resolve(dataDir), { recursive: true });
+  const client = dataDir ? new PGlite(path.resolve(dataDir)) : new PGlite();
+  await client.waitReady;
+  const db = drizzlePglite({ client, ...drizzleConfig }) as unknown as Db;
+  return {
+    kind: 'pglite',
+    db,
+    connect() {
+      return Promise.resolve({
+        query: async <R>(text: string, params?: unknown[]) => {
+          const r = await client.query<R>(text, params);
+          return { rows: r.rows };
+        },
+        exec: async (text: string) => {
+          await client.exec(text);
+        },
+        release: () => undefined,
+      });
+    },
+    async ping() {
+      await client.query('SELECT 1');
+    },
+    async close() {
+      await client.close();
+    },
+  };
+}

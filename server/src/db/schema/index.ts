@@ -1,0 +1,4 @@
+export * from './organizations';
+export * from './api-keys';
+export * from './events';
+export * from './ledger';

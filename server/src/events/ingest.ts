@@ -1,0 +1,201 @@
+/**
+ * Group commit (ARCHITECTURE §4): concurrent appends for one organization are coalesced
+ * in-process into one transaction of up to `maxBatch` events; across processes the
+ * organization's head row is locked (SELECT … FOR UPDATE), so leaf indexes are contiguous and the
+ * tree never forks. A promise resolves only after COMMIT, with the event's receipt.
+ */
+import type { Database, Tx } from '../db/client';
+import { appendLeaves, formatRecordedAt, newSalt, planInclusion, proveInclusion, type NodeId } from '../ledger';
+import type { LedgerService } from '../tlog/service';
+import * as ledgerRepo from '../tlog/repository';
+import { uuidv7 } from '../util/uuid';
+import { commitEvent, normalizeEvent } from './commit-form';
+import * as repo from './repository';
+import type { EventInput, Receipt } from './schema';
+
+/** Batch observer (metrics). */
+export interface IngestObserver {
+  batchCommitted(size: number): void;
+}
+
+/** Tuning of {@link IngestService}. */
+export interface IngestOptions {
+  maxBatch: number;
+  maxWaitMs: number;
+}
+
+interface Pending {
+  input: EventInput;
+  resolve: (r: Receipt) => void;
+  reject: (e: unknown) => void;
+}
+
+interface OrgQueue {
+  pending: Pending[];
+  timer: NodeJS.Timeout | null;
+  flushing: Promise<void> | null;
+}
+
+interface Placed {
+  leafIndex: number;
+  id: string;
+  recordedAt: Date;
+  duplicate: boolean;
+}
+
+/** Appends events to organizations' ledgers. */
+export class IngestService {
+  private readonly queues = new Map<string, OrgQueue>();
+  private closed = false;
+
+  constructor(
+    private readonly database: Database,
+    private readonly ledger: LedgerService,
+    private readonly options: IngestOptions,
+    private readonly observer: IngestObserver = { batchCommitted: () => undefined },
+  ) {}
+
+  /** Appends validated events; resolves after COMMIT with one receipt per event, in order. */
+  append(org: string, inputs: EventInput[]): Promise<Receipt[]> {
+    if (this.closed) return Promise.reject(new Error('ingest is shutting down'));
+    let q = this.queues.get(org);
+    if (!q) {
+      q = { pending: [], timer: null, flushing: null };
+      this.queues.set(org, q);
+    }
+    const promises = inputs.map(
+      (input) => new Promise<Receipt>((resolve, reject) => q.pending.push({ input, resolve, reject })),
+    );
+    this.schedule(org, q);
+    return Promise.all(promises);
+  }
+
+  private schedule(org: string, q: OrgQueue): void {
+    if (q.flushing || q.pending.length === 0) return; // the running flush reschedules when it ends
+    if (q.pending.length >= this.options.maxBatch || this.options.maxWaitMs === 0) {
+      if (q.timer) clearTimeout(q.timer);
+      q.timer = null;
+      this.flush(org, q);
+    } else if (!q.timer) {
+      q.timer = setTimeout(() => {
+        q.timer = null;
+        this.flush(org, q);
+      }, this.options.maxWaitMs);
+    }
+  }
+
+  private flush(org: string, q: OrgQueue): void {
+    const batch = q.pending.splice(0, this.options.maxBatch);
+    q.flushing = this.commit(org, batch)
+      .then(
+        (receipts) => batch.forEach((p, i) => p.resolve(receipts[i]!)),
+        (err: unknown) => batch.forEach((p) => p.reject(err)),
+      )
+      .finally(() => {
+        q.flushing = null;
+        if (q.pending.length > 0) {
+          // Whatever arrived while we were committing is the next batch: no extra wait.
+          this.flush(org, q);
+        } else {
+          this.queues.delete(org);
+        }
+      });
+  }
+
+  /** Stops accepting and waits until every queued append has committed or failed. */
+  async drain(): Promise<void> {
+    this.closed = true;
+    for (;;) {
+      const busy = [...this.queues.entries()];
+      if (busy.length === 0) return;
+      for (const [org, q] of busy) {
+        if (q.timer) {
+          clearTimeout(q.timer);
+          q.timer = null;
+          if (!q.flushing) this.flush(org, q);
+        }
+      }
+      await Promise.allSettled(busy.map(([, q]) => q.flushing));
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  /** One transaction: lock head, dedupe idempotency keys, insert rows and nodes, sign, COMMIT. */
+  private async commit(org: string, batch: Pending[]): Promise<Receipt[]> {
+    const recordedAt = new Date(); // one time per batch; millisecond precision (ARCHITECTURE §5)
+    const prepared = batch.map((p) => {
+      const id = uuidv7(recordedAt.getTime());
+      const values = normalizeEvent(p.input, recordedAt);
+      return { id, values, committed: commitEvent(org, id, recordedAt, values, newSalt), key: p.input.idempotencyKey };
+    });
+
+    const { placed, size, root, note, nodes } = await this.database.db.transaction(async (tx: Tx) => {
+      const head = await ledgerRepo.lockHead(tx, org);
+      const keys = [...new Set(prepared.flatMap((p) => (p.key ? [p.key] : [])))];
+      const known = await repo.findIdempotencyKeys(tx, org, keys);
+      const placed: Placed[] = [];
+      const fresh: typeof prepared = [];
+      const firstInBatch = new Map<string, Placed>();
+      for (const p of prepared) {
+        const prior = p.key ? (known.get(p.key) ?? firstInBatch.get(p.key)) : undefined;
+        if (prior) {
+          placed.push({ leafIndex: prior.leafIndex, id: 'eventId' in prior ? prior.eventId : prior.id, recordedAt: prior.recordedAt, duplicate: true });
+          continue;
+        }
+        const place = { leafIndex: head.size + fresh.length, id: p.id, recordedAt, duplicate: false };
+        if (p.key) firstInBatch.set(p.key, place);
+        placed.push(place);
+        fresh.push(p);
+      }
+      if (fresh.length === 0) {
+        const latest = await ledgerRepo.latestCheckpoint(tx, org);
+        return { placed, size: head.size, root: head.rootHash, note: latest?.note ?? '', nodes: [] };
+      }
+      const appended = appendLeaves(head.size, head.frontier, fresh.map((p) => p.committed.leafHash));
+      await repo.insertEvents(
+        tx,
+        fresh.map((p, i) =>
+          repo.toRow(org, p.id, recordedAt, head.size + i, p.committed.leafHash, p.values, p.committed.commitments, p.committed.salts),
+        ),
+      );
+      await ledgerRepo.insertNodes(tx, org, appended.nodes);
+      await repo.insertIdempotencyKeys(
+        tx,
+        fresh.flatMap((p, i) => (p.key ? [{ organizationId: org, key: p.key, eventId: p.id, recordedAt, leafIndex: head.size + i }] : [])),
+      );
+      const note = this.ledger.signCheckpoint(org, appended.size, appended.root);
+      await ledgerRepo.insertCheckpoint(tx, org, { treeSize: appended.size, rootHash: appended.root, note, keyId: this.ledger.keyId });
+      await ledgerRepo.updateHead(tx, org, { size: appended.size, rootHash: appended.root, frontier: appended.frontier });
+      return { placed, size: appended.size, root: appended.root, note, nodes: appended.nodes };
+    });
+    if (nodes.length > 0) this.observer.batchCommitted(nodes.filter((n) => n.level === 0).length);
+
+    // Receipts: proofs at the new size. New nodes are in memory; older ones are read in one query.
+    const known = new Map(nodes.map((n) => [`${n.level}/${n.index}`, n.hash]));
+    const plans = placed.map((p) => [{ level: 0, index: p.leafIndex }, ...planInclusion(p.leafIndex, size)]);
+    const missing = new Map<string, NodeId>();
+    for (const plan of plans) for (const id of plan) if (!known.has(`${id.level}/${id.index}`)) missing.set(`${id.level}/${id.index}`, id);
+    const ids = [...missing.values()];
+    const hashes = await ledgerRepo.readNodes(this.database.db, org, ids);
+    ids.forEach((id, i) => known.set(`${id.level}/${id.index}`, hashes[i]!));
+    const rootB64 = root.toString('base64');
+    return placed.map((p, i) => {
+      const [leaf, ...path] = plans[i]!.map((id) => known.get(`${id.level}/${id.index}`)!);
+      return {
+        id: p.id,
+        leafIndex: p.leafIndex,
+        leafHash: leaf!.toString('base64'),
+        recordedAt: formatRecordedAt(p.recordedAt),
+        treeSize: size,
+        rootHash: rootB64,
+        checkpoint: note,
+        inclusionProof: {
+          leafIndex: p.leafIndex,
+          treeSize: size,
+          hashes: proveInclusion(p.leafIndex, size, path).map((h) => h.toString('base64')),
+        },
+        duplicate: p.duplicate,
+      };
+    });
+  }
+}

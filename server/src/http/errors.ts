@@ -1,0 +1,32 @@
+/**
+ * JSON error responses for REST and plain HTTP routes: `{ error: { code, message, issues, requestId } }`.
+ * Internal errors are logged with their stack and answered with a generic message.
+ */
+import type { ErrorRequestHandler, Response } from 'express';
+import { AppError, ERROR_STATUS, type AppErrorCode, type FieldIssue } from '../errors';
+import type { RequestState } from './request-state';
+
+/** Writes an error response. */
+export function sendError(res: Response, code: AppErrorCode, message: string, requestId: string, issues: FieldIssue[] = []): void {
+  res.status(ERROR_STATUS[code].http).json({ error: { code, message, issues, requestId } });
+}
+
+interface BodyParserError {
+  type?: string;
+  status?: number;
+}
+
+/** The last middleware: maps anything thrown to a JSON error without leaking internals. */
+export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
+  const state = (req as unknown as { state?: RequestState }).state;
+  const requestId = state?.requestId ?? 'unknown';
+  if (err instanceof AppError) return sendError(res, err.code, err.message, requestId, err.issues);
+  const bp = err as BodyParserError;
+  if (bp.type === 'entity.too.large') return sendError(res, 'PAYLOAD_TOO_LARGE', 'request body is too large', requestId);
+  if (bp.type === 'entity.parse.failed') return sendError(res, 'BAD_REQUEST', 'request body is not valid JSON', requestId, [{ path: '(root)', message: 'invalid JSON' }]);
+  if (typeof bp.status === 'number' && bp.status >= 400 && bp.status < 500) {
+    return sendError(res, 'BAD_REQUEST', 'malformed request', requestId);
+  }
+  state?.logger.error({ err }, 'internal error');
+  return sendError(res, 'INTERNAL', 'internal error', requestId);
+};

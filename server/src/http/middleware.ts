@@ -1,0 +1,140 @@
+/**
+ * Cross-cutting HTTP middleware: request ids and per-request loggers, metrics, security headers,
+ * CORS, authentication and rate limiting.
+ */
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { Services } from '../api/context';
+import type { ApiKeyService } from '../auth/api-keys';
+import type { RateLimiter } from '../cache/rate-limiter';
+import type { Logger } from '../observability/logger';
+import type { Metrics } from '../observability/metrics';
+import { sendError } from './errors';
+import type { RequestState } from './request-state';
+
+type StatefulRequest = Request & { state: RequestState };
+
+/** Reads `state` that {@link requestContext} attached. */
+export function stateOf(req: Request): RequestState {
+  return (req as StatefulRequest).state;
+}
+
+/** Request id (accepted from a trusted proxy when well-formed), child logger, access log, metrics. */
+export function requestContext(logger: Logger, services: Services, metrics: Metrics): RequestHandler {
+  return (req, res, next) => {
+    const incoming = req.get('x-request-id');
+    const requestId = incoming && /^[A-Za-z0-9._-]{8,128}$/.test(incoming) ? incoming : randomUUID();
+    res.setHeader('x-request-id', requestId);
+    const child = logger.child({ reqId: requestId });
+    (req as StatefulRequest).state = { requestId, logger: child, services, principal: null };
+    const start = process.hrtime.bigint();
+    res.on('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      // Route templates (not raw URLs) keep label cardinality bounded.
+      const route = routeLabel(req);
+      const labels = { method: req.method, route, status: String(res.statusCode) };
+      metrics.httpRequests.inc(labels);
+      metrics.httpDuration.observe(labels, seconds);
+      const s = stateOf(req);
+      child.info(
+        {
+          method: req.method,
+          url: req.originalUrl.split('?')[0],
+          statusCode: res.statusCode,
+          ms: Math.round(seconds * 1000 * 100) / 100,
+          org: s.principal?.organizationId,
+          keyId: s.principal?.keyId,
+        },
+        'request',
+      );
+    });
+    next();
+  };
+}
+
+function routeLabel(req: Request): string {
+  const base = req.baseUrl ?? '';
+  if (base.startsWith('/trpc')) return '/trpc/' + (req.path.split('/')[1] ?? '');
+  const route = (req.route as { path?: string } | undefined)?.path;
+  if (route) return base + route;
+  if (['/health', '/ready', '/metrics'].includes(req.path)) return req.path;
+  return base ? base + '/*' : 'unmatched';
+}
+
+/** Conservative security headers for an API that serves no HTML. */
+export const securityHeaders: RequestHandler = (_req, res, next) => {
+  res.setHeader('x-content-type-options', 'nosniff');
+  res.setHeader('x-frame-options', 'DENY');
+  res.setHeader('referrer-policy', 'no-referrer');
+  res.setHeader('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
+  res.setHeader('cross-origin-resource-policy', 'same-site');
+  res.setHeader('cache-control', 'no-store');
+  next();
+};
+
+/** CORS for the configured browser origins only (no wildcard: requests carry credentials). */
+export function cors(origins: string[]): RequestHandler {
+  const allowed = new Set(origins);
+  return (req, res, next) => {
+    const origin = req.get('origin');
+    if (origin && allowed.has(origin)) {
+      res.setHeader('access-control-allow-origin', origin);
+      res.setHeader('vary', 'Origin');
+      res.setHeader('access-control-allow-headers', 'authorization, content-type, x-api-key, x-request-id, trpc-accept');
+      res.setHeader('access-control-allow-methods', 'GET, POST, DELETE, OPTIONS');
+      res.setHeader('access-control-expose-headers', 'x-request-id, ratelimit-limit, ratelimit-remaining, ratelimit-reset');
+      res.setHeader('access-control-max-age', '600');
+    }
+    if (req.method === 'OPTIONS' && origin) {
+      res.status(allowed.has(origin) ? 204 : 403).end();
+      return;
+    }
+    next();
+  };
+}
+
+/** `Authorization: Bearer <key>` or `x-api-key: <key>`. */
+export function credentialOf(req: Request): string | null {
+  const auth = req.get('authorization');
+  if (auth) {
+    const m = /^Bearer\s+(\S+)$/i.exec(auth);
+    return m ? m[1]! : null;
+  }
+  return req.get('x-api-key') ?? null;
+}
+
+/**
+ * Resolves the principal. A credential that is present but invalid is a 401 at once (REST and
+ * tRPC alike); a missing one leaves the principal empty for the procedure to reject.
+ */
+export function authenticate(apiKeys: ApiKeyService): RequestHandler {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    const key = credentialOf(req);
+    if (key === null) {
+      if (req.get('authorization')) return sendError(res, 'UNAUTHORIZED', 'Authorization must be "Bearer <api key>"', stateOf(req).requestId);
+      return next();
+    }
+    const principal = await apiKeys.authenticate(key);
+    if (!principal) return sendError(res, 'UNAUTHORIZED', 'invalid or revoked API key', stateOf(req).requestId);
+    stateOf(req).principal = principal;
+    next();
+  };
+}
+
+/** Per-key (or per-address when anonymous) rate limit with RateLimit headers and 429s. */
+export function rateLimit(limiter: RateLimiter | null): RequestHandler {
+  return async (req, res, next) => {
+    if (!limiter) return next();
+    const state = stateOf(req);
+    const key = state.principal ? `k:${state.principal.keyId}` : `ip:${req.ip ?? 'unknown'}`;
+    const d = await limiter.hit(key);
+    res.setHeader('ratelimit-limit', String(d.limit));
+    res.setHeader('ratelimit-remaining', String(d.remaining));
+    res.setHeader('ratelimit-reset', String(d.resetSeconds));
+    if (!d.allowed) {
+      res.setHeader('retry-after', String(d.resetSeconds));
+      return sendError(res, 'TOO_MANY_REQUESTS', `rate limit of ${d.limit} requests per minute exceeded`, state.requestId);
+    }
+    next();
+  };
+}

@@ -1,0 +1,72 @@
+/**
+ * The Prometheus registry: HTTP, ingest and ledger metrics plus Node process metrics. Names come
+ * from metric-names.ts so dashboards and alert rules can be checked against them.
+ */
+import client from 'prom-client';
+import { METRIC_NAMES } from './metric-names';
+
+/** All metrics of one server process. */
+export class Metrics {
+  readonly registry = new client.Registry();
+  readonly httpRequests = new client.Counter({
+    name: METRIC_NAMES.httpRequestsTotal,
+    help: 'HTTP requests by method, route and status code',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly httpDuration = new client.Histogram({
+    name: METRIC_NAMES.httpRequestDurationSeconds,
+    help: 'HTTP request duration in seconds',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly eventsIngested = new client.Counter({
+    name: METRIC_NAMES.eventsIngestedTotal,
+    help: 'Events appended to a ledger (acknowledged after COMMIT)',
+    registers: [this.registry],
+  });
+  readonly eventsRejected = new client.Counter({
+    name: METRIC_NAMES.ingestRejectedTotal,
+    help: 'Events rejected by validation',
+    registers: [this.registry],
+  });
+  readonly ingestBatchSize = new client.Histogram({
+    name: METRIC_NAMES.ingestBatchSize,
+    help: 'Events per group-commit transaction',
+    buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000],
+    registers: [this.registry],
+  });
+  readonly ledgerVerificationFailures = new client.Counter({
+    name: METRIC_NAMES.ledgerVerificationFailuresTotal,
+    help: 'Self-audit runs that found a ledger inconsistency',
+    registers: [this.registry],
+  });
+  readonly ledgerLastVerificationSuccess = new client.Gauge({
+    name: METRIC_NAMES.ledgerLastVerificationSuccessTimestamp,
+    help: 'Unix time of the last self-audit run that found no inconsistency',
+    registers: [this.registry],
+  });
+  readonly databaseUp = new client.Gauge({
+    name: METRIC_NAMES.databaseUp,
+    help: '1 when the last readiness check reached the database',
+    registers: [this.registry],
+  });
+  readonly redisUp = new client.Gauge({
+    name: METRIC_NAMES.redisUp,
+    help: '1 when the last readiness check reached Redis (absent without Redis)',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    client.collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Observer for the ingest service. */
+  readonly ingestObserver = {
+    batchCommitted: (size: number) => {
+      this.eventsIngested.inc(size);
+      this.ingestBatchSize.observe(size);
+    },
+  };
+}

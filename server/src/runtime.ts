@@ -1,0 +1,170 @@
+/**
+ * Builds a running server from a configuration: database (migrated), Redis, signer, services,
+ * HTTP app, and the worker's periodic upkeep. main.ts and the tests both use it.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type Redis from 'ioredis';
+import type { Services } from './api/context';
+import { ApiKeyService } from './auth/api-keys';
+import { bootstrap, type BootstrapResult } from './auth/organizations';
+import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './cache/rate-limiter';
+import { openRedis, pingRedis } from './cache/redis';
+import type { Config } from './config';
+import { openDatabase, type Database } from './db/client';
+import { ensurePartitions, expectedSchemaVersion, migrate } from './db/migrate';
+import { IngestService } from './events/ingest';
+import { EventService } from './events/service';
+import { createApp } from './http/app';
+import type { Signer } from './ledger';
+import type { Logger } from './observability/logger';
+import { Metrics } from './observability/metrics';
+import { loadSigner } from './tlog/keys';
+import { registerSigningKey } from './tlog/repository';
+import { LedgerService } from './tlog/service';
+
+/** A started server. */
+export interface Runtime {
+  database: Database;
+  services: Services;
+  ingest: IngestService;
+  metrics: Metrics;
+  signer: Signer;
+  bootstrap: BootstrapResult | null;
+  /** Base URL once listening (http://host:port). */
+  url: string;
+  /** Graceful stop: refuse new work, drain appends, close connections and pools. */
+  close(): Promise<void>;
+}
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** Starts what `config.AUDIT_ROLE` asks for and listens on PORT (0 = ephemeral). */
+export async function startRuntime(config: Config, logger: Logger): Promise<Runtime> {
+  const database = await openDatabase({
+    url: config.DATABASE_URL,
+    dataDir: config.DATABASE_URL ? undefined : config.AUDIT_DATA_DIR,
+    poolMax: config.DATABASE_POOL_MAX,
+  });
+  const cleanups: Array<() => Promise<void>> = [() => database.close()];
+  try {
+    if (config.DATABASE_MIGRATE_ON_START || !config.DATABASE_URL) {
+      const applied = await migrate(database);
+      if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+      await ensurePartitions(database, config.PARTITION_MONTHS_AHEAD);
+    }
+    const signer = loadSigner(
+      {
+        signingKey: config.AUDIT_SIGNING_KEY,
+        dataDir: config.AUDIT_DATA_DIR,
+        keyName: config.AUDIT_LOG_ORIGIN,
+        production: config.NODE_ENV === 'production',
+      },
+      (message) => logger.warn(message),
+    );
+    await registerSigningKey(database.db, {
+      keyId: signer.keyId.toString('hex'),
+      name: signer.name,
+      verifierKey: signer.verifierKey,
+    });
+
+    let redis: Redis | null = null;
+    if (config.REDIS_URL) {
+      const r = openRedis(config.REDIS_URL);
+      redis = r;
+      r.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis error'));
+      cleanups.unshift(async () => {
+        r.disconnect();
+        return Promise.resolve();
+      });
+    }
+
+    const metrics = new Metrics();
+    const ledger = new LedgerService(database, signer, config.AUDIT_LOG_ORIGIN);
+    const ingest = new IngestService(
+      database,
+      ledger,
+      { maxBatch: config.INGEST_MAX_BATCH, maxWaitMs: config.INGEST_MAX_WAIT_MS },
+      metrics.ingestObserver,
+    );
+    const apiKeys = new ApiKeyService(database);
+    const events = new EventService(database, ingest, ledger, {
+      maxBytes: config.EVENT_MAX_BYTES,
+      maxDepth: config.EVENT_MAX_DEPTH,
+      maxStringLength: config.EVENT_MAX_STRING_LENGTH,
+      maxKeys: config.EVENT_MAX_KEYS,
+    });
+    const services: Services = { events, ledger, apiKeys };
+
+    const serveApi = config.AUDIT_ROLE === 'api' || config.AUDIT_ROLE === 'all';
+    const runWorker = config.AUDIT_ROLE === 'worker' || config.AUDIT_ROLE === 'all';
+    const boot = serveApi
+      ? await bootstrap(database, apiKeys, config.AUDIT_BOOTSTRAP_ORG_NAME, config.AUDIT_BOOTSTRAP_API_KEY)
+      : null;
+
+    let shuttingDown = false;
+    const rateLimiter: RateLimiter | null =
+      config.RATE_LIMIT_PER_MINUTE === 0
+        ? null
+        : redis
+          ? new RedisRateLimiter(redis, config.RATE_LIMIT_PER_MINUTE)
+          : new MemoryRateLimiter(config.RATE_LIMIT_PER_MINUTE);
+    const app = createApp({
+      services,
+      logger,
+      metrics,
+      readiness: {
+        database,
+        expectedSchemaVersion: expectedSchemaVersion(),
+        redisPing: redis ? () => pingRedis(redis) : null,
+        isShuttingDown: () => shuttingDown,
+      },
+      rateLimiter: serveApi ? rateLimiter : null,
+      corsOrigins: config.CORS_ORIGINS,
+      trustProxy: config.TRUST_PROXY,
+      bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES,
+    });
+
+    // The worker keeps monthly partitions ahead of time (ARCHITECTURE §6).
+    let upkeep: NodeJS.Timeout | null = null;
+    if (runWorker) {
+      upkeep = setInterval(() => {
+        ensurePartitions(database, config.PARTITION_MONTHS_AHEAD).then(
+          (n) => n > 0 && logger.info({ created: n }, 'event partitions created'),
+          (err: unknown) => logger.error({ err }, 'partition upkeep failed'),
+        );
+      }, DAY_MS);
+      upkeep.unref();
+    }
+
+    const server = http.createServer(app);
+    server.keepAliveTimeout = 65_000; // longer than typical proxy idle timeouts (nginx 60 s)
+    server.headersTimeout = 66_000;
+    server.requestTimeout = 60_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.PORT === 0 ? 0 : config.PORT, config.HOST, () => resolve());
+    });
+    const address = server.address() as AddressInfo;
+    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
+
+    let closing: Promise<void> | null = null;
+    const close = () =>
+      (closing ??= (async () => {
+        shuttingDown = true;
+        if (upkeep) clearInterval(upkeep);
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        await ingest.drain();
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 5_000).unref())]);
+        server.closeAllConnections();
+        for (const c of cleanups) await c().catch(() => undefined);
+      })());
+
+    return { database, services, ingest, metrics, signer, bootstrap: boot, url, close };
+  } catch (err) {
+    for (const c of cleanups) await c().catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Read side of the transparency log: checkpoints, inclusion and consistency proofs, leaves with
+ * their committed form, and the published keys. Proofs read O(log n) stored nodes in one query.
+ */
+import type { Database } from '../db/client';
+import { AppError } from '../errors';
+import {
+  formatCheckpoint,
+  planConsistency,
+  planInclusion,
+  planRoot,
+  proveConsistency,
+  proveInclusion,
+  rootAt,
+  signNote,
+  type Signer,
+} from '../ledger';
+import * as repo from './repository';
+
+/** A checkpoint as the API returns it. */
+export interface CheckpointView {
+  origin: string;
+  treeSize: number;
+  rootHash: string;
+  note: string;
+}
+
+/** Ledger reads for one deployment. */
+export class LedgerService {
+  constructor(
+    private readonly database: Database,
+    private readonly signer: Signer,
+    private readonly origin: string,
+  ) {}
+
+  /** The checkpoint origin line of an organization's log (ARCHITECTURE §5). */
+  originOf(org: string): string {
+    return `${this.origin}/${org}`;
+  }
+
+  /** Signs a checkpoint note for (size, root). */
+  signCheckpoint(org: string, size: number, rootHash: Buffer): string {
+    return signNote(formatCheckpoint({ origin: this.originOf(org), size, rootHash }), [this.signer]);
+  }
+
+  /** The signer's key id in hex. */
+  get keyId(): string {
+    return this.signer.keyId.toString('hex');
+  }
+
+  /** Current tree size (0 for an empty log). */
+  async size(org: string): Promise<number> {
+    const head = await repo.readHead(this.database.db, org);
+    return head?.size ?? 0;
+  }
+
+  /**
+   * The latest checkpoint, or one at `size`: the stored one when an append ended there, else a
+   * freshly signed note over the root recomputed from stored nodes (a true statement about that
+   * prefix of the log).
+   */
+  async checkpoint(org: string, size?: number): Promise<CheckpointView> {
+    const db = this.database.db;
+    const current = await this.size(org);
+    if (size === undefined) {
+      const latest = await repo.latestCheckpoint(db, org);
+      if (!latest) {
+        return { origin: this.originOf(org), treeSize: 0, rootHash: (await this.rootAt(org, 0)).toString('base64'), note: this.signCheckpoint(org, 0, await this.rootAt(org, 0)) };
+      }
+      return this.view(org, latest);
+    }
+    if (size > current) throw new AppError('NOT_FOUND', `treeSize ${size} is larger than the log (${current})`);
+    const stored = await repo.checkpointAt(db, org, size);
+    if (stored) return this.view(org, stored);
+    const root = await this.rootAt(org, size);
+    return { origin: this.originOf(org), treeSize: size, rootHash: root.toString('base64'), note: this.signCheckpoint(org, size, root) };
+  }
+
+  private view(org: string, c: repo.CheckpointRow): CheckpointView {
+    return { origin: this.originOf(org), treeSize: c.treeSize, rootHash: c.rootHash.toString('base64'), note: c.note };
+  }
+
+  /** MTH of the first `size` leaves, from stored nodes. */
+  async rootAt(org: string, size: number): Promise<Buffer> {
+    return rootAt(size, await repo.readNodes(this.database.db, org, planRoot(size)));
+  }
+
+  /** Audit path of leaf `index` in the tree of `treeSize` (default: current size). */
+  async inclusionProof(org: string, index: number, treeSize?: number) {
+    const current = await this.size(org);
+    const size = treeSize ?? current;
+    if (size > current) throw new AppError('NOT_FOUND', `treeSize ${size} is larger than the log (${current})`);
+    if (index >= size) throw new AppError('NOT_FOUND', `leafIndex ${index} is not in a tree of size ${size}`);
+    const plan = planInclusion(index, size);
+    const [leaf, ...hashes] = await repo.readNodes(this.database.db, org, [{ level: 0, index }, ...plan]);
+    return {
+      leafIndex: index,
+      treeSize: size,
+      leafHash: leaf!.toString('base64'),
+      hashes: proveInclusion(index, size, hashes).map((h) => h.toString('base64')),
+    };
+  }
+
+  /** Consistency proof between two sizes (RFC 9162 §2.1.4). */
+  async consistencyProof(org: string, fromSize: number, toSize: number) {
+    const current = await this.size(org);
+    if (fromSize > toSize) throw new AppError('BAD_REQUEST', 'fromSize must not exceed toSize', [{ path: 'fromSize', message: 'must be <= toSize' }]);
+    if (toSize > current) throw new AppError('NOT_FOUND', `toSize ${toSize} is larger than the log (${current})`);
+    const hashes = await repo.readNodes(this.database.db, org, planConsistency(fromSize, toSize));
+    return {
+      fromSize,
+      toSize,
+      hashes: proveConsistency(fromSize, toSize, hashes).map((h) => h.toString('base64')),
+    };
+  }
+
+  /** Published verifier keys with validity windows. */
+  async keys() {
+    const rows = await repo.listSigningKeys(this.database.db);
+    return rows.map((k) => ({
+      keyId: k.keyId,
+      name: k.name,
+      verifierKey: k.verifierKey,
+      algorithm: 'ed25519' as const,
+      notBefore: k.notBefore.toISOString(),
+      notAfter: k.notAfter ? k.notAfter.toISOString() : null,
+      active: k.keyId === this.keyId,
+    }));
+  }
+}

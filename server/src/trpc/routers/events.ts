@@ -1,0 +1,12 @@
+import { operations as o } from '../../api/operations';
+import { mutationOf, queryOf } from '../procedure';
+import { router } from '../trpc';
+
+/** `events.*`: ingestion and queries. */
+export const eventsRouter = router({
+  create: mutationOf(o.eventsCreate),
+  bulkCreate: mutationOf(o.eventsBulkCreate),
+  query: queryOf(o.eventsQuery),
+  getById: queryOf(o.eventsGetById),
+  stats: queryOf(o.eventsStats),
+});
