@@ -1,0 +1,655 @@
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import type { ContainerResources } from './container-resources';
+import type { NetworkPeer } from './network-peer';
+import type { SecretKeyReference } from './secret-reference';
+import { PART_OF } from './version';
+import {
+  checkImage,
+  checkQuantity,
+  contentHash,
+  dnsEgressRule,
+  egressTo,
+  emptyDirVolume,
+  ingressFrom,
+  recommendedLabels,
+  restrictedContainerSecurityContext,
+  restrictedPodSecurityContext,
+  secretEnv,
+  selectorLabels,
+  setSyncWave,
+  SyncWaves,
+  toResourceRequirements,
+} from './workload-defaults';
+
+/** Optional ElectricSQL sync service in front of the database. */
+export interface ElectricOptions {
+  /**
+   * ElectricSQL image (pinned).
+   * @default 'electricsql/electric:1.0.0'
+   */
+  readonly image?: string;
+  /**
+   * Connection string Electric uses; its role needs the REPLICATION attribute
+   * (`wal_level=logical` is already set).
+   * @default - key `electric-database-url` of the credentials Secret
+   */
+  readonly databaseUrlSecret?: SecretKeyReference;
+  /**
+   * `ELECTRIC_SECRET` that clients must present.
+   * @default - key `electric-secret` of the credentials Secret
+   */
+  readonly electricSecret?: SecretKeyReference;
+  /**
+   * Pods allowed to call Electric's HTTP API on port 3000.
+   * @default - pods labelled app.kubernetes.io/name=audit-server in the same namespace
+   */
+  readonly clients?: NetworkPeer[];
+}
+
+/** Props of {@link PgVectorDb}. */
+export interface PgVectorDbProps {
+  /**
+   * Base name of the objects; also the Service name.
+   * @default 'postgres'
+   */
+  readonly name?: string;
+  /**
+   * Namespace of the objects.
+   * @default 'smedrec-audit'
+   */
+  readonly namespace?: string;
+  /**
+   * PostgreSQL 17 image with pgvector.
+   * @default 'pgvector/pgvector:pg17'
+   */
+  readonly image?: string;
+  /**
+   * Database created at initialization.
+   * @default 'audit'
+   */
+  readonly databaseName?: string;
+  /**
+   * Superuser name (`POSTGRES_USER`).
+   * @default 'postgres'
+   */
+  readonly superuser?: string;
+  /**
+   * Secret with the keys `superuser-password`, `migrator-password`, `app-password` (and, with
+   * Electric, `electric-database-url`, `electric-secret`).
+   * @default 'postgres-credentials'
+   */
+  readonly credentialsSecretName?: string;
+  /**
+   * Role that owns the schema and runs migrations.
+   * @default 'audit_migrator'
+   */
+  readonly migratorRole?: string;
+  /**
+   * Runtime role of the server: SELECT/INSERT on the migrator's tables only.
+   * @default 'audit_app'
+   */
+  readonly appRole?: string;
+  /**
+   * Data volume size, GiB.
+   * @default 20
+   */
+  readonly storageGiB?: number;
+  /**
+   * StorageClass of the data and backup volumes.
+   * @default - the cluster's default StorageClass
+   */
+  readonly storageClassName?: string;
+  /**
+   * `max_connections`.
+   * @default 200
+   */
+  readonly maxConnections?: number;
+  /**
+   * `shared_buffers` in MiB.
+   * @default 256
+   */
+  readonly sharedBuffersMiB?: number;
+  /**
+   * Size of the memory-backed `/dev/shm` (parallel query workers use it), MiB.
+   * @default 256
+   */
+  readonly shmSizeMiB?: number;
+  /**
+   * Container resources.
+   * @default - requests 500m / 1Gi / 256Mi ephemeral, limits 2 / 2Gi / 1Gi
+   */
+  readonly resources?: ContainerResources;
+  /**
+   * Pods allowed to connect on 5432 (the backup job and Electric are added automatically).
+   * @default - pods labelled app.kubernetes.io/name=audit-server in the same namespace
+   */
+  readonly clients?: NetworkPeer[];
+  /**
+   * Deploy ElectricSQL.
+   * @default false
+   */
+  readonly electricEnabled?: boolean;
+  /**
+   * ElectricSQL settings.
+   * @default - see {@link ElectricOptions}
+   */
+  readonly electric?: ElectricOptions;
+  /**
+   * Run a nightly logical backup (pg_dump, custom format, compressed) to a PVC.
+   * @default true
+   */
+  readonly backupEnabled?: boolean;
+  /**
+   * Cron schedule of the backup, in UTC.
+   * @default '15 2 * * *'
+   */
+  readonly backupSchedule?: string;
+  /**
+   * Days a backup file is kept.
+   * @default 14
+   */
+  readonly backupRetentionDays?: number;
+  /**
+   * Backup volume size, GiB.
+   * @default 50
+   */
+  readonly backupStorageGiB?: number;
+}
+
+/** Port PostgreSQL listens on. */
+export const POSTGRES_PORT = 5432;
+
+/**
+ * PostgreSQL 17 with pgvector as a StatefulSet: `pg_stat_statements` preloaded, logical WAL,
+ * init SQL that creates the `vector` extension and the migration/runtime roles with passwords
+ * from a Secret, `pg_isready` probes, PDB, NetworkPolicy, an optional ElectricSQL Deployment
+ * and a backup CronJob.
+ *
+ * Restore (see manifests/README.md): stop writers, then run `pg_restore --clean --if-exists
+ * --exit-on-error --dbname=<db> <file>` as the superuser against a file from the backup volume.
+ */
+export class PgVectorDb extends Construct {
+  /** Base name (and Service name). */
+  public readonly name: string;
+  /** Namespace. */
+  public readonly namespace: string;
+  /** In-cluster host name. */
+  public readonly host: string;
+  /** Port. */
+  public readonly port = POSTGRES_PORT;
+  /** Database name. */
+  public readonly databaseName: string;
+  /** Role that owns the schema and runs migrations. */
+  public readonly migratorRole: string;
+  /** Runtime role of the server. */
+  public readonly appRole: string;
+  /** Superuser password. */
+  public readonly superuserPasswordSecret: SecretKeyReference;
+  /** Password of the migration role. */
+  public readonly migratorPasswordSecret: SecretKeyReference;
+  /** Password of the runtime role. */
+  public readonly appPasswordSecret: SecretKeyReference;
+  /** Selector labels of the database pods. */
+  public readonly podLabels: Record<string, string>;
+  /** NetworkPolicy peer for clients (`AuditServerProps.database`). */
+  public readonly peer: NetworkPeer;
+  /** Name of the PVC holding backups (when backups are enabled). */
+  public readonly backupClaimName?: string;
+  /** The StatefulSet. */
+  public readonly statefulSet: k8s.KubeStatefulSet;
+
+  constructor(scope: Construct, id: string, props: PgVectorDbProps = {}) {
+    super(scope, id);
+    this.name = props.name ?? 'postgres';
+    this.namespace = props.namespace ?? 'smedrec-audit';
+    this.databaseName = props.databaseName ?? 'audit';
+    this.migratorRole = props.migratorRole ?? 'audit_migrator';
+    this.appRole = props.appRole ?? 'audit_app';
+    const superuser = props.superuser ?? 'postgres';
+    const credentials = props.credentialsSecretName ?? 'postgres-credentials';
+    this.superuserPasswordSecret = { secretName: credentials, key: 'superuser-password' };
+    this.migratorPasswordSecret = { secretName: credentials, key: 'migrator-password' };
+    this.appPasswordSecret = { secretName: credentials, key: 'app-password' };
+    const image = props.image ?? 'pgvector/pgvector:pg17';
+    checkImage('image', image);
+    const storageGiB = props.storageGiB ?? 20;
+    const shmMiB = props.shmSizeMiB ?? 256;
+    const maxConnections = props.maxConnections ?? 200;
+    const sharedBuffersMiB = props.sharedBuffersMiB ?? 256;
+    for (const [prop, value] of [
+      ['databaseName', this.databaseName],
+      ['migratorRole', this.migratorRole],
+      ['appRole', this.appRole],
+      ['superuser', superuser],
+    ] as const) {
+      // Plain identifiers only: they are interpolated into SQL and shell.
+      if (!/^[a-z_][a-z0-9_]{0,62}$/.test(value)) {
+        throw new Error(`invalid ${prop}: '${value}' (expected a lower-case sql identifier)`);
+      }
+    }
+    for (const [prop, value] of [
+      ['storageGiB', storageGiB],
+      ['shmSizeMiB', shmMiB],
+      ['maxConnections', maxConnections],
+      ['sharedBuffersMiB', sharedBuffersMiB],
+    ] as const) {
+      if (!Number.isInteger(value) || value < 1) throw new Error(`invalid ${prop}: ${value} (expected an integer >= 1)`);
+    }
+    const resources: ContainerResources = props.resources ?? {
+      cpuRequest: '500m',
+      cpuLimit: '2',
+      memoryRequest: '1Gi',
+      memoryLimit: '2Gi',
+      ephemeralStorageRequest: '256Mi',
+      ephemeralStorageLimit: '1Gi',
+    };
+    for (const [k, v] of Object.entries(resources)) checkQuantity(`resources.${k}`, v as string);
+
+    const ns = this.namespace;
+    this.host = `${this.name}.${ns}.svc.cluster.local`;
+    this.podLabels = selectorLabels('postgres', this.name, 'database');
+    this.peer = { podLabels: this.podLabels, namespace: ns, port: POSTGRES_PORT };
+    const labels = recommendedLabels('postgres', this.name, 'database', PART_OF, '17');
+    const meta = (name: string, l: Record<string, string> = labels): k8s.ObjectMeta => ({ name, namespace: ns, labels: l });
+    const headlessName = `${this.name}-headless`;
+
+    // ---- configuration ------------------------------------------------------------------------
+    const postgresqlConf = [
+      "listen_addresses = '*'",
+      `port = ${POSTGRES_PORT}`,
+      `max_connections = ${maxConnections}`,
+      `shared_buffers = ${sharedBuffersMiB}MB`,
+      "shared_preload_libraries = 'pg_stat_statements'",
+      'pg_stat_statements.track = all',
+      // Logical decoding for ElectricSQL and future CDC consumers.
+      'wal_level = logical',
+      'max_wal_senders = 10',
+      'max_replication_slots = 10',
+      "password_encryption = 'scram-sha-256'",
+      "unix_socket_directories = '/var/run/postgresql'",
+      'dynamic_shared_memory_type = posix',
+      "log_destination = 'stderr'",
+      'logging_collector = off',
+      'log_connections = on',
+      'log_disconnections = on',
+      'log_min_duration_statement = 1000',
+      "log_line_prefix = '%m [%p] %q%u@%d '",
+      "timezone = 'UTC'",
+      "datestyle = 'iso, mdy'",
+      '',
+    ].join('\n');
+    const config = new k8s.KubeConfigMap(this, 'Config', { metadata: meta(`${this.name}-config`), data: { 'postgresql.conf': postgresqlConf } });
+    setSyncWave(config, SyncWaves.config);
+
+    const initdb = new k8s.KubeConfigMap(this, 'InitScripts', {
+      metadata: meta(`${this.name}-initdb`),
+      data: { '10-audit-roles.sh': initRolesScript(this.migratorRole, this.appRole) },
+    });
+    setSyncWave(initdb, SyncWaves.config);
+
+    // ---- StatefulSet --------------------------------------------------------------------------
+    const isReady = `pg_isready --host=127.0.0.1 --port=${POSTGRES_PORT} --username="$POSTGRES_USER" --dbname="$POSTGRES_DB"`;
+    // pg_isready exits 0 (accepting), 1 (rejecting: starting up or recovering) or 2 (no
+    // response). Liveness accepts 0 and 1, so a long crash recovery is not killed mid-way.
+    const isAlive = `pg_isready --host=/var/run/postgresql --port=${POSTGRES_PORT}; test $? -ne 2`;
+    const container: k8s.Container = {
+      name: 'postgres',
+      image,
+      imagePullPolicy: 'IfNotPresent',
+      args: ['postgres', '-c', 'config_file=/etc/postgresql/postgresql.conf'],
+      ports: [{ name: 'postgres', containerPort: POSTGRES_PORT, protocol: 'TCP' }],
+      env: [
+        { name: 'POSTGRES_USER', value: superuser },
+        secretEnv('POSTGRES_PASSWORD', this.superuserPasswordSecret),
+        { name: 'POSTGRES_DB', value: this.databaseName },
+        // A sub-directory of the mount: initdb refuses a non-empty directory (lost+found).
+        { name: 'PGDATA', value: '/var/lib/postgresql/data/pgdata' },
+        { name: 'POSTGRES_INITDB_ARGS', value: '--data-checksums --auth-host=scram-sha-256 --auth-local=peer' },
+        secretEnv('AUDIT_MIGRATOR_PASSWORD', this.migratorPasswordSecret),
+        secretEnv('AUDIT_APP_PASSWORD', this.appPasswordSecret),
+      ],
+      resources: toResourceRequirements(resources),
+      securityContext: restrictedContainerSecurityContext(),
+      volumeMounts: [
+        { name: 'data', mountPath: '/var/lib/postgresql/data' },
+        { name: 'config', mountPath: '/etc/postgresql', readOnly: true },
+        { name: 'initdb', mountPath: '/docker-entrypoint-initdb.d', readOnly: true },
+        { name: 'run', mountPath: '/var/run/postgresql' },
+        { name: 'tmp', mountPath: '/tmp' },
+        { name: 'shm', mountPath: '/dev/shm' },
+      ],
+      // initdb plus the first start can take minutes on slow volumes: 10 minutes of grace.
+      startupProbe: { exec: { command: ['sh', '-c', isAlive] }, periodSeconds: 5, timeoutSeconds: 5, failureThreshold: 120 },
+      livenessProbe: { exec: { command: ['sh', '-c', isAlive] }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 6 },
+      // TCP on 127.0.0.1: during initialization the entrypoint's temporary server listens on the
+      // socket only, so the pod is not ready until the real server accepts network clients.
+      readinessProbe: { exec: { command: ['sh', '-c', isReady] }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3 },
+    };
+
+    this.statefulSet = new k8s.KubeStatefulSet(this, 'Resource', {
+      metadata: meta(this.name),
+      spec: {
+        replicas: 1,
+        serviceName: headlessName,
+        selector: { matchLabels: this.podLabels },
+        updateStrategy: { type: 'RollingUpdate' },
+        persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
+        template: {
+          metadata: { labels, annotations: { 'checksum/config': contentHash(postgresqlConf) } },
+          spec: {
+            automountServiceAccountToken: false,
+            enableServiceLinks: false,
+            securityContext: restrictedPodSecurityContext(),
+            // A clean shutdown (checkpoint) avoids crash recovery on the next start.
+            terminationGracePeriodSeconds: 120,
+            containers: [container],
+            volumes: [
+              { name: 'config', configMap: { name: config.name } },
+              { name: 'initdb', configMap: { name: initdb.name, defaultMode: 0o444 } },
+              emptyDirVolume('run', '1Mi', 'Memory'),
+              emptyDirVolume('tmp', '256Mi'),
+              emptyDirVolume('shm', `${shmMiB}Mi`, 'Memory'),
+            ],
+          },
+        },
+        volumeClaimTemplates: [
+          {
+            metadata: { name: 'data', labels },
+            spec: {
+              accessModes: ['ReadWriteOnce'],
+              ...(props.storageClassName ? { storageClassName: props.storageClassName } : {}),
+              resources: { requests: { storage: k8s.Quantity.fromString(`${storageGiB}Gi`) } },
+            },
+          },
+        ],
+      },
+    });
+    setSyncWave(this.statefulSet, SyncWaves.data);
+
+    const port: k8s.ServicePort = { name: 'postgres', port: POSTGRES_PORT, targetPort: k8s.IntOrString.fromString('postgres'), protocol: 'TCP' };
+    setSyncWave(new k8s.KubeService(this, 'Service', { metadata: meta(this.name), spec: { type: 'ClusterIP', selector: this.podLabels, ports: [port] } }), SyncWaves.data);
+    setSyncWave(
+      new k8s.KubeService(this, 'HeadlessService', { metadata: meta(headlessName), spec: { clusterIp: 'None', selector: this.podLabels, ports: [port] } }),
+      SyncWaves.data,
+    );
+    setSyncWave(
+      new k8s.KubePodDisruptionBudget(this, 'DisruptionBudget', {
+        metadata: meta(this.name),
+        // Single instance: the budget allows the eviction so a node drain does not hang; HA
+        // belongs to a PostgreSQL operator (ARCHITECTURE §6).
+        spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: this.podLabels } },
+      }),
+      SyncWaves.data,
+    );
+
+    const clients: NetworkPeer[] = [...(props.clients ?? [{ podLabels: { 'app.kubernetes.io/name': 'audit-server' }, port: POSTGRES_PORT }])];
+
+    // ---- ElectricSQL --------------------------------------------------------------------------
+    if (props.electricEnabled ?? false) {
+      clients.push(this.addElectric(props.electric ?? {}, credentials));
+    }
+
+    // ---- backups ------------------------------------------------------------------------------
+    if (props.backupEnabled ?? true) {
+      const backup = this.addBackup(props, image, superuser);
+      this.backupClaimName = backup.claimName;
+      clients.push(backup.peer);
+    }
+
+    setSyncWave(
+      new k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
+        metadata: meta(this.name),
+        spec: {
+          podSelector: { matchLabels: this.podLabels },
+          policyTypes: ['Ingress', 'Egress'],
+          ingress: [ingressFrom(clients, POSTGRES_PORT)],
+          egress: [dnsEgressRule()],
+        },
+      }),
+      SyncWaves.config,
+    );
+  }
+
+  /** Connection string of `role` without a password (libpq reads it from PGPASSWORD or a URL the operator builds). */
+  public connectionUrl(role: string): string {
+    return `postgresql://${role}@${this.host}:${POSTGRES_PORT}/${this.databaseName}`;
+  }
+
+  private addElectric(opts: ElectricOptions, credentials: string): NetworkPeer {
+    const image = opts.image ?? 'electricsql/electric:1.0.0';
+    checkImage('electric.image', image);
+    const name = `${this.name}-electric`;
+    const selector = selectorLabels('electric', name, 'sync');
+    const labels = recommendedLabels('electric', name, 'sync', PART_OF);
+    const meta: k8s.ObjectMeta = { name, namespace: this.namespace, labels };
+    const dbUrl = opts.databaseUrlSecret ?? { secretName: credentials, key: 'electric-database-url' };
+    const secret = opts.electricSecret ?? { secretName: credentials, key: 'electric-secret' };
+    const deployment = new k8s.KubeDeployment(this, 'Electric', {
+      metadata: meta,
+      spec: {
+        // One replica: Electric owns a logical replication slot.
+        replicas: 1,
+        strategy: { type: 'Recreate' },
+        selector: { matchLabels: selector },
+        template: {
+          metadata: { labels },
+          spec: {
+            automountServiceAccountToken: false,
+            enableServiceLinks: false,
+            securityContext: restrictedPodSecurityContext(),
+            containers: [
+              {
+                name: 'electric',
+                image,
+                imagePullPolicy: 'IfNotPresent',
+                ports: [{ name: 'http', containerPort: 3000, protocol: 'TCP' }],
+                env: [
+                  secretEnv('DATABASE_URL', dbUrl),
+                  secretEnv('ELECTRIC_SECRET', secret),
+                  { name: 'ELECTRIC_STORAGE_DIR', value: '/var/lib/electric' },
+                ],
+                resources: toResourceRequirements({
+                  cpuRequest: '100m',
+                  cpuLimit: '1',
+                  memoryRequest: '256Mi',
+                  memoryLimit: '512Mi',
+                  ephemeralStorageRequest: '256Mi',
+                  ephemeralStorageLimit: '2Gi',
+                }),
+                securityContext: restrictedContainerSecurityContext(),
+                volumeMounts: [
+                  { name: 'storage', mountPath: '/var/lib/electric' },
+                  { name: 'tmp', mountPath: '/tmp' },
+                ],
+                livenessProbe: { tcpSocket: { port: k8s.IntOrString.fromString('http') }, periodSeconds: 10, timeoutSeconds: 3 },
+                readinessProbe: { httpGet: { path: '/v1/health', port: k8s.IntOrString.fromString('http') }, periodSeconds: 5, timeoutSeconds: 3 },
+              },
+            ],
+            volumes: [emptyDirVolume('storage', '1536Mi'), emptyDirVolume('tmp', '256Mi')],
+          },
+        },
+      },
+    });
+    setSyncWave(deployment, SyncWaves.app);
+    setSyncWave(
+      new k8s.KubeService(this, 'ElectricService', {
+        metadata: meta,
+        spec: { type: 'ClusterIP', selector, ports: [{ name: 'http', port: 3000, targetPort: k8s.IntOrString.fromString('http'), protocol: 'TCP' }] },
+      }),
+      SyncWaves.app,
+    );
+    setSyncWave(
+      new k8s.KubePodDisruptionBudget(this, 'ElectricDisruptionBudget', {
+        metadata: meta,
+        spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: selector } },
+      }),
+      SyncWaves.app,
+    );
+    setSyncWave(
+      new k8s.KubeNetworkPolicy(this, 'ElectricNetworkPolicy', {
+        metadata: meta,
+        spec: {
+          podSelector: { matchLabels: selector },
+          policyTypes: ['Ingress', 'Egress'],
+          ingress: [ingressFrom(opts.clients ?? [{ podLabels: { 'app.kubernetes.io/name': 'audit-server' }, port: 3000 }], 3000)],
+          egress: [dnsEgressRule(), egressTo(this.peer)],
+        },
+      }),
+      SyncWaves.config,
+    );
+    return { podLabels: selector, port: POSTGRES_PORT };
+  }
+
+  private addBackup(props: PgVectorDbProps, image: string, superuser: string): { peer: NetworkPeer; claimName: string } {
+    const retention = props.backupRetentionDays ?? 14;
+    const size = props.backupStorageGiB ?? 50;
+    if (!Number.isInteger(retention) || retention < 1) {
+      throw new Error(`invalid backupRetentionDays: ${retention} (expected an integer >= 1)`);
+    }
+    const schedule = props.backupSchedule ?? '15 2 * * *';
+    if (schedule.trim().split(/\s+/).length !== 5) {
+      throw new Error(`invalid backupSchedule: '${schedule}' (expected five cron fields)`);
+    }
+    const name = `${this.name}-backup`;
+    const selector = selectorLabels('postgres', this.name, 'backup');
+    const labels = recommendedLabels('postgres', this.name, 'backup', PART_OF);
+    const meta: k8s.ObjectMeta = { name, namespace: this.namespace, labels };
+    const claim = new k8s.KubePersistentVolumeClaim(this, 'BackupClaim', {
+      metadata: { ...meta, name: `${this.name}-backups` },
+      spec: {
+        accessModes: ['ReadWriteOnce'],
+        ...(props.storageClassName ? { storageClassName: props.storageClassName } : {}),
+        resources: { requests: { storage: k8s.Quantity.fromString(`${size}Gi`) } },
+      },
+    });
+    setSyncWave(claim, SyncWaves.data);
+    const cron = new k8s.KubeCronJob(this, 'Backup', {
+      metadata: meta,
+      spec: {
+        schedule,
+        timeZone: 'Etc/UTC',
+        concurrencyPolicy: 'Forbid',
+        startingDeadlineSeconds: 3600,
+        successfulJobsHistoryLimit: 3,
+        failedJobsHistoryLimit: 3,
+        jobTemplate: {
+          spec: {
+            backoffLimit: 2,
+            activeDeadlineSeconds: 6 * 3600,
+            template: {
+              metadata: { labels },
+              spec: {
+                restartPolicy: 'OnFailure',
+                automountServiceAccountToken: false,
+                enableServiceLinks: false,
+                securityContext: restrictedPodSecurityContext(),
+                containers: [
+                  {
+                    name: 'pg-dump',
+                    image,
+                    imagePullPolicy: 'IfNotPresent',
+                    command: ['sh', '-c', backupScript(retention)],
+                    env: [
+                      { name: 'PGHOST', value: this.host },
+                      { name: 'PGPORT', value: String(POSTGRES_PORT) },
+                      { name: 'PGUSER', value: superuser },
+                      { name: 'PGDATABASE', value: this.databaseName },
+                      secretEnv('PGPASSWORD', this.superuserPasswordSecret),
+                    ],
+                    resources: toResourceRequirements({
+                      cpuRequest: '100m',
+                      cpuLimit: '1',
+                      memoryRequest: '128Mi',
+                      memoryLimit: '512Mi',
+                      ephemeralStorageRequest: '64Mi',
+                      ephemeralStorageLimit: '256Mi',
+                    }),
+                    securityContext: restrictedContainerSecurityContext(),
+                    volumeMounts: [
+                      { name: 'backups', mountPath: '/backups' },
+                      { name: 'tmp', mountPath: '/tmp' },
+                    ],
+                  },
+                ],
+                volumes: [{ name: 'backups', persistentVolumeClaim: { claimName: claim.name } }, emptyDirVolume('tmp', '64Mi')],
+              },
+            },
+          },
+        },
+      },
+    });
+    setSyncWave(cron, SyncWaves.app);
+    setSyncWave(
+      new k8s.KubeNetworkPolicy(this, 'BackupNetworkPolicy', {
+        metadata: meta,
+        spec: {
+          podSelector: { matchLabels: selector },
+          policyTypes: ['Ingress', 'Egress'],
+          ingress: [],
+          egress: [dnsEgressRule(), egressTo(this.peer)],
+        },
+      }),
+      SyncWaves.config,
+    );
+    return { peer: { podLabels: selector, port: POSTGRES_PORT }, claimName: claim.name };
+  }
+}
+
+/**
+ * Shell script run once by the image's entrypoint after initdb (files in
+ * /docker-entrypoint-initdb.d). Passwords come from environment variables filled from the
+ * Secret and reach psql through `\getenv` (psql ≥ 15), so they appear neither in the ConfigMap
+ * nor on a command line. psql's `:'var'` / `:"var"` interpolation quotes them as literals and
+ * identifiers.
+ */
+export function initRolesScript(migratorRole: string, appRole: string): string {
+  return `#!/bin/sh
+# Creates the pgvector extension and the two roles of the audit server (ARCHITECTURE §6):
+# ${migratorRole} owns the schema and runs migrations; ${appRole} may only read and append.
+set -eu
+: "\${AUDIT_MIGRATOR_PASSWORD:?AUDIT_MIGRATOR_PASSWORD must be set from the Secret}"
+: "\${AUDIT_APP_PASSWORD:?AUDIT_APP_PASSWORD must be set from the Secret}"
+psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \\
+  -v migrator=${migratorRole} -v app=${appRole} <<'SQL'
+\\getenv migrator_password AUDIT_MIGRATOR_PASSWORD
+\\getenv app_password AUDIT_APP_PASSWORD
+\\getenv db POSTGRES_DB
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+CREATE ROLE :"migrator" LOGIN PASSWORD :'migrator_password';
+CREATE ROLE :"app" LOGIN PASSWORD :'app_password';
+-- Only the two roles may connect; the migrator owns the database and the public schema.
+REVOKE ALL ON DATABASE :"db" FROM PUBLIC;
+ALTER DATABASE :"db" OWNER TO :"migrator";
+GRANT CONNECT ON DATABASE :"db" TO :"app";
+ALTER SCHEMA public OWNER TO :"migrator";
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+GRANT USAGE ON SCHEMA public TO :"app";
+-- Tables the migrator creates later are readable and appendable by the runtime role, nothing
+-- more. The erasure path (UPDATE of value/salt columns only) is granted per column by the
+-- migration that creates those tables: default privileges cannot be column-scoped.
+ALTER DEFAULT PRIVILEGES FOR ROLE :"migrator" IN SCHEMA public GRANT SELECT, INSERT ON TABLES TO :"app";
+ALTER DEFAULT PRIVILEGES FOR ROLE :"migrator" IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO :"app";
+ALTER ROLE :"app" SET statement_timeout = '30s';
+SQL
+`;
+}
+
+/**
+ * Backup job script: a custom-format (compressed, restorable with pg_restore) dump written
+ * under a temporary name and renamed when complete, so a half-written file is never taken for
+ * a backup; files older than the retention are deleted afterwards.
+ */
+export function backupScript(retentionDays: number): string {
+  return `set -eu
+umask 077
+ts=$(date -u +%Y%m%dT%H%M%SZ)
+file="/backups/\${PGDATABASE}-\${ts}.dump"
+pg_dump --format=custom --compress=6 --no-password --file="\${file}.partial"
+mv "\${file}.partial" "\${file}"
+find /backups -maxdepth 1 -type f -name "\${PGDATABASE}-*.dump" -mtime +${retentionDays} -delete
+find /backups -maxdepth 1 -type f -name '*.partial' -mmin +1440 -delete
+echo "backup written: \${file} ($(wc -c < "\${file}") bytes)"
+`;
+}

@@ -1,0 +1,353 @@
+import { k8s } from 'cdk8s-plus-28';
+import { Construct } from 'constructs';
+import type { ContainerResources } from './container-resources';
+import type { NetworkPeer } from './network-peer';
+import type { SecretKeyReference } from './secret-reference';
+import { PART_OF } from './version';
+import {
+  checkImage,
+  checkQuantity,
+  contentHash,
+  dnsEgressRule,
+  emptyDirVolume,
+  ingressFrom,
+  recommendedLabels,
+  restrictedContainerSecurityContext,
+  restrictedPodSecurityContext,
+  secretEnv,
+  selectorLabels,
+  setSyncWave,
+  SyncWaves,
+  toResourceRequirements,
+} from './workload-defaults';
+
+/** Redis `maxmemory-policy` values. */
+export enum RedisEvictionPolicy {
+  /** Refuse writes when full: queues (BullMQ) must never lose jobs (ARCHITECTURE §7). */
+  NO_EVICTION = 'noeviction',
+  /** Evict any key, least recently used first: for a pure cache. */
+  ALLKEYS_LRU = 'allkeys-lru',
+  /** Evict keys with a TTL, least recently used first. */
+  VOLATILE_LRU = 'volatile-lru',
+}
+
+/** Props of {@link RedisCache}. */
+export interface RedisCacheProps {
+  /**
+   * Base name of the objects; also the Service name.
+   * @default 'redis'
+   */
+  readonly name?: string;
+  /**
+   * Namespace of the objects.
+   * @default 'smedrec-audit'
+   */
+  readonly namespace?: string;
+  /**
+   * Redis image (pinned).
+   * @default 'redis:7.2.7-alpine'
+   */
+  readonly image?: string;
+  /**
+   * Secret key holding the password (`requirepass`).
+   * @default - key `password` of Secret `redis-credentials`
+   */
+  readonly passwordSecret?: SecretKeyReference;
+  /**
+   * `maxmemory` in MiB. The container memory limit must leave room above it for the
+   * copy-on-write pages of AOF rewrites.
+   * @default 512
+   */
+  readonly maxMemoryMiB?: number;
+  /**
+   * `maxmemory-policy`.
+   * @default RedisEvictionPolicy.NO_EVICTION
+   */
+  readonly evictionPolicy?: RedisEvictionPolicy;
+  /**
+   * Size of the data volume claimed per replica, GiB.
+   * @default 8
+   */
+  readonly storageGiB?: number;
+  /**
+   * StorageClass of the data volume.
+   * @default - the cluster's default StorageClass
+   */
+  readonly storageClassName?: string;
+  /**
+   * Redis container resources.
+   * @default - requests 100m / maxMemory+128Mi, limits 1 / 1.5 × maxMemory, ephemeral 64Mi/256Mi
+   */
+  readonly resources?: ContainerResources;
+  /**
+   * Pods allowed to connect on 6379.
+   * @default - pods labelled app.kubernetes.io/name=audit-server in the same namespace
+   */
+  readonly clients?: NetworkPeer[];
+  /**
+   * Add a redis_exporter sidecar serving Prometheus metrics on port 9121.
+   * @default false
+   */
+  readonly exporterEnabled?: boolean;
+  /**
+   * Exporter image (pinned).
+   * @default 'oliver006/redis_exporter:v1.67.0'
+   */
+  readonly exporterImage?: string;
+  /**
+   * Scraper allowed to reach the exporter.
+   * @default - any pod in namespace `monitoring`
+   */
+  readonly metricsScraper?: NetworkPeer;
+}
+
+/** Port Redis listens on. */
+export const REDIS_PORT = 6379;
+
+/**
+ * A single Redis with persistent AOF storage, password from a Secret, a `redis.conf` from a
+ * ConfigMap, probes, PDB and NetworkPolicy. It exposes `host`, `port` and `passwordSecret` so the
+ * operator can build `REDIS_URL` for the audit server.
+ */
+export class RedisCache extends Construct {
+  /** Base name (and Service name). */
+  public readonly name: string;
+  /** Namespace. */
+  public readonly namespace: string;
+  /** In-cluster host name. */
+  public readonly host: string;
+  /** Port. */
+  public readonly port = REDIS_PORT;
+  /** Where the password is read from. */
+  public readonly passwordSecret: SecretKeyReference;
+  /** Selector labels of the Redis pods. */
+  public readonly podLabels: Record<string, string>;
+  /** NetworkPolicy peer for clients (`AuditServerProps.redis`). */
+  public readonly peer: NetworkPeer;
+  /** Effective `maxmemory` in MiB. */
+  public readonly maxMemoryMiB: number;
+  /** The StatefulSet. */
+  public readonly statefulSet: k8s.KubeStatefulSet;
+
+  constructor(scope: Construct, id: string, props: RedisCacheProps = {}) {
+    super(scope, id);
+    this.name = props.name ?? 'redis';
+    this.namespace = props.namespace ?? 'smedrec-audit';
+    this.passwordSecret = props.passwordSecret ?? { secretName: 'redis-credentials', key: 'password' };
+    this.maxMemoryMiB = props.maxMemoryMiB ?? 512;
+    const image = props.image ?? 'redis:7.2.7-alpine';
+    checkImage('image', image);
+    const storageGiB = props.storageGiB ?? 8;
+    if (!Number.isInteger(this.maxMemoryMiB) || this.maxMemoryMiB < 16) {
+      throw new Error(`invalid maxMemoryMiB: ${this.maxMemoryMiB} (expected an integer >= 16)`);
+    }
+    if (!Number.isInteger(storageGiB) || storageGiB < 1) {
+      throw new Error(`invalid storageGiB: ${storageGiB} (expected an integer >= 1)`);
+    }
+    const resources: ContainerResources = props.resources ?? {
+      cpuRequest: '100m',
+      cpuLimit: '1',
+      memoryRequest: `${this.maxMemoryMiB + 128}Mi`,
+      memoryLimit: `${Math.ceil(this.maxMemoryMiB * 1.5)}Mi`,
+      ephemeralStorageRequest: '64Mi',
+      ephemeralStorageLimit: '256Mi',
+    };
+    for (const [k, v] of Object.entries(resources)) checkQuantity(`resources.${k}`, v as string);
+
+    const ns = this.namespace;
+    this.host = `${this.name}.${ns}.svc.cluster.local`;
+    this.podLabels = selectorLabels('redis', this.name, 'cache');
+    this.peer = { podLabels: this.podLabels, namespace: ns, port: REDIS_PORT };
+    const labels = recommendedLabels('redis', this.name, 'cache', PART_OF);
+    const meta = (name: string): k8s.ObjectMeta => ({ name, namespace: ns, labels });
+    const headlessName = `${this.name}-headless`;
+
+    // redis.conf directives: https://raw.githubusercontent.com/redis/redis/7.2/redis.conf
+    const redisConf = [
+      'port 6379',
+      'bind 0.0.0.0 -::*',
+      // With a password set, protected mode still allows remote clients that authenticate.
+      'protected-mode yes',
+      'dir /data',
+      `maxmemory ${this.maxMemoryMiB}mb`,
+      `maxmemory-policy ${props.evictionPolicy ?? RedisEvictionPolicy.NO_EVICTION}`,
+      // AOF fsync once a second: at most one second of writes lost on a crash.
+      'appendonly yes',
+      'appendfsync everysec',
+      'save 900 1',
+      'save 300 10',
+      'save 60 10000',
+      'tcp-keepalive 60',
+      'timeout 0',
+      // The password lives in a file written from the Secret at start, never in this ConfigMap.
+      'include /run/redis/auth.conf',
+      '',
+    ].join('\n');
+    const configMap = new k8s.KubeConfigMap(this, 'Config', { metadata: meta(`${this.name}-config`), data: { 'redis.conf': redisConf } });
+    setSyncWave(configMap, SyncWaves.config);
+
+    // Writes `requirepass "<password>"` with `\` and `"` escaped (redis.conf string syntax),
+    // into a 0600 file on a memory-backed emptyDir, then replaces the shell with redis-server.
+    const startScript = [
+      'set -eu',
+      'umask 077',
+      'escaped=$(printf \'%s\' "$REDIS_PASSWORD" | sed \'s/[\\\\"]/\\\\&/g\')',
+      'printf \'requirepass "%s"\\n\' "$escaped" > /run/redis/auth.conf',
+      'exec redis-server /etc/redis/redis.conf',
+    ].join('\n');
+
+    const redisContainer: k8s.Container = {
+      name: 'redis',
+      image,
+      imagePullPolicy: 'IfNotPresent',
+      command: ['sh', '-c', startScript],
+      ports: [{ name: 'redis', containerPort: REDIS_PORT, protocol: 'TCP' }],
+      env: [
+        secretEnv('REDIS_PASSWORD', this.passwordSecret),
+        // redis-cli reads the password from REDISCLI_AUTH, keeping it off the probe's argv.
+        secretEnv('REDISCLI_AUTH', this.passwordSecret),
+      ],
+      resources: toResourceRequirements(resources),
+      securityContext: restrictedContainerSecurityContext(),
+      volumeMounts: [
+        { name: 'data', mountPath: '/data' },
+        { name: 'config', mountPath: '/etc/redis', readOnly: true },
+        { name: 'run', mountPath: '/run/redis' },
+        { name: 'tmp', mountPath: '/tmp' },
+      ],
+      startupProbe: {
+        exec: { command: ['sh', '-c', 'redis-cli -h 127.0.0.1 ping | grep -Eq "PONG|LOADING"'] },
+        periodSeconds: 5,
+        failureThreshold: 60,
+        timeoutSeconds: 3,
+      },
+      // Alive while loading the AOF (LOADING); ready only when it answers PONG.
+      livenessProbe: {
+        exec: { command: ['sh', '-c', 'redis-cli -h 127.0.0.1 ping | grep -Eq "PONG|LOADING"'] },
+        periodSeconds: 10,
+        timeoutSeconds: 5,
+        failureThreshold: 3,
+      },
+      readinessProbe: {
+        exec: { command: ['sh', '-c', 'test "$(redis-cli -h 127.0.0.1 ping)" = PONG'] },
+        periodSeconds: 5,
+        timeoutSeconds: 3,
+        failureThreshold: 3,
+      },
+    };
+    const containers: k8s.Container[] = [redisContainer];
+    const exporterEnabled = props.exporterEnabled ?? false;
+    if (exporterEnabled) {
+      const exporterImage = props.exporterImage ?? 'oliver006/redis_exporter:v1.67.0';
+      checkImage('exporterImage', exporterImage);
+      containers.push({
+        name: 'exporter',
+        image: exporterImage,
+        imagePullPolicy: 'IfNotPresent',
+        ports: [{ name: 'metrics', containerPort: 9121, protocol: 'TCP' }],
+        env: [{ name: 'REDIS_ADDR', value: 'redis://127.0.0.1:6379' }, secretEnv('REDIS_PASSWORD', this.passwordSecret)],
+        resources: toResourceRequirements({
+          cpuRequest: '10m',
+          cpuLimit: '200m',
+          memoryRequest: '32Mi',
+          memoryLimit: '64Mi',
+          ephemeralStorageRequest: '8Mi',
+          ephemeralStorageLimit: '32Mi',
+        }),
+        securityContext: restrictedContainerSecurityContext(),
+        livenessProbe: { tcpSocket: { port: k8s.IntOrString.fromString('metrics') }, periodSeconds: 10, timeoutSeconds: 3 },
+        readinessProbe: { httpGet: { path: '/health', port: k8s.IntOrString.fromString('metrics') }, periodSeconds: 10, timeoutSeconds: 3 },
+      });
+    }
+
+    this.statefulSet = new k8s.KubeStatefulSet(this, 'Resource', {
+      metadata: meta(this.name),
+      spec: {
+        replicas: 1,
+        serviceName: headlessName,
+        selector: { matchLabels: this.podLabels },
+        podManagementPolicy: 'OrderedReady',
+        updateStrategy: { type: 'RollingUpdate' },
+        persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
+        template: {
+          metadata: {
+            labels,
+            annotations: {
+              // Restart the pod when redis.conf changes (the ConfigMap is read only at start).
+              'checksum/config': contentHash(redisConf),
+              ...(exporterEnabled
+                ? { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9121', 'prometheus.io/path': '/metrics' }
+                : {}),
+            },
+          },
+          spec: {
+            automountServiceAccountToken: false,
+            enableServiceLinks: false,
+            securityContext: restrictedPodSecurityContext(),
+            terminationGracePeriodSeconds: 30,
+            containers,
+            volumes: [
+              { name: 'config', configMap: { name: configMap.name } },
+              emptyDirVolume('run', '1Mi', 'Memory'),
+              emptyDirVolume('tmp', '64Mi'),
+            ],
+          },
+        },
+        volumeClaimTemplates: [
+          {
+            metadata: { name: 'data', labels },
+            spec: {
+              accessModes: ['ReadWriteOnce'],
+              ...(props.storageClassName ? { storageClassName: props.storageClassName } : {}),
+              resources: { requests: { storage: k8s.Quantity.fromString(`${storageGiB}Gi`) } },
+            },
+          },
+        ],
+      },
+    });
+    setSyncWave(this.statefulSet, SyncWaves.data);
+
+    const svc = new k8s.KubeService(this, 'Service', {
+      metadata: meta(this.name),
+      spec: {
+        type: 'ClusterIP',
+        selector: this.podLabels,
+        ports: [{ name: 'redis', port: REDIS_PORT, targetPort: k8s.IntOrString.fromString('redis'), protocol: 'TCP' }],
+      },
+    });
+    setSyncWave(svc, SyncWaves.data);
+    const headless = new k8s.KubeService(this, 'HeadlessService', {
+      metadata: meta(headlessName),
+      spec: {
+        clusterIp: 'None',
+        selector: this.podLabels,
+        ports: [{ name: 'redis', port: REDIS_PORT, targetPort: k8s.IntOrString.fromString('redis'), protocol: 'TCP' }],
+      },
+    });
+    setSyncWave(headless, SyncWaves.data);
+
+    const pdb = new k8s.KubePodDisruptionBudget(this, 'DisruptionBudget', {
+      metadata: meta(this.name),
+      // A single instance: allow the eviction (a drain must not hang), but declare the budget so
+      // disruption tooling and the PDB-per-workload policy see it.
+      spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: this.podLabels } },
+    });
+    setSyncWave(pdb, SyncWaves.data);
+
+    const clients = props.clients ?? [{ podLabels: { 'app.kubernetes.io/name': 'audit-server' }, port: REDIS_PORT }];
+    const ingress: k8s.NetworkPolicyIngressRule[] = [ingressFrom(clients, REDIS_PORT)];
+    if (exporterEnabled) ingress.push(ingressFrom([props.metricsScraper ?? { namespace: 'monitoring', port: 9121 }], 9121));
+    const np = new k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
+      metadata: meta(this.name),
+      spec: {
+        podSelector: { matchLabels: this.podLabels },
+        policyTypes: ['Ingress', 'Egress'],
+        ingress,
+        // Redis initiates no connections (no replication); DNS only.
+        egress: [dnsEgressRule()],
+      },
+    });
+    setSyncWave(np, SyncWaves.config);
+  }
+}
+

@@ -1,0 +1,149 @@
+// Structural schemas for the custom resources the stack emits (prometheus-operator and Argo CD).
+// kubernetes-models ships only built-in types, and pulling the operators' CRD packages would
+// add heavy dependencies for four kinds, so the fields we use are described here, strictly:
+// unknown fields are errors, which catches typos the API server would silently prune.
+import type { KubeObject } from './types';
+
+/** Shape of a JSON value. */
+type Shape =
+  | { readonly t: 'string'; readonly pattern?: RegExp; readonly oneOf?: readonly string[] }
+  | { readonly t: 'integer' }
+  | { readonly t: 'boolean' }
+  | { readonly t: 'stringMap' }
+  | { readonly t: 'array'; readonly items: Shape; readonly minItems?: number }
+  | { readonly t: 'object'; readonly fields: Readonly<Record<string, Shape>>; readonly required?: readonly string[] };
+
+const str = (pattern?: RegExp): Shape => ({ t: 'string', ...(pattern ? { pattern } : {}) });
+const oneOf = (...values: string[]): Shape => ({ t: 'string', oneOf: values });
+const int: Shape = { t: 'integer' };
+const bool: Shape = { t: 'boolean' };
+const stringMap: Shape = { t: 'stringMap' };
+const arr = (items: Shape, minItems = 0): Shape => ({ t: 'array', items, minItems });
+const obj = (fields: Record<string, Shape>, required: string[] = []): Shape => ({ t: 'object', fields, required });
+
+/** Prometheus duration, e.g. `30s`, `5m`, `1h30m` (https://prometheus.io/docs/prometheus/latest/configuration/configuration/#duration). */
+const duration = str(/^(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$/);
+const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+const objectMeta = obj(
+  {
+    name: str(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/),
+    namespace: str(dnsLabel),
+    labels: stringMap,
+    annotations: stringMap,
+    finalizers: arr(str()),
+  },
+  ['name', 'namespace'],
+);
+const labelSelector = obj({ matchLabels: stringMap, matchExpressions: arr(obj({ key: str(), operator: oneOf('In', 'NotIn', 'Exists', 'DoesNotExist'), values: arr(str()) }, ['key', 'operator'])) });
+const namespaceSelector = obj({ any: bool, matchNames: arr(str(dnsLabel)) });
+const scrapeEndpoint = obj({ port: str(), path: str(/^\//), interval: duration, scrapeTimeout: duration, scheme: oneOf('http', 'https') });
+
+const root = (apiVersion: string, kind: string, spec: Shape): Shape =>
+  obj({ apiVersion: oneOf(apiVersion), kind: oneOf(kind), metadata: objectMeta, spec }, ['apiVersion', 'kind', 'metadata', 'spec']);
+
+/** prometheus-operator monitoring.coreos.com/v1 (https://prometheus-operator.dev/docs/api-reference/api/). */
+const serviceMonitor = root(
+  'monitoring.coreos.com/v1',
+  'ServiceMonitor',
+  obj({ selector: labelSelector, namespaceSelector, endpoints: arr(scrapeEndpoint, 1), jobLabel: str() }, ['selector', 'endpoints']),
+);
+const podMonitor = root(
+  'monitoring.coreos.com/v1',
+  'PodMonitor',
+  obj({ selector: labelSelector, namespaceSelector, podMetricsEndpoints: arr(scrapeEndpoint, 1), jobLabel: str() }, ['selector', 'podMetricsEndpoints']),
+);
+const rule = obj(
+  { alert: str(/^[A-Za-z_][A-Za-z0-9_]*$/), record: str(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/), expr: str(/\S/), for: duration, labels: stringMap, annotations: stringMap },
+  ['expr'],
+);
+const prometheusRule = root(
+  'monitoring.coreos.com/v1',
+  'PrometheusRule',
+  obj({ groups: arr(obj({ name: str(/\S/), interval: duration, rules: arr(rule, 1) }, ['name', 'rules']), 1) }, ['groups']),
+);
+
+/** Argo CD argoproj.io/v1alpha1 Application (https://argo-cd.readthedocs.io/en/stable/operator-manual/application.yaml). */
+const application = root(
+  'argoproj.io/v1alpha1',
+  'Application',
+  obj(
+    {
+      project: str(/\S/),
+      source: obj(
+        {
+          repoURL: str(/^(https:\/\/|ssh:\/\/|git@)/),
+          targetRevision: str(/\S/),
+          path: str(/^[^/]/),
+          directory: obj({ recurse: bool, include: str(), exclude: str() }),
+        },
+        ['repoURL', 'path'],
+      ),
+      destination: obj({ server: str(/^https:\/\//), name: str(), namespace: str(dnsLabel) }),
+      syncPolicy: obj({
+        automated: obj({ prune: bool, selfHeal: bool, allowEmpty: bool }),
+        syncOptions: arr(str(/^[A-Za-z]+=[A-Za-z0-9-]+$/)),
+        retry: obj({ limit: int, backoff: obj({ duration: str(), factor: int, maxDuration: str() }) }),
+      }),
+      ignoreDifferences: arr(obj({ group: str(), kind: str(), name: str(), namespace: str(), jsonPointers: arr(str(/^\//)) }, ['kind'])),
+    },
+    ['project', 'source', 'destination'],
+  ),
+);
+
+function check(value: unknown, shape: Shape, path: string, errors: string[]): void {
+  const at = path === '' ? '<root>' : path;
+  switch (shape.t) {
+    case 'string':
+      if (typeof value !== 'string') errors.push(`${at} must be string`);
+      else if (shape.pattern && !shape.pattern.test(value)) errors.push(`${at} must match ${String(shape.pattern)} (got '${value}')`);
+      else if (shape.oneOf && !shape.oneOf.includes(value)) errors.push(`${at} must be one of ${shape.oneOf.join(', ')} (got '${value}')`);
+      return;
+    case 'integer':
+      if (!Number.isInteger(value)) errors.push(`${at} must be integer`);
+      return;
+    case 'boolean':
+      if (typeof value !== 'boolean') errors.push(`${at} must be boolean`);
+      return;
+    case 'stringMap':
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) errors.push(`${at} must be object`);
+      else for (const [k, v] of Object.entries(value)) if (typeof v !== 'string') errors.push(`${at}/${k} must be string`);
+      return;
+    case 'array':
+      if (!Array.isArray(value)) {
+        errors.push(`${at} must be array`);
+        return;
+      }
+      if (value.length < (shape.minItems ?? 0)) errors.push(`${at} must have at least ${shape.minItems} item(s)`);
+      value.forEach((item, i) => check(item, shape.items, `${path}/${i}`, errors));
+      return;
+    case 'object': {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        errors.push(`${at} must be object`);
+        return;
+      }
+      const record = value as Record<string, unknown>;
+      for (const key of shape.required ?? []) if (record[key] === undefined) errors.push(`${at} must have required property ${key}`);
+      for (const [key, v] of Object.entries(record)) {
+        const field = shape.fields[key];
+        if (!field) errors.push(`${path}/${key} is not a known field`);
+        else check(v, field, `${path}/${key}`, errors);
+      }
+      return;
+    }
+  }
+}
+
+const validator = (shape: Shape) => (o: KubeObject): string[] => {
+  const errors: string[] = [];
+  check(o, shape, '', errors);
+  return errors;
+};
+
+/** Structural validators of the custom resources, keyed by `apiVersion/kind`. */
+export const CRD_VALIDATORS: Readonly<Record<string, (o: KubeObject) => string[]>> = {
+  'monitoring.coreos.com/v1/ServiceMonitor': validator(serviceMonitor),
+  'monitoring.coreos.com/v1/PodMonitor': validator(podMonitor),
+  'monitoring.coreos.com/v1/PrometheusRule': validator(prometheusRule),
+  'argoproj.io/v1alpha1/Application': validator(application),
+};
