@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Build and push the SMEDREC Audit server image (the top-level Dockerfile).
+#
+#   scripts/docker-build.sh build                      # local image smedrec/audit-server:dev
+#   scripts/docker-build.sh build-prod -t v1.0.0       # release image with OCI labels, fresh base
+#   scripts/docker-build.sh push -t v1.0.0 -r registry.example.org
+#   scripts/docker-build.sh build-prod -t v1.0.0 --dry-run   # print the commands, run nothing
+set -euo pipefail
+
+readonly SCRIPT_NAME="${0##*/}"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly REPO_ROOT
+
+usage() {
+  cat <<EOF
+Usage: ${SCRIPT_NAME} <command> [options]
+
+Commands:
+  build         Build the runtime image for local use (target "runner").
+  build-prod    Build the release image: pulls a fresh base, adds OCI labels
+                (version, git revision, creation time), tags IMAGE:TAG.
+  push          Tag IMAGE:TAG as REGISTRY/IMAGE:TAG and push it (needs -r).
+
+Options:
+  -t, --tag TAG            Image tag (default: dev for build, required for build-prod and push)
+  -r, --registry REGISTRY  Registry host[/path] to push to, e.g. registry.example.org
+  -i, --image NAME         Image name (default: smedrec/audit-server)
+  -p, --platform LIST      Target platform(s) for build-prod, e.g. linux/amd64
+      --dry-run            Print the commands instead of running them
+  -h, --help               Show this help
+
+Environment:
+  DOCKER             docker CLI to use (default: docker from PATH)
+  SOURCE_DATE_EPOCH  Fixes the image creation time (reproducible builds)
+EOF
+}
+
+die() {
+  printf '%s: error: %s\n' "${SCRIPT_NAME}" "$1" >&2
+  exit "${2:-1}"
+}
+
+usage_error() {
+  printf '%s: error: %s\n\n' "${SCRIPT_NAME}" "$1" >&2
+  usage >&2
+  exit 2
+}
+
+DRY_RUN=false
+
+# Prints a command so that it can be pasted into a shell (quoting only words that need it);
+# runs it unless --dry-run.
+run() {
+  if [[ "${DRY_RUN}" == true ]]; then
+    local word line=""
+    for word in "$@"; do
+      if [[ "${word}" =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
+        line+="${word} "
+      else
+        line+="$(printf '%q' "${word}") "
+      fi
+    done
+    printf '%s\n' "${line% }"
+  else
+    "$@"
+  fi
+}
+
+require_docker() {
+  [[ "${DRY_RUN}" == true ]] && return 0
+  command -v "${DOCKER}" >/dev/null 2>&1 ||
+    die "'${DOCKER}' not found: install the Docker CLI (https://docs.docker.com/engine/install/) or set DOCKER" 127
+  "${DOCKER}" info >/dev/null 2>&1 ||
+    die "cannot reach the Docker daemon with '${DOCKER}' (is it running? check DOCKER_HOST / the docker context)" 69
+}
+
+COMMAND=""
+TAG=""
+REGISTRY=""
+IMAGE="smedrec/audit-server"
+PLATFORM=""
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    build | build-prod | push)
+      [[ -z "${COMMAND}" ]] || usage_error "only one command may be given (got '${COMMAND}' and '$1')"
+      COMMAND="$1"
+      ;;
+    -t | --tag)
+      [[ $# -ge 2 ]] || usage_error "$1 needs a value"
+      TAG="$2"
+      shift
+      ;;
+    -r | --registry)
+      [[ $# -ge 2 ]] || usage_error "$1 needs a value"
+      REGISTRY="${2%/}"
+      shift
+      ;;
+    -i | --image)
+      [[ $# -ge 2 ]] || usage_error "$1 needs a value"
+      IMAGE="$2"
+      shift
+      ;;
+    -p | --platform)
+      [[ $# -ge 2 ]] || usage_error "$1 needs a value"
+      PLATFORM="$2"
+      shift
+      ;;
+    --dry-run) DRY_RUN=true ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *) usage_error "unknown argument '$1'" ;;
+  esac
+  shift
+done
+
+[[ -n "${COMMAND}" ]] || usage_error "no command given"
+# Docker tag grammar (distribution/reference): [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}.
+if [[ -n "${TAG}" && ! "${TAG}" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]]; then
+  usage_error "invalid tag '${TAG}' (letters, digits, '_', '.', '-'; at most 128 characters)"
+fi
+[[ "${TAG}" != "latest" ]] || usage_error "refusing the tag 'latest': use an explicit version"
+
+DOCKER="${DOCKER:-docker}"
+
+case "${COMMAND}" in
+  build)
+    TAG="${TAG:-dev}"
+    require_docker
+    # BuildKit is required: the Dockerfile uses RUN --mount=type=cache.
+    run env DOCKER_BUILDKIT=1 "${DOCKER}" build --file "${REPO_ROOT}/Dockerfile" --target runner \
+      --tag "${IMAGE}:${TAG}" "${REPO_ROOT}"
+    ;;
+  build-prod)
+    [[ -n "${TAG}" ]] || usage_error "build-prod needs -t TAG"
+    require_docker
+    revision="$(git -C "${REPO_ROOT}" rev-parse HEAD 2>/dev/null || echo unknown)"
+    source_url="$(git -C "${REPO_ROOT}" config --get remote.origin.url 2>/dev/null || true)"
+    # RFC 3339 UTC; SOURCE_DATE_EPOCH (reproducible-builds.org) pins it.
+    if [[ -n "${SOURCE_DATE_EPOCH:-}" ]]; then
+      # GNU date takes -d @EPOCH, BSD/macOS date takes -r EPOCH.
+      created="$(date -u -d "@${SOURCE_DATE_EPOCH}" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null ||
+        date -u -r "${SOURCE_DATE_EPOCH}" +%Y-%m-%dT%H:%M:%SZ)"
+    else
+      created="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    fi
+    args=(build --file "${REPO_ROOT}/Dockerfile" --target runner --pull)
+    [[ -z "${PLATFORM}" ]] || args+=(--platform "${PLATFORM}")
+    args+=(
+      --build-arg "VERSION=${TAG}"
+      --build-arg "REVISION=${revision}"
+      --build-arg "CREATED=${created}"
+      --build-arg "SOURCE_URL=${source_url}"
+      --tag "${IMAGE}:${TAG}"
+      "${REPO_ROOT}"
+    )
+    run env DOCKER_BUILDKIT=1 "${DOCKER}" "${args[@]}"
+    ;;
+  push)
+    [[ -n "${TAG}" ]] || usage_error "push needs -t TAG"
+    [[ -n "${REGISTRY}" ]] || usage_error "push needs -r REGISTRY"
+    require_docker
+    run "${DOCKER}" tag "${IMAGE}:${TAG}" "${REGISTRY}/${IMAGE}:${TAG}"
+    run "${DOCKER}" push "${REGISTRY}/${IMAGE}:${TAG}"
+    ;;
+  *) usage_error "unknown command '${COMMAND}'" ;;
+esac

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Restore a backup made by scripts/backup.sh into an EMPTY database, then verify the ledger:
+# every organization's Merkle root is recomputed from the restored rows and matched against its
+# latest signed checkpoint (`admin verify-ledger`). A restore whose ledger does not verify exits 1.
+#
+#   scripts/restore.sh -i backups/audit-20260101T000000Z.dump.gz.gpg -d postgres://…/audit_restored --create
+#   scripts/restore.sh -i audit.dump.gz.gpg -p /run/secrets/backup-passphrase -d postgres://…
+#   scripts/restore.sh -i audit.dump.gz.gpg -d postgres://… --dry-run    # print the commands only
+set -euo pipefail
+
+readonly SCRIPT_NAME="${0##*/}"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly REPO_ROOT
+
+usage() {
+  cat <<EOF
+Usage: ${SCRIPT_NAME} -i FILE [options]
+
+Decrypts (gpg), decompresses (gzip) and restores (pg_restore, one transaction) a backup into an
+empty database, then runs the audit server's 'verify-ledger' against it.
+
+Options:
+  -i, --input FILE            Backup file (*.dump.gz.gpg); FILE.sha256 is checked when present
+  -d, --database URL          Target database (default: \$DATABASE_URL); must be empty
+  -p, --passphrase-file FILE  Passphrase for a symmetric backup (public-key backups need the
+                              private key in the gpg keyring instead)
+      --create                Create the target database first (connects to 'postgres' on the
+                              same server)
+      --no-verify             Skip the ledger verification (not recommended)
+      --dry-run               Print the commands instead of running them
+  -h, --help                  Show this help
+
+Environment:
+  DATABASE_URL   used when -d is not given
+  GNUPGHOME      gpg home holding the private key for public-key backups
+  AUDIT_ADMIN    admin CLI command (default: node server/dist/cli/admin.js, or the TypeScript
+                 source through tsx when the server is not built)
+EOF
+}
+
+die() {
+  printf '%s: error: %s\n' "${SCRIPT_NAME}" "$1" >&2
+  exit "${2:-1}"
+}
+
+usage_error() {
+  printf '%s: error: %s\n\n' "${SCRIPT_NAME}" "$1" >&2
+  usage >&2
+  exit 2
+}
+
+# Formats a command so that it can be pasted into a shell, quoting only words that need it.
+format_command() {
+  local word line=""
+  for word in "$@"; do
+    if [[ "${word}" =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
+      line+="${word} "
+    else
+      line+="$(printf '%q' "${word}") "
+    fi
+  done
+  printf '%s' "${line% }"
+}
+
+# Moves a password out of a postgres:// URL into PGPASSWORD (libpq reads it from there), so it
+# appears neither in the process list nor in --dry-run output. Sets DATABASE_NO_PASSWORD.
+split_password() {
+  local url="$1"
+  if [[ "${url}" =~ ^(postgres(ql)?://)([^:@/]*):([^@/]*)@(.*)$ ]]; then
+    local encoded="${BASH_REMATCH[4]}"
+    # RFC 3986 §2.1 percent-decoding.
+    PGPASSWORD="$(printf '%b' "${encoded//%/\\x}")"
+    export PGPASSWORD
+    DATABASE_NO_PASSWORD="${BASH_REMATCH[1]}${BASH_REMATCH[3]}@${BASH_REMATCH[5]}"
+  else
+    DATABASE_NO_PASSWORD="${url}"
+  fi
+}
+
+require_tool() {
+  command -v "$1" >/dev/null 2>&1 || die "'$1' not found: install $2" 127
+}
+
+INPUT=""
+DATABASE="${DATABASE_URL:-}"
+PASSPHRASE_FILE=""
+CREATE=false
+VERIFY=true
+DRY_RUN=false
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    -i | --input | -d | --database | -p | --passphrase-file)
+      [[ $# -ge 2 ]] || usage_error "$1 needs a value"
+      case "$1" in
+        -i | --input) INPUT="$2" ;;
+        -d | --database) DATABASE="$2" ;;
+        -p | --passphrase-file) PASSPHRASE_FILE="$2" ;;
+      esac
+      shift
+      ;;
+    --create) CREATE=true ;;
+    --no-verify) VERIFY=false ;;
+    --dry-run) DRY_RUN=true ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *) usage_error "unknown argument '$1'" ;;
+  esac
+  shift
+done
+
+[[ -n "${INPUT}" ]] || usage_error "no backup file: pass -i FILE"
+[[ -n "${DATABASE}" ]] || usage_error "no target database: pass -d URL or set DATABASE_URL"
+[[ "${DATABASE}" =~ ^postgres(ql)?:// ]] || usage_error "the database must be a postgres:// or postgresql:// URL"
+
+split_password "${DATABASE}"
+target="${DATABASE_NO_PASSWORD}"
+# postgres://user@host:port/NAME?params → NAME, and the same URL on the 'postgres' database.
+target_base="${target%%\?*}"
+target_query="${target#"${target_base}"}"
+target_name="${target_base##*/}"
+[[ "${target_name}" =~ ^[A-Za-z_][A-Za-z0-9_]{0,62}$ ]] ||
+  usage_error "target database name '${target_name}' must be a plain identifier (letters, digits, _)"
+maintenance="${target_base%/*}/postgres${target_query}"
+
+# Everything outside the system schemas; an empty database has none of it.
+readonly EMPTY_CHECK_SQL="SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'"
+
+gpg_cmd=(gpg --batch --no-tty --decrypt)
+[[ -z "${PASSPHRASE_FILE}" ]] || gpg_cmd+=(--pinentry-mode loopback --passphrase-file "${PASSPHRASE_FILE}")
+gpg_cmd+=("${INPUT}")
+gunzip_cmd=(gzip -dc)
+# One transaction: a failed restore leaves the target empty, never half-restored.
+# --no-owner/--no-privileges: objects belong to the restoring role; grants are re-applied by
+# whoever provisions roles on the new server.
+restore_cmd=(pg_restore --dbname="${target}" --no-owner --no-privileges --exit-on-error --single-transaction)
+create_cmd=(psql --dbname="${maintenance}" --no-psqlrc --quiet -v ON_ERROR_STOP=1 --command "CREATE DATABASE \"${target_name}\"")
+empty_cmd=(psql --dbname="${target}" --no-psqlrc --tuples-only --no-align -v ON_ERROR_STOP=1 --command "${EMPTY_CHECK_SQL}")
+if [[ -n "${AUDIT_ADMIN:-}" ]]; then
+  read -r -a admin_cmd <<<"${AUDIT_ADMIN}"
+elif [[ -f "${REPO_ROOT}/server/dist/cli/admin.js" ]]; then
+  admin_cmd=(node "${REPO_ROOT}/server/dist/cli/admin.js")
+else
+  admin_cmd=(node --import tsx "${REPO_ROOT}/server/src/cli/admin.ts")
+fi
+verify_cmd=(env "DATABASE_URL=${target}" "${admin_cmd[@]}" verify-ledger)
+
+if [[ "${DRY_RUN}" == true ]]; then
+  [[ ! -f "${INPUT}.sha256" ]] || printf '(cd %s && sha256sum --check --quiet %s)\n' \
+    "$(format_command "$(dirname "${INPUT}")")" "$(format_command "$(basename "${INPUT}").sha256")"
+  [[ "${CREATE}" != true ]] || printf '%s\n' "$(format_command "${create_cmd[@]}")"
+  printf '%s\n' "$(format_command "${empty_cmd[@]}")"
+  printf '%s | %s | %s\n' "$(format_command "${gpg_cmd[@]}")" "$(format_command "${gunzip_cmd[@]}")" "$(format_command "${restore_cmd[@]}")"
+  [[ "${VERIFY}" != true ]] || printf '%s\n' "$(format_command "${verify_cmd[@]}")"
+  exit 0
+fi
+
+require_tool gpg "GnuPG (apt-get install gnupg)"
+require_tool gzip "gzip"
+require_tool pg_restore "the PostgreSQL client (apt-get install postgresql-client)"
+require_tool psql "the PostgreSQL client (apt-get install postgresql-client)"
+[[ -r "${INPUT}" ]] || die "backup file '${INPUT}' is not readable"
+if [[ -n "${PASSPHRASE_FILE}" ]]; then
+  [[ -r "${PASSPHRASE_FILE}" ]] || die "passphrase file '${PASSPHRASE_FILE}' is not readable"
+fi
+
+if [[ -f "${INPUT}.sha256" ]]; then
+  (cd "$(dirname "${INPUT}")" && sha256sum --check --quiet "$(basename "${INPUT}").sha256") ||
+    die "checksum mismatch for '${INPUT}': the backup is damaged or was altered"
+fi
+
+if [[ "${CREATE}" == true ]]; then
+  "${create_cmd[@]}" || die "could not create database '${target_name}'"
+fi
+
+objects="$("${empty_cmd[@]}")" || die "cannot connect to the target database ${target}"
+[[ "${objects//[[:space:]]/}" == "0" ]] ||
+  die "target database '${target_name}' is not empty (${objects//[[:space:]]/} relations): restore only into an empty database"
+
+printf '%s: restoring %s into %s\n' "${SCRIPT_NAME}" "${INPUT}" "${target}" >&2
+"${gpg_cmd[@]}" | "${gunzip_cmd[@]}" | "${restore_cmd[@]}" || die "restore failed; the target database was left unchanged (single transaction)"
+
+if [[ "${VERIFY}" == true ]]; then
+  printf '%s: verifying every organization ledger against its latest signed checkpoint\n' "${SCRIPT_NAME}" >&2
+  if ! (cd "${REPO_ROOT}" && "${verify_cmd[@]}"); then
+    die "restored, but ledger verification FAILED: do not put this database into service"
+  fi
+  printf '%s: ledger verified\n' "${SCRIPT_NAME}" >&2
+fi
