@@ -19,7 +19,7 @@ const csv = z
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development')
     .describe('`production` hides error details from clients and refuses to generate a signing key'),
-  PORT: int(1, 65535).default(3000).describe('HTTP port'),
+  PORT: int(0, 65535).default(3000).describe('HTTP port (0 = any free port)'),
   HOST: z.string().min(1).default('0.0.0.0').describe('interface to listen on'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
     .describe('pino log level'),

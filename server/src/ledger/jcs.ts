@@ -86,8 +86,11 @@ export function canonicalize(value: unknown): string {
       continue;
     }
 
+    // A plain object's prototype is null or *an* Object.prototype: objects parsed in another
+    // realm (worker, vm context) have their own, so compare shapes rather than identity.
     const proto: unknown = Object.getPrototypeOf(v);
-    if (proto !== Object.prototype && proto !== null) {
+    const plain = proto === null || (Object.getPrototypeOf(proto) === null && Object.prototype.toString.call(v) === '[object Object]');
+    if (!plain) {
       const ctor = (v as { constructor?: { name?: unknown } }).constructor?.name;
       throw new TypeError(
         `JCS: ${path} is a non-plain object (${typeof ctor === 'string' ? ctor : 'unknown class'}), which JSON cannot represent`,

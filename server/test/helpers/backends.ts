@@ -1,0 +1,40 @@
+/**
+ * Storage backends the suite runs against: always PGlite (the embedded default), and real
+ * PostgreSQL (+ Redis) when TEST_DATABASE_URL (and TEST_REDIS_URL) are set — CI sets both.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+export type BackendName = 'pglite' | 'postgres';
+
+/** The backends available in this run. */
+export function backends(): BackendName[] {
+  return process.env.TEST_DATABASE_URL ? ['pglite', 'postgres'] : ['pglite'];
+}
+
+/** TEST_REDIS_URL, if set. */
+export function testRedisUrl(): string | undefined {
+  return process.env.TEST_REDIS_URL || undefined;
+}
+
+/** A fresh, empty PostgreSQL database on the TEST_DATABASE_URL server; `drop` removes it. */
+export async function createTestDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const base = process.env.TEST_DATABASE_URL;
+  if (!base) throw new Error('TEST_DATABASE_URL is not set');
+  const name = `audit_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: base });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}

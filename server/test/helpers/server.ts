@@ -1,0 +1,104 @@
+/**
+ * Starts a real server in-process on an ephemeral port for integration tests, on PGlite (temp
+ * data dir) or a fresh PostgreSQL database (+ Redis when configured), with a known admin key.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createTRPCClient, httpBatchLink, httpLink } from '@trpc/client';
+import { loadConfig } from '../../src/config';
+import { generateSignerKey } from '../../src/ledger';
+import { createLogger } from '../../src/observability/logger';
+import { startRuntime, type Runtime } from '../../src/runtime';
+import type { AppRouter } from '../../src/trpc/routers';
+import { createTestDatabase, testRedisUrl, type BackendName } from './backends';
+
+/** A running test server. */
+export interface TestServer {
+  backend: BackendName;
+  url: string;
+  runtime: Runtime;
+  adminKey: string;
+  organizationId: string;
+  verifierKey: string;
+  env: Record<string, string>;
+  /** A typed tRPC client authenticated with `key` (default: the admin key). */
+  client(key?: string, opts?: { batch?: boolean }): ReturnType<typeof createTRPCClient<AppRouter>>;
+  /** fetch against the server with a key. */
+  request(method: string, p: string, body?: unknown, key?: string | null): Promise<{ status: number; body: any; headers: Headers }>;
+  close(): Promise<void>;
+}
+
+/** A stable admin key for tests (≥ 32 characters). */
+export const TEST_ADMIN_KEY = 'sak_test_admin_key_0123456789abcdefghijklmnop';
+
+/** Environment for a backend: a temp PGlite dir, or a fresh PostgreSQL database (+ Redis). */
+export async function backendEnv(backend: BackendName): Promise<{ env: Record<string, string>; cleanup: () => Promise<void> }> {
+  const { signerKey } = generateSignerKey('test.audit');
+  if (backend === 'pglite') {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-test-'));
+    return {
+      env: { AUDIT_DATA_DIR: dir, AUDIT_SIGNING_KEY: signerKey },
+      cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }),
+    };
+  }
+  const db = await createTestDatabase();
+  const redis = testRedisUrl();
+  return {
+    env: { DATABASE_URL: db.url, AUDIT_SIGNING_KEY: signerKey, ...(redis ? { REDIS_URL: redis } : {}) },
+    cleanup: db.drop,
+  };
+}
+
+/** Starts a server on `backend` with optional env overrides. */
+export async function startTestServer(backend: BackendName, overrides: Record<string, string> = {}): Promise<TestServer> {
+  const { env: benv, cleanup } = await backendEnv(backend);
+  const env = {
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'silent',
+    NODE_ENV: 'test',
+    AUDIT_LOG_ORIGIN: 'test.audit',
+    AUDIT_BOOTSTRAP_API_KEY: TEST_ADMIN_KEY,
+    RATE_LIMIT_PER_MINUTE: '0',
+    ...benv,
+    ...overrides,
+  };
+  const config = loadConfig(env);
+  const runtime = await startRuntime(config, createLogger('silent'));
+  const url = runtime.url;
+  const { signer } = runtime;
+  return {
+    backend,
+    url,
+    runtime,
+    env,
+    adminKey: TEST_ADMIN_KEY,
+    organizationId: runtime.bootstrap!.organizationId,
+    verifierKey: signer.verifierKey,
+    client(key = TEST_ADMIN_KEY, opts = {}) {
+      const link = (opts.batch ?? true) ? httpBatchLink : httpLink;
+      return createTRPCClient<AppRouter>({
+        links: [link({ url: `${url}/trpc`, headers: () => ({ authorization: `Bearer ${key}` }) })],
+      });
+    },
+    async request(method, p, body, key = TEST_ADMIN_KEY) {
+      const headers: Record<string, string> = {};
+      if (key) headers.authorization = `Bearer ${key}`;
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      const res = await fetch(url + p, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        /* not JSON (metrics) */
+      }
+      return { status: res.status, body: parsed, headers: res.headers };
+    },
+    async close() {
+      await runtime.close();
+      await cleanup();
+    },
+  };
+}
