@@ -140,7 +140,7 @@ export function auditServerAlertRules(namespace: string, serviceName: string): A
     {
       alert: 'AuditServerHighErrorRate',
       expr:
-        `sum(rate(http_requests_total{${sel}, status_code=~"5.."}[5m]))` +
+        `sum(rate(http_requests_total{${sel}, status=~"5.."}[5m]))` +
         ` / sum(rate(http_requests_total{${sel}}[5m])) > 0.05`,
       for: '10m',
       severity: 'warning',

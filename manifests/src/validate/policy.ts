@@ -228,7 +228,7 @@ const ruleNoLatest: Rule = (_o, pods) => {
   const out: Violation[] = [];
   for (const pod of pods) {
     for (const { container, kind } of containersOf(pod.spec)) {
-      const image = String(container.image ?? '');
+      const image = typeof container.image === 'string' ? container.image : '';
       if (image.includes('@sha256:')) continue;
       const last = image.slice(image.lastIndexOf('/') + 1);
       const colon = last.lastIndexOf(':');
@@ -365,7 +365,7 @@ const ruleHpaMin: Rule = (objects) =>
   hpas(objects)
     // minReplicas defaults to 1 when omitted.
     .filter((h) => ((asRecord(h.spec).minReplicas as number | undefined) ?? 1) < 2)
-    .map((h) => ({ rule: 'hpa-min-replicas', object: describeObject(h), message: `minReplicas ${String(asRecord(h.spec).minReplicas ?? 1)} is below 2` }));
+    .map((h) => ({ rule: 'hpa-min-replicas', object: describeObject(h), message: `minReplicas ${JSON.stringify(asRecord(h.spec).minReplicas ?? 1)} is below 2` }));
 
 const ruleHpaNoReplicas: Rule = (objects) => {
   const out: Violation[] = [];

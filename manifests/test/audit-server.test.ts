@@ -1,0 +1,339 @@
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return --
+   tests walk synthesized manifest JSON, whose shape the assertions themselves check */
+import { Testing } from 'cdk8s';
+import { AuditServer, MigrationMode, LogLevel } from '../src/audit-server';
+import type { AuditServerProps } from '../src/audit-server';
+import { validateManifests } from '../src/validate';
+
+function synth(props: AuditServerProps = {}): any[] {
+  const chart = Testing.chart();
+  new AuditServer(chart, 'AuditServer', props);
+  return Testing.synth(chart);
+}
+const get = (objects: any[], kind: string, name: string): any => {
+  const o = objects.find((x) => x.kind === kind && x.metadata.name === name);
+  if (!o) throw new Error(`no ${kind} ${name}`);
+  return o;
+};
+const container = (objects: any[], deployment: string): any => get(objects, 'Deployment', deployment).spec.template.spec.containers[0];
+const envOf = (c: any) => Object.fromEntries(c.env.map((e: any) => [e.name, e.value ?? e.valueFrom]));
+
+describe('AuditServer', () => {
+  const objects = synth({ config: { corsOrigins: ['https://app.smedrec.com'] } });
+
+  it('matches the snapshot', () => {
+    expect(objects).toMatchSnapshot();
+  });
+
+  it('creates the namespace smedrec-audit labelled for Pod Security Standards restricted', () => {
+    expect(get(objects, 'Namespace', 'smedrec-audit').metadata).toEqual(
+      expect.objectContaining({
+        labels: expect.objectContaining({
+          'pod-security.kubernetes.io/enforce': 'restricted',
+          'pod-security.kubernetes.io/audit': 'restricted',
+          'pod-security.kubernetes.io/warn': 'restricted',
+        }),
+      }),
+    );
+    expect(get(objects, 'Namespace', 'smedrec-audit').metadata.namespace).toBeUndefined();
+    expect(objects.filter((o) => o.kind !== 'Namespace').every((o) => o.metadata.namespace === 'smedrec-audit')).toBe(true);
+  });
+
+  it('gives the service account no token', () => {
+    expect(get(objects, 'ServiceAccount', 'audit-server').automountServiceAccountToken).toBe(false);
+    expect(get(objects, 'Deployment', 'audit-server').spec.template.spec.automountServiceAccountToken).toBe(false);
+  });
+
+  it('writes non-secret configuration into the ConfigMap under the server env names', () => {
+    expect(get(objects, 'ConfigMap', 'audit-server-config').data).toEqual({
+      NODE_ENV: 'production',
+      PORT: '3000',
+      HOST: '0.0.0.0',
+      LOG_LEVEL: 'info',
+      AUDIT_LOG_ORIGIN: 'smedrec.audit',
+      CORS_ORIGINS: 'https://app.smedrec.com',
+      OTEL_SERVICE_NAME: 'audit-server',
+      RATE_LIMIT_PER_MINUTE: '6000',
+      DATABASE_POOL_MAX: '10',
+      HTTP_BODY_LIMIT_BYTES: '8388608',
+      SHUTDOWN_TIMEOUT_MS: '25000',
+      TRUST_PROXY: 'loopback, linklocal, uniquelocal',
+      DATABASE_MIGRATE_ON_START: 'false',
+    });
+  });
+
+  it('references every secret from the Secret, never inline', () => {
+    const ref = (key: string, optional?: boolean) => ({ secretKeyRef: { name: 'audit-server-secrets', key, ...(optional ? { optional } : {}) } });
+    expect(envOf(container(objects, 'audit-server'))).toEqual({
+      AUDIT_ROLE: 'api',
+      DATABASE_URL: ref('database-url'),
+      REDIS_URL: ref('redis-url'),
+      AUDIT_SIGNING_KEY: ref('signing-key'),
+      AUDIT_BOOTSTRAP_API_KEY: ref('bootstrap-api-key', true),
+    });
+    // The worker creates partitions ahead (DDL), so it connects as the migration role.
+    expect(envOf(container(objects, 'audit-server-worker'))).toMatchObject({ AUDIT_ROLE: 'worker', DATABASE_URL: ref('migration-database-url') });
+  });
+
+  it('runs the api image pinned to the package version on port http 3000', () => {
+    const c = container(objects, 'audit-server');
+    expect(c.image).toBe('ghcr.io/smedrec/audit-server:0.1.0');
+    expect(c.ports).toEqual([{ name: 'http', containerPort: 3000, protocol: 'TCP' }]);
+    expect(c.envFrom).toEqual([{ configMapRef: { name: 'audit-server-config' } }]);
+  });
+
+  it('rolls out with maxSurge 1 / maxUnavailable 0 and leaves the replica count to the HPA', () => {
+    const d = get(objects, 'Deployment', 'audit-server');
+    expect(d.spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } });
+    expect(d.spec.replicas).toBeUndefined();
+    expect(get(synth({ autoscalingEnabled: false }), 'Deployment', 'audit-server').spec.replicas).toBe(3);
+  });
+
+  it('probes /health (liveness 30/10/5/3), /ready (readiness 10/5/3/3) and has a startup probe', () => {
+    const c = container(objects, 'audit-server');
+    expect(c.livenessProbe).toEqual({
+      httpGet: { path: '/health', port: 'http' },
+      initialDelaySeconds: 30,
+      periodSeconds: 10,
+      timeoutSeconds: 5,
+      failureThreshold: 3,
+    });
+    expect(c.readinessProbe).toEqual({
+      httpGet: { path: '/ready', port: 'http' },
+      initialDelaySeconds: 10,
+      periodSeconds: 5,
+      timeoutSeconds: 3,
+      failureThreshold: 3,
+    });
+    expect(c.startupProbe).toEqual({ httpGet: { path: '/health', port: 'http' }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 30 });
+  });
+
+  it('delays SIGTERM with a preStop sleep and waits preStop + shutdown timeout + margin before SIGKILL', () => {
+    const spec = get(objects, 'Deployment', 'audit-server').spec.template.spec;
+    expect(spec.containers[0].lifecycle).toEqual({ preStop: { exec: { command: ['sleep', '10'] } } });
+    expect(spec.terminationGracePeriodSeconds).toBe(10 + 25 + 10);
+  });
+
+  it('hardens every pod: non-root 1001, seccomp RuntimeDefault, no escalation, read-only root, no capabilities, /tmp emptyDir', () => {
+    const pods = [
+      get(objects, 'Deployment', 'audit-server').spec.template.spec,
+      get(objects, 'Deployment', 'audit-server-worker').spec.template.spec,
+      get(objects, 'Job', 'audit-server-migrate-0-1-0').spec.template.spec,
+    ];
+    for (const pod of pods) {
+      expect(pod.securityContext).toEqual({
+        runAsNonRoot: true,
+        runAsUser: 1001,
+        runAsGroup: 1001,
+        fsGroup: 1001,
+        fsGroupChangePolicy: 'OnRootMismatch',
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      expect(pod.containers[0].securityContext).toEqual({
+        allowPrivilegeEscalation: false,
+        privileged: false,
+        readOnlyRootFilesystem: true,
+        runAsNonRoot: true,
+        runAsUser: 1001,
+        runAsGroup: 1001,
+        capabilities: { drop: ['ALL'] },
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      expect(pod.volumes).toEqual([{ name: 'tmp', emptyDir: { sizeLimit: '256Mi' } }]);
+      expect(pod.containers[0].volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }]);
+    }
+  });
+
+  it('requests and limits cpu, memory and ephemeral storage', () => {
+    expect(container(objects, 'audit-server').resources).toEqual({
+      requests: { cpu: '500m', memory: '512Mi', 'ephemeral-storage': '128Mi' },
+      limits: { cpu: '1', memory: '1Gi', 'ephemeral-storage': '512Mi' },
+    });
+  });
+
+  it('spreads api pods across zones and nodes and annotates them for Prometheus', () => {
+    const template = get(objects, 'Deployment', 'audit-server').spec.template;
+    expect(template.spec.topologySpreadConstraints.map((t: any) => [t.topologyKey, t.whenUnsatisfiable, t.maxSkew])).toEqual([
+      ['topology.kubernetes.io/zone', 'ScheduleAnyway', 1],
+      ['kubernetes.io/hostname', 'DoNotSchedule', 1],
+    ]);
+    expect(template.metadata.annotations).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '3000', 'prometheus.io/path': '/metrics' });
+  });
+
+  it('runs the worker as its own Deployment with AUDIT_ROLE=worker', () => {
+    const worker = get(objects, 'Deployment', 'audit-server-worker');
+    expect(worker.spec.replicas).toBe(2);
+    expect(envOf(worker.spec.template.spec.containers[0]).AUDIT_ROLE).toBe('worker');
+    expect(worker.spec.selector.matchLabels['app.kubernetes.io/component']).toBe('worker');
+  });
+
+  it('runs migrations as an Argo CD PreSync hook Job with AUDIT_ROLE=migrate by default', () => {
+    const job = get(objects, 'Job', 'audit-server-migrate-0-1-0');
+    expect(job.metadata.annotations).toEqual({
+      'argocd.argoproj.io/hook': 'PreSync',
+      'argocd.argoproj.io/hook-delete-policy': 'BeforeHookCreation',
+    });
+    expect(envOf(job.spec.template.spec.containers[0])).toMatchObject({
+      AUDIT_ROLE: 'migrate',
+      DATABASE_URL: { secretKeyRef: { name: 'audit-server-secrets', key: 'migration-database-url' } },
+    });
+    expect(job.spec.template.spec.restartPolicy).toBe('Never');
+  });
+
+  it('can run migrations as a Sync-phase hook in its own wave, or as an init container', () => {
+    const wave = get(synth({ migrations: MigrationMode.JOB_SYNC_WAVE }), 'Job', 'audit-server-migrate-0-1-0');
+    expect(wave.metadata.annotations).toMatchObject({ 'argocd.argoproj.io/hook': 'Sync', 'argocd.argoproj.io/sync-wave': '0' });
+    const init = synth({ migrations: MigrationMode.INIT_CONTAINER });
+    expect(init.some((o) => o.kind === 'Job')).toBe(false);
+    for (const name of ['audit-server', 'audit-server-worker']) {
+      const initContainers = get(init, 'Deployment', name).spec.template.spec.initContainers;
+      expect(initContainers.map((c: any) => [c.name, envOf(c).AUDIT_ROLE])).toEqual([['migrate', 'migrate']]);
+    }
+  });
+
+  it('exposes a ClusterIP Service on 80 → http and a headless Service', () => {
+    expect(get(objects, 'Service', 'audit-server').spec).toEqual({
+      type: 'ClusterIP',
+      selector: { 'app.kubernetes.io/name': 'audit-server', 'app.kubernetes.io/instance': 'audit-server', 'app.kubernetes.io/component': 'api' },
+      ports: [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }],
+    });
+    expect(get(objects, 'Service', 'audit-server-headless').spec.clusterIP).toBe('None');
+  });
+
+  it('routes the seed paths through nginx with TLS from cert-manager', () => {
+    const ingress = get(objects, 'Ingress', 'audit-server');
+    expect(ingress.spec.ingressClassName).toBe('nginx');
+    expect(ingress.spec.tls).toEqual([{ hosts: ['api.smedrec.com'], secretName: 'audit-server-tls' }]);
+    expect(ingress.spec.rules[0].host).toBe('api.smedrec.com');
+    expect(ingress.spec.rules[0].http.paths.map((p: any) => [p.path, p.pathType, p.backend.service.name, p.backend.service.port.name])).toEqual(
+      ['/api', '/trpc', '/graphql', '/auth', '/health', '/ready', '/'].map((p) => [p, 'Prefix', 'audit-server', 'http']),
+    );
+  });
+
+  it('sets real ingress-nginx annotations: 100 req/min per client, CORS with x-api-key, hashing, body size, timeouts', () => {
+    const a = get(objects, 'Ingress', 'audit-server').metadata.annotations;
+    expect(a).toMatchObject({
+      'cert-manager.io/cluster-issuer': 'letsencrypt-prod',
+      'nginx.ingress.kubernetes.io/limit-rpm': '100',
+      'nginx.ingress.kubernetes.io/limit-connections': '20',
+      'nginx.ingress.kubernetes.io/enable-cors': 'true',
+      'nginx.ingress.kubernetes.io/cors-allow-origin': 'https://app.smedrec.com',
+      'nginx.ingress.kubernetes.io/upstream-hash-by': '$binary_remote_addr',
+      'nginx.ingress.kubernetes.io/proxy-body-size': '8m',
+      'nginx.ingress.kubernetes.io/proxy-read-timeout': '60',
+      'nginx.ingress.kubernetes.io/proxy-send-timeout': '60',
+      'nginx.ingress.kubernetes.io/proxy-connect-timeout': '5',
+    });
+    expect(a['nginx.ingress.kubernetes.io/cors-allow-headers'].toLowerCase().split(', ')).toEqual(
+      expect.arrayContaining(['authorization', 'content-type', 'x-api-key']),
+    );
+    // Without origins there is no CORS at all.
+    expect(Object.keys(get(synth(), 'Ingress', 'audit-server').metadata.annotations).some((k) => k.includes('cors'))).toBe(false);
+  });
+
+  it('keeps /metrics off the public ingress', () => {
+    const deny = get(objects, 'Ingress', 'audit-server-metrics-deny');
+    expect(deny.metadata.annotations).toMatchObject({ 'nginx.ingress.kubernetes.io/denylist-source-range': '0.0.0.0/0,::/0' });
+    expect(deny.spec.rules[0].http.paths).toEqual([
+      { path: '/metrics', pathType: 'Exact', backend: { service: { name: 'audit-server', port: { name: 'http' } } } },
+    ]);
+  });
+
+  it('autoscales 3–10 on CPU 70 % and memory 80 % with the seed scale-up/scale-down behaviour', () => {
+    expect(get(objects, 'HorizontalPodAutoscaler', 'audit-server').spec).toEqual({
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'audit-server' },
+      minReplicas: 3,
+      maxReplicas: 10,
+      metrics: [
+        { type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: 70 } } },
+        { type: 'Resource', resource: { name: 'memory', target: { type: 'Utilization', averageUtilization: 80 } } },
+      ],
+      behavior: {
+        scaleUp: { stabilizationWindowSeconds: 60, policies: [{ type: 'Percent', value: 50, periodSeconds: 60 }] },
+        scaleDown: { stabilizationWindowSeconds: 300, policies: [{ type: 'Percent', value: 10, periodSeconds: 60 }] },
+      },
+    });
+  });
+
+  it('has a PodDisruptionBudget for api and worker', () => {
+    expect(get(objects, 'PodDisruptionBudget', 'audit-server').spec).toEqual({
+      maxUnavailable: 1,
+      selector: { matchLabels: { 'app.kubernetes.io/name': 'audit-server', 'app.kubernetes.io/instance': 'audit-server', 'app.kubernetes.io/component': 'api' } },
+    });
+    expect(get(objects, 'PodDisruptionBudget', 'audit-server-worker').spec.selector.matchLabels['app.kubernetes.io/component']).toBe('worker');
+  });
+
+  it('denies all traffic by default and allows ingress-nginx → api, api → DNS, Postgres, Redis, OTLP', () => {
+    expect(get(objects, 'NetworkPolicy', 'default-deny-all').spec).toEqual({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
+    const peers = synth({
+      database: { podLabels: { app: 'pg' }, port: 5432 },
+      redis: { podLabels: { app: 'redis' }, port: 6379 },
+      otlpCollector: { podLabels: { app: 'otel' }, namespace: 'obs', port: 4318 },
+    });
+    const api = get(peers, 'NetworkPolicy', 'audit-server').spec;
+    expect(api.ingress).toEqual([
+      {
+        from: [
+          {
+            podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ingress-nginx' } },
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'ingress-nginx' } },
+          },
+          { podSelector: {}, namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+        ],
+        ports: [{ protocol: 'TCP', port: 3000 }],
+      },
+    ]);
+    expect(api.egress.map((r: any) => [r.to[0], r.ports.map((p: any) => `${p.protocol}/${p.port}`)])).toEqual([
+      [
+        { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } },
+        ['UDP/53', 'TCP/53'],
+      ],
+      [{ podSelector: { matchLabels: { app: 'pg' } } }, ['TCP/5432']],
+      [{ podSelector: { matchLabels: { app: 'redis' } } }, ['TCP/6379']],
+      [{ podSelector: { matchLabels: { app: 'otel' } }, namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'obs' } } }, ['TCP/4318']],
+    ]);
+    // Without known peers the database and Redis are reachable on their ports only.
+    expect(get(objects, 'NetworkPolicy', 'audit-server').spec.egress[1]).toEqual({ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: [{ protocol: 'TCP', port: 5432 }] });
+  });
+
+  it('passes the schema and every policy rule on its own', () => {
+    expect(validateManifests(objects)).toEqual([]);
+  });
+
+  it('takes typed config: log level, origin, OTLP endpoint', () => {
+    const cm = get(
+      synth({ config: { logLevel: LogLevel.DEBUG, auditLogOrigin: 'audit.example.org', otelExporterOtlpEndpoint: 'http://otel:4318' } }),
+      'ConfigMap',
+      'audit-server-config',
+    ).data;
+    expect(cm).toMatchObject({ LOG_LEVEL: 'debug', AUDIT_LOG_ORIGIN: 'audit.example.org', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318' });
+  });
+
+  it('leaves the namespace out when asked to', () => {
+    expect(synth({ createNamespace: false }).some((o) => o.kind === 'Namespace' || o.metadata.name === 'default-deny-all')).toBe(false);
+  });
+
+  it('fails when the image tag is latest', () => {
+    expect(() => synth({ imageTag: 'latest' })).toThrow("invalid imageTag: 'ghcr.io/smedrec/audit-server:latest' (expected a pinned tag or digest, never latest)");
+  });
+
+  it('fails when autoscaling would allow a single replica', () => {
+    expect(() => synth({ replicas: 1 })).toThrow('invalid replicas: 1 (the HPA minimum must be >= 2 for availability)');
+  });
+
+  it('fails when maxReplicas is below replicas', () => {
+    expect(() => synth({ replicas: 4, autoscaling: { maxReplicas: 3 } })).toThrow('invalid autoscaling.maxReplicas: 3 (expected >= replicas 4)');
+  });
+
+  it('fails when a CORS origin has a path', () => {
+    expect(() => synth({ config: { corsOrigins: ['https://app.smedrec.com/'] } })).toThrow(
+      "invalid config.corsOrigins: 'https://app.smedrec.com/' (expected scheme://host[:port] without a path)",
+    );
+  });
+
+  it('fails when a resource quantity is malformed', () => {
+    expect(() =>
+      synth({ apiResources: { cpuRequest: 'half', cpuLimit: '1', memoryRequest: '1Gi', memoryLimit: '1Gi', ephemeralStorageRequest: '1Gi', ephemeralStorageLimit: '1Gi' } }),
+    ).toThrow("invalid apiResources.cpuRequest: 'half' (expected a kubernetes quantity such as 256Mi or 500m)");
+  });
+});

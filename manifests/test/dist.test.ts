@@ -1,0 +1,118 @@
+/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return --
+   tests walk synthesized manifest JSON, whose shape the assertions themselves check */
+/**
+ * dist-k8s/ is the GitOps source: it must be exactly what a fresh synth writes, ordered so that
+ * `kubectl apply -f dist-k8s/<env> --recursive` works on an empty cluster.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Yaml } from 'cdk8s';
+import { ENVIRONMENTS, listFiles, synthesizeAll } from '../src/environments';
+import { AUDIT_SERVER_VERSION } from '../src/version';
+
+const repoRoot = path.resolve(__dirname, '..', '..');
+const committed = path.join(repoRoot, 'dist-k8s');
+const fresh = fs.mkdtempSync(path.join(os.tmpdir(), 'dist-k8s-'));
+let summary: ReturnType<typeof synthesizeAll>;
+
+beforeAll(() => {
+  summary = synthesizeAll(fresh);
+});
+afterAll(() => fs.rmSync(fresh, { recursive: true, force: true }));
+
+/** Documents of a YAML file, in order. */
+const load = (file: string): any[] => Yaml.load(file).filter((d: unknown) => d !== null);
+
+describe('dist-k8s', () => {
+  it('equals a fresh synth, file for file and byte for byte (run `npm run synth` to update)', () => {
+    expect(listFiles(committed)).toEqual(summary.files);
+    for (const file of summary.files) {
+      expect({ file, content: fs.readFileSync(path.join(committed, file), 'utf8') }).toEqual({
+        file,
+        content: fs.readFileSync(path.join(fresh, file), 'utf8'),
+      });
+    }
+  });
+
+  it('writes a folder per environment, monitoring CRs apart, and the Argo CD Applications', () => {
+    expect(summary.files).toEqual([
+      'README.md',
+      'argocd/kustomization.yaml',
+      'argocd/smedrec-audit-dev.k8s.yaml',
+      'argocd/smedrec-audit-prod.k8s.yaml',
+      'dev/0000-audit-server.k8s.yaml',
+      'dev/0001-data.k8s.yaml',
+      'dev/0002-observability.k8s.yaml',
+      'monitoring/prod/prometheus-operator.k8s.yaml',
+      'prod/0000-audit-server.k8s.yaml',
+      'prod/0001-data.k8s.yaml',
+      'prod/0002-observability.k8s.yaml',
+    ]);
+  });
+
+  it.each(ENVIRONMENTS.map((e) => [e.name, e.namespace]))(
+    '%s: the Namespace is the first object kubectl applies and every other object lives in it',
+    (env, namespace) => {
+      // kubectl walks the directory in lexical order and applies each file's documents in order.
+      const docs = listFiles(path.join(fresh, env)).flatMap((f) => load(path.join(fresh, env, f)));
+      expect(docs[0]).toMatchObject({ kind: 'Namespace', metadata: { name: namespace } });
+      expect(docs.slice(1).every((d) => d.metadata.namespace === namespace)).toBe(true);
+      // No custom resource in an environment folder: an empty cluster has no CRDs.
+      expect(docs.every((d) => /^(v1|apps\/v1|batch\/v1|policy\/v1|autoscaling\/v2|networking\.k8s\.io\/v1)$/.test(d.apiVersion))).toBe(true);
+    },
+  );
+
+  it('keeps kustomization.yaml out of every Argo CD directory source (it would switch the source type)', () => {
+    const sources = ['dev', 'prod', 'monitoring/prod'];
+    for (const dir of sources) expect(listFiles(path.join(fresh, dir)).some((f) => f.endsWith('kustomization.yaml'))).toBe(false);
+    const kustomization = load(path.join(fresh, 'argocd', 'kustomization.yaml'))[0];
+    expect(kustomization.resources).toEqual(['smedrec-audit-dev.k8s.yaml', 'smedrec-audit-prod.k8s.yaml']);
+  });
+
+  it('declares an Argo CD Application per folder: directory source, recurse, automated prune and self-heal', () => {
+    const apps = ['dev', 'prod'].flatMap((env) => load(path.join(fresh, 'argocd', `smedrec-audit-${env}.k8s.yaml`)));
+    expect(apps.map((a) => [a.metadata.name, a.spec.source.path, a.spec.destination.namespace])).toEqual([
+      ['smedrec-audit-dev', 'dist-k8s/dev', 'smedrec-audit-dev'],
+      ['smedrec-audit-prod', 'dist-k8s/prod', 'smedrec-audit'],
+      ['smedrec-audit-prod-monitoring', 'dist-k8s/monitoring/prod', 'smedrec-audit'],
+    ]);
+    for (const app of apps) {
+      expect(app).toMatchObject({
+        apiVersion: 'argoproj.io/v1alpha1',
+        kind: 'Application',
+        metadata: { namespace: 'argocd' },
+        spec: {
+          source: { directory: { recurse: true }, targetRevision: 'main' },
+          syncPolicy: { automated: { prune: true, selfHeal: true } },
+        },
+      });
+    }
+  });
+
+  it('orders Argo CD sync waves: namespace, configuration, data tier, migrations, app, edge', () => {
+    const docs = listFiles(path.join(fresh, 'prod')).flatMap((f) => load(path.join(fresh, 'prod', f)));
+    const wave = (kind: string, name: string) =>
+      Number(docs.find((d) => d.kind === kind && d.metadata.name === name).metadata.annotations['argocd.argoproj.io/sync-wave']);
+    const order = [
+      wave('Namespace', 'smedrec-audit'),
+      wave('ConfigMap', 'audit-server-config'),
+      wave('StatefulSet', 'postgres'),
+      wave('Job', `audit-server-migrate-${AUDIT_SERVER_VERSION.replace(/\./g, '-')}`),
+      wave('Deployment', 'audit-server'),
+      wave('Ingress', 'audit-server'),
+    ];
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(new Set(order).size).toBe(order.length);
+  });
+
+  it('pins the default image tag to the server package version', () => {
+    const server = JSON.parse(fs.readFileSync(path.join(repoRoot, 'server', 'package.json'), 'utf8')) as { version: string };
+    expect(AUDIT_SERVER_VERSION).toBe(server.version);
+  });
+
+  it('is what cdk8s.yaml points the CLI at', () => {
+    const config = load(path.join(repoRoot, 'cdk8s.yaml'))[0];
+    expect(config).toEqual({ language: 'typescript', app: 'npx tsx manifests/main.ts', output: 'dist-k8s' });
+  });
+});
