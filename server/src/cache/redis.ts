@@ -18,5 +18,5 @@ export function openRedis(url: string): Redis {
 /** Resolves when Redis answers PING, rejects otherwise (for /ready). */
 export async function pingRedis(redis: Redis): Promise<void> {
   const answer = await redis.ping();
-  if (answer !== 'PONG') throw new Error(`unexpected PING answer ${answer}`);
+  if (answer !== 'PONG') throw new Error(`unexpected PING answer ${String(answer)}`);
 }

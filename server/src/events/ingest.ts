@@ -115,7 +115,7 @@ export class IngestService {
           if (!q.flushing) this.flush(org, q);
         }
       }
-      await Promise.allSettled(busy.map(([, q]) => q.flushing));
+      await Promise.allSettled(busy.flatMap(([, q]) => (q.flushing ? [q.flushing] : [])));
       await new Promise((r) => setImmediate(r));
     }
   }

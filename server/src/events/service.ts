@@ -56,7 +56,7 @@ export class EventService {
     if (!parsed.success) {
       throw validationError(parsed.error.issues.map((i) => ({ ...i, path: [...prefix, ...i.path] })));
     }
-    const issues = checkEventLimits(parsed.data as Record<string, unknown>, this.limits);
+    const issues = checkEventLimits(parsed.data, this.limits);
     if (issues.length > 0) throw validationError(issues.map((i) => ({ path: [...prefix, ...i.path], message: i.message })));
     return parsed.data;
   }

@@ -27,7 +27,7 @@ export function restRouter(): Router {
         throw new AppError('FORBIDDEN', `role ${state.principal.role} lacks ${op.permission}`);
       }
       const raw = op.rest.input
-        ? op.rest.input({ params: req.params as Record<string, string>, query: req.query as Record<string, unknown>, body: req.body })
+        ? op.rest.input({ params: req.params as Record<string, string>, query: req.query, body: req.body })
         : defaultInput(op, req);
       const parsed = op.input.safeParse(raw);
       if (!parsed.success) throw validationError(parsed.error.issues);
