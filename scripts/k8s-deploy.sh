@@ -8,7 +8,7 @@
 #   scripts/k8s-deploy.sh status -n smedrec-audit
 #   scripts/k8s-deploy.sh scale -r 6 -n smedrec-audit
 #   scripts/k8s-deploy.sh rollback -n smedrec-audit
-#   scripts/k8s-deploy.sh deploy -e staging --dry-run      # print the commands, run nothing
+#   scripts/k8s-deploy.sh deploy -e dev --dry-run          # print the commands, run nothing
 set -euo pipefail
 
 readonly SCRIPT_NAME="${0##*/}"
@@ -28,8 +28,9 @@ Commands:
 
 Options:
   -n, --namespace NAME     Kubernetes namespace (default: smedrec-audit)
-  -e, --env NAME           Manifest set under dist-k8s/ (default: production)
+  -e, --env NAME           Manifest set under dist-k8s/ (default: prod)
   -d, --deployment NAME    API deployment name (default: audit-server)
+  -w, --worker NAME        Worker deployment name (default: <deployment>-worker)
   -r, --replicas N         Replica count for scale
       --context NAME       kubectl context to use (default: the current context)
       --timeout DURATION   Rollout wait limit (default: 300s)
@@ -75,8 +76,9 @@ run() {
 
 COMMAND=""
 NAMESPACE="smedrec-audit"
-ENVIRONMENT="production"
+ENVIRONMENT="prod"
 DEPLOYMENT="audit-server"
+WORKER=""
 REPLICAS=""
 CONTEXT=""
 TIMEOUT="300s"
@@ -87,12 +89,13 @@ while [[ $# -gt 0 ]]; do
       [[ -z "${COMMAND}" ]] || usage_error "only one command may be given (got '${COMMAND}' and '$1')"
       COMMAND="$1"
       ;;
-    -n | --namespace | -e | --env | -d | --deployment | -r | --replicas | --context | --timeout)
+    -n | --namespace | -e | --env | -d | --deployment | -w | --worker | -r | --replicas | --context | --timeout)
       [[ $# -ge 2 ]] || usage_error "$1 needs a value"
       case "$1" in
         -n | --namespace) NAMESPACE="$2" ;;
         -e | --env) ENVIRONMENT="$2" ;;
         -d | --deployment) DEPLOYMENT="$2" ;;
+        -w | --worker) WORKER="$2" ;;
         -r | --replicas) REPLICAS="$2" ;;
         --context) CONTEXT="$2" ;;
         --timeout) TIMEOUT="$2" ;;
@@ -114,6 +117,8 @@ done
 dns_label='^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'
 [[ "${NAMESPACE}" =~ ${dns_label} ]] || usage_error "invalid namespace '${NAMESPACE}' (RFC 1123 label)"
 [[ "${DEPLOYMENT}" =~ ${dns_label} ]] || usage_error "invalid deployment name '${DEPLOYMENT}' (RFC 1123 label)"
+WORKER="${WORKER:-${DEPLOYMENT}-worker}"
+[[ "${WORKER}" =~ ${dns_label} ]] || usage_error "invalid worker deployment name '${WORKER}' (RFC 1123 label)"
 [[ "${ENVIRONMENT}" =~ ^[A-Za-z0-9_-]+$ ]] || usage_error "invalid environment '${ENVIRONMENT}'"
 [[ "${TIMEOUT}" =~ ^[0-9]+[smh]$ ]] || usage_error "invalid timeout '${TIMEOUT}' (e.g. 300s, 10m)"
 
@@ -134,8 +139,12 @@ manifest_dir() {
   printf '%s\n' "${dir}"
 }
 
+# Waits for the API deployment, and with "all" for the worker too (both change on apply).
 wait_for_rollout() {
   run "${kubectl_cmd[@]}" --namespace "${NAMESPACE}" rollout status "deployment/${DEPLOYMENT}" --timeout "${TIMEOUT}"
+  if [[ "${1:-}" == all ]]; then
+    run "${kubectl_cmd[@]}" --namespace "${NAMESPACE}" rollout status "deployment/${WORKER}" --timeout "${TIMEOUT}"
+  fi
 }
 
 case "${COMMAND}" in
@@ -145,7 +154,7 @@ case "${COMMAND}" in
     # The manifests carry their own namespaces (the Namespace object included); -R applies
     # every file in the folder.
     run "${kubectl_cmd[@]}" apply --recursive --filename "${dir}"
-    wait_for_rollout
+    wait_for_rollout all
     ;;
   update)
     dir="$(manifest_dir)"
@@ -157,7 +166,7 @@ case "${COMMAND}" in
       "${kubectl_cmd[@]}" diff --recursive --filename "${dir}" || [[ $? -eq 1 ]] || die "kubectl diff failed"
     fi
     run "${kubectl_cmd[@]}" apply --recursive --filename "${dir}"
-    wait_for_rollout
+    wait_for_rollout all
     ;;
   status)
     require_kubectl

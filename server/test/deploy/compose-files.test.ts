@@ -46,7 +46,8 @@ interface Mount {
 }
 function mounts(service: Service): Mount[] {
   return ((service.volumes ?? []) as (string | Record<string, Yaml>)[]).map((v) => {
-    if (typeof v !== 'string') return { source: String(v.source), target: String(v.target), read_only: v.read_only === true };
+    if (typeof v !== 'string')
+      return { source: String(v.source), target: String(v.target), read_only: v.read_only === true };
     const [source = '', target = '', mode = 'rw'] = v.split(':');
     return { source, target, read_only: mode.split(',').includes('ro') };
   });
@@ -60,7 +61,12 @@ interface Port {
 }
 function ports(service: Service): Port[] {
   return ((service.ports ?? []) as (string | Record<string, Yaml>)[]).map((p) => {
-    if (typeof p !== 'string') return { host_ip: p.host_ip as string | undefined, published: String(p.published), target: Number(p.target) };
+    if (typeof p !== 'string')
+      return {
+        host_ip: p.host_ip as string | undefined,
+        published: String(p.published),
+        target: Number(p.target),
+      };
     const parts = p.replace(/\/\w+$/, '').split(':');
     const target = Number(parts.pop());
     const published = parts.pop() ?? '';
@@ -83,10 +89,14 @@ function filledEnvFile(example: string): string {
 }
 
 function composeConfig(key: FileKey, envFile: string) {
-  return run(requireBinary('docker-compose', 'docker-compose'), ['--env-file', envFile, '-f', FILES[key], 'config'], {
-    // Only PATH: the result must not depend on the caller's environment.
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-  });
+  return run(
+    requireBinary('docker-compose', 'docker-compose'),
+    ['--env-file', envFile, '-f', FILES[key], 'config'],
+    {
+      // Only PATH: the result must not depend on the caller's environment.
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+    },
+  );
 }
 
 const models = new Map<FileKey, ComposeModel>();
@@ -113,7 +123,9 @@ describe.each(Object.keys(FILES) as FileKey[])('compose file %s', (key) => {
   it('is accepted by `docker-compose config` with the variables of its .env.example filled in', () => {
     const result = composeConfig(key, filledEnvFile(ENV_EXAMPLE[key]));
     expect(describeResult('docker-compose config', result)).toMatch(/^docker-compose config exited 0/);
-    expect(describeResult('docker-compose config (operator env)', composeConfig(key, operatorEnvFile(key)))).toMatch(/exited 0/);
+    expect(
+      describeResult('docker-compose config (operator env)', composeConfig(key, operatorEnvFile(key))),
+    ).toMatch(/exited 0/);
     expect(Object.keys(model(key).services).length).toBeGreaterThan(0);
   });
 
@@ -151,20 +163,25 @@ describe.each(Object.keys(FILES) as FileKey[])('compose file %s', (key) => {
   });
 });
 
-describe.each(['prod', 'infisical', 'inngest', 'openobserve', 'pgvector'] as const)('compose file %s without secrets', (key) => {
-  it('refuses to render while a required secret is empty, naming the variable', () => {
-    const result = composeConfig(key, ENV_EXAMPLE[key]);
-    expect(result.status).not.toBe(0);
-    expect(result.stderr).toMatch(/Missing mandatory value .*: set [A-Z0-9_]+ in compose\//);
-  });
-});
+describe.each(['prod', 'infisical', 'inngest', 'openobserve', 'pgvector'] as const)(
+  'compose file %s without secrets',
+  (key) => {
+    it('refuses to render while a required secret is empty, naming the variable', () => {
+      const result = composeConfig(key, ENV_EXAMPLE[key]);
+      expect(result.status).not.toBe(0);
+      expect(result.stderr).toMatch(/Missing mandatory value .*: set [A-Z0-9_]+ in compose\//);
+    });
+  },
+);
 
 describe('development compose file', () => {
   it('mounts the server sources read-only for hot reload and builds the dev target', () => {
     const server = model('dev').services['audit-server']!;
     expect(server.build.target).toBe('dev');
     const src = mounts(server).find((v) => v.target === '/app/server/src');
-    expect(src).toEqual(expect.objectContaining({ source: join(REPO_ROOT, 'server', 'src'), read_only: true }));
+    expect(src).toEqual(
+      expect.objectContaining({ source: join(REPO_ROOT, 'server', 'src'), read_only: true }),
+    );
   });
 
   it('starts the server only after healthy PostgreSQL and Redis', () => {
@@ -191,7 +208,9 @@ describe('development compose file', () => {
     expect(conf?.source).toBe(join(COMPOSE, 'redis.conf'));
     const password = /^requirepass (\S+)$/m.exec(readFileSync(join(COMPOSE, 'redis.conf'), 'utf8'))?.[1];
     expect(password).toBeDefined();
-    expect(model('dev').services['audit-server']!.environment.REDIS_URL).toBe(`redis://:${password}@redis:6379/0`);
+    expect(model('dev').services['audit-server']!.environment.REDIS_URL).toBe(
+      `redis://:${password}@redis:6379/0`,
+    );
   });
 
   it('allows CORS from localhost development servers', () => {
@@ -209,18 +228,26 @@ describe('development compose file', () => {
 describe('production-simulation compose file', () => {
   it('puts nginx with compose/nginx.conf in front, the only service with published ports', () => {
     const services = model('prod').services;
-    const withPorts = Object.entries(services).filter(([, s]) => ports(s).length > 0).map(([n]) => n);
+    const withPorts = Object.entries(services)
+      .filter(([, s]) => ports(s).length > 0)
+      .map(([n]) => n);
     expect(withPorts).toEqual(['nginx']);
     const conf = mounts(services.nginx!).find((v) => v.target === '/etc/nginx/nginx.conf');
     expect(conf).toEqual(expect.objectContaining({ source: join(COMPOSE, 'nginx.conf'), read_only: true }));
-    expect(ports(services.nginx!).map((p) => p.target).sort()).toEqual([443, 80]);
+    expect(
+      ports(services.nginx!)
+        .map((p) => p.target)
+        .sort(),
+    ).toEqual([443, 80]);
   });
 
   it('runs two API replicas with resource limits, reservations and a restart policy', () => {
     const server = model('prod').services['audit-server']!;
     expect(server.deploy.replicas).toBe(2);
     expect(server.deploy.resources.limits).toEqual(expect.objectContaining({ memory: expect.any(String) }));
-    expect(server.deploy.resources.reservations).toEqual(expect.objectContaining({ memory: expect.any(String) }));
+    expect(server.deploy.resources.reservations).toEqual(
+      expect.objectContaining({ memory: expect.any(String) }),
+    );
     expect(server.deploy.restart_policy.condition).toBe('on-failure');
     expect(server.environment.AUDIT_ROLE).toBe('api');
     expect(server.environment.NODE_ENV).toBe('production');
@@ -233,12 +260,18 @@ describe('production-simulation compose file', () => {
       expect({ name, read_only: s.read_only }).toEqual({ name, read_only: true });
       expect((s.tmpfs as string[]).some((t) => t.startsWith('/tmp'))).toBe(true);
       expect(s.cap_drop).toEqual(['ALL']);
-      return { image: String(s.image), target: String(s.build.target), role: String(s.environment.AUDIT_ROLE) };
+      return {
+        image: String(s.image),
+        target: String(s.build.target),
+        role: String(s.environment.AUDIT_ROLE),
+      };
     });
     expect(new Set(roles.map((r) => r.image)).size).toBe(1);
     expect(roles.map((r) => r.target)).toEqual(['runner', 'runner', 'runner']);
     expect(roles.map((r) => r.role)).toEqual(['api', 'worker', 'migrate']);
-    expect(services['audit-server']!.depends_on['audit-migrate']).toEqual({ condition: 'service_completed_successfully' });
+    expect(services['audit-server']!.depends_on['audit-migrate']).toEqual({
+      condition: 'service_completed_successfully',
+    });
   });
 
   it('keeps PostgreSQL and Redis off the host network and Redis on redis.prod.conf', () => {
@@ -270,7 +303,8 @@ describe('infrastructure compose files', () => {
   it('bind published ports to 127.0.0.1 by default', () => {
     for (const key of ['infisical', 'inngest', 'openobserve', 'pgvector'] as const) {
       for (const service of Object.values(model(key).services)) {
-        for (const port of ports(service)) expect({ key, ip: port.host_ip }).toEqual({ key, ip: '127.0.0.1' });
+        for (const port of ports(service))
+          expect({ key, ip: port.host_ip }).toEqual({ key, ip: '127.0.0.1' });
       }
     }
   });

@@ -73,7 +73,14 @@ const isExecForm = (args: string) => {
 
 describe('Dockerfile', () => {
   it('builds base → deps → build → prod-deps → runner, the runner being the final stage', () => {
-    expect(dockerfile.stages.map((s) => s.name)).toEqual(['base', 'deps', 'dev', 'build', 'prod-deps', 'runner']);
+    expect(dockerfile.stages.map((s) => s.name)).toEqual([
+      'base',
+      'deps',
+      'dev',
+      'build',
+      'prod-deps',
+      'runner',
+    ]);
     expect(runner.name).toBe('runner');
     expect(stage('deps').from).toBe('base');
     expect(stage('build').from).toBe('deps');
@@ -82,33 +89,44 @@ describe('Dockerfile', () => {
   });
 
   it('starts from a pinned node:22-alpine image, never latest', () => {
-    const nodeImage = dockerfile.globalArgs.find((a) => a.keyword === 'ARG' && a.args.startsWith('NODE_IMAGE='));
+    const nodeImage = dockerfile.globalArgs.find(
+      (a) => a.keyword === 'ARG' && a.args.startsWith('NODE_IMAGE='),
+    );
     expect(nodeImage?.args).toMatch(/^NODE_IMAGE=node:22-alpine[\d.]*$/);
     expect(stage('base').from).toBe('${NODE_IMAGE}');
     const stageNames = dockerfile.stages.map((s) => s.name);
     for (const s of dockerfile.stages) {
       // Each FROM is an earlier stage, the pinned ARG, or an explicitly tagged image.
-      const ok = stageNames.includes(s.from) || s.from === '${NODE_IMAGE}' || /^[^:\s]+:(?!latest$)[\w.-]+$/.test(s.from);
+      const ok =
+        stageNames.includes(s.from) ||
+        s.from === '${NODE_IMAGE}' ||
+        /^[^:\s]+:(?!latest$)[\w.-]+$/.test(s.from);
       expect({ stage: s.name, from: s.from, ok }).toEqual({ stage: s.name, from: s.from, ok: true });
     }
   });
 
   it('applies security updates and creates the unprivileged user 1001 in the base stage', () => {
-    const runs = all(stage('base'), 'RUN').map((r) => r.args).join('\n');
+    const runs = all(stage('base'), 'RUN')
+      .map((r) => r.args)
+      .join('\n');
     expect(runs).toMatch(/apk upgrade --no-cache/);
     expect(runs).toMatch(/addgroup -S -g 1001 /);
     expect(runs).toMatch(/adduser -S .*-u 1001 /);
   });
 
   it('installs dependencies with an npm cache mount and the lockfile (npm ci)', () => {
-    const install = all(stage('deps'), 'RUN').map((r) => r.args).join('\n');
+    const install = all(stage('deps'), 'RUN')
+      .map((r) => r.args)
+      .join('\n');
     expect(install).toMatch(/--mount=type=cache,target=\/root\/\.npm/);
     expect(install).toMatch(/npm ci /);
   });
 
   it('builds with `npm run build -w server` and ships only production dependencies', () => {
     expect(all(stage('build'), 'RUN').map((r) => r.args)).toContain('npm run build -w server');
-    const prodInstall = all(stage('prod-deps'), 'RUN').map((r) => r.args).join('\n');
+    const prodInstall = all(stage('prod-deps'), 'RUN')
+      .map((r) => r.args)
+      .join('\n');
     expect(prodInstall).toMatch(/npm ci .*--omit=dev/);
     const copies = all(runner, 'COPY').map((c) => c.args);
     expect(copies).toContain('--from=prod-deps /app/node_modules ./node_modules');
@@ -127,7 +145,9 @@ describe('Dockerfile', () => {
   });
 
   it('writes only under /tmp (read-only root filesystem)', () => {
-    const env = all(runner, 'ENV').map((e) => e.args).join(' ');
+    const env = all(runner, 'ENV')
+      .map((e) => e.args)
+      .join(' ');
     expect(env).toMatch(/AUDIT_DATA_DIR=\/tmp\//);
     expect(env).toMatch(/HOME=\/tmp/);
     expect(env).toMatch(/NODE_ENV=production/);
@@ -158,7 +178,9 @@ describe('Dockerfile', () => {
   });
 
   it('carries the OCI image labels', () => {
-    const labels = all(runner, 'LABEL').map((l) => l.args).join(' ');
+    const labels = all(runner, 'LABEL')
+      .map((l) => l.args)
+      .join(' ');
     for (const key of ['title', 'description', 'source', 'version', 'revision', 'created', 'licenses']) {
       expect(labels).toContain(`org.opencontainers.image.${key}=`);
     }
@@ -235,7 +257,11 @@ describe('.dockerignore', () => {
 
   it('sends any server source file, at any depth', () => {
     fc.assert(
-      fc.property(dirs, segment, (d, name) => !isExcluded(rules, ['server', 'src', ...d, `${name}.ts`].join('/'))),
+      fc.property(
+        dirs,
+        segment,
+        (d, name) => !isExcluded(rules, ['server', 'src', ...d, `${name}.ts`].join('/')),
+      ),
     );
   });
 
@@ -250,11 +276,27 @@ describe('.dockerignore', () => {
       segment.map((s) => `${s}.test.ts`),
     );
     const roots = fc.constantFrom('', 'server/', 'server/src/', 'compose/', 'manifests/', 'scripts/');
-    fc.assert(fc.property(roots, dirs, secretish, (root, d, leaf) => isExcluded(rules, `${root}${[...d, leaf].join('/')}`)));
+    fc.assert(
+      fc.property(roots, dirs, secretish, (root, d, leaf) =>
+        isExcluded(rules, `${root}${[...d, leaf].join('/')}`),
+      ),
+    );
   });
 
   it('never sends anything outside the allow-list (docs, compose files, scripts, .git)', () => {
-    const top = fc.constantFrom('.git', 'docs', 'compose', 'scripts', 'dist-k8s', 'data', 'bench', 'manifests/src', 'server/test');
-    fc.assert(fc.property(top, dirs, segment, (t, d, leaf) => isExcluded(rules, [t, ...d, `${leaf}.txt`].join('/'))));
+    const top = fc.constantFrom(
+      '.git',
+      'docs',
+      'compose',
+      'scripts',
+      'dist-k8s',
+      'data',
+      'bench',
+      'manifests/src',
+      'server/test',
+    );
+    fc.assert(
+      fc.property(top, dirs, segment, (t, d, leaf) => isExcluded(rules, [t, ...d, `${leaf}.txt`].join('/'))),
+    );
   });
 });

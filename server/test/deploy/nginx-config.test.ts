@@ -44,7 +44,12 @@ describe('compose/nginx.conf', () => {
     const keep = (text: string) =>
       text
         .split('\n')
-        .filter((line) => !/listen |server audit-server|server 127\.0\.0\.1|\/etc\/nginx\/certs|\/tmp\/nginx|audit-deploy-/.test(line))
+        .filter(
+          (line) =>
+            !/listen |server audit-server|server 127\.0\.0\.1|\/etc\/nginx\/certs|\/tmp\/nginx|audit-deploy-/.test(
+              line,
+            ),
+        )
         .join('\n');
     expect(keep(templated)).toBe(keep(original));
     expect(templated).toContain(`server 127.0.0.1:${options.upstreamPorts[0]} max_fails=3 fail_timeout=10s;`);

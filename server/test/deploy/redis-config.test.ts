@@ -13,10 +13,14 @@ const PROD_PASSWORD = 'prod-test-password-5f0c2a9e71d34b8b';
 function cli(instance: RedisInstance, args: string[], withPassword = true): string {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
   if (withPassword && instance.password !== undefined) env.REDISCLI_AUTH = instance.password;
-  const result = run(requireBinary('redis-cli', 'redis-tools'), ['-h', '127.0.0.1', '-p', String(instance.port), ...args], {
-    env,
-    timeoutMs: 10_000,
-  });
+  const result = run(
+    requireBinary('redis-cli', 'redis-tools'),
+    ['-h', '127.0.0.1', '-p', String(instance.port), ...args],
+    {
+      env,
+      timeoutMs: 10_000,
+    },
+  );
   return `${result.stdout}${result.stderr}`.trim();
 }
 

@@ -29,9 +29,13 @@ const DEFAULT_PG_URL = 'postgres://postgres@127.0.0.1:5432/test';
 export function postgresForTests(): { url: string } | { url: undefined; reason: string } {
   const configured = process.env.TEST_DATABASE_URL;
   if (configured !== undefined && configured !== '') return { url: configured };
-  const probe = spawnSync(requireBinary('pg_isready', 'postgresql-client'), ['-q', '-t', '3', '-d', DEFAULT_PG_URL], {
-    timeout: 10_000,
-  });
+  const probe = spawnSync(
+    requireBinary('pg_isready', 'postgresql-client'),
+    ['-q', '-t', '3', '-d', DEFAULT_PG_URL],
+    {
+      timeout: 10_000,
+    },
+  );
   if (probe.status === 0) return { url: DEFAULT_PG_URL };
   return {
     url: undefined,
@@ -97,17 +101,26 @@ export interface RedisInstance {
  * container is overridden on the command line (port, bind address, data dir, log file); for the
  * production file the password is passed exactly as compose/docker-compose.prod.yml passes it.
  */
-export async function startRedis(confFile: 'redis.conf' | 'redis.prod.conf', dataDir: string, password?: string): Promise<RedisInstance> {
+export async function startRedis(
+  confFile: 'redis.conf' | 'redis.prod.conf',
+  dataDir: string,
+  password?: string,
+): Promise<RedisInstance> {
   const redisServer = requireBinary('redis-server', 'redis-server');
   const redisCli = requireBinary('redis-cli', 'redis-tools');
   const port = await freePort();
   const args = [
     join(REPO_ROOT, 'compose', confFile),
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--dir', dataDir,
-    '--logfile', '',
-    '--daemonize', 'no',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dataDir,
+    '--logfile',
+    '',
+    '--daemonize',
+    'no',
   ];
   if (password !== undefined) args.push('--requirepass', password);
   const proc = startProcess(`redis-server (${confFile})`, redisServer, args);
@@ -144,10 +157,22 @@ export function generateCertificate(dir: string): { certFile: string; keyFile: s
   const certFile = join(dir, 'tls.crt');
   const keyFile = join(dir, 'tls.key');
   const result = run(openssl, [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '2',
-    '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    '-keyout', keyFile, '-out', certFile,
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-sha256',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=localhost',
+    '-addext',
+    'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
   ]);
   if (result.status !== 0) throw new Error(describeResult('openssl req', result));
   return { certFile, keyFile, cert: readFileSync(certFile, 'utf8') };
@@ -166,11 +191,19 @@ export interface NginxTemplateOptions {
   readonly upstreamPorts: readonly number[];
 }
 
-function replaceExactly(text: string, search: string | RegExp, replacement: string, expected: number): string {
-  const pattern = typeof search === 'string' ? new RegExp(search.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'g') : search;
+function replaceExactly(
+  text: string,
+  search: string | RegExp,
+  replacement: string,
+  expected: number,
+): string {
+  const pattern =
+    typeof search === 'string' ? new RegExp(search.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'g') : search;
   const count = (text.match(pattern) ?? []).length;
   if (count !== expected) {
-    throw new Error(`compose/nginx.conf changed: expected ${expected} occurrence(s) of ${String(search)}, found ${count}; update the test template`);
+    throw new Error(
+      `compose/nginx.conf changed: expected ${expected} occurrence(s) of ${String(search)}, found ${count}; update the test template`,
+    );
   }
   return text.replace(pattern, replacement);
 }
@@ -185,8 +218,18 @@ function replaceExactly(text: string, search: string | RegExp, replacement: stri
 export function templateNginxConf(options: NginxTemplateOptions): string {
   let text = readFileSync(join(REPO_ROOT, 'compose', 'nginx.conf'), 'utf8');
   text = replaceExactly(text, /^\s*listen \[::\]:(80|443)[^;]*;\n/gm, '', 2);
-  text = replaceExactly(text, 'listen 80 default_server;', `listen 127.0.0.1:${options.httpPort} default_server;`, 1);
-  text = replaceExactly(text, 'listen 443 ssl http2 default_server;', `listen 127.0.0.1:${options.httpsPort} ssl http2 default_server;`, 1);
+  text = replaceExactly(
+    text,
+    'listen 80 default_server;',
+    `listen 127.0.0.1:${options.httpPort} default_server;`,
+    1,
+  );
+  text = replaceExactly(
+    text,
+    'listen 443 ssl http2 default_server;',
+    `listen 127.0.0.1:${options.httpsPort} ssl http2 default_server;`,
+    1,
+  );
   text = replaceExactly(
     text,
     /server audit-server:3000 (max_fails=\S+ fail_timeout=\S+);/g,
@@ -202,7 +245,11 @@ export function templateNginxConf(options: NginxTemplateOptions): string {
  * Writes the templated configuration and returns the arguments for `nginx -p … -c … -e …` and
  * the file that receives nginx's stdout (the JSON access log goes to /dev/stdout, as in Docker).
  */
-export function writeNginxConf(options: NginxTemplateOptions): { confFile: string; accessLog: string; args: string[] } {
+export function writeNginxConf(options: NginxTemplateOptions): {
+  confFile: string;
+  accessLog: string;
+  args: string[];
+} {
   mkdirSync(options.prefixDir, { recursive: true });
   const confFile = join(options.prefixDir, 'nginx.conf');
   writeFileSync(confFile, templateNginxConf(options));
@@ -293,7 +340,10 @@ export function fetchOnce(options: FetchOptions): Promise<FetchResult> {
       port: options.port,
       path: options.path,
       method: options.method ?? 'GET',
-      headers: { ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}), ...options.headers },
+      headers: {
+        ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...options.headers,
+      },
       ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}),
       ...(options.agent !== undefined ? { agent: options.agent } : {}),
       timeout: options.timeoutMs ?? 15_000,
@@ -301,11 +351,20 @@ export function fetchOnce(options: FetchOptions): Promise<FetchResult> {
     const onResponse = (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolveResult({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () =>
+        resolveResult({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+        }),
+      );
       res.on('error', reject);
     };
     const req = options.tls
-      ? httpsRequest({ ...common, ca: options.tls.ca, servername: options.tls.servername ?? 'localhost' }, onResponse)
+      ? httpsRequest(
+          { ...common, ca: options.tls.ca, servername: options.tls.servername ?? 'localhost' },
+          onResponse,
+        )
       : httpRequest(common, onResponse);
     req.on('timeout', () => req.destroy(new Error(`request ${common.method} ${options.path} timed out`)));
     req.on('error', reject);

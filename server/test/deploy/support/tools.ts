@@ -181,7 +181,11 @@ export function sleep(ms: number): Promise<void> {
 export async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined> | T | undefined,
-  { attempts = 150, intervalMs = 200, describe = () => '' }: { attempts?: number; intervalMs?: number; describe?: () => string } = {},
+  {
+    attempts = 150,
+    intervalMs = 200,
+    describe = () => '',
+  }: { attempts?: number; intervalMs?: number; describe?: () => string } = {},
 ): Promise<T> {
   let lastError = '';
   for (let i = 0; i < attempts; i++) {
@@ -193,7 +197,9 @@ export async function waitFor<T>(
     }
     await sleep(intervalMs);
   }
-  throw new Error(`timed out waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}\n${describe()}`);
+  throw new Error(
+    `timed out waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}\n${describe()}`,
+  );
 }
 
 /** Result of a synchronous command. */
@@ -207,7 +213,13 @@ export interface CommandResult {
 export function run(
   command: string,
   args: readonly string[],
-  options: { env?: Record<string, string>; cwd?: string; input?: string; timeoutMs?: number; stdoutFd?: number } = {},
+  options: {
+    env?: Record<string, string>;
+    cwd?: string;
+    input?: string;
+    timeoutMs?: number;
+    stdoutFd?: number;
+  } = {},
 ): CommandResult {
   const result = spawnSync(command, [...args], {
     cwd: options.cwd ?? REPO_ROOT,

@@ -1,0 +1,321 @@
+/**
+ * Production simulation without a Docker engine: what compose/docker-compose.prod.yml wires
+ * together, run as plain processes. A migration run (AUDIT_ROLE=migrate), two API replicas
+ * (`npm start`'s command, NODE_ENV=production, AUDIT_ROLE=api) on a throwaway PostgreSQL
+ * database, redis-server with compose/redis.prod.conf and a password, and real nginx running
+ * compose/nginx.conf (ports, upstreams and certificate paths templated) with a certificate made
+ * by openssl. Replicas are told apart by their own JSON request logs (`reqId`), which carry the
+ * request id nginx generated and passed upstream.
+ */
+import { Agent as HttpsAgent } from 'node:https';
+import { connect as tlsConnect } from 'node:tls';
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import {
+  createThrowawayDatabase,
+  fetchOnce,
+  generateCertificate,
+  postgresForTests,
+  startNginx,
+  startRedis,
+} from './support/services';
+import type {
+  FetchOptions,
+  FetchResult,
+  NginxInstance,
+  RedisInstance,
+  ThrowawayDatabase,
+} from './support/services';
+import { newApiKey, newSigningKey, runServerCommand, startAuditServer } from './support/server';
+import type { AuditServer } from './support/server';
+import { describeResult, freePort, makeTempDir, requireBinary, stopAll, waitFor } from './support/tools';
+
+jest.setTimeout(180_000);
+
+const pg = postgresForTests();
+if (pg.url === undefined) console.warn(`production simulation: ${pg.reason}`);
+const describeWithPostgres = pg.url === undefined ? describe.skip : describe;
+
+describeWithPostgres('production simulation: nginx → two replicas → PostgreSQL + Redis', () => {
+  const temp = makeTempDir('prod-sim');
+  const apiKey = newApiKey();
+  let database: ThrowawayDatabase;
+  let redis: RedisInstance;
+  let replicas: [AuditServer, AuditServer];
+  let nginx: NginxInstance;
+  let httpPort: number;
+  let httpsPort: number;
+  let ca: string;
+
+  /** A request to nginx over HTTPS, verified against the test's own certificate. */
+  const viaHttps = (options: Omit<FetchOptions, 'port' | 'tls'>): Promise<FetchResult> =>
+    fetchOnce({ ...options, port: httpsPort, tls: { ca } });
+  const authorized = { authorization: `Bearer ${apiKey}` };
+  /** The replicas whose request log holds this id; waits (bounded) for the log line to arrive. */
+  const servedBy = async (requestId: string | string[] | undefined): Promise<string[]> => {
+    const find = () =>
+      replicas
+        .filter((r) => typeof requestId === 'string' && r.requestIds().has(requestId))
+        .map((r) => r.name);
+    try {
+      return await waitFor(
+        `log line for request ${String(requestId)}`,
+        () => (find().length > 0 ? find() : undefined),
+        {
+          attempts: 25,
+          intervalMs: 100,
+        },
+      );
+    } catch {
+      return find();
+    }
+  };
+
+  beforeAll(async () => {
+    requireBinary('nginx', 'nginx');
+    requireBinary('redis-server', 'redis-server');
+    requireBinary('openssl');
+    database = await createThrowawayDatabase(pg.url!, 'prodsim');
+    mkdirSync(join(temp.dir, 'redis'));
+    redis = await startRedis('redis.prod.conf', join(temp.dir, 'redis'), `redis-${newApiKey()}`);
+
+    // The same environment compose's x-audit-env gives every server container.
+    const env: Record<string, string> = {
+      NODE_ENV: 'production',
+      LOG_LEVEL: 'info',
+      DATABASE_URL: database.url,
+      DATABASE_MIGRATE_ON_START: 'false',
+      REDIS_URL: redis.url,
+      AUDIT_SIGNING_KEY: newSigningKey(),
+      AUDIT_BOOTSTRAP_API_KEY: apiKey,
+      AUDIT_DATA_DIR: join(temp.dir, 'data'),
+      TRUST_PROXY: 'loopback',
+    };
+    const migrate = runServerCommand({ ...env, AUDIT_ROLE: 'migrate' });
+    if (migrate.status !== 0) throw new Error(describeResult('AUDIT_ROLE=migrate', migrate));
+
+    // The first replica bootstraps the organization and its key; the second finds them.
+    const first = await startAuditServer('replica-a', await freePort(), { ...env, AUDIT_ROLE: 'api' });
+    const second = await startAuditServer('replica-b', await freePort(), { ...env, AUDIT_ROLE: 'api' });
+    replicas = [first, second];
+
+    const certDir = join(temp.dir, 'certs');
+    mkdirSync(certDir);
+    ca = generateCertificate(certDir).cert;
+    httpPort = await freePort();
+    httpsPort = await freePort();
+    nginx = await startNginx({
+      prefixDir: join(temp.dir, 'nginx'),
+      certDir,
+      httpPort,
+      httpsPort,
+      upstreamPorts: replicas.map((r) => r.port),
+    });
+  });
+
+  afterAll(async () => {
+    await stopAll();
+    await database?.drop();
+    temp.remove();
+  });
+
+  it('reports ready through nginx with the database, migrations and Redis checked', async () => {
+    const ready = await viaHttps({ path: '/ready' });
+    expect(ready.status).toBe(200);
+    expect(JSON.parse(ready.body)).toEqual(
+      expect.objectContaining({
+        status: 'ready',
+        checks: expect.objectContaining({ database: 'ok', migrations: 'ok', redis: 'ok' }),
+      }),
+    );
+  });
+
+  it('spreads HTTPS requests over both replicas, which append to one unforked ledger', async () => {
+    const receipts: { leafIndex: number; requestId: string }[] = [];
+    for (let i = 0; i < 24; i++) {
+      const response = await viaHttps({
+        path: '/api/v1/events',
+        method: 'POST',
+        headers: authorized,
+        body: JSON.stringify({ action: 'data.read', status: 'success' }),
+      });
+      expect({ i, status: response.status, body: response.body }).toEqual(
+        expect.objectContaining({ status: 201 }),
+      );
+      const requestId = response.headers['x-request-id'];
+      expect(typeof requestId).toBe('string');
+      receipts.push({
+        leafIndex: (JSON.parse(response.body) as { leafIndex: number }).leafIndex,
+        requestId: requestId as string,
+      });
+    }
+    // nginx's $request_id reached the replica and came back: each request is in exactly one log.
+    const counts = { 'replica-a': 0, 'replica-b': 0 } as Record<string, number>;
+    for (const { requestId } of receipts) {
+      const servers = await servedBy(requestId);
+      expect({ requestId, servers: servers.length }).toEqual({ requestId, servers: 1 });
+      counts[servers[0]!]! += 1;
+    }
+    expect(counts['replica-a']).toBeGreaterThan(0);
+    expect(counts['replica-b']).toBeGreaterThan(0);
+    // Both replicas appended to the same per-organization tree: indexes 0..23, no gaps, no forks.
+    expect(receipts.map((r) => r.leafIndex).sort((a, b) => a - b)).toEqual([...Array(24).keys()]);
+    process.stdout.write(
+      `production simulation: 24 POST /api/v1/events → replica-a ${counts['replica-a']}, replica-b ${counts['replica-b']}\n`,
+    );
+  });
+
+  it('serves TLS 1.2+ with the generated certificate and offers HTTP/2', async () => {
+    const session = await new Promise<{
+      protocol: string | null;
+      alpn: string | false | null;
+      authorized: boolean;
+    }>((done, fail) => {
+      const socket = tlsConnect(
+        {
+          host: '127.0.0.1',
+          port: httpsPort,
+          servername: 'localhost',
+          ca,
+          ALPNProtocols: ['h2', 'http/1.1'],
+        },
+        () => {
+          done({ protocol: socket.getProtocol(), alpn: socket.alpnProtocol, authorized: socket.authorized });
+          socket.end();
+        },
+      );
+      socket.on('error', fail);
+    });
+    expect(session.authorized).toBe(true);
+    expect(['TLSv1.2', 'TLSv1.3']).toContain(session.protocol);
+    expect(session.alpn).toBe('h2');
+  });
+
+  it('sends each security header exactly once over HTTPS', async () => {
+    const response = await viaHttps({ path: '/api/v1/ledger/checkpoint', headers: authorized });
+    expect(response.status).toBe(200);
+    expect(response.headers['strict-transport-security']).toBe('max-age=63072000; includeSubDomains');
+    expect(response.headers['x-content-type-options']).toBe('nosniff');
+    expect(response.headers['x-frame-options']).toBe('DENY');
+    expect(response.headers['referrer-policy']).toBe('no-referrer');
+    expect(response.headers['content-security-policy']).toBe("default-src 'none'; frame-ancestors 'none'");
+    expect(response.headers.server).toBe('nginx');
+  });
+
+  it('redirects plain HTTP to HTTPS, except /health', async () => {
+    const redirect = await fetchOnce({
+      port: httpPort,
+      path: '/api/v1/events?limit=5',
+      headers: { host: 'audit.example.org' },
+    });
+    expect(redirect.status).toBe(301);
+    expect(redirect.headers.location).toBe('https://audit.example.org/api/v1/events?limit=5');
+    const trpc = await fetchOnce({
+      port: httpPort,
+      path: '/trpc/events.list',
+      headers: { host: 'audit.example.org' },
+    });
+    expect(trpc.status).toBe(301);
+    const health = await fetchOnce({ port: httpPort, path: '/health' });
+    expect(health.status).toBe(200);
+    expect(JSON.parse(health.body)).toEqual({ status: 'ok' });
+  });
+
+  it('answers 429 once a client exceeds the per-address rate limit, but never on /health', async () => {
+    // Separate loopback source addresses give this test its own rate-limit buckets. Kept-alive
+    // connections make 400 requests take far less than the 6 s the bucket (50 r/s after a burst
+    // of 100) would need to drain, so limiting is certain without asserting on time.
+    const burst = async (path: string, localAddress: string, total: number) => {
+      const agent = new HttpsAgent({ keepAlive: true, maxSockets: 16, ca, servername: 'localhost', localAddress });
+      const statuses: number[] = [];
+      let next = 0;
+      const worker = async () => {
+        while (next < total) {
+          next += 1;
+          const r = await fetchOnce({
+            port: httpsPort,
+            path,
+            tls: { ca },
+            localAddress,
+            agent,
+            headers: authorized,
+          });
+          statuses.push(r.status);
+        }
+      };
+      try {
+        await Promise.all(Array.from({ length: 16 }, worker));
+      } finally {
+        agent.destroy();
+      }
+      return statuses;
+    };
+    const api = await burst('/api/v1/ledger/checkpoint', '127.0.0.9', 400);
+    const limited = api.filter((s) => s === 429).length;
+    const served = api.filter((s) => s === 200).length;
+    expect(limited + served).toBe(400);
+    expect(limited).toBeGreaterThan(0);
+    // The burst allowance (100) is always served before limiting starts.
+    expect(served).toBeGreaterThanOrEqual(100);
+    const health = await burst('/health', '127.0.0.10', 400);
+    expect(health.filter((s) => s !== 200)).toEqual([]);
+    process.stdout.write(
+      `production simulation: 400 rapid requests from one address → ${served} served, ${limited} × 429\n`,
+    );
+  });
+
+  it('keeps serving when a replica is killed mid-traffic: nginx retries on the survivor', async () => {
+    const [survivor, victim] = replicas;
+    const statuses: number[] = [];
+    const gets = 80;
+    let sent = 0;
+    // Four concurrent streams of idempotent GETs; the victim dies (SIGKILL, no graceful close)
+    // after 20 of them, while others are in flight.
+    const stream = async () => {
+      while (sent < gets) {
+        sent += 1;
+        if (sent === 20) {
+          victim.process.child.kill('SIGKILL');
+        }
+        const r = await viaHttps({
+          path: '/api/v1/ledger/checkpoint',
+          headers: authorized,
+          localAddress: '127.0.0.11',
+        });
+        statuses.push(r.status);
+      }
+    };
+    await Promise.all(Array.from({ length: 4 }, stream));
+    await victim.process.exited;
+    expect(victim.process.hasExited()).toBe(true);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+
+    // Writes after the kill: a refused connection was never sent, so nginx retries even a POST.
+    const after: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const r = await viaHttps({
+        path: '/api/v1/events',
+        method: 'POST',
+        headers: authorized,
+        body: JSON.stringify({ action: 'data.read', status: 'success' }),
+        localAddress: '127.0.0.12',
+      });
+      after.push(r.status);
+      expect(await servedBy(r.headers['x-request-id'])).toEqual([survivor.name]);
+    }
+    expect(after).toEqual(Array(12).fill(201));
+
+    // nginx's access log shows the retries: "$upstream_addr" lists the dead replica, then the survivor.
+    const retried = nginx
+      .accessEntries()
+      .filter(
+        (e) =>
+          typeof e.upstream === 'string' &&
+          e.upstream.includes(`:${victim.port}, 127.0.0.1:${survivor.port}`),
+      );
+    expect(retried.length).toBeGreaterThan(0);
+    process.stdout.write(
+      `production simulation: replica killed mid-traffic → ${gets} GETs + 12 POSTs all succeeded, ${retried.length} retried by nginx\n`,
+    );
+  });
+});
