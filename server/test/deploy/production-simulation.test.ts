@@ -226,7 +226,13 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
     // connections make 400 requests take far less than the 6 s the bucket (50 r/s after a burst
     // of 100) would need to drain, so limiting is certain without asserting on time.
     const burst = async (path: string, localAddress: string, total: number) => {
-      const agent = new HttpsAgent({ keepAlive: true, maxSockets: 16, ca, servername: 'localhost', localAddress });
+      const agent = new HttpsAgent({
+        keepAlive: true,
+        maxSockets: 16,
+        ca,
+        servername: 'localhost',
+        localAddress,
+      });
       const statuses: number[] = [];
       let next = 0;
       const worker = async () => {
