@@ -1,0 +1,585 @@
+/**
+ * `npm run bench` / `npm run bench:ingest`: the ingestion benchmark of the core issue, against a
+ * real PostgreSQL and the real server started as a child process. One run prints:
+ *
+ *  1. raw baseline: the same rows through node-postgres multi-row INSERTs (batches of 500),
+ *  2. batched HTTP ingestion (`POST /api/v1/events/bulk`, batches of 500, several clients) over
+ *     the same events, and its ratio to (1),
+ *  3. the fill up to `--events` (default 1,000,000) through the same bulk API, as fast as possible,
+ *  4. single-event ingestion (`POST /api/v1/events`, 32 concurrent clients): events/s, p50, p99,
+ *  5. inclusion-proof latency at the full tree size (sequential requests): p50/p95/p99,
+ *  6. filtered-query latency at the full event count (sequential requests): p50/p95/p99,
+ *  7. the server's resident memory (VmRSS of the child process) per phase,
+ *
+ * then a summary of every target with the figure and met/not met. It never fails because a target
+ * is missed (ARCHITECTURE §9: benchmarks print figures); it exits non-zero only when something is
+ * actually broken (the server dies, a request is rejected, a proof does not verify).
+ *
+ * Every loop is bounded by a request count; all traffic goes to 127.0.0.1.
+ */
+import os from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import {
+  generateSignerKey,
+  openCheckpoint,
+  parseSignerKey,
+  parseVerifierKey,
+  verifyInclusion,
+} from '../server/src/ledger';
+import { runBounded } from './lib/concurrency';
+import { createBenchDatabase, type BenchDatabase } from './lib/database';
+import { HttpClient, expectStatus, type HttpResult } from './lib/http-client';
+import { runRawBaseline, type RawBaselineResult } from './lib/raw-baseline';
+import { RssSampler, sampleProcess, startServer, type ServerProcess } from './lib/server-process';
+import { formatTable, mib, ms, num, section } from './lib/report';
+import { nowMs, rate, summarize, type LatencySummary } from './lib/stats';
+import { ACTIONS, bulkBody, makeEvent, prng } from './lib/workload';
+
+const HELP = `Usage: npm run bench:ingest -- [options]
+
+  --events N          events in the log for the proof and query phases (default 1000000)
+  --quick             small run: --events 20000 and fewer requests in every phase
+  --timed N           events in the timed batched phase and the raw baseline (default min(events, 100000))
+  --batch N           events per bulk request / rows per INSERT in the timed phase (default 500)
+  --clients N         concurrent bulk clients and raw-baseline connections (default 4)
+  --fill-batch N      events per bulk request while filling up to --events (default 1000)
+  --single N          single-event requests (default 20000, quick 2000)
+  --single-clients N  concurrent single-event clients (default 32)
+  --proofs N          sequential inclusion-proof requests (default 500, quick 200)
+  --queries N         sequential filtered queries, spread over the query shapes (default 600, quick 240)
+  --seed N            workload seed (default 1)
+  --database-url URL  maintenance connection of the local cluster
+                      (default $BENCH_DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres)
+  --redis-url URL     pass REDIS_URL to the server (default: none, in-process cache)
+  --keep              keep the audit_bench_* database and print its name
+  --help              this text
+`;
+
+interface Options {
+  events: number;
+  quick: boolean;
+  timed: number;
+  batch: number;
+  clients: number;
+  fillBatch: number;
+  single: number;
+  singleClients: number;
+  proofs: number;
+  queries: number;
+  seed: number;
+  databaseUrl: string;
+  redisUrl: string | undefined;
+  keep: boolean;
+}
+
+function parseOptions(argv: string[]): Options | null {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      events: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      timed: { type: 'string' },
+      batch: { type: 'string' },
+      clients: { type: 'string' },
+      'fill-batch': { type: 'string' },
+      single: { type: 'string' },
+      'single-clients': { type: 'string' },
+      proofs: { type: 'string' },
+      queries: { type: 'string' },
+      seed: { type: 'string' },
+      'database-url': { type: 'string' },
+      'redis-url': { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return null;
+  const int = (name: string, v: string | undefined, dflt: number, min: number, max: number): number => {
+    if (v === undefined) return dflt;
+    const n = Number(v.replace(/_/g, ''));
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer in [${min}, ${max}], got ${v}`);
+    return n;
+  };
+  const quick = values.quick;
+  const events = int('events', values.events, quick ? 20_000 : 1_000_000, 1_000, 50_000_000);
+  return {
+    events,
+    quick,
+    timed: int('timed', values.timed, Math.min(events, 100_000), 500, events),
+    batch: int('batch', values.batch, 500, 1, 1000),
+    clients: int('clients', values.clients, 4, 1, 64),
+    fillBatch: int('fill-batch', values['fill-batch'], 1000, 1, 1000),
+    single: int('single', values.single, quick ? 2_000 : 20_000, 100, 1_000_000),
+    singleClients: int('single-clients', values['single-clients'], 32, 1, 256),
+    proofs: int('proofs', values.proofs, quick ? 200 : 500, 10, 100_000),
+    queries: int('queries', values.queries, quick ? 240 : 600, 10, 100_000),
+    seed: int('seed', values.seed, 1, 0, 2 ** 31 - 1),
+    databaseUrl: values['database-url'] ?? process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    redisUrl: values['redis-url'],
+    keep: values.keep,
+  };
+}
+
+/** CPU seconds of the server child and of this (client) process, and wall time, over one phase. */
+class PhaseMeter {
+  private readonly wall0 = nowMs();
+  private readonly server0: number;
+  private readonly client0 = process.cpuUsage();
+
+  constructor(private readonly pid: number) {
+    this.server0 = sampleProcess(pid).cpuSeconds;
+  }
+
+  /** Wall seconds, server CPU seconds and client CPU seconds since construction. */
+  read(): { wallS: number; serverCpuS: number; clientCpuS: number } {
+    const c = process.cpuUsage(this.client0);
+    return {
+      wallS: (nowMs() - this.wall0) / 1000,
+      serverCpuS: sampleProcess(this.pid).cpuSeconds - this.server0,
+      clientCpuS: (c.user + c.system) / 1e6,
+    };
+  }
+}
+
+function cpuLine(m: { wallS: number; serverCpuS: number; clientCpuS: number }): string {
+  const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  return `wall ${m.wallS.toFixed(1)} s · server CPU ${m.serverCpuS.toFixed(1)} s (${((100 * m.serverCpuS) / m.wallS).toFixed(0)}% of a core) · client CPU ${m.clientCpuS.toFixed(1)} s · load ${load}`;
+}
+
+/** Parses the counts at the start of a bulk response without parsing ~1 KB of receipt per event. */
+function bulkCounts(res: HttpResult): { accepted: number; rejected: number } {
+  const m = /^\{"accepted":(\d+),"rejected":(\d+)/.exec(res.body);
+  if (m) return { accepted: Number(m[1]), rejected: Number(m[2]) };
+  const parsed = JSON.parse(res.body) as { accepted: number; rejected: number };
+  return { accepted: parsed.accepted, rejected: parsed.rejected };
+}
+
+interface BulkResult {
+  events: number;
+  requests: number;
+  elapsedMs: number;
+  eventsPerSecond: number;
+  requestLatency: LatencySummary;
+  cpu: { wallS: number; serverCpuS: number; clientCpuS: number };
+}
+
+/** Sends events [start, end) as bulk requests of `batch` over `clients` concurrent connections. */
+async function bulkIngest(
+  url: string,
+  apiKey: string,
+  pid: number,
+  seed: number,
+  start: number,
+  end: number,
+  batch: number,
+  clients: number,
+): Promise<BulkResult> {
+  const http = new HttpClient(url, apiKey, clients);
+  const requests = Math.ceil((end - start) / batch);
+  const latencies: number[] = [];
+  const meter = new PhaseMeter(pid);
+  const started = nowMs();
+  try {
+    await runBounded(requests, clients, async (r) => {
+      const from = start + r * batch;
+      const count = Math.min(batch, end - from);
+      const res = await http.post('/api/v1/events/bulk', bulkBody(seed, from, count));
+      expectStatus(res, 200, `bulk request for events ${from}…${from + count - 1}`);
+      const { accepted, rejected } = bulkCounts(res);
+      if (accepted !== count || rejected !== 0) {
+        throw new Error(`bulk request for events ${from}…: accepted ${accepted}, rejected ${rejected} of ${count}: ${res.body.slice(0, 300)}`);
+      }
+      latencies.push(res.ms);
+    });
+  } finally {
+    http.close();
+  }
+  const elapsedMs = nowMs() - started;
+  return {
+    events: end - start,
+    requests,
+    elapsedMs,
+    eventsPerSecond: rate(end - start, elapsedMs),
+    requestLatency: summarize(latencies),
+    cpu: meter.read(),
+  };
+}
+
+interface SingleResult {
+  events: number;
+  clients: number;
+  elapsedMs: number;
+  eventsPerSecond: number;
+  latency: LatencySummary;
+  cpu: { wallS: number; serverCpuS: number; clientCpuS: number };
+}
+
+/** `count` single-event POSTs over `clients` concurrent keep-alive connections. */
+async function singleIngest(
+  url: string,
+  apiKey: string,
+  pid: number,
+  seed: number,
+  firstEvent: number,
+  count: number,
+  clients: number,
+): Promise<SingleResult> {
+  const http = new HttpClient(url, apiKey, clients);
+  const latencies: number[] = [];
+  try {
+    // Warm-up: open every connection and let the JIT see the path (not measured).
+    const warm = clients * 5;
+    await runBounded(warm, clients, async (i) => {
+      const res = await http.post('/api/v1/events', JSON.stringify(makeEvent(seed, firstEvent + i)));
+      expectStatus(res, 201, 'single-event warm-up');
+    });
+    const meter = new PhaseMeter(pid);
+    const started = nowMs();
+    await runBounded(count, clients, async (i) => {
+      const res = await http.post('/api/v1/events', JSON.stringify(makeEvent(seed, firstEvent + warm + i)));
+      expectStatus(res, 201, `single event ${firstEvent + warm + i}`);
+      latencies.push(res.ms);
+    });
+    const elapsedMs = nowMs() - started;
+    return { events: count, clients, elapsedMs, eventsPerSecond: rate(count, elapsedMs), latency: summarize(latencies), cpu: meter.read() };
+  } finally {
+    http.close();
+  }
+}
+
+interface ProofResult {
+  treeSize: number;
+  requests: number;
+  latency: LatencySummary;
+  verified: number;
+}
+
+/**
+ * `count` sequential inclusion proofs of uniformly random leaves at the current size; afterwards
+ * (outside the timing) every proof is verified against the signed checkpoint of that size
+ * (RFC 9162 §2.1.3.2), so the latency is that of correct answers.
+ */
+async function proofLatency(url: string, apiKey: string, signerKey: string, seed: number, count: number): Promise<ProofResult> {
+  const http = new HttpClient(url, apiKey, 1);
+  try {
+    const cp = await http.get('/api/v1/ledger/checkpoint');
+    expectStatus(cp, 200, 'checkpoint');
+    const { treeSize, rootHash, note } = JSON.parse(cp.body) as { treeSize: number; rootHash: string; note: string };
+    const verifier = parseSignerKey(signerKey).verifierKey;
+    const { checkpoint } = openCheckpoint(note, [parseVerifierKey(verifier)]);
+    if (checkpoint.size !== treeSize || !checkpoint.rootHash.equals(Buffer.from(rootHash, 'base64'))) {
+      throw new Error('checkpoint note does not match the checkpoint fields');
+    }
+    const r = prng(seed ^ 0x5eed);
+    for (let i = 0; i < 20; i++) {
+      expectStatus(await http.get(`/api/v1/ledger/proofs/inclusion?leafIndex=${Math.floor(r() * treeSize)}`), 200, 'proof warm-up');
+    }
+    const latencies: number[] = [];
+    const answers: Array<{ index: number; body: string }> = [];
+    for (let i = 0; i < count; i++) {
+      const index = Math.floor(r() * treeSize);
+      const res = await http.get(`/api/v1/ledger/proofs/inclusion?leafIndex=${index}`);
+      expectStatus(res, 200, `inclusion proof of leaf ${index}`);
+      latencies.push(res.ms);
+      answers.push({ index, body: res.body });
+    }
+    for (const { index, body } of answers) {
+      const p = JSON.parse(body) as { leafIndex: number; treeSize: number; leafHash: string; hashes: string[] };
+      if (p.leafIndex !== index || p.treeSize !== treeSize) throw new Error(`proof of leaf ${index} answers for ${p.leafIndex}@${p.treeSize}`);
+      verifyInclusion(
+        Buffer.from(p.leafHash, 'base64'),
+        index,
+        treeSize,
+        p.hashes.map((h) => Buffer.from(h, 'base64')),
+        checkpoint.rootHash,
+      );
+    }
+    return { treeSize, requests: count, latency: summarize(latencies), verified: answers.length };
+  } finally {
+    http.close();
+  }
+}
+
+interface QueryShapeResult {
+  name: string;
+  example: string;
+  latency: LatencySummary;
+  emptyPages: number;
+  meanItems: number;
+}
+
+/**
+ * Sequential filtered queries (limit 50, newest first) in several shapes, interleaved round-robin
+ * so that no shape profits from a cache another shape warmed just before. Filter values are taken
+ * from events that exist, so every page has something to find.
+ */
+async function queryLatency(
+  url: string,
+  apiKey: string,
+  seed: number,
+  totalEvents: number,
+  count: number,
+  window: { from: number; to: number },
+): Promise<{ shapes: QueryShapeResult[]; overall: LatencySummary }> {
+  const r = prng(seed ^ 0x9e77);
+  const existing = () => makeEvent(seed, Math.floor(r() * totalEvents));
+  const iso = (t: number) => new Date(t).toISOString();
+  const q = encodeURIComponent;
+  const shapes: Array<{ name: string; next: () => string }> = [
+    {
+      name: 'actions (2) + patientIds',
+      next: () => {
+        const e = existing();
+        const other = ACTIONS[Math.floor(r() * 4)]!;
+        return `actions=${q(e.action)},${q(other === e.action ? 'data.write' : other)}&patientIds=${q(e.patientId ?? 'patient-000001')}`;
+      },
+    },
+    { name: 'principalIds', next: () => `principalIds=${q(existing().principalId)}` },
+    {
+      name: 'targetResourceTypes + targetResourceIds',
+      next: () => {
+        const e = existing();
+        return `targetResourceTypes=${q(e.targetResourceType)}&targetResourceIds=${q(e.targetResourceId)}`;
+      },
+    },
+    { name: 'dataClassifications + statuses', next: () => `dataClassifications=PHI,CONFIDENTIAL&statuses=failure` },
+    {
+      name: 'actions + from/to (1 min window)',
+      next: () => {
+        const start = window.from + Math.floor(r() * Math.max(1, window.to - window.from - 60_000));
+        return `actions=${q(existing().action)}&from=${q(iso(start))}&to=${q(iso(start + 60_000))}`;
+      },
+    },
+    { name: 'correlationIds', next: () => `correlationIds=${q(existing().correlationId)}` },
+  ];
+  const http = new HttpClient(url, apiKey, 1);
+  const per = shapes.map(() => ({ latencies: [] as number[], empty: 0, items: 0, example: '' }));
+  const all: number[] = [];
+  try {
+    for (const s of shapes) expectStatus(await http.get(`/api/v1/events?${s.next()}&limit=50`), 200, `query warm-up (${s.name})`);
+    for (let i = 0; i < count; i++) {
+      const k = i % shapes.length;
+      const path = `/api/v1/events?${shapes[k]!.next()}&limit=50`;
+      const res = await http.get(path);
+      expectStatus(res, 200, `query ${path}`);
+      const page = JSON.parse(res.body) as { items: unknown[] };
+      const acc = per[k]!;
+      acc.latencies.push(res.ms);
+      all.push(res.ms);
+      acc.items += page.items.length;
+      if (page.items.length === 0) acc.empty++;
+      if (acc.example === '') acc.example = path;
+    }
+  } finally {
+    http.close();
+  }
+  return {
+    shapes: shapes.map((s, k) => ({
+      name: s.name,
+      example: per[k]!.example,
+      latency: summarize(per[k]!.latencies),
+      emptyPages: per[k]!.empty,
+      meanItems: per[k]!.items / Math.max(1, per[k]!.latencies.length),
+    })),
+    overall: summarize(all),
+  };
+}
+
+function latencyRow(name: string, l: LatencySummary, extra = ''): string[] {
+  return [name, num(l.count), ms(l.p50), ms(l.p95), ms(l.p99), ms(l.max), extra];
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  if (options === null) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const o = options;
+  const mem = os.totalmem();
+  section('SMEDREC Audit ingestion benchmark');
+  console.log(`node ${process.version} · ${os.cpus().length} CPUs (${os.cpus()[0]?.model ?? '?'}) · ${mib(mem)} RAM · load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(
+    'NOTE: the benchmark client, the server and PostgreSQL share this machine\'s cores; every figure\n' +
+      'includes the client\'s CPU use and whatever else the machine is running (see the load averages).',
+  );
+  console.log(
+    `plan: ${num(o.events)} events (timed batched phase ${num(o.timed)} in batches of ${o.batch} over ${o.clients} clients, ` +
+      `fill in batches of ${o.fillBatch}); ${num(o.single)} single events over ${o.singleClients} clients; ` +
+      `${num(o.proofs)} proofs; ${num(o.queries)} queries${o.quick ? ' (--quick)' : ''}`,
+  );
+
+  let database: BenchDatabase | null = null;
+  let server: ServerProcess | null = null;
+  let sampler: RssSampler | null = null;
+  const stopAll = async () => {
+    sampler?.stop();
+    if (server) {
+      const how = await server.stop();
+      if (how !== 'exit 0') console.log(`server stopped: ${how}`);
+      server = null;
+    }
+    if (database) {
+      if (o.keep) console.log(`kept database ${database.name} (${database.url})`);
+      else await database.drop();
+      database = null;
+    }
+  };
+  const onSignal = () => {
+    console.log('\ninterrupted: stopping the server and dropping the database');
+    stopAll().then(
+      () => process.exit(130),
+      () => process.exit(130),
+    );
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    database = await createBenchDatabase(o.databaseUrl);
+    console.log(`PostgreSQL ${database.serverVersion}, database ${database.name}`);
+    const { signerKey } = generateSignerKey('bench.audit');
+    const apiKey = `bench_${randomBytes(24).toString('base64url')}`;
+    const env: Record<string, string> = {
+      NODE_ENV: 'production',
+      DATABASE_URL: database.url,
+      AUDIT_SIGNING_KEY: signerKey,
+      AUDIT_BOOTSTRAP_API_KEY: apiKey,
+      AUDIT_BOOTSTRAP_ORG_NAME: 'bench',
+      RATE_LIMIT_PER_MINUTE: '0',
+      LOG_LEVEL: 'warn',
+    };
+    if (o.redisUrl) env.REDIS_URL = o.redisUrl;
+    const t0 = nowMs();
+    server = await startServer(env);
+    const srv: ServerProcess = server;
+    console.log(`server pid ${srv.pid} at ${srv.url} ready in ${((nowMs() - t0) / 1000).toFixed(1)} s (migrations applied on start)`);
+    sampler = new RssSampler(srv.pid);
+    sampler.start();
+    const rss = sampler;
+
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    const org = (await admin.query<{ id: string }>('SELECT id FROM organizations LIMIT 1')).rows[0]?.id;
+    await admin.end();
+    if (!org) throw new Error('the server did not bootstrap an organization');
+
+    // 1. Raw baseline.
+    section(`1. Raw baseline: ${num(o.timed)} rows, multi-row INSERT of ${o.batch} through node-postgres, ${o.clients} connections`);
+    rss.enter('raw baseline');
+    const raw: RawBaselineResult = await runRawBaseline({
+      url: database.url,
+      organizationId: org,
+      seed: o.seed,
+      rows: o.timed,
+      batchSize: o.batch,
+      connections: o.clients,
+    });
+    console.log(
+      'compared: bench_raw = CREATE TABLE (LIKE events INCLUDING ALL) — same columns, primary key and 7 filter\n' +
+        'indexes, not partitioned, no ledger tables; rows = the same events, values computed as the server does\n' +
+        `(${(raw.prepareMs / 1000).toFixed(1)} s, before the clock). Timed: parameters → INSERT → autocommit.`,
+    );
+    console.log(`${num(raw.rows)} rows in ${(raw.elapsedMs / 1000).toFixed(2)} s = ${num(raw.rowsPerSecond)} rows/s; INSERT of ${o.batch}: p50 ${ms(raw.batchLatency.p50)}, p99 ${ms(raw.batchLatency.p99)}`);
+
+    // 2. Batched HTTP ingestion over the same events.
+    section(`2. Batched HTTP ingestion: POST /api/v1/events/bulk, ${o.batch} events per request, ${o.clients} clients`);
+    rss.enter('batched HTTP');
+    const batched = await bulkIngest(srv.url, apiKey, srv.pid, o.seed, 0, o.timed, o.batch, o.clients);
+    const ratio = batched.eventsPerSecond / raw.rowsPerSecond;
+    console.log(
+      `${num(batched.events)} events in ${(batched.elapsedMs / 1000).toFixed(2)} s = ${num(batched.eventsPerSecond)} events/s ` +
+        `(${ratio.toFixed(2)}× the raw baseline); request p50 ${ms(batched.requestLatency.p50)}, p99 ${ms(batched.requestLatency.p99)}`,
+    );
+    console.log(cpuLine(batched.cpu));
+
+    // 3. Fill to --events.
+    let fill: BulkResult | null = null;
+    const fillFrom = nowMs();
+    const windowStart = Date.now() - 60_000; // events of phase 2 were recorded within the last minutes
+    if (o.events > o.timed) {
+      section(`3. Fill to ${num(o.events)} events: bulk API, ${o.fillBatch} per request, ${o.clients} clients, as fast as possible`);
+      rss.enter('fill');
+      fill = await bulkIngest(srv.url, apiKey, srv.pid, o.seed, o.timed, o.events, o.fillBatch, o.clients);
+      console.log(
+        `${num(fill.events)} events in ${(fill.elapsedMs / 1000).toFixed(1)} s = ${num(fill.eventsPerSecond)} events/s; ` +
+          `request p50 ${ms(fill.requestLatency.p50)}, p99 ${ms(fill.requestLatency.p99)}`,
+      );
+      console.log(cpuLine(fill.cpu));
+    }
+    const fillMs = nowMs() - fillFrom + batched.elapsedMs;
+    console.log(`filling to ${num(o.events)} events took ${(fillMs / 1000).toFixed(1)} s in total (phases 2 + 3)`);
+    const windowEnd = Date.now();
+
+    // 4. Single events.
+    section(`4. Single-event ingestion: POST /api/v1/events, ${o.singleClients} concurrent clients, ${num(o.single)} events`);
+    rss.enter('single events');
+    const single = await singleIngest(srv.url, apiKey, srv.pid, o.seed, o.events, o.single, o.singleClients);
+    console.log(
+      `${num(single.events)} events in ${(single.elapsedMs / 1000).toFixed(2)} s = ${num(single.eventsPerSecond)} events/s; ` +
+        `latency p50 ${ms(single.latency.p50)}, p95 ${ms(single.latency.p95)}, p99 ${ms(single.latency.p99)}, max ${ms(single.latency.max)}`,
+    );
+    console.log(cpuLine(single.cpu));
+
+    // 5. Proofs.
+    rss.enter('proofs');
+    const proofs = await proofLatency(srv.url, apiKey, signerKey, o.seed, o.proofs);
+    section(`5. Inclusion proofs: ${num(proofs.requests)} sequential GET /api/v1/ledger/proofs/inclusion at ${num(proofs.treeSize)} leaves`);
+    console.log(`all ${num(proofs.verified)} proofs verified against the signed checkpoint (RFC 9162 §2.1.3.2)`);
+    console.log(formatTable(['', 'n', 'p50', 'p95', 'p99', 'max', ''], [latencyRow('inclusion proof', proofs.latency)]));
+
+    // 6. Queries.
+    rss.enter('queries');
+    const queries = await queryLatency(srv.url, apiKey, o.seed, o.events, o.queries, { from: windowStart, to: windowEnd });
+    section(`6. Filtered queries: ${num(o.queries)} sequential GET /api/v1/events (limit 50, newest first) at ${num(o.events + o.single)} events`);
+    console.log(
+      formatTable(
+        ['filter', 'n', 'p50', 'p95', 'p99', 'max', 'items/page (empty)'],
+        [
+          ...queries.shapes.map((s) => latencyRow(s.name, s.latency, `${s.meanItems.toFixed(1)} (${s.emptyPages})`)),
+          latencyRow('all shapes', queries.overall),
+        ],
+      ),
+    );
+    console.log(`example: ${queries.shapes[0]?.example ?? ''}`);
+
+    // 7. Memory.
+    rss.enter('idle after load');
+    await new Promise((r) => setTimeout(r, 1000));
+    const last = rss.sample() ?? rss.latest();
+    section('7. Server memory (VmRSS of the server process; PostgreSQL not included)');
+    console.log(formatTable(['phase', 'peak RSS'], rss.peakByPhase().map(([p, b]) => [p, mib(b)])));
+    const peak = Math.max(...rss.peakByPhase().map(([, b]) => b), last?.hwmBytes ?? 0);
+    console.log(`now ${last ? mib(last.rssBytes) : '?'}, peak (VmHWM) ${last ? mib(last.hwmBytes) : '?'}`);
+
+    // Summary.
+    const at1M = o.events >= 1_000_000 ? '' : ` (at ${num(proofs.treeSize)}, target is at 1M)`;
+    const targets: Array<[string, string, string, boolean]> = [
+      ['batched ingestion vs raw baseline', '≥ 0.40×', `${ratio.toFixed(2)}× (${num(batched.eventsPerSecond)} / ${num(raw.rowsPerSecond)} per s)`, ratio >= 0.4],
+      ['single events, throughput', '≥ 2,000/s', `${num(single.eventsPerSecond)}/s`, single.eventsPerSecond >= 2000],
+      ['single events, p99 latency', '≤ 50 ms', ms(single.latency.p99), single.latency.p99 <= 50],
+      ['inclusion proof p95' + at1M, '≤ 5 ms', ms(proofs.latency.p95), proofs.latency.p95 <= 5],
+      ['filtered query p95, all shapes' + (o.events >= 1_000_000 ? '' : ` (at ${num(o.events)})`), '≤ 20 ms', ms(queries.overall.p95), queries.overall.p95 <= 20],
+      ['server RSS, peak', '≤ 250 MB', mib(peak), peak <= 250 * 1024 * 1024],
+    ];
+    const rows = targets.map(([name, goal, figure, met]) => [name, goal, figure, met ? 'met' : 'NOT met']);
+    section('Summary');
+    console.log(formatTable(['target', 'goal', 'measured', ''], rows));
+    console.log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (1, 5, 15 min) on ${os.cpus().length} CPUs`);
+    console.log('Figures are informative: this benchmark never fails on time.');
+  } catch (err) {
+    const out = server ? server.output() : '';
+    console.error(`benchmark failed: ${err instanceof Error ? err.message : String(err)}`);
+    if (out) console.error(`last server output:\n${out}`);
+    process.exitCode = 1;
+  } finally {
+    await stopAll();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
+
+void main();

@@ -1,0 +1,54 @@
+/**
+ * A throw-away PostgreSQL database per run, so figures never depend on what an earlier run or
+ * another agent left behind, and nothing of theirs is touched.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+/** A database created for this run. */
+export interface BenchDatabase {
+  name: string;
+  /** Connection string of the new database. */
+  url: string;
+  /** `server_version` of the cluster. */
+  serverVersion: string;
+  /** Drops the database (forcing out leftover sessions). */
+  drop(): Promise<void>;
+}
+
+/**
+ * Creates `audit_bench_<random>` on the cluster `adminUrl` points at. Refuses clusters that are
+ * not on the loopback interface: a benchmark must never load a shared database.
+ */
+export async function createBenchDatabase(adminUrl: string): Promise<BenchDatabase> {
+  const admin = new URL(adminUrl);
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(admin.hostname)) {
+    throw new Error(`refusing to benchmark against ${admin.hostname}: only a local PostgreSQL is allowed`);
+  }
+  const name = `audit_bench_${randomBytes(4).toString('hex')}`;
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  let serverVersion: string;
+  try {
+    await client.query(`CREATE DATABASE ${name}`); // name is [a-z0-9_] by construction
+    serverVersion = ((await client.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version) ?? '?';
+  } finally {
+    await client.end();
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    name,
+    url: url.toString(),
+    serverVersion,
+    async drop() {
+      const c = new pg.Client({ connectionString: adminUrl });
+      await c.connect();
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`); // FORCE: PostgreSQL ≥ 13
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
