@@ -13,6 +13,7 @@ import { createContextFromExpress } from '../trpc/trpc';
 import { errorHandler, sendError } from './errors';
 import { healthRouter, type ReadinessDeps } from './health';
 import { authenticate, cors, rateLimit, requestContext, securityHeaders, stateOf } from './middleware';
+import { exportRouter } from './export';
 import { openApiDocument } from './openapi';
 import { restRouter } from './rest';
 
@@ -46,6 +47,7 @@ export function createApp(deps: AppDeps): Express {
   });
   api.use(express.json({ limit: deps.bodyLimitBytes, strict: true }));
   api.use(authenticate(deps.services.apiKeys), rateLimit(deps.rateLimiter));
+  api.use(exportRouter()); // streaming, outside the JSON operation table
   api.use(restRouter());
   api.use((req, res) => sendError(res, 'NOT_FOUND', `no route ${req.method} ${req.baseUrl}${req.path}`, stateOf(req).requestId));
   app.use('/api/v1', api);

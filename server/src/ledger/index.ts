@@ -10,3 +10,4 @@ export * from './hash';
 export * from './jcs';
 export * from './tree';
 export * from './note';
+export * from './bundle';

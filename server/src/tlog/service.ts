@@ -15,6 +15,7 @@ import {
   signNote,
   type Signer,
 } from '../ledger';
+import { exportBundle, type ExportRange } from '../export/bundle-export';
 import * as repo from './repository';
 
 /** A checkpoint as the API returns it. */
@@ -112,6 +113,14 @@ export class LedgerService {
       toSize,
       hashes: proveConsistency(fromSize, toSize, hashes).map((h) => h.toString('base64')),
     };
+  }
+
+  /**
+   * The organization's export bundle for `range` (ledger/bundle.ts), record by record, read in
+   * pages: stream it, never collect it.
+   */
+  exportBundle(org: string, range: ExportRange = {}) {
+    return exportBundle(this.database.db, org, this.originOf(org), range);
   }
 
   /** Published verifier keys with validity windows. */

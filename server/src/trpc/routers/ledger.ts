@@ -1,6 +1,20 @@
 import { operations as o } from '../../api/operations';
 import { queryOf } from '../procedure';
-import { router } from '../trpc';
+import { z } from 'zod';
+import { exportBundleInputSchema, toExportRange } from '../../export/schema';
+import type { BundleRecord } from '../../ledger';
+import { permitted, router } from '../trpc';
+
+/**
+ * `ledger.exportBundle`: the export bundle as an async iterable of records. Use it with
+ * `httpBatchStreamLink` so records arrive as they are read (JSON lines under the hood); the REST
+ * twin is `GET /api/v1/ledger/export` (NDJSON). Not in the operation table: a stream has no JSON
+ * output schema, so the output check is only that it is an async iterable.
+ */
+const exportBundle = permitted('audit.events:read')
+  .input(exportBundleInputSchema)
+  .output(z.custom<AsyncGenerator<BundleRecord, void, undefined>>((v) => typeof (v as AsyncIterable<unknown>)?.[Symbol.asyncIterator] === 'function'))
+  .query(({ ctx, input }) => ctx.services.ledger.exportBundle(ctx.principal.organizationId, toExportRange(input)));
 
 /** `ledger.*`: checkpoints, proofs, leaves and keys. */
 export const ledgerRouter = router({
@@ -9,4 +23,5 @@ export const ledgerRouter = router({
   consistencyProof: queryOf(o.ledgerConsistencyProof),
   leaves: queryOf(o.ledgerLeaves),
   keys: queryOf(o.ledgerKeys),
+  exportBundle,
 });

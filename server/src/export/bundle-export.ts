@@ -1,0 +1,190 @@
+/**
+ * Streams an organization's log as an export bundle (ledger/bundle.ts, docs/verification.md):
+ * header, key history, frontier, events in leaf order with the signed checkpoints and consistency
+ * proofs between them, end record. Reads in pages, so memory stays flat for any size; the REST
+ * route writes it as NDJSON, tRPC streams it, and the self-audit feeds it to the verifier.
+ *
+ * Both ends of the range are moved out to stored (signed) checkpoints, so a bundle never needs a
+ * freshly signed statement: the server never signs whatever the database happens to hold now.
+ */
+import type { Db } from '../db/client';
+import { AppError } from '../errors';
+import { valuesOf } from '../events/repository';
+import {
+  BUNDLE_FORMAT,
+  formatRecordedAt,
+  frontierNodes,
+  planConsistency,
+  proveConsistency,
+  type BundleEvent,
+  type BundleRecord,
+  type CommittedField,
+} from '../ledger';
+import * as ledgerRepo from '../tlog/repository';
+import * as repo from './repository';
+
+/** What to export. Leaf bounds win over time bounds; all optional (default: the whole log). */
+export interface ExportRange {
+  /** First leaf index wanted (inclusive). */
+  start?: number | undefined;
+  /** Leaf index one past the last wanted. */
+  end?: number | undefined;
+  /** Events recorded at or after this time. */
+  from?: Date | undefined;
+  /** Events recorded before this time. */
+  to?: Date | undefined;
+}
+
+/** Options of {@link exportBundle}. */
+export interface ExportOptions {
+  /** Rows per database page (default 1000). */
+  pageSize?: number;
+}
+
+/** The resolved range, checkpoint-aligned. */
+export interface ResolvedRange {
+  start: number;
+  end: number;
+  headSize: number;
+  latest: number;
+}
+
+/** Moves the requested range out to stored checkpoints: start down, end up (or to the latest). */
+export async function resolveRange(db: Db, org: string, range: ExportRange): Promise<ResolvedRange> {
+  const head = await ledgerRepo.readHead(db, org);
+  if (!head) throw new AppError('NOT_FOUND', `organization ${org} has no ledger`);
+  const latestRow = await ledgerRepo.latestCheckpoint(db, org);
+  const latest = latestRow?.treeSize ?? 0;
+  let start = range.start ?? 0;
+  let end = range.end ?? latest;
+  if (range.start === undefined && range.end === undefined && (range.from || range.to)) {
+    const r = await repo.leafRangeOfTimes(db, org, range.from ?? null, range.to ?? null);
+    if (r === null) return { start: 0, end: 0, headSize: head.size, latest };
+    start = r.start;
+    end = r.end;
+  }
+  if (end > latest) end = latest;
+  if (start > end) start = end;
+  const alignedStart = await repo.checkpointAtOrBefore(db, org, start);
+  const alignedEnd = end === 0 ? 0 : ((await repo.checkpointAtOrAfter(db, org, end)) ?? latest);
+  return { start: alignedStart, end: Math.max(alignedEnd, alignedStart), headSize: head.size, latest };
+}
+
+function fieldsOf(row: repo.ExportEventRow): Record<string, CommittedField> {
+  const values = valuesOf(row) as Record<string, unknown>;
+  const fields: Record<string, CommittedField> = {};
+  for (const [name, commitment] of Object.entries(row.commitments)) {
+    const salt = row.salts[name] ?? null;
+    fields[name] = salt === null ? { commitment, salt } : { commitment, salt, value: values[name] ?? null };
+  }
+  return fields;
+}
+
+/** The bundle of `org` for `range`, record by record. */
+export async function* exportBundle(
+  db: Db,
+  org: string,
+  origin: string,
+  range: ExportRange,
+  options: ExportOptions = {},
+): AsyncGenerator<BundleRecord, void, undefined> {
+  const pageSize = options.pageSize ?? 1000;
+  const r = await resolveRange(db, org, range);
+  yield {
+    type: 'header',
+    format: BUNDLE_FORMAT,
+    origin,
+    organizationId: org,
+    start: r.start,
+    end: r.end,
+    headSize: r.headSize,
+    exportedAt: new Date().toISOString(),
+  };
+  for (const k of await ledgerRepo.listSigningKeys(db)) {
+    yield {
+      type: 'key',
+      keyId: k.keyId,
+      name: k.name,
+      verifierKey: k.verifierKey,
+      notBefore: k.notBefore.toISOString(),
+      notAfter: k.notAfter ? k.notAfter.toISOString() : null,
+    };
+  }
+
+  let events = 0;
+  let checkpointCount = 0;
+  let prevSize: number | null = null;
+  const consistency = async (from: number, to: number): Promise<BundleRecord> => {
+    const hashes = await ledgerRepo.readNodes(db, org, planConsistency(from, to));
+    return { type: 'consistency', fromSize: from, toSize: to, hashes: proveConsistency(from, to, hashes).map((h) => h.toString('base64')) };
+  };
+
+  if (r.start > 0) {
+    const hashes = await ledgerRepo.readNodes(db, org, frontierNodes(r.start));
+    yield { type: 'frontier', size: r.start, hashes: hashes.map((h) => h.toString('base64')) };
+    const cp = await ledgerRepo.checkpointAt(db, org, r.start);
+    if (cp) {
+      yield { type: 'checkpoint', treeSize: cp.treeSize, note: cp.note, createdAt: cp.createdAt.toISOString() };
+      checkpointCount++;
+      prevSize = cp.treeSize;
+    }
+  }
+
+  // Checkpoints in (start, end], fetched a page at a time and merged with the event stream.
+  let cpQueue: repo.ExportCheckpointRow[] = [];
+  let cpAfter = r.start;
+  let cpDone = false;
+  const nextCheckpoint = async (): Promise<repo.ExportCheckpointRow | null> => {
+    if (cpQueue.length === 0 && !cpDone) {
+      cpQueue = await repo.checkpointPage(db, org, cpAfter, r.end, pageSize);
+      if (cpQueue.length < pageSize) cpDone = true;
+      if (cpQueue.length > 0) cpAfter = cpQueue[cpQueue.length - 1]!.treeSize;
+    }
+    return cpQueue[0] ?? null;
+  };
+
+  async function* emitCheckpointsUpTo(size: number): AsyncGenerator<BundleRecord, void, undefined> {
+    for (let cp = await nextCheckpoint(); cp !== null && cp.treeSize <= size; cp = await nextCheckpoint()) {
+      cpQueue.shift();
+      if (prevSize !== null) yield await consistency(prevSize, cp.treeSize);
+      yield { type: 'checkpoint', treeSize: cp.treeSize, note: cp.note, createdAt: cp.createdAt.toISOString() };
+      checkpointCount++;
+      prevSize = cp.treeSize;
+    }
+  }
+
+  // Events in [start, end): keyset pages on (leaf_index, id). Rows that duplicate an index (a
+  // forged row) are all emitted so the verifier can name them.
+  let after: repo.LeafCursor | null = null;
+  for (;;) {
+    const rows = await repo.eventPage(db, org, r.start, r.end, after, pageSize);
+    for (const row of rows) {
+      yield* emitCheckpointsUpTo(row.leafIndex);
+      const ev: BundleEvent = {
+        type: 'event',
+        leafIndex: row.leafIndex,
+        id: row.id,
+        recordedAt: formatRecordedAt(row.recordedAt),
+        leafHash: (row.nodeHash ?? Buffer.alloc(0)).toString('base64'),
+        fields: fieldsOf(row),
+      };
+      yield ev;
+      events++;
+    }
+    if (rows.length < pageSize) break;
+    const last = rows[rows.length - 1]!;
+    after = { leafIndex: last.leafIndex, id: last.id };
+  }
+  yield* emitCheckpointsUpTo(r.end);
+
+  // The log's latest signed checkpoint when the range ends before it, so a rollback shows.
+  if (r.latest > r.end) {
+    const latest = await ledgerRepo.latestCheckpoint(db, org);
+    if (latest) {
+      if (prevSize !== null) yield await consistency(prevSize, latest.treeSize);
+      yield { type: 'checkpoint', treeSize: latest.treeSize, note: latest.note, createdAt: latest.createdAt.toISOString() };
+      checkpointCount++;
+    }
+  }
+  yield { type: 'end', events, checkpoints: checkpointCount };
+}

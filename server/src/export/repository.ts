@@ -1,0 +1,93 @@
+/**
+ * Queries of the bundle export and the self-audit: events joined with their level-0 tree node
+ * in leaf-index pages, checkpoint pages, leaf ranges of a time window. Read-only.
+ */
+import { and, asc, eq, gt, gte, lt, lte, max, min, sql } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { checkpoints, events, ledgerNodes } from '../db/schema';
+
+/** An event row with the log's stored hash of its leaf (null when the tree node is missing). */
+export type ExportEventRow = typeof events.$inferSelect & { nodeHash: Buffer | null };
+
+/** Keyset position in leaf order: the last (leafIndex, id) already read. */
+export interface LeafCursor {
+  leafIndex: number;
+  id: string;
+}
+
+/**
+ * Events with leaf indexes in [from, to) after `after` in (leafIndex, id) order, at most `limit`.
+ * Ordering by id too keeps paging exact when a (forged) row duplicates a leaf index.
+ */
+export async function eventPage(
+  db: Db,
+  org: string,
+  from: number,
+  to: number,
+  after: LeafCursor | null,
+  limit: number,
+): Promise<ExportEventRow[]> {
+  const where = [eq(events.organizationId, org), gte(events.leafIndex, from), lt(events.leafIndex, to)];
+  if (after) where.push(sql`(${events.leafIndex}, ${events.id}) > (${after.leafIndex}::bigint, ${after.id}::uuid)`);
+  const rows = await db
+    .select({ e: events, nodeHash: ledgerNodes.hash })
+    .from(events)
+    .leftJoin(
+      ledgerNodes,
+      and(eq(ledgerNodes.organizationId, events.organizationId), eq(ledgerNodes.level, 0), eq(ledgerNodes.index, events.leafIndex)),
+    )
+    .where(and(...where))
+    .orderBy(asc(events.leafIndex), asc(events.id))
+    .limit(limit);
+  return rows.map((r) => ({ ...r.e, nodeHash: r.nodeHash }));
+}
+
+/** A stored checkpoint as exported. */
+export interface ExportCheckpointRow {
+  treeSize: number;
+  note: string;
+  createdAt: Date;
+}
+
+/** Checkpoints with sizes in (after, to], oldest first, at most `limit`. */
+export async function checkpointPage(db: Db, org: string, after: number, to: number, limit: number): Promise<ExportCheckpointRow[]> {
+  return db
+    .select({ treeSize: checkpoints.treeSize, note: checkpoints.note, createdAt: checkpoints.createdAt })
+    .from(checkpoints)
+    .where(and(eq(checkpoints.organizationId, org), gt(checkpoints.treeSize, after), lte(checkpoints.treeSize, to)))
+    .orderBy(asc(checkpoints.treeSize))
+    .limit(limit);
+}
+
+/** The largest checkpoint size ≤ `size` (0 when none). */
+export async function checkpointAtOrBefore(db: Db, org: string, size: number): Promise<number> {
+  const rows = await db
+    .select({ s: max(checkpoints.treeSize) })
+    .from(checkpoints)
+    .where(and(eq(checkpoints.organizationId, org), lte(checkpoints.treeSize, size)));
+  return Number(rows[0]?.s ?? 0);
+}
+
+/** The smallest checkpoint size ≥ `size`, or null. */
+export async function checkpointAtOrAfter(db: Db, org: string, size: number): Promise<number | null> {
+  const rows = await db
+    .select({ s: min(checkpoints.treeSize) })
+    .from(checkpoints)
+    .where(and(eq(checkpoints.organizationId, org), gte(checkpoints.treeSize, size)));
+  const s = rows[0]?.s;
+  return s === null || s === undefined ? null : Number(s);
+}
+
+/** Leaf range [start, end) of the events recorded in [from, to) (null bounds = open). */
+export async function leafRangeOfTimes(db: Db, org: string, from: Date | null, to: Date | null): Promise<{ start: number; end: number } | null> {
+  const where = [eq(events.organizationId, org)];
+  if (from) where.push(gte(events.recordedAt, from));
+  if (to) where.push(lt(events.recordedAt, to));
+  const rows = await db
+    .select({ lo: sql<string | null>`min(${events.leafIndex})`, hi: sql<string | null>`max(${events.leafIndex})` })
+    .from(events)
+    .where(and(...where));
+  const r = rows[0];
+  if (!r || r.lo === null || r.hi === null) return null;
+  return { start: Number(r.lo), end: Number(r.hi) + 1 };
+}

@@ -1,0 +1,54 @@
+/**
+ * `GET /api/v1/ledger/export`: the organization's export bundle as NDJSON
+ * (`application/x-ndjson`), streamed with backpressure so a million events leave in flat memory.
+ * It sits beside the operation table because a stream has no JSON output schema; the permission
+ * check is the same as `events.query` (the bundle holds event values).
+ */
+import { once } from 'node:events';
+import { Router, type Request, type Response } from 'express';
+import { can } from '../auth/permissions';
+import { AppError, validationError } from '../errors';
+import { exportBundleInputSchema, toExportRange } from '../export/schema';
+import { formatBundleRecord } from '../ledger';
+import type { RequestState } from './request-state';
+
+const int = (v: unknown) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v);
+
+/** The export route (mount under /api/v1 after authentication, before the REST router). */
+export function exportRouter(): Router {
+  const r = Router();
+  r.get('/ledger/export', async (req: Request, res: Response) => {
+    const state = (req as unknown as { state: RequestState }).state;
+    if (!state.principal) throw new AppError('UNAUTHORIZED', 'a valid API key is required');
+    if (!can(state.principal.role, 'audit.events:read')) {
+      throw new AppError('FORBIDDEN', `role ${state.principal.role} lacks audit.events:read`);
+    }
+    const q = req.query as Record<string, unknown>;
+    const parsed = exportBundleInputSchema.safeParse({ start: int(q.start), end: int(q.end), from: q.from, to: q.to });
+    if (!parsed.success) throw validationError(parsed.error.issues);
+    const org = state.principal.organizationId;
+    const records = state.services.ledger.exportBundle(org, toExportRange(parsed.data));
+    // The first record resolves the range (and can fail with a 404) before any header is sent.
+    const first = await records.next();
+    res.status(200);
+    res.setHeader('content-type', 'application/x-ndjson; charset=utf-8');
+    res.setHeader('content-disposition', `attachment; filename="audit-bundle-${org}.ndjson"`);
+    let aborted = false;
+    res.on('close', () => {
+      aborted = !res.writableFinished;
+    });
+    try {
+      if (!first.done) res.write(formatBundleRecord(first.value) + '\n');
+      for await (const record of records) {
+        if (aborted) break; // the generator's finally runs; no more queries
+        if (!res.write(formatBundleRecord(record) + '\n')) await once(res, 'drain');
+      }
+      res.end();
+    } catch (err) {
+      // Headers are gone: cut the stream so the client sees a bundle without its end record.
+      state.logger.error({ err }, 'bundle export failed');
+      res.destroy();
+    }
+  });
+  return r;
+}
