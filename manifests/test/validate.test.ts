@@ -1,5 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return --
-   tests walk synthesized manifest JSON, whose shape the assertions themselves check */
 /**
  * The validator: the synthesized environments pass, and each rule rejects a known-bad object,
  * naming the object and the rule.

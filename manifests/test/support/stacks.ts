@@ -1,4 +1,4 @@
-/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return --
+/* eslint-disable @typescript-eslint/no-explicit-any --
    tests walk synthesized manifest JSON, whose shape the assertions themselves check */
 import * as os from 'node:os';
 import * as path from 'node:path';
