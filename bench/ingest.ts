@@ -18,6 +18,7 @@
  * Every loop is bounded by a request count; all traffic goes to 127.0.0.1.
  */
 import os from 'node:os';
+import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -53,6 +54,7 @@ const HELP = `Usage: npm run bench:ingest -- [options]
   --database-url URL  maintenance connection of the local cluster
                       (default $BENCH_DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres)
   --redis-url URL     pass REDIS_URL to the server (default: none, in-process cache)
+  --server-cpu-prof DIR  run the server with --cpu-prof and write its V8 CPU profile to DIR on exit
   --keep              keep the audit_bench_* database and print its name
   --help              this text
 `;
@@ -72,6 +74,7 @@ interface Options {
   databaseUrl: string;
   redisUrl: string | undefined;
   keep: boolean;
+  serverCpuProf: string | undefined;
 }
 
 function parseOptions(argv: string[]): Options | null {
@@ -92,6 +95,7 @@ function parseOptions(argv: string[]): Options | null {
       'database-url': { type: 'string' },
       'redis-url': { type: 'string' },
       keep: { type: 'boolean', default: false },
+      'server-cpu-prof': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -120,6 +124,7 @@ function parseOptions(argv: string[]): Options | null {
     databaseUrl: values['database-url'] ?? process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
     redisUrl: values['redis-url'],
     keep: values.keep,
+    serverCpuProf: values['server-cpu-prof'],
   };
 }
 
@@ -176,12 +181,15 @@ async function bulkIngest(
   end: number,
   batch: number,
   clients: number,
+  progressEvery = 0,
 ): Promise<BulkResult> {
   const http = new HttpClient(url, apiKey, clients);
   const requests = Math.ceil((end - start) / batch);
   const latencies: number[] = [];
   const meter = new PhaseMeter(pid);
   const started = nowMs();
+  let done = 0;
+  let nextReport = progressEvery;
   try {
     await runBounded(requests, clients, async (r) => {
       const from = start + r * batch;
@@ -193,6 +201,13 @@ async function bulkIngest(
         throw new Error(`bulk request for events ${from}…: accepted ${accepted}, rejected ${rejected} of ${count}: ${res.body.slice(0, 300)}`);
       }
       latencies.push(res.ms);
+      done += count;
+      if (progressEvery > 0 && done >= nextReport && done < end - start) {
+        nextReport += progressEvery;
+        const t = nowMs() - started;
+        const eta = ((end - start - done) * t) / done / 1000;
+        console.log(`  … ${num(start + done)} events in the log, ${num(rate(done, t))} events/s, about ${eta.toFixed(0)} s to go · load ${os.loadavg()[0]!.toFixed(2)}`);
+      }
     });
   } finally {
     http.close();
@@ -440,7 +455,7 @@ async function main(): Promise<void> {
 
   try {
     database = await createBenchDatabase(o.databaseUrl);
-    console.log(`PostgreSQL ${database.serverVersion}, database ${database.name}`);
+    console.log(`PostgreSQL ${database.serverVersion}, database ${database.name}; ${database.settings}`);
     const { signerKey } = generateSignerKey('bench.audit');
     const apiKey = `bench_${randomBytes(24).toString('base64url')}`;
     const env: Record<string, string> = {
@@ -454,7 +469,10 @@ async function main(): Promise<void> {
     };
     if (o.redisUrl) env.REDIS_URL = o.redisUrl;
     const t0 = nowMs();
-    server = await startServer(env);
+    server = await startServer(env, {
+      nodeArgs: o.serverCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(o.serverCpuProf)}`] : [],
+    });
+    if (o.serverCpuProf) console.log(`server CPU profile will be written to ${path.resolve(o.serverCpuProf)} (profiling slows the server)`);
     const srv: ServerProcess = server;
     console.log(`server pid ${srv.pid} at ${srv.url} ready in ${((nowMs() - t0) / 1000).toFixed(1)} s (migrations applied on start)`);
     sampler = new RssSampler(srv.pid);
@@ -503,7 +521,7 @@ async function main(): Promise<void> {
     if (o.events > o.timed) {
       section(`3. Fill to ${num(o.events)} events: bulk API, ${o.fillBatch} per request, ${o.clients} clients, as fast as possible`);
       rss.enter('fill');
-      fill = await bulkIngest(srv.url, apiKey, srv.pid, o.seed, o.timed, o.events, o.fillBatch, o.clients);
+      fill = await bulkIngest(srv.url, apiKey, srv.pid, o.seed, o.timed, o.events, o.fillBatch, o.clients, 100_000);
       console.log(
         `${num(fill.events)} events in ${(fill.elapsedMs / 1000).toFixed(1)} s = ${num(fill.eventsPerSecond)} events/s; ` +
           `request p50 ${ms(fill.requestLatency.p50)}, p99 ${ms(fill.requestLatency.p99)}`,
@@ -534,7 +552,7 @@ async function main(): Promise<void> {
     // 6. Queries.
     rss.enter('queries');
     const queries = await queryLatency(srv.url, apiKey, o.seed, o.events, o.queries, { from: windowStart, to: windowEnd });
-    section(`6. Filtered queries: ${num(o.queries)} sequential GET /api/v1/events (limit 50, newest first) at ${num(o.events + o.single)} events`);
+    section(`6. Filtered queries: ${num(o.queries)} sequential GET /api/v1/events (limit 50, newest first) at ${num(proofs.treeSize)} events`);
     console.log(
       formatTable(
         ['filter', 'n', 'p50', 'p95', 'p99', 'max', 'items/page (empty)'],

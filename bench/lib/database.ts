@@ -12,6 +12,8 @@ export interface BenchDatabase {
   url: string;
   /** `server_version` of the cluster. */
   serverVersion: string;
+  /** The settings that matter most for insert speed, as one line. */
+  settings: string;
   /** Drops the database (forcing out leftover sessions). */
   drop(): Promise<void>;
 }
@@ -29,9 +31,16 @@ export async function createBenchDatabase(adminUrl: string): Promise<BenchDataba
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
   let serverVersion: string;
+  let settings: string;
   try {
     await client.query(`CREATE DATABASE ${name}`); // name is [a-z0-9_] by construction
     serverVersion = ((await client.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version) ?? '?';
+    const shown = await client.query<{ name: string; setting: string; unit: string | null }>(
+      `SELECT name, setting, unit FROM pg_settings
+        WHERE name IN ('shared_buffers', 'synchronous_commit', 'fsync', 'wal_level', 'max_wal_size')
+        ORDER BY name`,
+    );
+    settings = shown.rows.map((r) => `${r.name}=${r.setting}${r.unit ?? ''}`).join(' ');
   } finally {
     await client.end();
   }
@@ -41,6 +50,7 @@ export async function createBenchDatabase(adminUrl: string): Promise<BenchDataba
     name,
     url: url.toString(),
     serverVersion,
+    settings,
     async drop() {
       const c = new pg.Client({ connectionString: adminUrl });
       await c.connect();

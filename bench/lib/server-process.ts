@@ -74,12 +74,17 @@ export interface ServerProcess {
 
 /**
  * Starts the server with `env` added to this process's environment (PORT and HOST are set here)
- * and waits until `/ready` answers 200, at most `readyTimeoutMs`.
+ * and waits until `/ready` answers 200, at most `readyTimeoutMs` (default 120 s). `nodeArgs` go
+ * before the script (e.g. `--cpu-prof`).
  */
-export async function startServer(env: Record<string, string>, readyTimeoutMs = 120_000): Promise<ServerProcess> {
+export async function startServer(
+  env: Record<string, string>,
+  options: { readyTimeoutMs?: number; nodeArgs?: string[] } = {},
+): Promise<ServerProcess> {
+  const readyTimeoutMs = options.readyTimeoutMs ?? 120_000;
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
+  const child: ChildProcess = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', 'server/src/main.ts'], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
