@@ -188,7 +188,8 @@ describeWithPostgres('backup → drop → restore → verify against real Postgr
     mkdirSync(join(temp.dir, 'damaged'));
     copyFileSync(`${original}.sha256`, `${damaged}.sha256`);
     const bytes = readFileSync(original);
-    bytes[bytes.length >> 1] ^= 0xff;
+    const middle = bytes.length >> 1;
+    bytes[middle] = bytes[middle]! ^ 0xff;
     writeFileSync(damaged, bytes);
     const target = await createThrowawayDatabase(pg.url!, 'damaged');
     created.push(target.name);
