@@ -6,6 +6,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Redis from 'ioredis';
 import type { Services } from './api/context';
+import { SelfAuditor } from './audit/self-audit';
+import { DirectoryWitness, HttpWitness, WitnessPublisher, type WitnessDestination } from './audit/witness';
 import { ApiKeyService } from './auth/api-keys';
 import { bootstrap, type BootstrapResult } from './auth/organizations';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './cache/rate-limiter';
@@ -16,11 +18,11 @@ import { ensurePartitions, expectedSchemaVersion, migrate } from './db/migrate';
 import { IngestService } from './events/ingest';
 import { EventService } from './events/service';
 import { createApp } from './http/app';
-import type { Signer } from './ledger';
+import { parseVerifierKey, type Signer } from './ledger';
 import type { Logger } from './observability/logger';
 import { Metrics } from './observability/metrics';
 import { loadSigner } from './tlog/keys';
-import { registerSigningKey } from './tlog/repository';
+import { registerSigningKey, retireOtherKeys } from './tlog/repository';
 import { LedgerService } from './tlog/service';
 
 /** A started server. */
@@ -31,6 +33,10 @@ export interface Runtime {
   metrics: Metrics;
   signer: Signer;
   bootstrap: BootstrapResult | null;
+  /** The continuous self-audit (worker role), to run on demand in tests and tools. */
+  selfAudit: SelfAuditor | null;
+  /** Checkpoint publication to witnesses, when configured. */
+  witness: WitnessPublisher | null;
   /** Base URL once listening (http://host:port). */
   url: string;
   /** Graceful stop: refuse new work, drain appends, close connections and pools. */
@@ -67,6 +73,10 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       name: signer.name,
       verifierKey: signer.verifierKey,
     });
+    // Rotation: the configured key is the active one; every other key's window closes now (once:
+    // a trigger forbids reopening it). Their old checkpoints keep verifying (docs/verification.md).
+    const retired = await retireOtherKeys(database.db, signer.keyId.toString('hex'));
+    if (retired > 0) logger.warn({ retired, active: signer.keyId.toString('hex') }, 'signing key rotated: older keys retired');
 
     let redis: Redis | null = null;
     if (config.REDIS_URL) {
@@ -80,12 +90,28 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     }
 
     const metrics = new Metrics();
+    const destinations: WitnessDestination[] = [];
+    if (config.AUDIT_WITNESS_DIR) destinations.push(new DirectoryWitness(config.AUDIT_WITNESS_DIR));
+    if (config.AUDIT_WITNESS_URL) destinations.push(new HttpWitness(config.AUDIT_WITNESS_URL, config.AUDIT_WITNESS_TIMEOUT_MS));
+    const witness =
+      destinations.length === 0
+        ? null
+        : new WitnessPublisher(destinations, {
+            published: (d) => metrics.witnessPublications.inc({ destination: d.split(':')[0], result: 'ok' }),
+            failed: (d, err, willRetry) => {
+              metrics.witnessPublications.inc({ destination: d.split(':')[0], result: willRetry ? 'retry' : 'failed' });
+              (willRetry ? logger.warn.bind(logger) : logger.error.bind(logger))({ destination: d, err: (err as Error).message }, 'checkpoint witness publication failed');
+            },
+          });
     const ledger = new LedgerService(database, signer, config.AUDIT_LOG_ORIGIN);
     const ingest = new IngestService(
       database,
       ledger,
       { maxBatch: config.INGEST_MAX_BATCH, maxWaitMs: config.INGEST_MAX_WAIT_MS },
-      metrics.ingestObserver,
+      {
+        batchCommitted: metrics.ingestObserver.batchCommitted,
+        checkpointCommitted: (org, size, note) => witness?.enqueue(org, size, note),
+      },
     );
     const apiKeys = new ApiKeyService(database);
     const events = new EventService(database, ingest, ledger, {
@@ -137,6 +163,24 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       upkeep.unref();
     }
 
+    // The worker re-verifies recent leaves and checkpoints; only keys from configuration are
+    // trusted (the signing_keys table is writable by whoever tampers with the database).
+    let selfAudit: SelfAuditor | null = null;
+    if (runWorker) {
+      selfAudit = new SelfAuditor(
+        database,
+        {
+          origin: config.AUDIT_LOG_ORIGIN,
+          verifiers: [signer.verifierKey, ...config.AUDIT_TRUSTED_VERIFIER_KEYS].map((k) => parseVerifierKey(k)),
+          windowLeaves: config.AUDIT_SELF_AUDIT_WINDOW,
+          witnessDir: config.AUDIT_WITNESS_DIR ?? null,
+        },
+        metrics,
+        logger,
+      );
+      if (config.AUDIT_SELF_AUDIT_INTERVAL_MS > 0) selfAudit.start(config.AUDIT_SELF_AUDIT_INTERVAL_MS);
+    }
+
     const server = http.createServer(app);
     server.keepAliveTimeout = 65_000; // longer than typical proxy idle timeouts (nginx 60 s)
     server.headersTimeout = 66_000;
@@ -157,12 +201,18 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         await ingest.drain();
+        await selfAudit?.stop();
+        await witness?.close();
+        // Keep-alive connections become idle as their last responses go out: close them as they do,
+        // for up to 5 s, then cut whatever is left.
+        const sweep = setInterval(() => server.closeIdleConnections(), 50);
         await Promise.race([closed, new Promise((r) => setTimeout(r, 5_000).unref())]);
+        clearInterval(sweep);
         server.closeAllConnections();
         for (const c of cleanups) await c().catch(() => undefined);
       })());
 
-    return { database, services, ingest, metrics, signer, bootstrap: boot, url, close };
+    return { database, services, ingest, metrics, signer, bootstrap: boot, selfAudit, witness, url, close };
   } catch (err) {
     for (const c of cleanups) await c().catch(() => undefined);
     throw err;

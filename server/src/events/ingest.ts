@@ -5,6 +5,7 @@
  * tree never forks. A promise resolves only after COMMIT, with the event's receipt.
  */
 import type { Database, Tx } from '../db/client';
+import { AppError } from '../errors';
 import { appendLeaves, formatRecordedAt, newSalt, planInclusion, proveInclusion, type NodeId } from '../ledger';
 import type { LedgerService } from '../tlog/service';
 import * as ledgerRepo from '../tlog/repository';
@@ -13,9 +14,11 @@ import { commitEvent, normalizeEvent } from './commit-form';
 import * as repo from './repository';
 import type { EventInput, Receipt } from './schema';
 
-/** Batch observer (metrics). */
+/** Batch observer (metrics, checkpoint witnessing). */
 export interface IngestObserver {
   batchCommitted(size: number): void;
+  /** A new checkpoint was signed and committed (called after COMMIT, never awaited). */
+  checkpointCommitted?(org: string, treeSize: number, note: string): void;
 }
 
 /** Tuning of {@link IngestService}. */
@@ -57,7 +60,8 @@ export class IngestService {
 
   /** Appends validated events; resolves after COMMIT with one receipt per event, in order. */
   append(org: string, inputs: EventInput[]): Promise<Receipt[]> {
-    if (this.closed) return Promise.reject(new Error('ingest is shutting down'));
+    // 503, not 500: a proxy may retry the request on another replica.
+    if (this.closed) return Promise.reject(new AppError('UNAVAILABLE', 'server is shutting down; retry on another replica'));
     let q = this.queues.get(org);
     if (!q) {
       q = { pending: [], timer: null, flushing: null };
@@ -168,7 +172,10 @@ export class IngestService {
       await ledgerRepo.updateHead(tx, org, { size: appended.size, rootHash: appended.root, frontier: appended.frontier });
       return { placed, size: appended.size, root: appended.root, note, nodes: appended.nodes };
     });
-    if (nodes.length > 0) this.observer.batchCommitted(nodes.filter((n) => n.level === 0).length);
+    if (nodes.length > 0) {
+      this.observer.batchCommitted(nodes.filter((n) => n.level === 0).length);
+      this.observer.checkpointCommitted?.(org, size, note);
+    }
 
     // Receipts: proofs at the new size. New nodes are in memory; older ones are read in one query.
     const known = new Map(nodes.map((n) => [`${n.level}/${n.index}`, n.hash]));
