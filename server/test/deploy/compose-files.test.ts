@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { parse } from 'yaml';
 import { REPO_ROOT, describeResult, makeTempDir, requireBinary, run } from './support/tools';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- untyped YAML printed by `docker-compose config`; the assertions below check its shape.
+// Untyped YAML printed by `docker-compose config`; the assertions below check its shape.
 type Yaml = any;
 type Service = Record<string, Yaml>;
 interface ComposeModel {
