@@ -78,8 +78,6 @@ export class ArgoCdApplication extends Construct {
           syncOptions: ['PrunePropagationPolicy=foreground', 'PruneLast=true'],
           retry: { limit: 5, backoff: { duration: '10s', factor: 2, maxDuration: '5m' } },
         },
-        // The HPA owns the api's replica count; never report it as drift.
-        ignoreDifferences: [{ group: 'apps', kind: 'Deployment', jsonPointers: ['/spec/replicas'] }],
       },
     });
   }

@@ -5,6 +5,7 @@ import type { NetworkPeer } from './network-peer';
 import type { SecretKeyReference } from './secret-reference';
 import { AUDIT_SERVER_VERSION, PART_OF } from './version';
 import {
+  checkDnsLabel,
   checkImage,
   checkQuantity,
   dnsEgressRule,
@@ -347,6 +348,7 @@ export class AuditServer extends Construct {
     super(scope, id);
     this.name = props.name ?? 'audit-server';
     this.namespace = props.namespace ?? 'smedrec-audit';
+    checkDnsLabel('namespace', this.namespace);
     const tag = props.imageTag ?? AUDIT_SERVER_VERSION;
     this.image = `${props.imageRepository ?? 'ghcr.io/smedrec/audit-server'}:${tag}`;
     checkImage('imageTag', this.image);

@@ -7,6 +7,7 @@ import type { NetworkPeer } from './network-peer';
 import type { SecretKeyReference } from './secret-reference';
 import { PART_OF } from './version';
 import {
+  checkDnsLabel,
   checkImage,
   contentHash,
   dnsEgressRule,
@@ -226,6 +227,7 @@ export class ObservabilityStack extends Construct {
   constructor(scope: Construct, id: string, props: ObservabilityStackProps = {}) {
     super(scope, id);
     this.namespace = props.namespace ?? 'smedrec-audit';
+    checkDnsLabel('namespace', this.namespace);
     const ns = this.namespace;
     const credentials = props.rootCredentialsSecretName ?? 'openobserve-root';
     this.rootEmailSecret = { secretName: credentials, key: 'email' };

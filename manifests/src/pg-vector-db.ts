@@ -5,6 +5,7 @@ import type { NetworkPeer } from './network-peer';
 import type { SecretKeyReference } from './secret-reference';
 import { PART_OF } from './version';
 import {
+  checkDnsLabel,
   checkImage,
   checkQuantity,
   contentHash,
@@ -203,6 +204,8 @@ export class PgVectorDb extends Construct {
     super(scope, id);
     this.name = props.name ?? 'postgres';
     this.namespace = props.namespace ?? 'smedrec-audit';
+    checkDnsLabel('namespace', this.namespace);
+    checkDnsLabel('name', this.name);
     this.databaseName = props.databaseName ?? 'audit';
     this.migratorRole = props.migratorRole ?? 'audit_migrator';
     this.appRole = props.appRole ?? 'audit_app';
@@ -305,7 +308,7 @@ export class PgVectorDb extends Construct {
         { name: 'POSTGRES_DB', value: this.databaseName },
         // A sub-directory of the mount: initdb refuses a non-empty directory (lost+found).
         { name: 'PGDATA', value: '/var/lib/postgresql/data/pgdata' },
-        { name: 'POSTGRES_INITDB_ARGS', value: '--data-checksums --auth-host=scram-sha-256 --auth-local=peer' },
+        { name: 'POSTGRES_INITDB_ARGS', value: '--data-checksums --auth-host=scram-sha-256' },
         secretEnv('AUDIT_MIGRATOR_PASSWORD', this.migratorPasswordSecret),
         secretEnv('AUDIT_APP_PASSWORD', this.appPasswordSecret),
       ],

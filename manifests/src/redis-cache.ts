@@ -5,6 +5,7 @@ import type { NetworkPeer } from './network-peer';
 import type { SecretKeyReference } from './secret-reference';
 import { PART_OF } from './version';
 import {
+  checkDnsLabel,
   checkImage,
   checkQuantity,
   contentHash,
@@ -133,6 +134,8 @@ export class RedisCache extends Construct {
     super(scope, id);
     this.name = props.name ?? 'redis';
     this.namespace = props.namespace ?? 'smedrec-audit';
+    checkDnsLabel('namespace', this.namespace);
+    checkDnsLabel('name', this.name);
     this.passwordSecret = props.passwordSecret ?? { secretName: 'redis-credentials', key: 'password' };
     this.maxMemoryMiB = props.maxMemoryMiB ?? 512;
     const image = props.image ?? 'redis:7.2.7-alpine';

@@ -192,3 +192,10 @@ export function checkImage(prop: string, image: string): void {
 export function contentHash(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 16);
 }
+
+/** Throws when a namespace or object name is not an RFC 1123 DNS label (max 63 characters). */
+export function checkDnsLabel(prop: string, value: string): void {
+  if (value.length > 63 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(value)) {
+    throw new Error(`invalid ${prop}: '${value}' (expected a dns label: lower-case letters, digits and -, at most 63)`);
+  }
+}

@@ -336,4 +336,10 @@ describe('AuditServer', () => {
       synth({ apiResources: { cpuRequest: 'half', cpuLimit: '1', memoryRequest: '1Gi', memoryLimit: '1Gi', ephemeralStorageRequest: '1Gi', ephemeralStorageLimit: '1Gi' } }),
     ).toThrow("invalid apiResources.cpuRequest: 'half' (expected a kubernetes quantity such as 256Mi or 500m)");
   });
+
+  it('fails when the namespace is not a dns label', () => {
+    expect(() => synth({ namespace: 'SMEDREC_Audit' })).toThrow(
+      "invalid namespace: 'SMEDREC_Audit' (expected a dns label: lower-case letters, digits and -, at most 63)",
+    );
+  });
 });

@@ -7,8 +7,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { Yaml } from 'cdk8s';
 import { ENVIRONMENTS, listFiles, synthesizeAll } from '../src/environments';
+import type { EnvironmentSettings } from '../src/environments';
 import { AUDIT_SERVER_VERSION } from '../src/version';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
@@ -114,5 +116,39 @@ describe('dist-k8s', () => {
   it('is what cdk8s.yaml points the CLI at', () => {
     const config = load(path.join(repoRoot, 'cdk8s.yaml'))[0];
     expect(config).toEqual({ language: 'typescript', app: 'npx tsx manifests/main.ts', output: 'dist-k8s' });
+  });
+
+  it('is written by main.ts into CDK8S_OUTDIR, the way `cdk8s synth` runs it', () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'cdk8s-cli-'));
+    try {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', 'main.ts'], {
+        cwd: path.join(repoRoot, 'manifests'),
+        env: { ...process.env, CDK8S_OUTDIR: out },
+        encoding: 'utf8',
+        timeout: 120_000,
+      });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(/^synthesized 11 files into .* \(dev: \d+ objects, prod: \d+ objects, argocd: 3 objects\)\n$/);
+      expect(listFiles(out)).toEqual(summary.files);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it('writes nothing, and leaves the previous output, when an environment is invalid', () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'dist-invalid-'));
+    try {
+      fs.writeFileSync(path.join(out, 'previous.yaml'), 'kept');
+      const bad: EnvironmentSettings = { ...ENVIRONMENTS[0]!, name: 'bad', apiReplicas: 1 };
+      expect(() => synthesizeAll(out, [bad])).toThrow('invalid replicas: 1 (the HPA minimum must be >= 2 for availability)');
+      expect(listFiles(out)).toEqual(['previous.yaml']);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to empty a folder that is not an output folder', () => {
+    expect(() => synthesizeAll(path.join(repoRoot, 'manifests'))).toThrow(/^refusing to empty '.*manifests': it is not an output folder$/);
   });
 });
