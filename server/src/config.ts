@@ -59,6 +59,17 @@ export const configSchema = z.object({
     .describe('most events one group commit appends in a transaction'),
   INGEST_MAX_WAIT_MS: int(0, 1000).default(2)
     .describe('how long a group commit waits to gather more events'),
+  AUDIT_SELF_AUDIT_INTERVAL_MS: int(0, 7 * 24 * 3600 * 1000).default(5 * 60 * 1000)
+    .describe('worker: how often every organization\'s recent leaves and checkpoints are re-verified (0 = never)'),
+  AUDIT_SELF_AUDIT_WINDOW: int(0, 1_000_000_000).default(100_000)
+    .describe('worker: most recent leaves re-verified per organization and run (0 = the whole log)'),
+  AUDIT_TRUSTED_VERIFIER_KEYS: csv.default([])
+    .describe('comma-separated verifier keys of retired signing keys whose checkpoints the self-audit still accepts'),
+  AUDIT_WITNESS_DIR: z.string().min(1).optional()
+    .describe('publish every new checkpoint as one never-overwritten file per checkpoint under this directory'),
+  AUDIT_WITNESS_URL: z.url({ protocol: /^https?$/ }).optional()
+    .describe('publish every new checkpoint by HTTP POST (text/plain note) to this URL'),
+  AUDIT_WITNESS_TIMEOUT_MS: int(100, 120_000).default(5000).describe('timeout of one witness HTTP POST'),
   PARTITION_MONTHS_AHEAD: int(1, 36).default(3).describe('monthly event partitions created ahead'),
   SHUTDOWN_TIMEOUT_MS: int(1000, 120_000).default(25_000)
     .describe('graceful shutdown deadline after SIGTERM'),

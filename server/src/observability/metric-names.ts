@@ -11,6 +11,7 @@ export const METRIC_NAMES = {
   ledgerTreeSize: 'audit_ledger_tree_size',
   ledgerVerificationFailuresTotal: 'audit_ledger_verification_failures_total',
   ledgerLastVerificationSuccessTimestamp: 'audit_ledger_last_verification_success_timestamp_seconds',
+  witnessPublicationsTotal: 'audit_witness_publications_total',
   redisUp: 'audit_redis_up',
   databaseUp: 'audit_database_up',
 } as const;

@@ -47,6 +47,12 @@ export class Metrics {
     help: 'Unix time of the last self-audit run that found no inconsistency',
     registers: [this.registry],
   });
+  readonly witnessPublications = new client.Counter({
+    name: METRIC_NAMES.witnessPublicationsTotal,
+    help: 'Checkpoint publications to witness destinations by destination kind and result (ok, retry, failed)',
+    labelNames: ['destination', 'result'] as const,
+    registers: [this.registry],
+  });
   readonly databaseUp = new client.Gauge({
     name: METRIC_NAMES.databaseUp,
     help: '1 when the last readiness check reached the database',

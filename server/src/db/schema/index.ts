@@ -2,3 +2,4 @@ export * from './organizations';
 export * from './api-keys';
 export * from './events';
 export * from './ledger';
+export * from './alerts';
