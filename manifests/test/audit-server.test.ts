@@ -1,4 +1,4 @@
-/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return --
+/* eslint-disable @typescript-eslint/no-unsafe-return --
    tests walk synthesized manifest JSON, whose shape the assertions themselves check */
 import { Testing } from 'cdk8s';
 import { AuditServer, MigrationMode, LogLevel } from '../src/audit-server';

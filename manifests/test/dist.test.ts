@@ -1,4 +1,4 @@
-/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return --
+/* eslint-disable @typescript-eslint/no-unsafe-return --
    tests walk synthesized manifest JSON, whose shape the assertions themselves check */
 /**
  * dist-k8s/ is the GitOps source: it must be exactly what a fresh synth writes, ordered so that

@@ -1,4 +1,4 @@
-/* eslint-disable @typescript-eslint/no-explicit-any, @typescript-eslint/no-unsafe-return --
+/* eslint-disable @typescript-eslint/no-unsafe-return --
    tests walk synthesized manifest JSON, whose shape the assertions themselves check */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -1,5 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any --
-   tests walk synthesized manifest JSON, whose shape the assertions themselves check */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
