@@ -1,0 +1,284 @@
+#!/usr/bin/env node
+/**
+ * Offline verifier for auditors. Depends on nothing but the pure ledger (server/src/ledger) and
+ * Node's built-ins, so it runs without the server, its database or the network:
+ *
+ *   audit-verify receipt <receipt.json> --key <vkey|file> [--key …] [--origin <origin>]
+ *       Checks the receipt's signed checkpoint against the key(s) and the inclusion proof of its
+ *       leaf hash against the checkpoint's root.
+ *
+ *   audit-verify consistency <old-checkpoint> <new-checkpoint> <proof.json> --key <vkey|file> [--key …]
+ *       Checks both signed checkpoints (same origin) and that the new tree extends the old one.
+ *
+ * `--key` takes a verifier key (`<name>+<hex id>+<base64>`) or a file holding one per line
+ * (blank lines and lines starting with `#` are skipped). Exit status 0 only when everything
+ * verifies; otherwise 1, with the reason on stderr.
+ *
+ * Receipt JSON: { id, leafIndex, leafHash (base64), checkpoint (signed note text),
+ *                 inclusionProof: { leafIndex, treeSize, hashes: base64[] } }
+ * Proof JSON:   { oldSize, newSize, hashes: base64[] }
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+
+import {
+  HASH_SIZE,
+  decodeBase64Strict,
+  openCheckpoint,
+  parseVerifierKey,
+  verifyConsistency,
+  verifyInclusion,
+} from '../ledger';
+import type { Checkpoint, NoteSignature, Verifier } from '../ledger';
+
+const USAGE = `usage:
+  audit-verify receipt <receipt.json> --key <vkey|file> [--key …] [--origin <origin>]
+  audit-verify consistency <old-checkpoint> <new-checkpoint> <proof.json> --key <vkey|file> [--key …]`;
+
+/** Where the CLI writes; injectable for tests. */
+export interface Output {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+/** A failure to report: the message goes to stderr as is. */
+class Failure extends Error {}
+
+/** Runs the verifier with command-line arguments (without `node` and the script) and returns the exit status. */
+export function main(argv: string[], io: Output = defaultOutput): number {
+  try {
+    const { values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        key: { type: 'string', multiple: true },
+        origin: { type: 'string' },
+        help: { type: 'boolean' },
+      },
+    });
+    if (values.help) {
+      io.out(USAGE);
+      return 0;
+    }
+    const [command, ...files] = positionals;
+    switch (command) {
+      case 'receipt':
+        if (files.length !== 1) throw new Failure(`receipt takes one file\n${USAGE}`);
+        io.out(verifyReceipt(files[0]!, loadVerifiers(values.key ?? []), values.origin));
+        return 0;
+      case 'consistency':
+        if (files.length !== 3) throw new Failure(`consistency takes three files\n${USAGE}`);
+        io.out(
+          verifyConsistencyFiles(
+            files[0]!,
+            files[1]!,
+            files[2]!,
+            loadVerifiers(values.key ?? []),
+            values.origin,
+          ),
+        );
+        return 0;
+      case undefined:
+        throw new Failure(`no command given\n${USAGE}`);
+      default:
+        throw new Failure(`unknown command ${JSON.stringify(command)}\n${USAGE}`);
+    }
+  } catch (e) {
+    io.err(`audit-verify: FAILED: ${e instanceof Error ? e.message : String(e)}`);
+    return 1;
+  }
+}
+
+function verifyReceipt(file: string, verifiers: Verifier[], origin: string | undefined): string {
+  const receipt = readJson(file);
+  const id = field(receipt, 'id', 'string', file);
+  const leafIndex = field(receipt, 'leafIndex', 'size', file);
+  const leafHash = hashField(receipt, 'leafHash', file);
+  const { checkpoint, signatures } = openCheckpoint(field(receipt, 'checkpoint', 'string', file), verifiers);
+  checkOrigin(checkpoint, origin);
+  const proof = objectField(receipt, 'inclusionProof', file);
+  const proofIndex = field(proof, 'leafIndex', 'size', `${file} inclusionProof`);
+  const treeSize = field(proof, 'treeSize', 'size', `${file} inclusionProof`);
+  const hashes = hashList(proof, `${file} inclusionProof`);
+  if (proofIndex !== leafIndex) {
+    throw new Failure(`inclusion proof is for leaf ${proofIndex}, the receipt is for leaf ${leafIndex}`);
+  }
+  if (treeSize !== checkpoint.size) {
+    throw new Failure(
+      `inclusion proof is for tree size ${treeSize}, the checkpoint is for size ${checkpoint.size}`,
+    );
+  }
+  if (leafIndex >= checkpoint.size) {
+    throw new Failure(`leaf ${leafIndex} is not in a tree of size ${checkpoint.size}`);
+  }
+  verifyInclusion(leafHash, leafIndex, checkpoint.size, hashes, checkpoint.rootHash);
+  return (
+    `OK: event ${id} is leaf ${leafIndex} of ${checkpoint.origin} at tree size ${checkpoint.size} ` +
+    `(root ${checkpoint.rootHash.toString('base64')}), checkpoint signed by ${signedBy(signatures)}`
+  );
+}
+
+function verifyConsistencyFiles(
+  oldFile: string,
+  newFile: string,
+  proofFile: string,
+  verifiers: Verifier[],
+  origin: string | undefined,
+): string {
+  const older = openCheckpointFile(oldFile, verifiers);
+  const newer = openCheckpointFile(newFile, verifiers);
+  checkOrigin(older.checkpoint, origin);
+  if (older.checkpoint.origin !== newer.checkpoint.origin) {
+    throw new Failure(
+      `checkpoints are from different logs: ${older.checkpoint.origin} and ${newer.checkpoint.origin}`,
+    );
+  }
+  const proof = readJson(proofFile);
+  const oldSize = field(proof, 'oldSize', 'size', proofFile);
+  const newSize = field(proof, 'newSize', 'size', proofFile);
+  const hashes = hashList(proof, proofFile);
+  if (oldSize !== older.checkpoint.size || newSize !== newer.checkpoint.size) {
+    throw new Failure(
+      `proof is for sizes ${oldSize} → ${newSize}, the checkpoints are for ${older.checkpoint.size} → ${newer.checkpoint.size}`,
+    );
+  }
+  if (oldSize > newSize)
+    throw new Failure(`the old checkpoint (size ${oldSize}) is larger than the new one (${newSize})`);
+  verifyConsistency(oldSize, newSize, hashes, older.checkpoint.rootHash, newer.checkpoint.rootHash);
+  return (
+    `OK: ${newer.checkpoint.origin} at tree size ${newSize} extends tree size ${oldSize} ` +
+    `(checkpoints signed by ${signedBy(older.signatures)} and ${signedBy(newer.signatures)})`
+  );
+}
+
+function openCheckpointFile(
+  file: string,
+  verifiers: Verifier[],
+): { checkpoint: Checkpoint; signatures: NoteSignature[] } {
+  try {
+    return openCheckpoint(readFile(file), verifiers);
+  } catch (e) {
+    if (e instanceof Failure) throw e;
+    throw new Failure(`${file}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+function checkOrigin(checkpoint: Checkpoint, origin: string | undefined): void {
+  if (origin !== undefined && checkpoint.origin !== origin) {
+    throw new Failure(`checkpoint origin is ${checkpoint.origin}, expected ${origin}`);
+  }
+}
+
+function signedBy(signatures: NoteSignature[]): string {
+  return signatures
+    .filter((s) => s.verified)
+    .map((s) => `${s.name}+${s.keyId}`)
+    .join(', ');
+}
+
+/** Each `--key` is a verifier key, or a file of them (one per line, `#` comments). */
+function loadVerifiers(keys: string[]): Verifier[] {
+  if (keys.length === 0) throw new Failure(`at least one --key is required\n${USAGE}`);
+  const verifiers: Verifier[] = [];
+  for (const key of keys) {
+    if (/^[^\s+]+\+[0-9a-fA-F]{8}\+\S+$/.test(key)) {
+      verifiers.push(parseKey(key, 'the --key argument'));
+      continue;
+    }
+    const lines = readFile(key)
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('#'));
+    if (lines.length === 0) throw new Failure(`${key}: no verifier key in the file`);
+    lines.forEach((line, i) => verifiers.push(parseKey(line, `${key} line ${i + 1}`)));
+  }
+  return verifiers;
+}
+
+function parseKey(s: string, where: string): Verifier {
+  try {
+    return parseVerifierKey(s);
+  } catch (e) {
+    throw new Failure(`${where}: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+function readFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Failure(`cannot read ${file}${code ? ` (${code})` : ''}`);
+  }
+}
+
+function readJson(file: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(readFile(file));
+  } catch (e) {
+    if (e instanceof Failure) throw e;
+    throw new Failure(`${file} is not JSON: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new Failure(`${file} is not a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+function objectField(o: Record<string, unknown>, name: string, where: string): Record<string, unknown> {
+  const v = o[name];
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new Failure(`${where}: "${name}" must be an object`);
+  return v as Record<string, unknown>;
+}
+
+function field(o: Record<string, unknown>, name: string, kind: 'string', where: string): string;
+function field(o: Record<string, unknown>, name: string, kind: 'size', where: string): number;
+function field(
+  o: Record<string, unknown>,
+  name: string,
+  kind: 'string' | 'size',
+  where: string,
+): string | number {
+  const v = o[name];
+  if (kind === 'string') {
+    if (typeof v !== 'string') throw new Failure(`${where}: "${name}" must be a string`);
+    return v;
+  }
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+    throw new Failure(`${where}: "${name}" must be a non-negative integer below 2^53`);
+  }
+  return v;
+}
+
+function hashField(o: Record<string, unknown>, name: string, where: string): Buffer {
+  const h = decodeHash(o[name]);
+  if (!h) throw new Failure(`${where}: "${name}" must be the standard base64 of a ${HASH_SIZE}-byte hash`);
+  return h;
+}
+
+function hashList(o: Record<string, unknown>, where: string): Buffer[] {
+  const list = o.hashes;
+  if (!Array.isArray(list)) throw new Failure(`${where}: "hashes" must be an array of base64 hashes`);
+  return list.map((item: unknown, i) => {
+    const h = decodeHash(item);
+    if (!h)
+      throw new Failure(`${where}: hashes[${i}] must be the standard base64 of a ${HASH_SIZE}-byte hash`);
+    return h;
+  });
+}
+
+function decodeHash(v: unknown): Buffer | null {
+  if (typeof v !== 'string') return null;
+  const b = decodeBase64Strict(v);
+  return b && b.length === HASH_SIZE ? b : null;
+}
+
+const defaultOutput: Output = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+};
+
+if (require.main === module) {
+  process.exitCode = main(process.argv.slice(2));
+}
