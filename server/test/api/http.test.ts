@@ -110,7 +110,7 @@ describe.each(backends())('HTTP surface on %s', (backend) => {
     const limited = await fetch(`${srv.url}/api/v1/ledger/checkpoint`, { headers: { authorization: `Bearer ${key}` } });
     if (limited.status === 429) {
       expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
-      expect((await limited.json()).error.code).toBe('TOO_MANY_REQUESTS');
+      expect(((await limited.json()) as any).error.code).toBe('TOO_MANY_REQUESTS');
     }
     expect(last!.headers.get('ratelimit-limit')).toBe('40');
   });
