@@ -10,6 +10,14 @@
  *   audit-verify consistency <old-checkpoint> <new-checkpoint> <proof.json> --key <vkey|file> [--key …]
  *       Checks both signed checkpoints (same origin) and that the new tree extends the old one.
  *
+ *   audit-verify bundle <bundle.ndjson|dir> --key <vkey|file> [--key …] [--pin <checkpoint file>]
+ *       Verifies an export bundle (docs/verification.md) line by line: every field value against
+ *       its commitment, every leaf, the tree, every checkpoint signature and the consistency
+ *       between consecutive checkpoints. Erased fields are listed as erased, not failures. On
+ *       failure, names the first bad leaf index or checkpoint. With --pin, the log must contain
+ *       the pinned checkpoint (not rolled back, same root), and the file is then updated to the
+ *       bundle's latest checkpoint. Pass one --key per signing key of the log's key history.
+ *
  * `--key` takes a verifier key (`<name>+<hex id>+<base64>`) or a file holding one per line
  * (blank lines and lines starting with `#` are skipped). Exit status 0 only when everything
  * verifies; otherwise 1, with the reason on stderr.
@@ -18,10 +26,22 @@
  *                 inclusionProof: { leafIndex, treeSize, hashes: base64[] } }
  * Proof JSON:   { oldSize, newSize, hashes: base64[] }
  */
-import { readFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readdirSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import {
+  BundleVerifier,
   HASH_SIZE,
   decodeBase64Strict,
   openCheckpoint,
@@ -29,11 +49,12 @@ import {
   verifyConsistency,
   verifyInclusion,
 } from '../ledger';
-import type { Checkpoint, NoteSignature, Verifier } from '../ledger';
+import type { BundleFailure, Checkpoint, NoteSignature, Verifier } from '../ledger';
 
 const USAGE = `usage:
   audit-verify receipt <receipt.json> --key <vkey|file> [--key …] [--origin <origin>]
-  audit-verify consistency <old-checkpoint> <new-checkpoint> <proof.json> --key <vkey|file> [--key …]`;
+  audit-verify consistency <old-checkpoint> <new-checkpoint> <proof.json> --key <vkey|file> [--key …]
+  audit-verify bundle <bundle.ndjson|dir> --key <vkey|file> [--key …] [--pin <checkpoint file>]`;
 
 /** Where the CLI writes; injectable for tests. */
 export interface Output {
@@ -53,6 +74,7 @@ export function main(argv: string[], io: Output = defaultOutput): number {
       options: {
         key: { type: 'string', multiple: true },
         origin: { type: 'string' },
+        pin: { type: 'string' },
         help: { type: 'boolean' },
       },
     });
@@ -78,6 +100,10 @@ export function main(argv: string[], io: Output = defaultOutput): number {
           ),
         );
         return 0;
+      case 'bundle':
+        if (files.length !== 1) throw new Failure(`bundle takes one file or directory\n${USAGE}`);
+        verifyBundlePath(files[0]!, loadVerifiers(values.key ?? []), values.pin, io);
+        return 0;
       case undefined:
         throw new Failure(`no command given\n${USAGE}`);
       default:
@@ -86,6 +112,110 @@ export function main(argv: string[], io: Output = defaultOutput): number {
   } catch (e) {
     io.err(`audit-verify: FAILED: ${e instanceof Error ? e.message : String(e)}`);
     return 1;
+  }
+}
+
+/**
+ * `audit-verify bundle <dir|file> --key … [--pin <file>]`: streams each bundle (NDJSON) through the
+ * pure {@link BundleVerifier} one line at a time, so memory stays flat for any size. A directory
+ * means every `*.ndjson` file in it, in name order. With `--pin`, the log must contain the
+ * checkpoint pinned in that file (same root at its size, not rolled back); after a clean run the
+ * file is updated to the bundle's latest checkpoint (trust on first use, then consistency).
+ */
+function verifyBundlePath(target: string, verifiers: Verifier[], pinFile: string | undefined, io: Output): void {
+  let files: string[];
+  try {
+    files = statSync(target).isDirectory()
+      ? readdirSync(target)
+          .filter((f) => f.endsWith('.ndjson'))
+          .sort()
+          .map((f) => path.join(target, f))
+      : [target];
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Failure(`cannot read ${target}${code ? ` (${code})` : ''}`);
+  }
+  if (files.length === 0) throw new Failure(`${target}: no *.ndjson bundle in the directory`);
+  let pinned: Checkpoint | undefined;
+  if (pinFile !== undefined && existsSync(pinFile)) pinned = openCheckpointFile(pinFile, verifiers).checkpoint;
+
+  const failed: string[] = [];
+  let latest: { treeSize: number; note: string } | null = null;
+  for (const file of files) {
+    const verifier = new BundleVerifier({ verifiers, ...(pinned ? { pinned } : {}) });
+    for (const line of readLinesSync(file)) {
+      if (line === '') continue;
+      let record: unknown;
+      try {
+        record = JSON.parse(line);
+      } catch (e) {
+        verifier.pushUnparsable(e instanceof Error ? e.message : String(e));
+        continue;
+      }
+      verifier.push(record);
+    }
+    const report = verifier.finish();
+    for (const w of report.warnings) io.out(`warning: ${file}: ${w}`);
+    if (report.ok) {
+      const erased = report.erased.map((e) => `${e.leafIndex}.${e.field}`).join(', ');
+      io.out(
+        `OK: ${file}: ${report.origin} leaves [${report.start}, ${report.end}): ${report.events} events, ` +
+          `${report.fieldsVerified} field values re-hashed, ${report.erasedFields} erased` +
+          (report.erasedFields > 0 ? ` (${erased}${report.erasedFields > report.erased.length ? ', …' : ''})` : '') +
+          `; ${report.checkpointsVerified} checkpoints and ${report.consistencyProofsVerified} consistency proofs verified; ` +
+          `latest tree size ${report.latest?.treeSize ?? 0}, root ${report.latest?.rootHash ?? '(none)'}`,
+      );
+      if (report.latest && (latest === null || report.latest.treeSize > latest.treeSize)) latest = report.latest;
+    } else {
+      const more = report.failures.slice(1, 5).map((f) => `  then ${describeFailure(f)}`);
+      failed.push(
+        [`${file}: ${describeFailure(report.failures[0]!)} (${report.failureCount} failure${report.failureCount === 1 ? '' : 's'})`, ...more].join('\n'),
+      );
+    }
+  }
+  if (failed.length > 0) throw new Failure(failed.join('\n'));
+  if (pinFile !== undefined && latest !== null) {
+    // Written next to the pin and renamed over it, so a crash never leaves half a checkpoint.
+    const tmp = `${pinFile}.tmp-${process.pid}`;
+    writeFileSync(tmp, latest.note);
+    renameSync(tmp, pinFile);
+    io.out(`pinned: ${pinFile} now holds the checkpoint at tree size ${latest.treeSize}`);
+  }
+}
+
+function describeFailure(f: BundleFailure): string {
+  const where = f.kind === 'leaf' ? `leaf ${f.leafIndex}` : f.kind === 'checkpoint' ? `checkpoint ${f.treeSize}` : `line ${f.line}`;
+  const reason = f.reason.startsWith(`${where}: `) ? f.reason.slice(where.length + 2) : f.reason;
+  return `${where}: ${reason}`;
+}
+
+/** Lines of a file, read 1 MiB at a time (split on 0x0A bytes, so UTF-8 is never cut). */
+function* readLinesSync(file: string): Generator<string> {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Failure(`cannot read ${file}${code ? ` (${code})` : ''}`);
+  }
+  try {
+    const chunk = Buffer.alloc(1 << 20);
+    let rest: Buffer = Buffer.alloc(0);
+    for (;;) {
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      let data = rest.length > 0 ? Buffer.concat([rest, chunk.subarray(0, n)]) : chunk.subarray(0, n);
+      let nl = data.indexOf(0x0a);
+      while (nl >= 0) {
+        yield data.toString('utf8', 0, nl);
+        data = data.subarray(nl + 1);
+        nl = data.indexOf(0x0a);
+      }
+      rest = Buffer.from(data); // copy: `chunk` is reused
+    }
+    if (rest.length > 0) yield rest.toString('utf8');
+  } finally {
+    closeSync(fd);
   }
 }
 
