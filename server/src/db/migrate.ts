@@ -84,10 +84,10 @@ export async function migrate(database: Database, migrations = loadMigrations())
 export async function currentSchemaVersion(database: Database): Promise<string | null> {
   const conn = await database.connect();
   try {
-    const { rows } = await conn.query<{ version: string | null }>(
-      `SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN NULL
-              ELSE (SELECT max(version) FROM schema_migrations) END AS version`,
-    );
+    // Two statements: a query naming a missing table fails at parse time, even in a CASE branch.
+    const exists = await conn.query<{ t: string | null }>(`SELECT to_regclass('schema_migrations')::text AS t`);
+    if (!exists.rows[0]?.t) return null;
+    const { rows } = await conn.query<{ version: string | null }>('SELECT max(version) AS version FROM schema_migrations');
     return rows[0]?.version ?? null;
   } finally {
     conn.release();
