@@ -313,6 +313,13 @@ export const AUDIT_SERVER_INGRESS_PATHS: readonly string[] = ['/api', '/trpc', '
  * NetworkPolicies around them. Every pod satisfies Pod Security Standards `restricted`.
  */
 export class AuditServer extends Construct {
+  /** Port the server listens on (`PORT`). */
+  public static readonly PORT = AUDIT_SERVER_PORT;
+  /** Paths the Ingress routes to the server. */
+  public static readonly INGRESS_PATHS: string[] = [...AUDIT_SERVER_INGRESS_PATHS];
+  /** Image tag used when `imageTag` is not set: the package version. */
+  public static readonly DEFAULT_IMAGE_TAG = AUDIT_SERVER_VERSION;
+
   /** Base name of the objects. */
   public readonly name: string;
   /** Namespace of the objects. */
@@ -326,11 +333,11 @@ export class AuditServer extends Construct {
   /** Service port. */
   public readonly port = 80;
   /** Labels common to api and worker pods (use them to allow traffic from the server). */
-  public readonly podLabels: Record<string, string>;
+  public readonly podLabels: { [key: string]: string };
   /** Selector labels of the api pods. */
-  public readonly apiSelector: Record<string, string>;
+  public readonly apiSelector: { [key: string]: string };
   /** Selector labels of the worker pods. */
-  public readonly workerSelector: Record<string, string>;
+  public readonly workerSelector: { [key: string]: string };
   /** Effective migration mode. */
   public readonly migrations: MigrationMode;
   /** The api Deployment. */

@@ -1,11 +1,18 @@
-export * from './version';
-export * from './secret-reference';
-export * from './network-peer';
-export * from './container-resources';
-export * from './audit-server';
-export * from './redis-cache';
-export * from './pg-vector-db';
-export * from './observability-stack';
-export * from './argo-cd-application';
-export * from './validate';
-export * from './environments';
+// The public, jsii-friendly surface: construct classes, their props interfaces and enums, and
+// classes with static members for what used to be free functions and constants. Helpers used
+// only inside the library (workload-defaults, the environments of main.ts) are not exported.
+export type { SecretKeyReference } from './secret-reference';
+export type { NetworkPeer } from './network-peer';
+export type { ContainerResources } from './container-resources';
+export { AuditServer, LogLevel, MigrationMode } from './audit-server';
+export type { AuditServerAutoscalingOptions, AuditServerConfig, AuditServerIngressOptions, AuditServerProps } from './audit-server';
+export { RedisCache, RedisEvictionPolicy } from './redis-cache';
+export type { RedisCacheProps } from './redis-cache';
+export { PgVectorDb } from './pg-vector-db';
+export type { ElectricOptions, PgVectorDbProps } from './pg-vector-db';
+export { ObservabilityStack } from './observability-stack';
+export type { AlertRule, ObservabilityStackProps, PrometheusMonitoringOptions } from './observability-stack';
+export { ArgoCdApplication } from './argo-cd-application';
+export type { ArgoCdApplicationProps } from './argo-cd-application';
+export { ManifestValidationError, ManifestValidator } from './validate';
+export type { Violation } from './validate';

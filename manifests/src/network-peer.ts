@@ -13,7 +13,7 @@ export interface NetworkPeer {
    * Labels of the peer pods.
    * @default - any pod in the selected namespace (only meaningful together with `namespace`)
    */
-  readonly podLabels?: Record<string, string>;
+  readonly podLabels?: { [key: string]: string };
   /**
    * Namespace of the peer pods, matched on the immutable `kubernetes.io/metadata.name` label.
    * @default - the namespace of the policy

@@ -97,7 +97,7 @@ export interface PrometheusMonitoringOptions {
    * (`serviceMonitorSelector`, `ruleSelector`).
    * @default - none
    */
-  readonly selectorLabels?: Record<string, string>;
+  readonly selectorLabels?: { [key: string]: string };
   /**
    * Scrape interval.
    * @default '30s'
@@ -207,6 +207,14 @@ export function auditServerAlertRules(namespace: string, serviceName: string): A
  * PrometheusRule objects for the audit server.
  */
 export class ObservabilityStack extends Construct {
+  /**
+   * Alerting rules of the audit server in `namespace`, scraped through the Service
+   * `serviceName` (see {@link auditServerAlertRules}).
+   */
+  public static alertRules(namespace: string, serviceName: string): AlertRule[] {
+    return auditServerAlertRules(namespace, serviceName);
+  }
+
   /** Namespace. */
   public readonly namespace: string;
   /** OTLP/HTTP endpoint for `OTEL_EXPORTER_OTLP_ENDPOINT`. */

@@ -171,6 +171,19 @@ export const POSTGRES_PORT = 5432;
  * --exit-on-error --dbname=<db> <file>` as the superuser against a file from the backup volume.
  */
 export class PgVectorDb extends Construct {
+  /** Port PostgreSQL listens on. */
+  public static readonly PORT = POSTGRES_PORT;
+
+  /** The init script that creates the extensions and roles (see {@link initRolesScript}). */
+  public static initRolesScript(migratorRole: string, appRole: string): string {
+    return initRolesScript(migratorRole, appRole);
+  }
+
+  /** The backup job's shell script (see {@link backupScript}). */
+  public static backupScript(retentionDays: number): string {
+    return backupScript(retentionDays);
+  }
+
   /** Base name (and Service name). */
   public readonly name: string;
   /** Namespace. */
@@ -192,7 +205,7 @@ export class PgVectorDb extends Construct {
   /** Password of the runtime role. */
   public readonly appPasswordSecret: SecretKeyReference;
   /** Selector labels of the database pods. */
-  public readonly podLabels: Record<string, string>;
+  public readonly podLabels: { [key: string]: string };
   /** NetworkPolicy peer for clients (`AuditServerProps.database`). */
   public readonly peer: NetworkPeer;
   /** Name of the PVC holding backups (when backups are enabled). */

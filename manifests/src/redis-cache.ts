@@ -111,6 +111,9 @@ export const REDIS_PORT = 6379;
  * operator can build `REDIS_URL` for the audit server.
  */
 export class RedisCache extends Construct {
+  /** Port Redis listens on. */
+  public static readonly PORT = REDIS_PORT;
+
   /** Base name (and Service name). */
   public readonly name: string;
   /** Namespace. */
@@ -122,7 +125,7 @@ export class RedisCache extends Construct {
   /** Where the password is read from. */
   public readonly passwordSecret: SecretKeyReference;
   /** Selector labels of the Redis pods. */
-  public readonly podLabels: Record<string, string>;
+  public readonly podLabels: { [key: string]: string };
   /** NetworkPolicy peer for clients (`AuditServerProps.redis`). */
   public readonly peer: NetworkPeer;
   /** Effective `maxmemory` in MiB. */

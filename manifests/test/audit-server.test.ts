@@ -1,6 +1,7 @@
 /* eslint-disable @typescript-eslint/no-unsafe-return --
    tests walk synthesized manifest JSON, whose shape the assertions themselves check */
 import { Testing } from 'cdk8s';
+import { configSchema, loadConfig } from '../../server/src/config';
 import { AuditServer, MigrationMode, LogLevel } from '../src/audit-server';
 import type { AuditServerProps } from '../src/audit-server';
 import { validateManifests } from '../src/validate';
@@ -341,5 +342,22 @@ describe('AuditServer', () => {
     expect(() => synth({ namespace: 'SMEDREC_Audit' })).toThrow(
       "invalid namespace: 'SMEDREC_Audit' (expected a dns label: lower-case letters, digits and -, at most 63)",
     );
+  });
+
+  it('sets only variables the server reads, with values its config schema accepts in every role', () => {
+    const known = Object.keys(configSchema.shape);
+    const cm = get(objects, 'ConfigMap', 'audit-server-config').data as Record<string, string>;
+    for (const name of [...Object.keys(cm), ...container(objects, 'audit-server').env.map((e: any) => e.name)]) expect(known).toContain(name);
+    for (const role of ['api', 'worker', 'migrate']) {
+      // Stand-ins for the Secret values, in the shapes the schema demands.
+      const config = loadConfig({
+        ...cm,
+        AUDIT_ROLE: role,
+        DATABASE_URL: 'postgres://audit_app@postgres:5432/audit',
+        REDIS_URL: 'redis://redis:6379',
+        AUDIT_SIGNING_KEY: 'PRIVATE+KEY+stand-in',
+      });
+      expect([config.PORT, config.NODE_ENV, config.DATABASE_MIGRATE_ON_START, config.CORS_ORIGINS]).toEqual([3000, 'production', false, ['https://app.smedrec.com']]);
+    }
   });
 });
