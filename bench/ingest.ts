@@ -168,6 +168,8 @@ interface BulkResult {
   elapsedMs: number;
   eventsPerSecond: number;
   requestLatency: LatencySummary;
+  /** Mean size of a bulk response body (receipts with proofs), bytes. */
+  meanResponseBytes: number;
   cpu: { wallS: number; serverCpuS: number; clientCpuS: number };
 }
 
@@ -189,6 +191,7 @@ async function bulkIngest(
   const meter = new PhaseMeter(pid);
   const started = nowMs();
   let done = 0;
+  let responseBytes = 0;
   let nextReport = progressEvery;
   try {
     await runBounded(requests, clients, async (r) => {
@@ -201,6 +204,7 @@ async function bulkIngest(
         throw new Error(`bulk request for events ${from}…: accepted ${accepted}, rejected ${rejected} of ${count}: ${res.body.slice(0, 300)}`);
       }
       latencies.push(res.ms);
+      responseBytes += Buffer.byteLength(res.body);
       done += count;
       if (progressEvery > 0 && done >= nextReport && done < end - start) {
         nextReport += progressEvery;
@@ -219,6 +223,7 @@ async function bulkIngest(
     elapsedMs,
     eventsPerSecond: rate(end - start, elapsedMs),
     requestLatency: summarize(latencies),
+    meanResponseBytes: responseBytes / Math.max(1, requests),
     cpu: meter.read(),
   };
 }
@@ -510,7 +515,8 @@ async function main(): Promise<void> {
     const ratio = batched.eventsPerSecond / raw.rowsPerSecond;
     console.log(
       `${num(batched.events)} events in ${(batched.elapsedMs / 1000).toFixed(2)} s = ${num(batched.eventsPerSecond)} events/s ` +
-        `(${ratio.toFixed(2)}× the raw baseline); request p50 ${ms(batched.requestLatency.p50)}, p99 ${ms(batched.requestLatency.p99)}`,
+        `(${ratio.toFixed(2)}× the raw baseline); request p50 ${ms(batched.requestLatency.p50)}, p99 ${ms(batched.requestLatency.p99)}; ` +
+        `response ${(batched.meanResponseBytes / 1024).toFixed(0)} KiB per request`,
     );
     console.log(cpuLine(batched.cpu));
 

@@ -1,0 +1,330 @@
+/**
+ * `npm run bench:verify`: offline verification and bundle export throughput (issue #3).
+ *
+ *  1. builds a synthetic bundle of `--events` (default 1,000,000) realistic events, committed and
+ *     signed exactly as the server does it (salts, commitments, leaves, a checkpoint every
+ *     `--checkpoint-every` events with consistency proofs), written as NDJSON to a temp file;
+ *  2. raw baseline: the same file read line by line and JSON.parse'd, nothing verified;
+ *  3. verification: `audit-verify bundle` run in-process on one core (the CLI's own code path):
+ *     events/s, its ratio to the baseline, and the process RSS before/after (flat memory);
+ *  4. the same CLI as a child process (what an auditor runs), wall time;
+ *  5. export: a real server (in-process) on a throw-away PostgreSQL database (or PGlite with
+ *     `--pglite`) filled with `--export-events` (default 100,000) events, then
+ *     `GET /api/v1/ledger/export` streamed over HTTP: events/s, MB/s, RSS during the export; the
+ *     exported bundle is verified too.
+ *
+ * Prints figures and never fails on time (ARCHITECTURE §9); exits non-zero only when a bundle
+ * does not verify or the server breaks.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { once } from 'node:events';
+import { parseArgs } from 'node:util';
+import { main as auditVerify, readLinesSync } from '../server/src/cli/audit-verify';
+import { loadConfig } from '../server/src/config';
+import {
+  BUNDLE_FORMAT,
+  commitField,
+  formatBundleRecord,
+  generateSignerKey,
+  leafBytes,
+  leafHash,
+  newSalt,
+  nodeHash,
+  parseSignerKey,
+  planConsistency,
+  signCheckpoint,
+  type BundleRecord,
+  type CommittedField,
+  type NodeId,
+} from '../server/src/ledger';
+import { proveConsistency } from '../server/src/ledger';
+import { createLogger } from '../server/src/observability/logger';
+import { startRuntime } from '../server/src/runtime';
+import { createBenchDatabase, type BenchDatabase } from './lib/database';
+import { formatTable, mib, num, section } from './lib/report';
+import { makeEvent } from './lib/workload';
+
+const HELP = `Usage: npm run bench:verify -- [options]
+
+  --events N            events in the synthetic bundle (default 1000000)
+  --checkpoint-every N  events per signed checkpoint in the synthetic bundle (default 1000)
+  --export-events N     events filled into the server for the export phase (default 100000; 0 = skip)
+  --pglite              export phase on PGlite instead of PostgreSQL
+  --database-url URL    maintenance connection of the local cluster
+                        (default $BENCH_DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres)
+  --keep                keep the bundle file and print its path
+  --help                this text
+`;
+
+const EVENT_FIELDS = [
+  'timestamp', 'action', 'status', 'principalId', 'principalType', 'targetResourceType', 'targetResourceId', 'patientId',
+  'outcomeDescription', 'dataClassification', 'correlationId', 'sessionContext', 'retentionPolicy', 'eventVersion', 'details',
+  'idempotencyKey',
+] as const;
+
+/** Node hashes per level in flat buffers: level L holds node i at bytes [32i, 32i + 32). */
+class NodeStore {
+  private readonly levels: Buffer[] = [];
+  private readonly counts: number[] = [];
+  add(level: number, index: number, hash: Buffer): void {
+    let buf = this.levels[level];
+    if (!buf) {
+      buf = Buffer.alloc(32 * 1024);
+      this.levels[level] = buf;
+      this.counts[level] = 0;
+    }
+    if ((index + 1) * 32 > buf.length) {
+      const bigger = Buffer.alloc(Math.max(buf.length * 2, (index + 1) * 32));
+      buf.copy(bigger);
+      this.levels[level] = buf = bigger;
+    }
+    hash.copy(buf, index * 32);
+    this.counts[level] = Math.max(this.counts[level]!, index + 1);
+  }
+  get(id: NodeId): Buffer {
+    return Buffer.from(this.levels[id.level]!.subarray(id.index * 32, id.index * 32 + 32));
+  }
+}
+
+async function writeSyntheticBundle(file: string, events: number, every: number): Promise<{ verifierKey: string; bytes: number; ms: number }> {
+  const t0 = performance.now();
+  const { signerKey, verifierKey } = generateSignerKey('bench.audit');
+  const signer = parseSignerKey(signerKey);
+  const org = '0190c0de-0000-4000-8000-00000000be9c';
+  const origin = `bench.audit/${org}`;
+  const out = fs.createWriteStream(file);
+  const write = async (r: BundleRecord) => {
+    if (!out.write(formatBundleRecord(r) + '\n')) await once(out, 'drain');
+  };
+  await write({ type: 'header', format: BUNDLE_FORMAT, origin, organizationId: org, start: 0, end: events, headSize: events, exportedAt: new Date().toISOString() });
+  await write({ type: 'key', keyId: signer.keyId.toString('hex'), name: signer.name, verifierKey, notBefore: new Date(0).toISOString(), notAfter: null });
+  const nodes = new NodeStore();
+  const stack: Buffer[] = [];
+  const levels: number[] = [];
+  let prev: number | null = null;
+  let checkpoints = 0;
+  const recordedAtBase = Date.UTC(2026, 10, 1);
+  for (let i = 0; i < events; i++) {
+    const e = makeEvent(1, i) as unknown as Record<string, unknown>;
+    const recordedAt = new Date(recordedAtBase + Math.floor(i / every)).toISOString();
+    const fields: Record<string, CommittedField> = {};
+    const commitments: Record<string, string> = {};
+    for (const f of EVENT_FIELDS) {
+      const v = e[f];
+      if (v === undefined) continue;
+      const salt = newSalt();
+      const c = commitField(salt, v);
+      commitments[f] = c;
+      fields[f] = { commitment: c, salt: salt.toString('base64'), value: v };
+    }
+    const id = `0190c0de-${(i >>> 16).toString(16).padStart(4, '0')}-7${(i & 0xfff).toString(16).padStart(3, '0')}-8000-${i.toString(16).padStart(12, '0')}`;
+    const h = leafHash(leafBytes({ org, id, recordedAt, fields: commitments }));
+    await write({ type: 'event', leafIndex: i, id, recordedAt, leafHash: h.toString('base64'), fields });
+    // Incremental tree, keeping every node for the consistency proofs (RFC 9162 §2.1.4).
+    nodes.add(0, i, h);
+    stack.push(h);
+    levels.push(0);
+    while (levels.length >= 2 && levels[levels.length - 1] === levels[levels.length - 2]) {
+      const right = stack.pop()!;
+      const left = stack.pop()!;
+      levels.pop();
+      const level = levels.pop()! + 1;
+      const parent = nodeHash(left, right);
+      nodes.add(level, (i + 1) / 2 ** level - 1, parent);
+      stack.push(parent);
+      levels.push(level);
+    }
+    const size = i + 1;
+    if (size % every === 0 || size === events) {
+      let root = stack[stack.length - 1]!;
+      for (let k = stack.length - 2; k >= 0; k--) root = nodeHash(stack[k]!, root);
+      if (prev !== null) {
+        const proof = proveConsistency(prev, size, planConsistency(prev, size).map((id) => nodes.get(id)));
+        await write({ type: 'consistency', fromSize: prev, toSize: size, hashes: proof.map((x) => x.toString('base64')) });
+      }
+      await write({ type: 'checkpoint', treeSize: size, note: signCheckpoint({ origin, size, rootHash: root }, [signer]), createdAt: new Date().toISOString() });
+      checkpoints++;
+      prev = size;
+    }
+  }
+  await write({ type: 'end', events, checkpoints });
+  out.end();
+  await once(out, 'finish');
+  return { verifierKey, bytes: fs.statSync(file).size, ms: performance.now() - t0 };
+}
+
+function rss(): number {
+  return process.memoryUsage().rss;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      events: { type: 'string', default: '1000000' },
+      'checkpoint-every': { type: 'string', default: '1000' },
+      'export-events': { type: 'string', default: '100000' },
+      pglite: { type: 'boolean', default: false },
+      'database-url': { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const events = Number(values.events);
+  const every = Number(values['checkpoint-every']);
+  const exportEvents = Number(values['export-events']);
+  console.log(`bench:verify — node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, one core used for verification`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-bench-verify-'));
+  const file = path.join(dir, 'bundle.ndjson');
+  let failed = false;
+  try {
+    section(`1. synthetic bundle: ${num(events)} events, a checkpoint every ${num(every)}`);
+    const gen = await writeSyntheticBundle(file, events, every);
+    console.log(`written ${mib(gen.bytes)} in ${(gen.ms / 1000).toFixed(1)} s (${num(events / (gen.ms / 1000))} events/s to commit, hash and sign)`);
+
+    section('2. raw baseline: read + JSON.parse of every line, nothing verified');
+    let t = performance.now();
+    let lines = 0;
+    for (const line of readLinesSync(file)) {
+      if (line !== '') {
+        JSON.parse(line);
+        lines++;
+      }
+    }
+    const baselineMs = performance.now() - t;
+    const baselineRate = events / (baselineMs / 1000);
+    console.log(`${num(lines)} lines in ${(baselineMs / 1000).toFixed(2)} s: ${num(baselineRate)} events/s`);
+
+    section('3. audit-verify bundle, in-process (the CLI code path)');
+    const rssBefore = rss();
+    let peak = rssBefore;
+    const sampler = setInterval(() => (peak = Math.max(peak, rss())), 100);
+    const output: string[] = [];
+    t = performance.now();
+    const status = auditVerify(['bundle', file, '--key', gen.verifierKey], { out: (l) => output.push(l), err: (l) => output.push(l) });
+    const verifyMs = performance.now() - t;
+    clearInterval(sampler);
+    peak = Math.max(peak, rss());
+    const verifyRate = events / (verifyMs / 1000);
+    console.log(output.join('\n'));
+    if (status !== 0) failed = true;
+    console.log(
+      formatTable(
+        ['measure', 'value'],
+        [
+          ['events verified', num(events)],
+          ['time', `${(verifyMs / 1000).toFixed(2)} s`],
+          ['throughput', `${num(verifyRate)} events/s`],
+          ['ratio to the raw baseline', `${(verifyRate / baselineRate).toFixed(2)}`],
+          ['RSS before / peak (sampled: the timer cannot fire during the synchronous run)', `${mib(rssBefore)} / ${mib(peak)}`],
+          ['target ≥ 100,000 events/s on one core', verifyRate >= 100_000 ? 'met' : 'not met'],
+        ],
+      ),
+    );
+
+    section('4. audit-verify bundle as a child process (node --import tsx)');
+    t = performance.now();
+    const child = spawnSync(process.execPath, ['--import', 'tsx', 'server/src/cli/audit-verify.ts', 'bundle', file, '--key', gen.verifierKey], {
+      cwd: path.resolve(__dirname, '..'),
+      encoding: 'utf8',
+    });
+    const childMs = performance.now() - t;
+    console.log(`exit ${child.status}, ${(childMs / 1000).toFixed(2)} s wall (${num(events / (childMs / 1000))} events/s including start-up)`);
+    if (child.status !== 0) {
+      failed = true;
+      console.log(child.stderr);
+    }
+
+    if (exportEvents > 0) {
+      section(`5. export: ${num(exportEvents)} events over GET /api/v1/ledger/export (${values.pglite ? 'PGlite' : 'PostgreSQL'})`);
+      failed = (await benchExport(exportEvents, values.pglite, values['database-url'], dir)) || failed;
+    }
+  } finally {
+    if (values.keep) console.log(`\nkept ${file}`);
+    else fs.rmSync(dir, { recursive: true, force: true });
+  }
+  if (failed) {
+    console.error('bench:verify: a bundle did not verify');
+    process.exitCode = 1;
+  }
+}
+
+async function benchExport(n: number, pglite: boolean, databaseUrl: string | undefined, dir: string): Promise<boolean> {
+  let db: BenchDatabase | null = null;
+  const { signerKey, verifierKey } = generateSignerKey('bench.audit');
+  const env: Record<string, string> = {
+    PORT: '0',
+    HOST: '127.0.0.1',
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'silent',
+    AUDIT_LOG_ORIGIN: 'bench.audit',
+    AUDIT_SIGNING_KEY: signerKey,
+    AUDIT_BOOTSTRAP_API_KEY: 'sak_bench_export_key_0123456789abcdefghijklmnop',
+    AUDIT_SELF_AUDIT_INTERVAL_MS: '0',
+    RATE_LIMIT_PER_MINUTE: '0',
+  };
+  if (pglite) env.AUDIT_DATA_DIR = path.join(dir, 'pglite');
+  else {
+    db = await createBenchDatabase(databaseUrl ?? process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+    env.DATABASE_URL = db.url;
+  }
+  const rt = await startRuntime(loadConfig(env), createLogger('silent'));
+  try {
+    const org = rt.bootstrap!.organizationId;
+    let t = performance.now();
+    for (let i = 0; i < n; i += 1000) {
+      const batch = Array.from({ length: Math.min(1000, n - i) }, (_, k) => makeEvent(2, i + k));
+      const results = await rt.services.events.bulkCreate(org, batch);
+      if (!results.every((r) => r.ok)) throw new Error('fill: an event was rejected');
+    }
+    console.log(`filled in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+
+    const file = path.join(dir, 'export.ndjson');
+    const out = fs.createWriteStream(file);
+    const rssBefore = rss();
+    let peak = rssBefore;
+    const sampler = setInterval(() => (peak = Math.max(peak, rss())), 50);
+    t = performance.now();
+    const res = await fetch(`${rt.url}/api/v1/ledger/export`, { headers: { authorization: `Bearer ${env.AUDIT_BOOTSTRAP_API_KEY}` } });
+    if (res.status !== 200 || !res.body) throw new Error(`export answered ${res.status}`);
+    let bytes = 0;
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      bytes += chunk.length;
+      if (!out.write(chunk)) await once(out, 'drain');
+    }
+    out.end();
+    await once(out, 'finish');
+    const exportMs = performance.now() - t;
+    clearInterval(sampler);
+    console.log(
+      formatTable(
+        ['measure', 'value'],
+        [
+          ['events exported', num(n)],
+          ['bytes', mib(bytes)],
+          ['time', `${(exportMs / 1000).toFixed(2)} s`],
+          ['throughput', `${num(n / (exportMs / 1000))} events/s, ${(bytes / 1048576 / (exportMs / 1000)).toFixed(1)} MB/s`],
+          ['process RSS (server + client) before / peak during export', `${mib(rssBefore)} / ${mib(peak)}`],
+        ],
+      ),
+    );
+    const lines: string[] = [];
+    const status = auditVerify(['bundle', file, '--key', verifierKey], { out: (l) => lines.push(l), err: (l) => lines.push(l) });
+    console.log(lines.join('\n'));
+    return status !== 0;
+  } finally {
+    await rt.close();
+    await db?.drop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
