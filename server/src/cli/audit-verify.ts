@@ -122,7 +122,12 @@ export function main(argv: string[], io: Output = defaultOutput): number {
  * checkpoint pinned in that file (same root at its size, not rolled back); after a clean run the
  * file is updated to the bundle's latest checkpoint (trust on first use, then consistency).
  */
-function verifyBundlePath(target: string, verifiers: Verifier[], pinFile: string | undefined, io: Output): void {
+function verifyBundlePath(
+  target: string,
+  verifiers: Verifier[],
+  pinFile: string | undefined,
+  io: Output,
+): void {
   let files: string[];
   try {
     files = statSync(target).isDirectory()
@@ -137,7 +142,8 @@ function verifyBundlePath(target: string, verifiers: Verifier[], pinFile: string
   }
   if (files.length === 0) throw new Failure(`${target}: no *.ndjson bundle in the directory`);
   let pinned: Checkpoint | undefined;
-  if (pinFile !== undefined && existsSync(pinFile)) pinned = openCheckpointFile(pinFile, verifiers).checkpoint;
+  if (pinFile !== undefined && existsSync(pinFile))
+    pinned = openCheckpointFile(pinFile, verifiers).checkpoint;
 
   const failed: string[] = [];
   let latest: { treeSize: number; note: string } | null = null;
@@ -161,15 +167,21 @@ function verifyBundlePath(target: string, verifiers: Verifier[], pinFile: string
       io.out(
         `OK: ${file}: ${report.origin} leaves [${report.start}, ${report.end}): ${report.events} events, ` +
           `${report.fieldsVerified} field values re-hashed, ${report.erasedFields} erased` +
-          (report.erasedFields > 0 ? ` (${erased}${report.erasedFields > report.erased.length ? ', …' : ''})` : '') +
+          (report.erasedFields > 0
+            ? ` (${erased}${report.erasedFields > report.erased.length ? ', …' : ''})`
+            : '') +
           `; ${report.checkpointsVerified} checkpoints and ${report.consistencyProofsVerified} consistency proofs verified; ` +
           `latest tree size ${report.latest?.treeSize ?? 0}, root ${report.latest?.rootHash ?? '(none)'}`,
       );
-      if (report.latest && (latest === null || report.latest.treeSize > latest.treeSize)) latest = report.latest;
+      if (report.latest && (latest === null || report.latest.treeSize > latest.treeSize))
+        latest = report.latest;
     } else {
       const more = report.failures.slice(1, 5).map((f) => `  then ${describeFailure(f)}`);
       failed.push(
-        [`${file}: ${describeFailure(report.failures[0]!)} (${report.failureCount} failure${report.failureCount === 1 ? '' : 's'})`, ...more].join('\n'),
+        [
+          `${file}: ${describeFailure(report.failures[0]!)} (${report.failureCount} failure${report.failureCount === 1 ? '' : 's'})`,
+          ...more,
+        ].join('\n'),
       );
     }
   }
@@ -184,13 +196,18 @@ function verifyBundlePath(target: string, verifiers: Verifier[], pinFile: string
 }
 
 function describeFailure(f: BundleFailure): string {
-  const where = f.kind === 'leaf' ? `leaf ${f.leafIndex}` : f.kind === 'checkpoint' ? `checkpoint ${f.treeSize}` : `line ${f.line}`;
+  const where =
+    f.kind === 'leaf'
+      ? `leaf ${f.leafIndex}`
+      : f.kind === 'checkpoint'
+        ? `checkpoint ${f.treeSize}`
+        : `line ${f.line}`;
   const reason = f.reason.startsWith(`${where}: `) ? f.reason.slice(where.length + 2) : f.reason;
   return `${where}: ${reason}`;
 }
 
 /** Lines of a file, read 1 MiB at a time (split on 0x0A bytes, so UTF-8 is never cut). */
-function* readLinesSync(file: string): Generator<string> {
+export function* readLinesSync(file: string): Generator<string> {
   let fd: number;
   try {
     fd = openSync(file, 'r');

@@ -89,7 +89,9 @@ export function canonicalize(value: unknown): string {
     // A plain object's prototype is null or *an* Object.prototype: objects parsed in another
     // realm (worker, vm context) have their own, so compare shapes rather than identity.
     const proto: unknown = Object.getPrototypeOf(v);
-    const plain = proto === null || (Object.getPrototypeOf(proto) === null && Object.prototype.toString.call(v) === '[object Object]');
+    const plain =
+      proto === null ||
+      (Object.getPrototypeOf(proto) === null && Object.prototype.toString.call(v) === '[object Object]');
     if (!plain) {
       const ctor = (v as { constructor?: { name?: unknown } }).constructor?.name;
       throw new TypeError(
