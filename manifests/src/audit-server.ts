@@ -8,6 +8,7 @@ import {
   checkDnsLabel,
   checkImage,
   checkQuantity,
+  disruptionBudgetSpec,
   dnsEgressRule,
   egressTo,
   emptyDirVolume,
@@ -716,7 +717,7 @@ export class AuditServer extends Construct {
       const pdb = new k8s.KubePodDisruptionBudget(this, id, {
         metadata: meta(name, labels(id === 'ApiDisruptionBudget' ? 'api' : 'worker')),
         // One voluntary eviction at a time: node drains proceed, capacity never drops by more.
-        spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: selector } },
+        spec: disruptionBudgetSpec(selector),
       });
       setSyncWave(pdb, SyncWaves.edge);
     }

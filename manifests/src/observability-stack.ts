@@ -10,6 +10,7 @@ import {
   checkDnsLabel,
   checkImage,
   contentHash,
+  disruptionBudgetSpec,
   dnsEgressRule,
   egressTo,
   emptyDirVolume,
@@ -383,7 +384,7 @@ export class ObservabilityStack extends Construct {
     setSyncWave(
       new k8s.KubePodDisruptionBudget(this, 'CollectorDisruptionBudget', {
         metadata: { name: collectorName, namespace: ns, labels: collectorLabels },
-        spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: collectorSelector } },
+        spec: disruptionBudgetSpec(collectorSelector),
       }),
       SyncWaves.data,
     );
@@ -489,7 +490,7 @@ export class ObservabilityStack extends Construct {
     setSyncWave(
       new k8s.KubePodDisruptionBudget(this, 'OpenObserveDisruptionBudget', {
         metadata: { name: ooName, namespace: ns, labels: ooLabels },
-        spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: ooSelector } },
+        spec: disruptionBudgetSpec(ooSelector),
       }),
       SyncWaves.data,
     );

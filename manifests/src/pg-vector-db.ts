@@ -9,6 +9,7 @@ import {
   checkImage,
   checkQuantity,
   contentHash,
+  disruptionBudgetSpec,
   dnsEgressRule,
   egressTo,
   emptyDirVolume,
@@ -394,7 +395,7 @@ export class PgVectorDb extends Construct {
         metadata: meta(this.name),
         // Single instance: the budget allows the eviction so a node drain does not hang; HA
         // belongs to a PostgreSQL operator (ARCHITECTURE §6).
-        spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: this.podLabels } },
+        spec: disruptionBudgetSpec(this.podLabels),
       }),
       SyncWaves.data,
     );
@@ -498,7 +499,7 @@ export class PgVectorDb extends Construct {
     setSyncWave(
       new k8s.KubePodDisruptionBudget(this, 'ElectricDisruptionBudget', {
         metadata: meta,
-        spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: selector } },
+        spec: disruptionBudgetSpec(selector),
       }),
       SyncWaves.app,
     );

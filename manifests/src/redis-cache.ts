@@ -9,6 +9,7 @@ import {
   checkImage,
   checkQuantity,
   contentHash,
+  disruptionBudgetSpec,
   dnsEgressRule,
   emptyDirVolume,
   ingressFrom,
@@ -336,7 +337,7 @@ export class RedisCache extends Construct {
       metadata: meta(this.name),
       // A single instance: allow the eviction (a drain must not hang), but declare the budget so
       // disruption tooling and the PDB-per-workload policy see it.
-      spec: { maxUnavailable: k8s.IntOrString.fromNumber(1), selector: { matchLabels: this.podLabels } },
+      spec: disruptionBudgetSpec(this.podLabels),
     });
     setSyncWave(pdb, SyncWaves.data);
 

@@ -199,3 +199,16 @@ export function checkDnsLabel(prop: string, value: string): void {
     throw new Error(`invalid ${prop}: '${value}' (expected a dns label: lower-case letters, digits and -, at most 63)`);
   }
 }
+
+/**
+ * PodDisruptionBudget spec allowing one voluntary eviction at a time. Pods that run but are not
+ * ready may always be evicted, so a crash-looping replica never blocks a node drain.
+ * @see https://kubernetes.io/docs/tasks/run-application/configure-pdb/#unhealthy-pod-eviction-policy
+ */
+export function disruptionBudgetSpec(selector: { [key: string]: string }): k8s.PodDisruptionBudgetSpec {
+  return {
+    maxUnavailable: k8s.IntOrString.fromNumber(1),
+    unhealthyPodEvictionPolicy: 'AlwaysAllow',
+    selector: { matchLabels: { ...selector } },
+  };
+}

@@ -259,6 +259,7 @@ describe('AuditServer', () => {
   it('has a PodDisruptionBudget for api and worker', () => {
     expect(get(objects, 'PodDisruptionBudget', 'audit-server').spec).toEqual({
       maxUnavailable: 1,
+      unhealthyPodEvictionPolicy: 'AlwaysAllow',
       selector: { matchLabels: { 'app.kubernetes.io/name': 'audit-server', 'app.kubernetes.io/instance': 'audit-server', 'app.kubernetes.io/component': 'api' } },
     });
     expect(get(objects, 'PodDisruptionBudget', 'audit-server-worker').spec.selector.matchLabels['app.kubernetes.io/component']).toBe('worker');
