@@ -540,7 +540,9 @@ export class PgVectorDb extends Construct {
         resources: { requests: { storage: k8s.Quantity.fromString(`${size}Gi`) } },
       },
     });
-    setSyncWave(claim, SyncWaves.data);
+    // Last wave: with a WaitForFirstConsumer StorageClass the claim stays Pending (Argo CD health
+    // "Progressing") until the first backup pod mounts it, and an earlier wave would wait for it.
+    setSyncWave(claim, SyncWaves.edge);
     const cron = new k8s.KubeCronJob(this, 'Backup', {
       metadata: meta,
       spec: {
