@@ -110,7 +110,14 @@ export function startProcess(
   name: string,
   command: string,
   args: readonly string[],
-  options: { env?: Record<string, string>; cwd?: string; uid?: number; gid?: number; stdoutFd?: number } = {},
+  options: {
+    env?: Record<string, string>;
+    cwd?: string;
+    uid?: number;
+    gid?: number;
+    stdoutFd?: number;
+    processGroup?: boolean;
+  } = {},
 ): ManagedProcess {
   const spawnOptions: SpawnOptions = {
     cwd: options.cwd ?? REPO_ROOT,
@@ -119,6 +126,9 @@ export function startProcess(
     // Node's own stdio pipes are sockets, and open("/proc/self/fd/1") fails on a socket (ENXIO).
     stdio: ['ignore', options.stdoutFd ?? 'pipe', 'pipe'],
   };
+  // A wrapper such as `npm start` does not reliably pass SIGTERM on to its child: give it its own
+  // process group and signal the whole group, so no grandchild outlives the test.
+  if (options.processGroup) spawnOptions.detached = true;
   if (options.uid !== undefined) spawnOptions.uid = options.uid;
   if (options.gid !== undefined) spawnOptions.gid = options.gid;
   const child = spawn(command, [...args], spawnOptions);
@@ -127,6 +137,14 @@ export function startProcess(
   child.stdout?.on('data', splitLines(stdoutLines));
   child.stderr?.on('data', splitLines(stderrLines));
   let exited = false;
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      if (options.processGroup && child.pid !== undefined) process.kill(-child.pid, sig);
+      else child.kill(sig);
+    } catch {
+      // already gone
+    }
+  };
   const exitPromise = new Promise<number | string>((done) => {
     child.once('exit', (code, signal) => {
       exited = true;
@@ -149,13 +167,15 @@ export function startProcess(
       `--- ${name} stdout ---\n${stdoutLines.slice(-60).join('\n')}\n--- ${name} stderr ---\n${stderrLines.slice(-60).join('\n')}`,
     stop: async (graceMs = 10_000) => {
       if (!exited) {
-        child.kill('SIGTERM');
+        signal('SIGTERM');
         const timer = setTimeout(() => {
-          if (!exited) child.kill('SIGKILL');
+          if (!exited) signal('SIGKILL');
         }, graceMs);
         await exitPromise;
         clearTimeout(timer);
       }
+      // The group may outlive its leader (the wrapper exited first): make sure it is gone too.
+      if (options.processGroup) signal('SIGKILL');
       running.delete(managed);
       return exitPromise;
     },
