@@ -27,7 +27,10 @@ export async function eventPage(
   after: LeafCursor | null,
   limit: number,
 ): Promise<ExportEventRow[]> {
-  const where = [eq(events.organizationId, org), gte(events.leafIndex, from), lt(events.leafIndex, to)];
+  // The plain lower bound on leaf_index lets the (organization_id, leaf_index) index start the scan
+  // at the cursor; the row comparison then only skips the rows of that one index already sent.
+  const lower = after ? Math.max(from, after.leafIndex) : from;
+  const where = [eq(events.organizationId, org), gte(events.leafIndex, lower), lt(events.leafIndex, to)];
   if (after) where.push(sql`(${events.leafIndex}, ${events.id}) > (${after.leafIndex}::bigint, ${after.id}::uuid)`);
   const rows = await db
     .select({ e: events, nodeHash: ledgerNodes.hash })

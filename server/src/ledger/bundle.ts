@@ -21,9 +21,11 @@
  *
  * Nothing here does I/O: the CLI reads lines, the server's self-audit feeds records from the database.
  */
-import { verifyCommittedField, leafBytes, type CommittedField } from './commitment';
+import { createHash, hash as oneShotHash } from 'node:crypto';
+import { leafBytes, type CommittedField } from './commitment';
 import { decodeBase64Strict } from './encoding';
 import { EMPTY_ROOT, HASH_SIZE, leafHash, nodeHash } from './hash';
+import { canonicalize } from './jcs';
 import { openCheckpoint, type Checkpoint, type Verifier } from './note';
 import { verifyConsistency } from './tree';
 import { VerificationError } from './errors';
@@ -305,6 +307,10 @@ export class BundleVerifier {
     if (!this.started) throw new TypeError('an event before the frontier');
     this.events++;
     const expected = this.size;
+    if (typeof e.leafIndex === 'number' && e.leafIndex === expected - 1 && expected > 0) {
+      this.fail({ kind: 'leaf', leafIndex: e.leafIndex, reason: `leaf ${e.leafIndex} appears twice (a second event claims its position)` });
+      return;
+    }
     if (typeof e.leafIndex !== 'number' || e.leafIndex !== expected) {
       this.fail({
         kind: 'leaf',
@@ -333,12 +339,7 @@ export class BundleVerifier {
           leafOk = false;
           continue;
         }
-        let status: ReturnType<typeof verifyCommittedField>;
-        try {
-          status = verifyCommittedField(field);
-        } catch {
-          status = 'mismatch';
-        }
+        const status = committedFieldStatus(field);
         commitments[name] = field.commitment;
         if (status === 'ok') {
           this.fieldsVerified++;
@@ -353,7 +354,7 @@ export class BundleVerifier {
     }
     let hash: Buffer;
     try {
-      hash = leafHash(leafBytes({ org: h.organizationId, id: e.id, recordedAt: e.recordedAt, fields: commitments }));
+      hash = rebuildLeafHash(h.organizationId, e.id, e.recordedAt, commitments);
     } catch (err) {
       this.fail({ kind: 'leaf', leafIndex: idx, reason: `leaf ${idx}: cannot rebuild the leaf: ${(err as Error).message}` });
       hash = Buffer.alloc(HASH_SIZE); // keep the tree going so later checks still run
@@ -620,6 +621,64 @@ export function describeFirstFailure(report: BundleReport): string | null {
   const where = f.kind === 'leaf' ? `leaf ${f.leafIndex}` : f.kind === 'checkpoint' ? `checkpoint ${f.treeSize}` : `line ${f.line}`;
   return `${where}: ${f.reason}`;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hot path. A bundle of a million events means ~15 million field commitments: these are the same
+// computations as verifyCommittedField and leafHash(leafBytes(…)) (commitment.ts), with fast paths
+// for the common shapes and a fall-back to the reference code for everything else. The tests
+// check them against the reference on random input.
+// ---------------------------------------------------------------------------------------------
+
+/** Canonical standard base64 of exactly 16 bytes: 21 free characters, one with 4 zero low bits, `==`. */
+const SALT_B64_RE = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
+const COMMITMENT_HEX_RE = /^[0-9a-f]{64}$/;
+const RECORDED_AT_MS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+const SURROGATE_RE = /[\uD800-\uDFFF]/;
+
+/**
+ * RFC 8785 of a value. A string without surrogates serializes exactly as JSON.stringify does it
+ * (RFC 8785 §3.2.2.2 adopts the ECMAScript escaping), so that shortcut is exact; anything else
+ * (objects, numbers, strings with surrogate pairs or lone surrogates) goes through canonicalize.
+ */
+function jcs(value: unknown): string {
+  return typeof value === 'string' && !SURROGATE_RE.test(value) ? JSON.stringify(value) : canonicalize(value);
+}
+
+/** Same verdict as verifyCommittedField: 'ok', 'erased' (no salt, no value) or 'mismatch'. */
+export function committedFieldStatus(f: CommittedField): 'ok' | 'erased' | 'mismatch' {
+  const hasValue = 'value' in f && f.value !== undefined;
+  if (f.salt === null) return hasValue ? 'mismatch' : 'erased';
+  if (!hasValue || typeof f.commitment !== 'string' || !COMMITMENT_HEX_RE.test(f.commitment)) return 'mismatch';
+  if (typeof f.salt !== 'string' || !SALT_B64_RE.test(f.salt)) return 'mismatch';
+  let text: string;
+  try {
+    text = jcs(f.value);
+  } catch {
+    return 'mismatch'; // not JSON (NaN, a lone surrogate…): cannot be what was committed
+  }
+  // c = SHA-256(salt || UTF-8(JCS(value))) (ARCHITECTURE §5 "Field commitment").
+  const digest = oneShotHash('sha256', Buffer.concat([Buffer.from(f.salt, 'base64'), Buffer.from(text, 'utf8')]), 'hex');
+  return digest === f.commitment ? 'ok' : 'mismatch';
+}
+
+/**
+ * leafHash(leafBytes({org, id, recordedAt, fields})). JCS orders members by UTF-16 code units:
+ * "fields" < "id" < "org" < "recordedAt" < "v", and field names by the default sort. Inputs the
+ * fast path does not cover exactly (surrogates, malformed values) go through the reference code,
+ * which throws for what is not a valid leaf.
+ */
+export function rebuildLeafHash(org: string, id: string, recordedAt: string, fields: Record<string, string>): Buffer {
+  const simple = (s: unknown): s is string => typeof s === 'string' && !SURROGATE_RE.test(s);
+  const names = Object.keys(fields).sort();
+  if (!simple(org) || !simple(id) || typeof recordedAt !== 'string' || !RECORDED_AT_MS_RE.test(recordedAt) || !names.every((n) => simple(n) && COMMITMENT_HEX_RE.test(fields[n]!))) {
+    return leafHash(leafBytes({ org, id, recordedAt, fields }));
+  }
+  const members = names.map((n) => `${JSON.stringify(n)}:"${fields[n]}"`).join(',');
+  const text = `{"fields":{${members}},"id":${JSON.stringify(id)},"org":${JSON.stringify(org)},"recordedAt":"${recordedAt}","v":1}`;
+  return createHash('sha256').update(LEAF_PREFIX).update(text, 'utf8').digest(); // RFC 9162 §2.1.1: SHA-256(0x00 || leaf)
+}
+
+const LEAF_PREFIX = Uint8Array.of(0x00);
 
 function checkIndex(n: unknown, what: string): asserts n is number {
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new TypeError(`${what} must be a non-negative integer`);
