@@ -740,7 +740,7 @@ export class AuditServer extends Construct {
       spec: {
         podSelector: { matchLabels: this.apiSelector },
         policyTypes: ['Ingress', 'Egress'],
-        ingress: [ingressFrom([ingressController, scraper], AUDIT_SERVER_PORT)],
+        ingress: ingressFrom([ingressController, scraper], AUDIT_SERVER_PORT),
         egress,
       },
     });
@@ -750,7 +750,7 @@ export class AuditServer extends Construct {
       spec: {
         podSelector: { matchLabels: this.workerSelector },
         policyTypes: ['Ingress', 'Egress'],
-        ingress: [ingressFrom([scraper], AUDIT_SERVER_PORT)],
+        ingress: ingressFrom([scraper], AUDIT_SERVER_PORT),
         egress,
       },
     });

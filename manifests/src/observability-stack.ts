@@ -396,7 +396,7 @@ export class ObservabilityStack extends Construct {
         spec: {
           podSelector: { matchLabels: collectorSelector },
           policyTypes: ['Ingress', 'Egress'],
-          ingress: [ingressFrom(sources, OTLP_GRPC_PORT), ingressFrom(sources, OTLP_HTTP_PORT)],
+          ingress: [...ingressFrom(sources, OTLP_GRPC_PORT), ...ingressFrom(sources, OTLP_HTTP_PORT)],
           egress: [dnsEgressRule(), egressTo(ooPeer)],
         },
       }),
@@ -500,7 +500,7 @@ export class ObservabilityStack extends Construct {
         spec: {
           podSelector: { matchLabels: ooSelector },
           policyTypes: ['Ingress', 'Egress'],
-          ingress: [ingressFrom([{ podLabels: collectorSelector, port: OPENOBSERVE_PORT }, ...(props.openObserveClients ?? [])], OPENOBSERVE_PORT)],
+          ingress: ingressFrom([{ podLabels: collectorSelector, port: OPENOBSERVE_PORT }, ...(props.openObserveClients ?? [])], OPENOBSERVE_PORT),
           egress: [dnsEgressRule()],
         },
       }),

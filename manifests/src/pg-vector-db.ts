@@ -420,7 +420,7 @@ export class PgVectorDb extends Construct {
         spec: {
           podSelector: { matchLabels: this.podLabels },
           policyTypes: ['Ingress', 'Egress'],
-          ingress: [ingressFrom(clients, POSTGRES_PORT)],
+          ingress: ingressFrom(clients, POSTGRES_PORT),
           egress: [dnsEgressRule()],
         },
       }),
@@ -509,7 +509,7 @@ export class PgVectorDb extends Construct {
         spec: {
           podSelector: { matchLabels: selector },
           policyTypes: ['Ingress', 'Egress'],
-          ingress: [ingressFrom(opts.clients ?? [{ podLabels: { 'app.kubernetes.io/name': 'audit-server' }, port: 3000 }], 3000)],
+          ingress: ingressFrom(opts.clients ?? [{ podLabels: { 'app.kubernetes.io/name': 'audit-server' }, port: 3000 }], 3000),
           egress: [dnsEgressRule(), egressTo(this.peer)],
         },
       }),

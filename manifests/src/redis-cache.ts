@@ -342,8 +342,10 @@ export class RedisCache extends Construct {
     setSyncWave(pdb, SyncWaves.data);
 
     const clients = props.clients ?? [{ podLabels: { 'app.kubernetes.io/name': 'audit-server' }, port: REDIS_PORT }];
-    const ingress: k8s.NetworkPolicyIngressRule[] = [ingressFrom(clients, REDIS_PORT)];
-    if (exporterEnabled) ingress.push(ingressFrom([props.metricsScraper ?? { namespace: 'monitoring', port: 9121 }], 9121));
+    const ingress: k8s.NetworkPolicyIngressRule[] = [
+      ...ingressFrom(clients, REDIS_PORT),
+      ...(exporterEnabled ? ingressFrom([props.metricsScraper ?? { namespace: 'monitoring', port: 9121 }], 9121) : []),
+    ];
     const np = new k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
       metadata: meta(this.name),
       spec: {

@@ -119,12 +119,13 @@ export function egressTo(peer: NetworkPeer): k8s.NetworkPolicyEgressRule {
   return { to: [toPolicyPeer(peer)], ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(peer.port) }] };
 }
 
-/** Ingress rule from peers on one TCP port. */
-export function ingressFrom(peers: NetworkPeer[], port: number): k8s.NetworkPolicyIngressRule {
-  return {
-    from: peers.map(toPolicyPeer),
-    ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(port) }],
-  };
+/**
+ * Ingress rule from peers on one TCP port, or no rule at all when there are no peers: a rule
+ * with an empty `from` admits every source (NetworkPolicy spec, NetworkPolicyIngressRule.from).
+ */
+export function ingressFrom(peers: NetworkPeer[], port: number): k8s.NetworkPolicyIngressRule[] {
+  if (peers.length === 0) return [];
+  return [{ from: peers.map(toPolicyPeer), ports: [{ protocol: 'TCP', port: k8s.IntOrString.fromNumber(port) }] }];
 }
 
 /**

@@ -82,6 +82,11 @@ describe('RedisCache', () => {
     ]);
   });
 
+  it('opens no ingress at all when given no clients (an empty from would admit everyone)', () => {
+    const np = synth({ clients: [] }).objects.find((o) => o.kind === 'NetworkPolicy');
+    expect(np.spec.ingress).toEqual([]);
+  });
+
   it('passes the schema and every policy rule', () => {
     expect(validateManifests(objects)).toEqual([]);
   });

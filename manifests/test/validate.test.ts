@@ -193,6 +193,13 @@ describe('policy rules', () => {
     expectViolation(v, 'network-policy-per-pod', `CronJob ${NS}/postgres-backup`, /no NetworkPolicy with a specific podSelector/);
   });
 
+  it('network-policy-open: fails for an ingress rule without peers, which admits every source', () => {
+    const v = violationsOf((o) => {
+      delete find(o, 'NetworkPolicy', 'redis').spec.ingress[0].from;
+    });
+    expectViolation(v, 'network-policy-open', `NetworkPolicy ${NS}/redis`, /spec.ingress\[0\] has no from peers and admits everything/);
+  });
+
   it('selectors-match: fails for a selector that misses its template, a Service that selects nothing and dangling references', () => {
     const v = violationsOf((o) => {
       find(o, 'Deployment', 'audit-server-worker').spec.selector.matchLabels['app.kubernetes.io/component'] = 'wrkr';

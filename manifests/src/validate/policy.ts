@@ -300,6 +300,23 @@ const ruleNetworkPolicy: Rule = (objects, pods) => {
     .map((pod) => ({ rule: 'network-policy-per-pod', object: describeObject(pod.owner), message: 'no NetworkPolicy with a specific podSelector selects its pods' }));
 };
 
+const ruleNetworkPolicyOpen: Rule = (objects) => {
+  const out: Violation[] = [];
+  for (const np of objects.filter((o) => o.kind === 'NetworkPolicy')) {
+    const spec = asRecord(np.spec);
+    // A rule whose from/to is missing or empty matches all peers (NetworkPolicyIngressRule.from,
+    // NetworkPolicyEgressRule.to): an allow-list must name its peers.
+    for (const [field, peers] of [['ingress', 'from'], ['egress', 'to']] as const) {
+      asArray(spec[field]).forEach((rule, i) => {
+        if (asArray(rule[peers]).length === 0) {
+          out.push({ rule: 'network-policy-open', object: describeObject(np), message: `spec.${field}[${i}] has no ${peers} peers and admits everything` });
+        }
+      });
+    }
+  }
+  return out;
+};
+
 const ruleSelectors: Rule = (objects, pods) => {
   const out: Violation[] = [];
   const v = (o: KubeObject, message: string) => out.push({ rule: 'selectors-match', object: describeObject(o), message });
@@ -396,6 +413,7 @@ const RULES: readonly Rule[] = [
   ruleNoLiteralSecrets,
   rulePdb,
   ruleNetworkPolicy,
+  ruleNetworkPolicyOpen,
   ruleSelectors,
   ruleHpaMin,
   ruleHpaNoReplicas,

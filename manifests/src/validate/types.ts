@@ -25,6 +25,7 @@ export const POLICY_RULES = {
   'no-literal-secrets': 'no secret values in manifests: Secrets, env values, ConfigMaps or URLs',
   'pdb-per-workload': 'every Deployment and StatefulSet is covered by a PodDisruptionBudget',
   'network-policy-per-pod': 'every pod is selected by a NetworkPolicy of its own',
+  'network-policy-open': 'no NetworkPolicy rule without peers (it would admit every source or destination)',
   'selectors-match': 'selectors, service ports and references point at objects that exist',
   'hpa-min-replicas': 'an HPA keeps at least 2 replicas',
   'hpa-no-replicas': 'a workload targeted by an HPA does not set spec.replicas',
