@@ -112,8 +112,8 @@ export interface AlertRule {
   readonly alert: string;
   /** PromQL expression; the alert fires while it returns series. */
   readonly expr: string;
-  /** How long the expression must hold before firing. */
-  readonly for: string;
+  /** How long the expression must hold before firing (the rule's `for`; renamed: a keyword in jsii target languages). */
+  readonly forDuration: string;
   /** `warning` or `critical`. */
   readonly severity: string;
   /** One-line summary. */
@@ -135,7 +135,7 @@ export function auditServerAlertRules(namespace: string, serviceName: string): A
     {
       alert: 'AuditServerDown',
       expr: `sum(up{${sel}, service="${serviceName}"}) == 0`,
-      for: '2m',
+      forDuration: '2m',
       severity: 'critical',
       summary: 'No audit server api replica is being scraped successfully.',
     },
@@ -144,42 +144,42 @@ export function auditServerAlertRules(namespace: string, serviceName: string): A
       expr:
         `sum(rate(http_requests_total{${sel}, status=~"5.."}[5m]))` +
         ` / sum(rate(http_requests_total{${sel}}[5m])) > 0.05`,
-      for: '10m',
+      forDuration: '10m',
       severity: 'warning',
       summary: 'More than 5 % of HTTP requests fail with a 5xx status.',
     },
     {
       alert: 'AuditServerHighLatency',
       expr: `histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{${sel}}[5m]))) > 1`,
-      for: '10m',
+      forDuration: '10m',
       severity: 'warning',
       summary: 'p99 HTTP latency is above one second.',
     },
     {
       alert: 'AuditLedgerVerificationFailed',
       expr: `increase(audit_ledger_verification_failures_total{${sel}}[15m]) > 0`,
-      for: '0m',
+      forDuration: '0m',
       severity: 'critical',
       summary: 'The ledger self-audit found a proof that does not verify: possible tampering.',
     },
     {
       alert: 'AuditLedgerVerificationStale',
       expr: `time() - max(audit_ledger_last_verification_success_timestamp_seconds{${sel}}) > 7200`,
-      for: '15m',
+      forDuration: '15m',
       severity: 'warning',
       summary: 'No successful ledger self-audit for two hours.',
     },
     {
       alert: 'AuditDatabaseDown',
       expr: `max(audit_database_up{${sel}}) == 0`,
-      for: '2m',
+      forDuration: '2m',
       severity: 'critical',
       summary: 'The audit server cannot reach PostgreSQL: ingestion is failing.',
     },
     {
       alert: 'AuditRedisDown',
       expr: `max(audit_redis_up{${sel}}) == 0`,
-      for: '5m',
+      forDuration: '5m',
       severity: 'warning',
       summary: 'Redis is unreachable: rate limits are local and the cache is off (no data loss).',
     },
@@ -188,14 +188,14 @@ export function auditServerAlertRules(namespace: string, serviceName: string): A
       expr:
         `sum(rate(audit_events_rejected_total{${sel}}[10m]))` +
         ` / clamp_min(sum(rate(audit_events_ingested_total{${sel}}[10m])) + sum(rate(audit_events_rejected_total{${sel}}[10m])), 1e-9) > 0.1`,
-      for: '15m',
+      forDuration: '15m',
       severity: 'warning',
       summary: 'More than 10 % of submitted events are rejected: a producer is sending bad events.',
     },
     {
       alert: 'AuditServerMemoryHigh',
       expr: `max(process_resident_memory_bytes{${sel}, service="${serviceName}"}) > 900 * 1024 * 1024`,
-      for: '15m',
+      forDuration: '15m',
       severity: 'warning',
       summary: 'An api replica uses more than 900 MiB resident memory (limit 1 GiB).',
     },
@@ -558,7 +558,7 @@ export class ObservabilityStack extends Construct {
             rules: auditServerAlertRules(server.namespace, server.serviceName).map((r) => ({
               alert: r.alert,
               expr: r.expr,
-              for: r.for,
+              for: r.forDuration,
               labels: { severity: r.severity },
               annotations: { summary: r.summary },
             })),
