@@ -78,6 +78,9 @@ export class ArgoCdApplication extends Construct {
           syncOptions: ['PrunePropagationPolicy=foreground', 'PruneLast=true'],
           retry: { limit: 5, backoff: { duration: '10s', factor: 2, maxDuration: '5m' } },
         },
+        // An HPA owns the api's replica count. The api Deployment omits `replicas` already; this
+        // also keeps a manual `kubectl scale` (scripts/k8s-deploy.sh scale) from showing as drift.
+        ignoreDifferences: [{ group: 'apps', kind: 'Deployment', jsonPointers: ['/spec/replicas'] }],
       },
     });
   }

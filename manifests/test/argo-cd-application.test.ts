@@ -33,6 +33,7 @@ describe('ArgoCdApplication', () => {
         syncOptions: ['PrunePropagationPolicy=foreground', 'PruneLast=true'],
         retry: { limit: 5, backoff: { duration: '10s', factor: 2, maxDuration: '5m' } },
       },
+      ignoreDifferences: [{ group: 'apps', kind: 'Deployment', jsonPointers: ['/spec/replicas'] }],
     });
     expect(app!.metadata).toMatchObject({ namespace: 'argocd', finalizers: ['resources-finalizer.argocd.argoproj.io'] });
   });
