@@ -24,7 +24,7 @@
  *
  * Receipt JSON: { id, leafIndex, leafHash (base64), checkpoint (signed note text),
  *                 inclusionProof: { leafIndex, treeSize, hashes: base64[] } }
- * Proof JSON:   { oldSize, newSize, hashes: base64[] }
+ * Proof JSON:   { fromSize, toSize, hashes: base64[] } as the server returns it ({ oldSize, newSize } also accepted)
  */
 import {
   closeSync,
@@ -281,8 +281,9 @@ function verifyConsistencyFiles(
     );
   }
   const proof = readJson(proofFile);
-  const oldSize = field(proof, 'oldSize', 'size', proofFile);
-  const newSize = field(proof, 'newSize', 'size', proofFile);
+  // The server's ledger.consistencyProof answers { fromSize, toSize, hashes }; both spellings are accepted.
+  const oldSize = field(proof, 'fromSize' in proof ? 'fromSize' : 'oldSize', 'size', proofFile);
+  const newSize = field(proof, 'toSize' in proof ? 'toSize' : 'newSize', 'size', proofFile);
   const hashes = hashList(proof, proofFile);
   if (oldSize !== older.checkpoint.size || newSize !== newer.checkpoint.size) {
     throw new Failure(
