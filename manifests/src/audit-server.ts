@@ -197,7 +197,8 @@ export interface AuditServerProps {
   /**
    * Key of the connection string of the migration role (owner of the schema). The Job / init
    * container and the worker (which creates partitions ahead, ARCHITECTURE §6) use it; the api
-   * uses `database-url` (role `audit_app`, SELECT/INSERT only).
+   * uses `database-url` (the runtime role `audit_runtime`: SELECT/INSERT, UPDATE only where a
+   * trigger narrows it).
    * @default 'migration-database-url'
    */
   readonly migrationDatabaseUrlKey?: string;

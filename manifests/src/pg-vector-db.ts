@@ -88,8 +88,10 @@ export interface PgVectorDbProps {
    */
   readonly migratorRole?: string;
   /**
-   * Runtime role of the server: SELECT/INSERT on the migrator's tables only.
-   * @default 'audit_app'
+   * Runtime role of the server (api pods). The server's migration 0004 grants it SELECT/INSERT,
+   * plus UPDATE only where a trigger narrows it (erasure, head advance, key retirement), when a
+   * role of exactly this name exists; another name gets no grants from the server.
+   * @default 'audit_runtime'
    */
   readonly appRole?: string;
   /**
@@ -222,7 +224,7 @@ export class PgVectorDb extends Construct {
     checkDnsLabel('name', this.name);
     this.databaseName = props.databaseName ?? 'audit';
     this.migratorRole = props.migratorRole ?? 'audit_migrator';
-    this.appRole = props.appRole ?? 'audit_app';
+    this.appRole = props.appRole ?? 'audit_runtime';
     const superuser = props.superuser ?? 'postgres';
     const credentials = props.credentialsSecretName ?? 'postgres-credentials';
     this.superuserPasswordSecret = { secretName: credentials, key: 'superuser-password' };
@@ -625,7 +627,8 @@ export class PgVectorDb extends Construct {
 export function initRolesScript(migratorRole: string, appRole: string): string {
   return `#!/bin/sh
 # Creates the pgvector extension and the two roles of the audit server (ARCHITECTURE §6):
-# ${migratorRole} owns the schema and runs migrations; ${appRole} may only read and append.
+# ${migratorRole} owns the database and schema and runs migrations; ${appRole} is the runtime role,
+# whose table rights the server's own migrations grant (server/migrations/0004), table by table.
 set -eu
 : "\${AUDIT_MIGRATOR_PASSWORD:?AUDIT_MIGRATOR_PASSWORD must be set from the Secret}"
 : "\${AUDIT_APP_PASSWORD:?AUDIT_APP_PASSWORD must be set from the Secret}"
@@ -638,18 +641,15 @@ CREATE EXTENSION IF NOT EXISTS vector;
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 CREATE ROLE :"migrator" LOGIN PASSWORD :'migrator_password';
 CREATE ROLE :"app" LOGIN PASSWORD :'app_password';
--- Only the two roles may connect; the migrator owns the database and the public schema.
+-- Only the two roles (and the superuser) may connect; the migrator owns database and schema.
 REVOKE ALL ON DATABASE :"db" FROM PUBLIC;
 ALTER DATABASE :"db" OWNER TO :"migrator";
 GRANT CONNECT ON DATABASE :"db" TO :"app";
 ALTER SCHEMA public OWNER TO :"migrator";
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO :"app";
--- Tables the migrator creates later are readable and appendable by the runtime role, nothing
--- more. The erasure path (UPDATE of value/salt columns only) is granted per column by the
--- migration that creates those tables: default privileges cannot be column-scoped.
-ALTER DEFAULT PRIVILEGES FOR ROLE :"migrator" IN SCHEMA public GRANT SELECT, INSERT ON TABLES TO :"app";
-ALTER DEFAULT PRIVILEGES FOR ROLE :"migrator" IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO :"app";
+-- No default privileges: the runtime role gets exactly the grants the server's migrations name
+-- (SELECT/INSERT, UPDATE only where a trigger narrows it), never rights on tables by accident.
 ALTER ROLE :"app" SET statement_timeout = '30s';
 SQL
 `;

@@ -354,7 +354,7 @@ describe('AuditServer', () => {
       const config = loadConfig({
         ...cm,
         AUDIT_ROLE: role,
-        DATABASE_URL: 'postgres://audit_app@postgres:5432/audit',
+        DATABASE_URL: 'postgres://audit_runtime@postgres:5432/audit',
         REDIS_URL: 'redis://redis:6379',
         AUDIT_SIGNING_KEY: 'PRIVATE+KEY+stand-in',
       });

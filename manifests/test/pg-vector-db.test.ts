@@ -7,6 +7,8 @@ import { backupScript, initRolesScript, PgVectorDb } from '../src/pg-vector-db';
 import type { PgVectorDbProps } from '../src/pg-vector-db';
 import { validateManifests } from '../src/validate';
 import { freePort, hasBinary, run } from './support/processes';
+import { openDatabase } from '../../server/src/db/client';
+import { ensurePartitions, loadMigrations, migrate } from '../../server/src/db/migrate';
 import { postgresBinDir, startTempPostgres } from './support/postgres';
 import type { TempPostgres } from './support/postgres';
 
@@ -69,9 +71,9 @@ describe('PgVectorDb', () => {
       5432,
       'audit',
       'audit_migrator',
-      'audit_app',
+      'audit_runtime',
     ]);
-    expect(db.connectionUrl(db.appRole)).toBe('postgresql://audit_app@postgres.smedrec-audit.svc.cluster.local:5432/audit');
+    expect(db.connectionUrl(db.appRole)).toBe('postgresql://audit_runtime@postgres.smedrec-audit.svc.cluster.local:5432/audit');
     expect(db.backupClaimName).toBe('postgres-backups');
   });
 
@@ -137,7 +139,7 @@ describePg('PgVectorDb under PostgreSQL', () => {
     env = { PGHOST: pg.socketDir, PGPORT: String(port), PGUSER: 'postgres' };
     expect(run('createdb', ['audit'], env).status).toBe(0);
     vectorAvailable = psql("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'").stdout.trim() === '1';
-    let script = initRolesScript('audit_migrator', 'audit_app');
+    let script = initRolesScript('audit_migrator', 'audit_runtime');
     // Debian's PostgreSQL has no pgvector package (ARCHITECTURE §10); everything else runs as is.
     if (!vectorAvailable) script = script.replace('CREATE EXTENSION IF NOT EXISTS vector;\n', '');
     const init = run('sh', ['-c', script], {
@@ -145,7 +147,7 @@ describePg('PgVectorDb under PostgreSQL', () => {
       POSTGRES_USER: 'postgres',
       POSTGRES_DB: 'audit',
       AUDIT_MIGRATOR_PASSWORD: "migr'ator pw",
-      AUDIT_APP_PASSWORD: 'app-pw-7d1f',
+      AUDIT_APP_PASSWORD: 'runtime-pw-7d1f',
     });
     expect(init.stderr).toBe('');
     expect(init.status).toBe(0);
@@ -161,18 +163,41 @@ describePg('PgVectorDb under PostgreSQL', () => {
 
   it('creates both roles with SCRAM passwords from the environment, and the extensions', () => {
     expect(psql("SELECT rolname FROM pg_authid WHERE rolname LIKE 'audit_%' AND rolpassword LIKE 'SCRAM-SHA-256$%' ORDER BY 1").stdout.trim()).toBe(
-      'audit_app\naudit_migrator',
+      'audit_migrator\naudit_runtime',
     );
     const extensions = psql('SELECT extname FROM pg_extension ORDER BY 1').stdout.trim().split('\n');
     expect(extensions).toEqual(expect.arrayContaining(['pg_stat_statements', ...(vectorAvailable ? ['vector'] : [])]));
   });
 
-  it('lets the migrator own the schema and the app role only read and append', () => {
+  it("runs the server's migrations as the migrator, which then owns every table", async () => {
+    // The server's own migration runner (what the migrate Job runs), connected as the migrator.
+    const database = await openDatabase({ url: `postgres://audit_migrator@127.0.0.1:${pg.port}/audit`, poolMax: 2 });
+    try {
+      const applied = await migrate(database);
+      expect(applied).toEqual(loadMigrations().map((m) => m.version));
+      // The worker's partition upkeep needs table ownership: it connects as the migrator too.
+      expect(await ensurePartitions(database, 12)).toBeGreaterThanOrEqual(0);
+    } finally {
+      await database.close();
+    }
+    expect(psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner <> 'audit_migrator'").stdout.trim()).toBe('0');
     expect(psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'audit'").stdout.trim()).toBe('audit_migrator');
-    expect(psql('SET ROLE audit_migrator; CREATE TABLE events (id int PRIMARY KEY, v text); INSERT INTO events VALUES (1, $$a$$)').status).toBe(0);
-    expect(psql('SET ROLE audit_app; INSERT INTO events VALUES (2, $$b$$); SELECT count(*) FROM events').stdout.trim()).toBe('2');
-    for (const sql of ['UPDATE events SET v = $$x$$', 'DELETE FROM events', 'TRUNCATE events', 'CREATE TABLE other (id int)', 'DROP TABLE events']) {
-      const r = psql(`SET ROLE audit_app; ${sql}`);
+  });
+
+  it('leaves the runtime role exactly the grants of the server migrations: read and append, no DDL, no delete', () => {
+    const asRuntime = (sql: string) => psql(`SET ROLE audit_runtime; ${sql}`);
+    const org = '0190a1b2-0000-7000-8000-000000000001';
+    expect(asRuntime(`INSERT INTO organizations (id, name) VALUES ('${org}', 'acme'); SELECT name FROM organizations`).stdout.trim()).toBe('acme');
+    for (const sql of [
+      'DELETE FROM organizations',
+      `UPDATE organizations SET name = 'x'`,
+      'TRUNCATE organizations',
+      'CREATE TABLE other (id int)',
+      'ALTER TABLE events DISABLE TRIGGER ALL',
+      'DROP TABLE ledger_nodes',
+      'SELECT audit_ensure_event_partitions(24)',
+    ]) {
+      const r = asRuntime(sql);
       expect({ sql, status: r.status, denied: /permission denied|must be owner/.test(r.stderr) }).toEqual({ sql, status: 1, denied: true });
     }
   });
@@ -203,7 +228,9 @@ describePg('PgVectorDb under PostgreSQL', () => {
     expect(run('createdb', ['restored'], env).status).toBe(0);
     const restore = run('pg_restore', ['--clean', '--if-exists', '--exit-on-error', '--dbname=restored', path.join(backups, files[0]!)], env);
     expect(restore.stderr).toBe('');
-    expect(psql('SELECT string_agg(v, $$,$$ ORDER BY id) FROM events', 'restored').stdout.trim()).toBe('a,b');
-    expect(psql("SELECT tableowner FROM pg_tables WHERE tablename = 'events'", 'restored').stdout.trim()).toBe('audit_migrator');
+    expect(psql('SELECT name FROM organizations', 'restored').stdout.trim()).toBe('acme');
+    expect(psql("SELECT tableowner FROM pg_tables WHERE tablename = 'ledger_nodes'", 'restored').stdout.trim()).toBe('audit_migrator');
+    // Grants survive the round trip: the runtime role can still append in the restored copy.
+    expect(psql("SET ROLE audit_runtime; SELECT has_table_privilege('organizations', 'INSERT')", 'restored').stdout.trim()).toBe('t');
   });
 });
