@@ -54,6 +54,14 @@ const list = (v: unknown) => (v === undefined ? undefined : (Array.isArray(v) ? 
 /** Accepts anything per item (each is validated on its own) but types items as events for clients. */
 const bulkItem = z.custom<z.input<typeof eventInputSchema>>(() => true);
 
+const producerKeySchema = z.object({
+  keyId: z.string(),
+  name: z.string(),
+  publicKey: b64,
+  createdAt: z.string(),
+  revokedAt: z.string().nullable(),
+});
+
 const apiKeyInfoSchema = z.object({
   id: z.uuid(),
   name: z.string(),
@@ -258,6 +266,27 @@ export const operations = {
     }),
     rest: { method: 'get', path: '/ledger/keys' },
     run: async (ctx) => ({ keys: await ctx.services.ledger.keys() }),
+  }),
+  producerKeysRegister: op({
+    kind: 'mutation',
+    summary: 'Register a producer’s Ed25519 public key; events signed with it are verified on ingest',
+    permission: 'admin.apiKeys:manage',
+    input: z.strictObject({
+      name: z.string().min(1).max(200),
+      publicKey: z.string().max(64).describe('standard base64 of the raw 32-byte Ed25519 public key'),
+    }),
+    output: producerKeySchema,
+    rest: { method: 'post', path: '/producer-keys', status: 201 },
+    run: (ctx, input) => ctx.services.events.registerProducerKey(ctx.principal.organizationId, input.name, input.publicKey),
+  }),
+  producerKeysList: op({
+    kind: 'query',
+    summary: 'Producer keys of the caller’s organization (public keys, revocation times)',
+    permission: 'audit.ledger:read',
+    input: z.strictObject({}).default({}),
+    output: z.object({ keys: z.array(producerKeySchema) }),
+    rest: { method: 'get', path: '/producer-keys' },
+    run: async (ctx) => ({ keys: await ctx.services.events.listProducerKeys(ctx.principal.organizationId) }),
   }),
   apiKeysCreate: op({
     kind: 'mutation',

@@ -207,8 +207,11 @@ export class SelfAuditor {
     }
   }
 
-  /** Runs every `intervalMs` (first run after `initialDelayMs`). */
-  start(intervalMs: number, initialDelayMs = 5_000): void {
+  /**
+   * Runs every `intervalMs`; the first run waits `initialDelayMs` (default: the interval, at most a
+   * minute), so start-up and migrations are not slowed down by a full re-verification.
+   */
+  start(intervalMs: number, initialDelayMs = Math.min(intervalMs, 60_000)): void {
     const tick = () => {
       this.runOnce().catch((err: unknown) => this.logger.error({ err }, 'ledger self-audit failed to run'));
     };

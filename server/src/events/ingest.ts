@@ -130,7 +130,7 @@ export class IngestService {
     const prepared = batch.map((p) => {
       const id = uuidv7(recordedAt.getTime());
       const values = normalizeEvent(p.input, recordedAt);
-      return { id, values, committed: commitEvent(org, id, recordedAt, values, newSalt), key: p.input.idempotencyKey };
+      return { id, values, committed: commitEvent(org, id, recordedAt, values, newSalt), key: p.input.idempotencyKey, signature: p.input.producerSignature };
     });
 
     const { placed, size, root, note, nodes } = await this.database.db.transaction(async (tx: Tx) => {
@@ -158,9 +158,12 @@ export class IngestService {
       const appended = appendLeaves(head.size, head.frontier, fresh.map((p) => p.committed.leafHash));
       await repo.insertEvents(
         tx,
-        fresh.map((p, i) =>
-          repo.toRow(org, p.id, recordedAt, head.size + i, p.committed.leafHash, p.values, p.committed.commitments, p.committed.salts),
-        ),
+        fresh.map((p, i) => ({
+          ...repo.toRow(org, p.id, recordedAt, head.size + i, p.committed.leafHash, p.values, p.committed.commitments, p.committed.salts),
+          // Stored beside the event, not committed (migration 0005, docs/verification.md).
+          producerKeyId: p.signature?.keyId ?? null,
+          producerSignature: p.signature?.signature ?? null,
+        })),
       );
       await ledgerRepo.insertNodes(tx, org, appended.nodes);
       await repo.insertIdempotencyKeys(

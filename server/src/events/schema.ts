@@ -49,6 +49,13 @@ export const eventInputSchema = z.strictObject({
     .max(255)
     .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces')
     .optional(),
+  producerSignature: z
+    .strictObject({
+      keyId: z.string().regex(/^[0-9a-f]{16}$/, '16 hex digits (a registered producer key id)'),
+      signature: z.string().max(128).describe('standard base64 Ed25519 signature'),
+    })
+    .optional()
+    .describe('Ed25519 over the RFC 8785 JCS of this event without producerSignature; needs timestamp in RFC 3339 UTC ms form and an explicit dataClassification'),
 });
 /** Parsed event input (defaults applied). */
 export type EventInput = z.infer<typeof eventInputSchema>;

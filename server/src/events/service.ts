@@ -3,9 +3,11 @@
  * CLI are adapters over it.
  */
 import { z } from 'zod';
+import { activeProducerKeys, listProducerKeys, registerProducerKey } from '../audit/producer-keys';
 import type { Database } from '../db/client';
 import { AppError, validationError } from '../errors';
 import type { LedgerService } from '../tlog/service';
+import { verifyProducerSignature } from '../ledger';
 import { uuidv7Time } from '../util/uuid';
 import type { IngestService } from './ingest';
 import { checkEventLimits, type EventLimits } from './limits';
@@ -58,12 +60,53 @@ export class EventService {
     }
     const issues = checkEventLimits(parsed.data, this.limits);
     if (issues.length > 0) throw validationError(issues.map((i) => ({ path: [...prefix, ...i.path], message: i.message })));
+    if (parsed.data.producerSignature) {
+      // A signed event must be sent in committed form, so verifiers can rebuild the signed bytes.
+      const sent = raw as Record<string, unknown>;
+      const bad: Array<{ path: Array<string | number>; message: string }> = [];
+      if (typeof sent.timestamp !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(sent.timestamp)) {
+        bad.push({ path: [...prefix, 'timestamp'], message: 'a signed event needs timestamp in RFC 3339 UTC with milliseconds and Z' });
+      }
+      if (sent.dataClassification === undefined) bad.push({ path: [...prefix, 'dataClassification'], message: 'a signed event needs an explicit dataClassification' });
+      if (bad.length > 0) throw validationError(bad);
+    }
     return parsed.data;
+  }
+
+  /**
+   * Checks producer signatures against the organization's unrevoked keys; returns the positions
+   * of the inputs whose signature does not verify, with the reason.
+   */
+  private async checkSignatures(org: string, inputs: EventInput[]): Promise<Map<number, string>> {
+    const bad = new Map<number, string>();
+    const ids = [...new Set(inputs.flatMap((i) => (i.producerSignature ? [i.producerSignature.keyId] : [])))];
+    if (ids.length === 0) return bad;
+    const keys = await activeProducerKeys(this.database.db, org, ids);
+    inputs.forEach((input, i) => {
+      const ps = input.producerSignature;
+      if (!ps) return;
+      const key = keys.get(ps.keyId);
+      if (!key) bad.set(i, `producer key ${ps.keyId} is not registered or was revoked`);
+      else if (!verifyProducerSignature(input, ps.signature, key)) bad.set(i, 'producer signature does not verify');
+    });
+    return bad;
+  }
+
+  /** Registers a producer's Ed25519 public key for the organization. */
+  registerProducerKey(org: string, name: string, publicKey: string) {
+    return registerProducerKey(this.database.db, org, name, publicKey);
+  }
+
+  /** The organization's producer keys. */
+  listProducerKeys(org: string) {
+    return listProducerKeys(this.database.db, org);
   }
 
   /** Appends one event; resolves after COMMIT with its receipt. */
   async create(org: string, raw: unknown): Promise<Receipt> {
     const input = this.validate(raw);
+    const bad = (await this.checkSignatures(org, [input])).get(0);
+    if (bad !== undefined) throw new AppError('BAD_REQUEST', bad, [{ path: 'producerSignature', message: bad }]);
     const [receipt] = await this.ingest.append(org, [input]);
     return receipt!;
   }
@@ -74,7 +117,7 @@ export class EventService {
    */
   async bulkCreate(org: string, raws: unknown[]): Promise<BulkItemResult[]> {
     const results: BulkItemResult[] = new Array<BulkItemResult>(raws.length);
-    const valid: Array<{ index: number; input: EventInput }> = [];
+    let valid: Array<{ index: number; input: EventInput }> = [];
     raws.forEach((raw, index) => {
       try {
         valid.push({ index, input: this.validate(raw) });
@@ -83,6 +126,14 @@ export class EventService {
         results[index] = { index, ok: false, error: { code: 'BAD_REQUEST', message: err.message, issues: err.issues } };
       }
     });
+    const badSignatures = await this.checkSignatures(org, valid.map((v) => v.input));
+    if (badSignatures.size > 0) {
+      for (const [i, message] of badSignatures) {
+        const v = valid[i]!;
+        results[v.index] = { index: v.index, ok: false, error: { code: 'BAD_REQUEST', message, issues: [{ path: 'producerSignature', message }] } };
+      }
+      valid = valid.filter((_, i) => !badSignatures.has(i));
+    }
     const receipts = await this.ingest.append(org, valid.map((v) => v.input));
     valid.forEach((v, i) => (results[v.index] = { index: v.index, ok: true, receipt: receipts[i]! }));
     return results;

@@ -7,6 +7,7 @@
  * Both ends of the range are moved out to stored (signed) checkpoints, so a bundle never needs a
  * freshly signed statement: the server never signs whatever the database happens to hold now.
  */
+import { listProducerKeys } from '../audit/producer-keys';
 import type { Db } from '../db/client';
 import { AppError } from '../errors';
 import { valuesOf } from '../events/repository';
@@ -111,6 +112,10 @@ export async function* exportBundle(
     };
   }
 
+  for (const k of await listProducerKeys(db, org)) {
+    yield { type: 'producerKey', keyId: k.keyId, name: k.name, publicKey: k.publicKey, createdAt: k.createdAt, revokedAt: k.revokedAt };
+  }
+
   let events = 0;
   let checkpointCount = 0;
   let prevSize: number | null = null;
@@ -168,6 +173,7 @@ export async function* exportBundle(
         leafHash: (row.nodeHash ?? Buffer.alloc(0)).toString('base64'),
         fields: fieldsOf(row),
       };
+      if (row.producerKeyId && row.producerSignature) ev.producerSignature = { keyId: row.producerKeyId, signature: row.producerSignature };
       yield ev;
       events++;
     }

@@ -4,7 +4,8 @@
  * A bundle is NDJSON: one JSON object per line, each with a `type`. In order:
  *
  * 1. `header`: format, origin, organization, the leaf range [start, end) and the log's head size.
- * 2. `key` ×k: every checkpoint signing key the log ever used, with its validity window.
+ * 2. `key` ×k: every checkpoint signing key the log ever used, with its validity window; then
+ *    `producerKey` ×p: the organization's registered producer keys (for producer signatures).
  * 3. `frontier` (only when start > 0): the hashes of the complete subtrees that make up [0, start)
  *    (RFC 9162 §2.1.1 decomposition, largest first), followed by the signed checkpoint at `start`
  *    whose root they must reproduce.
@@ -27,6 +28,7 @@ import { decodeBase64Strict } from './encoding';
 import { EMPTY_ROOT, HASH_SIZE, leafHash, nodeHash } from './hash';
 import { canonicalize } from './jcs';
 import { openCheckpoint, type Checkpoint, type Verifier } from './note';
+import { producerKeyId, verifyProducerSignature } from './producer';
 import { verifyConsistency } from './tree';
 import { VerificationError } from './errors';
 
@@ -61,6 +63,18 @@ export interface BundleKey {
   notAfter: string | null;
 }
 
+/** A producer's Ed25519 key, registered with the organization (producer signatures). */
+export interface BundleProducerKey {
+  type: 'producerKey';
+  /** First 8 bytes of SHA-256(public key), hex. */
+  keyId: string;
+  name: string;
+  /** Standard base64 of the raw 32-byte public key. */
+  publicKey: string;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
 /** Hashes of the complete subtrees that make up [0, size), largest first (standard base64). */
 export interface BundleFrontier {
   type: 'frontier';
@@ -79,6 +93,8 @@ export interface BundleEvent {
   leafHash: string;
   /** Every committed field: commitment, and unless erased its salt and value. */
   fields: Record<string, CommittedField>;
+  /** The producer's signature over the event as sent (not committed; checked separately). */
+  producerSignature?: { keyId: string; signature: string };
 }
 
 /** A signed checkpoint (C2SP tlog-checkpoint signed note). */
@@ -109,6 +125,7 @@ export interface BundleEnd {
 export type BundleRecord =
   | BundleHeader
   | BundleKey
+  | BundleProducerKey
   | BundleFrontier
   | BundleEvent
   | BundleCheckpoint
@@ -152,6 +169,10 @@ export interface BundleReport {
   erased: ErasedField[];
   checkpointsVerified: number;
   consistencyProofsVerified: number;
+  /** Producer signatures that verified. */
+  producerSignaturesVerified: number;
+  /** Producer signatures that cannot be checked any more because a field was erased. */
+  producerSignaturesUnverifiable: number;
   /** The latest verified checkpoint (what a client should pin next). */
   latest: { treeSize: number; rootHash: string; note: string } | null;
   /** The first failures, in bundle order (at most `maxListed`). */
@@ -185,6 +206,9 @@ export class BundleVerifier {
   private readonly maxListed: number;
   private header: BundleHeader | null = null;
   private readonly keys: BundleKey[] = [];
+  private readonly producerKeys = new Map<string, { publicKey: Buffer; revokedAt: number }>();
+  private producerVerified = 0;
+  private producerUnverifiable = 0;
   /** Complete subtree roots of [0, size), largest first, with their levels (RFC 9162 §2.1.1). */
   private stack: Buffer[] = [];
   private levels: number[] = [];
@@ -255,6 +279,8 @@ export class BundleVerifier {
         return this.onHeader(record as BundleHeader);
       case 'key':
         return this.onKey(record as BundleKey);
+      case 'producerKey':
+        return this.onProducerKey(record as BundleProducerKey);
       case 'frontier':
         return this.onFrontier(record as BundleFrontier);
       case 'event':
@@ -286,6 +312,39 @@ export class BundleVerifier {
   private onKey(k: BundleKey): void {
     checkString(k.verifierKey, 'key.verifierKey');
     this.keys.push(k);
+  }
+
+  private onProducerKey(k: BundleProducerKey): void {
+    const pk = typeof k.publicKey === 'string' ? decodeBase64Strict(k.publicKey) : null;
+    if (pk === null || pk.length !== 32) throw new TypeError('producerKey.publicKey must be base64 of 32 bytes');
+    if (producerKeyId(pk) !== k.keyId) throw new TypeError(`producer key id ${String(k.keyId)} does not match its public key`);
+    this.producerKeys.set(k.keyId, { publicKey: pk, revokedAt: k.revokedAt === null ? Infinity : Date.parse(k.revokedAt) });
+  }
+
+  /** Checks a producer signature over the committed values (all present: the event as sent). */
+  private checkProducerSignature(e: BundleEvent, idx: number): void {
+    const ps = e.producerSignature;
+    if (ps === undefined || ps === null) return;
+    const key = this.producerKeys.get(ps.keyId);
+    if (!key) {
+      this.fail({ kind: 'leaf', leafIndex: idx, reason: `leaf ${idx}: signed by unknown producer key ${String(ps.keyId)}` });
+      return;
+    }
+    const values: Record<string, unknown> = {};
+    for (const [name, f] of Object.entries(e.fields)) {
+      if (f.salt === null) {
+        this.producerUnverifiable++; // erased: the signed message cannot be rebuilt, by design
+        return;
+      }
+      values[name] = f.value;
+    }
+    if (Date.parse(e.recordedAt) > key.revokedAt) {
+      this.fail({ kind: 'leaf', leafIndex: idx, reason: `leaf ${idx}: recorded after producer key ${ps.keyId} was revoked` });
+    } else if (!verifyProducerSignature(values, ps.signature, key.publicKey)) {
+      this.fail({ kind: 'leaf', leafIndex: idx, reason: `leaf ${idx}: producer signature of key ${ps.keyId} does not verify` });
+    } else {
+      this.producerVerified++;
+    }
   }
 
   private onFrontier(f: BundleFrontier): void {
@@ -368,6 +427,7 @@ export class BundleVerifier {
         reason: `leaf ${idx}: rebuilt leaf hash ${b64(hash)} differs from the log's leaf ${stored ? b64(stored) : '(none)'}`,
       });
     }
+    if (leafOk) this.checkProducerSignature(e, idx);
     this.append(hash);
   }
 
@@ -588,6 +648,8 @@ export class BundleVerifier {
       erased: this.erased,
       checkpointsVerified: this.checkpointsVerified,
       consistencyProofsVerified: this.consistencyVerified,
+      producerSignaturesVerified: this.producerVerified,
+      producerSignaturesUnverifiable: this.producerUnverifiable,
       latest: this.latest,
       failures: this.failures,
       failureCount: this.failureCount,

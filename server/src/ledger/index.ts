@@ -11,3 +11,4 @@ export * from './jcs';
 export * from './tree';
 export * from './note';
 export * from './bundle';
+export * from './producer';

@@ -35,6 +35,10 @@ export const events = pgTable(
     /** field name → base64 salt; an erased field has no entry. */
     salts: jsonb().$type<Record<string, string>>().notNull(),
     erasedAt: timestamp({ withTimezone: true, mode: 'date' }),
+    /** Producer key that signed the event as sent (migration 0005), if any. */
+    producerKeyId: text(),
+    /** Standard base64 Ed25519 signature over the JCS of the event as sent; immutable. */
+    producerSignature: text(),
   },
   (t) => [primaryKey({ columns: [t.organizationId, t.recordedAt, t.id] })],
 );

@@ -3,3 +3,4 @@ export * from './api-keys';
 export * from './events';
 export * from './ledger';
 export * from './alerts';
+export * from './producer-keys';

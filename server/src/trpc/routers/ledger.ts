@@ -1,5 +1,5 @@
 import { operations as o } from '../../api/operations';
-import { queryOf } from '../procedure';
+import { mutationOf, queryOf } from '../procedure';
 import { z } from 'zod';
 import { exportBundleInputSchema, toExportRange } from '../../export/schema';
 import type { BundleRecord } from '../../ledger';
@@ -24,4 +24,6 @@ export const ledgerRouter = router({
   leaves: queryOf(o.ledgerLeaves),
   keys: queryOf(o.ledgerKeys),
   exportBundle,
+  registerProducerKey: mutationOf(o.producerKeysRegister),
+  producerKeys: queryOf(o.producerKeysList),
 });
