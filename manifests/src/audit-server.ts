@@ -195,10 +195,10 @@ export interface AuditServerProps {
    */
   readonly secretName?: string;
   /**
-   * Key of the connection string of the migration role (owner of the schema). The Job / init
-   * container and the worker (which creates partitions ahead, ARCHITECTURE §6) use it; the api
-   * uses `database-url` (the runtime role `audit_runtime`: SELECT/INSERT, UPDATE only where a
-   * trigger narrows it).
+   * Key of the connection string of the migration role (owner of the schema). Only the Job / init
+   * container uses it; the api and the worker use `database-url` (the runtime role
+   * `audit_runtime`: SELECT/INSERT, UPDATE only where a trigger narrows it, and partition upkeep
+   * through the one SECURITY DEFINER function the server's migration 0006 grants it).
    * @default 'migration-database-url'
    */
   readonly migrationDatabaseUrlKey?: string;
@@ -604,7 +604,7 @@ export class AuditServer extends Construct {
         strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
         template: {
           metadata: { labels: labels('worker'), annotations: scrapeAnnotations },
-          spec: podSpec(serverContainer('worker', 'worker', workerResources, migrationUrlKey), this.workerSelector),
+          spec: podSpec(serverContainer('worker', 'worker', workerResources, 'database-url'), this.workerSelector),
         },
       },
     });

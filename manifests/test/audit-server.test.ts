@@ -72,8 +72,8 @@ describe('AuditServer', () => {
       AUDIT_SIGNING_KEY: ref('signing-key'),
       AUDIT_BOOTSTRAP_API_KEY: ref('bootstrap-api-key', true),
     });
-    // The worker creates partitions ahead (DDL), so it connects as the migration role.
-    expect(envOf(container(objects, 'audit-server-worker'))).toMatchObject({ AUDIT_ROLE: 'worker', DATABASE_URL: ref('migration-database-url') });
+    // The worker runs as the runtime role too: partition upkeep goes through a SECURITY DEFINER function.
+    expect(envOf(container(objects, 'audit-server-worker'))).toMatchObject({ AUDIT_ROLE: 'worker', DATABASE_URL: ref('database-url') });
   });
 
   it('runs the api image pinned to the package version on port http 3000', () => {

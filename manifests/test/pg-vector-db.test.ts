@@ -175,7 +175,6 @@ describePg('PgVectorDb under PostgreSQL', () => {
     try {
       const applied = await migrate(database);
       expect(applied).toEqual(loadMigrations().map((m) => m.version));
-      // The worker's partition upkeep needs table ownership: it connects as the migrator too.
       expect(await ensurePartitions(database, 12)).toBeGreaterThanOrEqual(0);
     } finally {
       await database.close();
@@ -195,11 +194,21 @@ describePg('PgVectorDb under PostgreSQL', () => {
       'CREATE TABLE other (id int)',
       'ALTER TABLE events DISABLE TRIGGER ALL',
       'DROP TABLE ledger_nodes',
-      'SELECT audit_ensure_event_partitions(24)',
+      'CREATE TABLE events_y2099m01 PARTITION OF events FOR VALUES FROM (\'2099-01-01\') TO (\'2099-02-01\')',
     ]) {
       const r = asRuntime(sql);
       expect({ sql, status: r.status, denied: /permission denied|must be owner/.test(r.stderr) }).toEqual({ sql, status: 1, denied: true });
     }
+  });
+
+  it('lets the runtime role (the worker) keep partitions ahead only through the bounded upkeep function', () => {
+    const asRuntime = (sql: string) => psql(`SET ROLE audit_runtime; ${sql}`);
+    const ok = asRuntime('SELECT audit_ensure_event_partitions(24)');
+    expect({ status: ok.status, stderr: ok.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(Number(ok.stdout.trim())).toBeGreaterThanOrEqual(0);
+    const tooFar = asRuntime('SELECT audit_ensure_event_partitions(1000)');
+    expect(tooFar.status).toBe(1);
+    expect(tooFar.stderr).toMatch(/months_ahead must be between 0 and 36/);
   });
 
   it('answers the liveness and readiness probes', () => {
