@@ -148,7 +148,15 @@ describe('docs/deploying.md', () => {
     (command) => {
       const dir = /-k (\S+)/.exec(command)?.[1];
       expect(dir).toBeDefined();
-      expect(existsSync(join(REPO_ROOT, dir!, 'kustomization.yaml'))).toBe(true);
+      // Committed (not merely present: `npm run synth` may be rewriting the folder right now).
+      const tracked = run('git', [
+        '-C',
+        REPO_ROOT,
+        'ls-files',
+        '--error-unmatch',
+        `${dir!}/kustomization.yaml`,
+      ]);
+      expect(describeResult('git ls-files', tracked)).toMatch(/exited 0/);
     },
   );
 

@@ -256,17 +256,22 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
       }
       return statuses;
     };
-    const api = await burst('/api/v1/ledger/checkpoint', '127.0.0.9', 400);
+    // Rounds of 400 until nginx limits: a machine fast enough to serve 400 requests within the
+    // bucket's refill never needs a second round; a slow one gets more traffic, not a flaky test.
+    const api: number[] = [];
+    for (let round = 0; round < 8 && !api.includes(429); round++) {
+      api.push(...(await burst('/api/v1/ledger/checkpoint', '127.0.0.9', 400)));
+    }
     const limited = api.filter((s) => s === 429).length;
     const served = api.filter((s) => s === 200).length;
-    expect(limited + served).toBe(400);
+    expect(limited + served).toBe(api.length);
     expect(limited).toBeGreaterThan(0);
     // The burst allowance (100) is always served before limiting starts.
     expect(served).toBeGreaterThanOrEqual(100);
     const health = await burst('/health', '127.0.0.10', 400);
     expect(health.filter((s) => s !== 200)).toEqual([]);
     process.stdout.write(
-      `production simulation: 400 rapid requests from one address → ${served} served, ${limited} × 429\n`,
+      `production simulation: ${api.length} rapid requests from one address → ${served} served, ${limited} × 429\n`,
     );
   });
 

@@ -345,7 +345,9 @@ export function fetchOnce(options: FetchOptions): Promise<FetchResult> {
         ...options.headers,
       },
       ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}),
-      ...(options.agent !== undefined ? { agent: options.agent } : {}),
+      // No pooling unless asked: Node's global agents keep connections alive, which would
+      // outlive the test and hold jest's workers open.
+      agent: options.agent ?? false,
       timeout: options.timeoutMs ?? 15_000,
     };
     const onResponse = (res: IncomingMessage) => {
