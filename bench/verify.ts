@@ -156,6 +156,11 @@ async function writeSyntheticBundle(file: string, events: number, every: number)
   return { verifierKey, bytes: fs.statSync(file).size, ms: performance.now() - t0 };
 }
 
+/** User + system CPU seconds of a `process.cpuUsage(previous)` difference. */
+function cpuSeconds(u: NodeJS.CpuUsage): number {
+  return (u.user + u.system) / 1e6;
+}
+
 function rss(): number {
   return process.memoryUsage().rss;
 }
@@ -189,6 +194,7 @@ async function main(): Promise<void> {
     console.log(`written ${mib(gen.bytes)} in ${(gen.ms / 1000).toFixed(1)} s (${num(events / (gen.ms / 1000))} events/s to commit, hash and sign)`);
 
     section('2. raw baseline: read + JSON.parse of every line, nothing verified');
+    let cpu = process.cpuUsage();
     let t = performance.now();
     let lines = 0;
     for (const line of readLinesSync(file)) {
@@ -198,17 +204,20 @@ async function main(): Promise<void> {
       }
     }
     const baselineMs = performance.now() - t;
+    const baselineCpuS = cpuSeconds(process.cpuUsage(cpu));
     const baselineRate = events / (baselineMs / 1000);
-    console.log(`${num(lines)} lines in ${(baselineMs / 1000).toFixed(2)} s: ${num(baselineRate)} events/s`);
+    console.log(`${num(lines)} lines in ${(baselineMs / 1000).toFixed(2)} s wall, ${baselineCpuS.toFixed(2)} s CPU: ${num(baselineRate)} events/s wall, ${num(events / baselineCpuS)} events per CPU second`);
 
     section('3. audit-verify bundle, in-process (the CLI code path)');
     const rssBefore = rss();
     let peak = rssBefore;
     const sampler = setInterval(() => (peak = Math.max(peak, rss())), 100);
     const output: string[] = [];
+    cpu = process.cpuUsage();
     t = performance.now();
     const status = auditVerify(['bundle', file, '--key', gen.verifierKey], { out: (l) => output.push(l), err: (l) => output.push(l) });
     const verifyMs = performance.now() - t;
+    const verifyCpuS = cpuSeconds(process.cpuUsage(cpu));
     clearInterval(sampler);
     peak = Math.max(peak, rss());
     const verifyRate = events / (verifyMs / 1000);
@@ -220,10 +229,12 @@ async function main(): Promise<void> {
         [
           ['events verified', num(events)],
           ['time', `${(verifyMs / 1000).toFixed(2)} s`],
-          ['throughput', `${num(verifyRate)} events/s`],
-          ['ratio to the raw baseline', `${(verifyRate / baselineRate).toFixed(2)}`],
+          ['CPU time (this process; the machine may be shared)', `${verifyCpuS.toFixed(2)} s`],
+          ['throughput (wall clock)', `${num(verifyRate)} events/s`],
+          ['throughput per CPU second (one core busy)', `${num(events / verifyCpuS)} events/s`],
+          ['ratio to the raw baseline (CPU)', `${(baselineCpuS / verifyCpuS).toFixed(2)}`],
           ['RSS before / peak (sampled: the timer cannot fire during the synchronous run)', `${mib(rssBefore)} / ${mib(peak)}`],
-          ['target ≥ 100,000 events/s on one core', verifyRate >= 100_000 ? 'met' : 'not met'],
+          ['target ≥ 100,000 events/s on one core (per CPU second)', events / verifyCpuS >= 100_000 ? 'met' : 'not met'],
         ],
       ),
     );

@@ -23,7 +23,7 @@
  * Nothing here does I/O: the CLI reads lines, the server's self-audit feeds records from the database.
  */
 import { createHash, hash as oneShotHash } from 'node:crypto';
-import { leafBytes, type CommittedField } from './commitment';
+import { SALT_SIZE, leafBytes, type CommittedField } from './commitment';
 import { decodeBase64Strict } from './encoding';
 import { EMPTY_ROOT, HASH_SIZE, leafHash, nodeHash } from './hash';
 import { canonicalize } from './jcs';
@@ -419,12 +419,12 @@ export class BundleVerifier {
       hash = Buffer.alloc(HASH_SIZE); // keep the tree going so later checks still run
       leafOk = false;
     }
-    const stored = typeof e.leafHash === 'string' ? decodeBase64Strict(e.leafHash) : null;
-    if (leafOk && (stored === null || !stored.equals(hash))) {
+    // Canonical base64 of 32 bytes is unique, so comparing the strings compares the hashes.
+    if (leafOk && e.leafHash !== b64(hash)) {
       this.fail({
         kind: 'leaf',
         leafIndex: idx,
-        reason: `leaf ${idx}: rebuilt leaf hash ${b64(hash)} differs from the log's leaf ${stored ? b64(stored) : '(none)'}`,
+        reason: `leaf ${idx}: rebuilt leaf hash ${b64(hash)} differs from the log's leaf ${typeof e.leafHash === 'string' && e.leafHash !== '' ? e.leafHash : '(none)'}`,
       });
     }
     if (leafOk) this.checkProducerSignature(e, idx);
@@ -693,7 +693,7 @@ export function describeFirstFailure(report: BundleReport): string | null {
 
 /** Canonical standard base64 of exactly 16 bytes: 21 free characters, one with 4 zero low bits, `==`. */
 const SALT_B64_RE = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
-const COMMITMENT_HEX_RE = /^[0-9a-f]{64}$/;
+const ALL_HEX_RE = /^[0-9a-f]*$/;
 const RECORDED_AT_MS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const SURROGATE_RE = /[\uD800-\uDFFF]/;
 
@@ -703,14 +703,74 @@ const SURROGATE_RE = /[\uD800-\uDFFF]/;
  * (objects, numbers, strings with surrogate pairs or lone surrogates) goes through canonicalize.
  */
 function jcs(value: unknown): string {
-  return typeof value === 'string' && !SURROGATE_RE.test(value) ? JSON.stringify(value) : canonicalize(value);
+  if (typeof value === 'string' && !SURROGATE_RE.test(value)) return JSON.stringify(value);
+  if (typeof value === 'object' && value !== null) {
+    try {
+      const out = jcsParsed(value);
+      if (out !== null) return out;
+    } catch {
+      // too deep for recursion: the iterative reference handles it
+    }
+  }
+  return canonicalize(value);
 }
+
+/**
+ * RFC 8785 for what JSON.parse returns (no cycles, no undefined, only plain objects and arrays),
+ * recursively: members sorted by UTF-16 code units (§3.2.3, the default sort), numbers by
+ * ECMAScript Number::toString (§3.2.2.3, which `String` is; JSON.parse never yields NaN or ±∞),
+ * strings as JSON.stringify writes them (§3.2.2.2). Returns null, to fall back on the reference
+ * code, for anything else: a surrogate anywhere, a non-plain object, a non-finite number.
+ */
+function jcsParsed(value: unknown): string | null {
+  switch (typeof value) {
+    case 'string':
+      return SURROGATE_RE.test(value) ? null : JSON.stringify(value);
+    case 'number':
+      return Number.isFinite(value) ? String(value) : null;
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'object': {
+      if (value === null) return 'null';
+      if (Array.isArray(value)) {
+        const parts: string[] = [];
+        for (const item of value as unknown[]) {
+          const p = jcsParsed(item);
+          if (p === null) return null;
+          parts.push(p);
+        }
+        return `[${parts.join(',')}]`;
+      }
+      if (Object.getPrototypeOf(value) !== Object.prototype) return null;
+      const obj = value as Record<string, unknown>;
+      const parts: string[] = [];
+      for (const key of Object.keys(obj).sort()) {
+        const v = obj[key];
+        if (v === undefined) continue; // as canonicalize: absent members are omitted
+        if (SURROGATE_RE.test(key)) return null;
+        const p = jcsParsed(v);
+        if (p === null) return null;
+        parts.push(`${JSON.stringify(key)}:${p}`);
+      }
+      return `{${parts.join(',')}}`;
+    }
+    case 'bigint':
+    case 'function':
+    case 'symbol':
+    case 'undefined':
+      return null;
+  }
+}
+
+/** Scratch space for salt || JCS(value), so hashing a field allocates nothing on the way. */
+let scratch = Buffer.alloc(64 * 1024);
 
 /** Same verdict as verifyCommittedField: 'ok', 'erased' (no salt, no value) or 'mismatch'. */
 export function committedFieldStatus(f: CommittedField): 'ok' | 'erased' | 'mismatch' {
   const hasValue = 'value' in f && f.value !== undefined;
   if (f.salt === null) return hasValue ? 'mismatch' : 'erased';
-  if (!hasValue || typeof f.commitment !== 'string' || !COMMITMENT_HEX_RE.test(f.commitment)) return 'mismatch';
+  // A malformed commitment needs no separate check: it can never equal a lower-case hex digest.
+  if (!hasValue || typeof f.commitment !== 'string') return 'mismatch';
   if (typeof f.salt !== 'string' || !SALT_B64_RE.test(f.salt)) return 'mismatch';
   let text: string;
   try {
@@ -719,7 +779,11 @@ export function committedFieldStatus(f: CommittedField): 'ok' | 'erased' | 'mism
     return 'mismatch'; // not JSON (NaN, a lone surrogate…): cannot be what was committed
   }
   // c = SHA-256(salt || UTF-8(JCS(value))) (ARCHITECTURE §5 "Field commitment").
-  const digest = oneShotHash('sha256', Buffer.concat([Buffer.from(f.salt, 'base64'), Buffer.from(text, 'utf8')]), 'hex');
+  const need = SALT_SIZE + text.length * 3; // UTF-8 needs at most 3 bytes per UTF-16 code unit
+  if (need > scratch.length) scratch = Buffer.alloc(Math.max(need, scratch.length * 2));
+  scratch.write(f.salt, 0, 'base64');
+  const n = scratch.write(text, SALT_SIZE, 'utf8');
+  const digest = oneShotHash('sha256', scratch.subarray(0, SALT_SIZE + n), 'hex');
   return digest === f.commitment ? 'ok' : 'mismatch';
 }
 
@@ -732,7 +796,10 @@ export function committedFieldStatus(f: CommittedField): 'ok' | 'erased' | 'mism
 export function rebuildLeafHash(org: string, id: string, recordedAt: string, fields: Record<string, string>): Buffer {
   const simple = (s: unknown): s is string => typeof s === 'string' && !SURROGATE_RE.test(s);
   const names = Object.keys(fields).sort();
-  if (!simple(org) || !simple(id) || typeof recordedAt !== 'string' || !RECORDED_AT_MS_RE.test(recordedAt) || !names.every((n) => simple(n) && COMMITMENT_HEX_RE.test(fields[n]!))) {
+  const values = names.map((n) => fields[n]);
+  // One pattern test for all commitments: each a string of 64 lower-case hex digits.
+  const joined = values.every((c) => typeof c === 'string' && c.length === 64) ? values.join('') : null;
+  if (!simple(org) || !simple(id) || typeof recordedAt !== 'string' || !RECORDED_AT_MS_RE.test(recordedAt) || joined === null || !ALL_HEX_RE.test(joined) || !names.every(simple)) {
     return leafHash(leafBytes({ org, id, recordedAt, fields }));
   }
   const members = names.map((n) => `${JSON.stringify(n)}:"${fields[n]}"`).join(',');
