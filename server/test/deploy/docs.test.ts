@@ -171,6 +171,7 @@ describe('docs/deploying.md', () => {
           HOST: '127.0.0.1',
           AUDIT_DATA_DIR: join(temp.dir, 'data'),
         },
+        processGroup: true,
       });
       await waitFor(
         'npm start /health',

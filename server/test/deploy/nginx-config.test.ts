@@ -56,11 +56,13 @@ describe('compose/nginx.conf', () => {
     expect(templated).toContain(`server 127.0.0.1:${options.upstreamPorts[1]} max_fails=3 fail_timeout=10s;`);
   });
 
-  it('keeps every writable path under /tmp so the container can run read-only', () => {
+  it('keeps every writable path directly under /tmp so the container can run read-only', () => {
+    // nginx creates a temp directory at start-up but not its missing parents, and the
+    // container's /tmp is an empty tmpfs: each path must be a direct child of /tmp.
     const text = readFileSync(join(REPO_ROOT, 'compose', 'nginx.conf'), 'utf8');
     const paths = [...text.matchAll(/^\s*(pid|\w+_temp_path)\s+(\S+);/gm)].map((m) => m[2]);
     expect(paths).toHaveLength(6);
-    for (const path of paths) expect(path).toMatch(/^\/tmp\//);
+    for (const path of paths) expect(path).toMatch(/^\/tmp\/[^/]+$/);
   });
 
   it('declares the rate-limit zones, 429 status, HSTS and the HTTP→HTTPS redirect', () => {

@@ -211,7 +211,7 @@ function replaceExactly(
 /**
  * Rewrites compose/nginx.conf for a test run: loopback listen ports instead of 80/443 (no IPv6
  * listeners), the given upstream ports instead of the compose service name, the generated
- * certificate, and the test's prefix directory instead of /tmp/nginx. Everything else — headers,
+ * certificate, and the test's prefix directory instead of /tmp for the writable paths. Everything else — headers,
  * rate limits, retries, redirects — is the project's file byte for byte. Each rewrite must match
  * exactly as often as expected, so a change to nginx.conf that the template misses fails loudly.
  */
@@ -237,7 +237,7 @@ export function templateNginxConf(options: NginxTemplateOptions): string {
     1,
   );
   text = replaceExactly(text, '/etc/nginx/certs/', `${options.certDir}/`, 2);
-  text = replaceExactly(text, '/tmp/nginx/', `${options.prefixDir}/`, 6);
+  text = replaceExactly(text, '/tmp/nginx', `${options.prefixDir}/nginx`, 6);
   return text;
 }
 
