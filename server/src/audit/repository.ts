@@ -1,5 +1,5 @@
 /** Queries of the self-audit: organizations with a ledger, stored nodes by id, alert records. */
-import { and, desc, eq, sql } from 'drizzle-orm';
+import { and, desc, eq, gte, lte } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { ledgerAlerts, ledgerHeads, ledgerNodes } from '../db/schema';
 import type { NodeId } from '../ledger';
@@ -11,19 +11,29 @@ export async function organizationsWithLedger(db: Db): Promise<string[]> {
   return rows.map((r) => r.id);
 }
 
-/** Stored hashes of `ids` (missing ones are absent from the map), keyed `level/index`. */
+/**
+ * Stored hashes of `ids` (missing ones are absent from the map), keyed `level/index`. The ids of a
+ * self-audit batch are contiguous per level, so one index range scan per level reads them.
+ */
 export async function storedNodes(db: Db, org: string, ids: NodeId[]): Promise<Map<string, Buffer>> {
-  if (ids.length === 0) return new Map();
-  const rows = await db
-    .select({ level: ledgerNodes.level, index: ledgerNodes.index, hash: ledgerNodes.hash })
-    .from(ledgerNodes)
-    .where(
-      and(
-        eq(ledgerNodes.organizationId, org),
-        sql`(${ledgerNodes.level}, ${ledgerNodes.index}) IN (SELECT * FROM unnest(${sql.param(ids.map((i) => i.level))}::smallint[], ${sql.param(ids.map((i) => i.index))}::bigint[]))`,
-      ),
-    );
-  return new Map(rows.map((r) => [`${r.level}/${r.index}`, r.hash]));
+  const ranges = new Map<number, { lo: number; hi: number }>();
+  for (const { level, index } of ids) {
+    const r = ranges.get(level);
+    if (!r) ranges.set(level, { lo: index, hi: index });
+    else {
+      r.lo = Math.min(r.lo, index);
+      r.hi = Math.max(r.hi, index);
+    }
+  }
+  const out = new Map<string, Buffer>();
+  for (const [level, { lo, hi }] of ranges) {
+    const rows = await db
+      .select({ index: ledgerNodes.index, hash: ledgerNodes.hash })
+      .from(ledgerNodes)
+      .where(and(eq(ledgerNodes.organizationId, org), eq(ledgerNodes.level, level), gte(ledgerNodes.index, lo), lte(ledgerNodes.index, hi)));
+    for (const r of rows) out.set(`${level}/${r.index}`, r.hash);
+  }
+  return out;
 }
 
 /** An alert as stored. */

@@ -33,16 +33,22 @@ export async function eventPage(
   const where = [eq(events.organizationId, org), gte(events.leafIndex, lower), lt(events.leafIndex, to)];
   if (after) where.push(sql`(${events.leafIndex}, ${events.id}) > (${after.leafIndex}::bigint, ${after.id}::uuid)`);
   const rows = await db
-    .select({ e: events, nodeHash: ledgerNodes.hash })
+    .select()
     .from(events)
-    .leftJoin(
-      ledgerNodes,
-      and(eq(ledgerNodes.organizationId, events.organizationId), eq(ledgerNodes.level, 0), eq(ledgerNodes.index, events.leafIndex)),
-    )
     .where(and(...where))
     .orderBy(asc(events.leafIndex), asc(events.id))
     .limit(limit);
-  return rows.map((r) => ({ ...r.e, nodeHash: r.nodeHash }));
+  if (rows.length === 0) return [];
+  // The page's level-0 nodes by one index range scan, not a join: right after a bulk load the
+  // planner's statistics are stale and a join plan can rescan the nodes once per event row.
+  const lo = rows[0]!.leafIndex;
+  const hi = rows[rows.length - 1]!.leafIndex;
+  const nodes = await db
+    .select({ index: ledgerNodes.index, hash: ledgerNodes.hash })
+    .from(ledgerNodes)
+    .where(and(eq(ledgerNodes.organizationId, org), eq(ledgerNodes.level, 0), gte(ledgerNodes.index, lo), lte(ledgerNodes.index, hi)));
+  const byIndex = new Map(nodes.map((n) => [n.index, n.hash]));
+  return rows.map((r) => ({ ...r, nodeHash: byIndex.get(r.leafIndex) ?? null }));
 }
 
 /** A stored checkpoint as exported. */
