@@ -55,6 +55,8 @@ const HELP = `Usage: npm run bench:ingest -- [options]
                       (default $BENCH_DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres)
   --redis-url URL     pass REDIS_URL to the server (default: none, in-process cache)
   --server-cpu-prof DIR  run the server with --cpu-prof and write its V8 CPU profile to DIR on exit
+  --role ROLE         AUDIT_ROLE of the server: api (default; the API pods of a deployment) or all
+                      (api + the worker's partition upkeep and periodic self-audit)
   --keep              keep the audit_bench_* database and print its name
   --help              this text
 `;
@@ -75,6 +77,11 @@ interface Options {
   redisUrl: string | undefined;
   keep: boolean;
   serverCpuProf: string | undefined;
+  role: 'api' | 'all';
+}
+
+function fail(message: string): never {
+  throw new Error(message);
 }
 
 function parseOptions(argv: string[]): Options | null {
@@ -96,6 +103,7 @@ function parseOptions(argv: string[]): Options | null {
       'redis-url': { type: 'string' },
       keep: { type: 'boolean', default: false },
       'server-cpu-prof': { type: 'string' },
+      role: { type: 'string', default: 'api' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -125,6 +133,7 @@ function parseOptions(argv: string[]): Options | null {
     redisUrl: values['redis-url'],
     keep: values.keep,
     serverCpuProf: values['server-cpu-prof'],
+    role: values.role === 'all' ? 'all' : values.role === 'api' ? 'api' : fail(`--role must be api or all, got ${values.role}`),
   };
 }
 
@@ -466,6 +475,7 @@ async function main(): Promise<void> {
     const apiKey = `bench_${randomBytes(24).toString('base64url')}`;
     const env: Record<string, string> = {
       NODE_ENV: 'production',
+      AUDIT_ROLE: o.role,
       DATABASE_URL: database.url,
       AUDIT_SIGNING_KEY: signerKey,
       AUDIT_BOOTSTRAP_API_KEY: apiKey,
@@ -480,7 +490,7 @@ async function main(): Promise<void> {
     });
     if (o.serverCpuProf) console.log(`server CPU profile will be written to ${path.resolve(o.serverCpuProf)} (profiling slows the server)`);
     const srv: ServerProcess = server;
-    console.log(`server pid ${srv.pid} at ${srv.url} ready in ${((nowMs() - t0) / 1000).toFixed(1)} s (migrations applied on start)`);
+    console.log(`server (AUDIT_ROLE=${o.role}) pid ${srv.pid} at ${srv.url} ready in ${((nowMs() - t0) / 1000).toFixed(1)} s (migrations applied on start)`);
     sampler = new RssSampler(srv.pid);
     sampler.start();
     const rss = sampler;
