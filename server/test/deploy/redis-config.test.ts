@@ -3,10 +3,14 @@
  * the password, never evict (queues must not lose jobs), persist with AOF every second, and a
  * client that uses the server's Redis driver (ioredis) works with the password.
  */
+import { join } from 'node:path';
 import Redis from 'ioredis';
-import { makeTempDir, requireBinary, run, stopAll } from './support/tools';
-import { startRedis } from './support/services';
+import { freePort, makeTempDir, requireBinary, run, stopAll } from './support/tools';
+import { fetchOnce, startRedis } from './support/services';
 import type { RedisInstance } from './support/services';
+import { newApiKey, startAuditServer } from './support/server';
+
+jest.setTimeout(120_000);
 
 const PROD_PASSWORD = 'prod-test-password-5f0c2a9e71d34b8b';
 
@@ -77,6 +81,34 @@ describe.each([
       expect(await client.lrange('bull:test:wait', 0, -1)).toEqual(['job-1', 'job-2']);
     } finally {
       client.disconnect();
+    }
+  });
+
+  it('serves the audit server itself: /ready checks Redis and rate-limit windows land in it', async () => {
+    // The embedded database keeps this about Redis; REDIS_URL carries the password as compose does.
+    const apiKey = newApiKey();
+    const server = await startAuditServer(`server-on-${confFile}`, await freePort(), {
+      NODE_ENV: 'test',
+      AUDIT_DATA_DIR: join(temp.dir, 'server-data'),
+      REDIS_URL: redis.url,
+      AUDIT_BOOTSTRAP_API_KEY: apiKey,
+    });
+    try {
+      const ready = await fetchOnce({ port: server.port, path: '/ready' });
+      expect(JSON.parse(ready.body)).toEqual(
+        expect.objectContaining({ checks: expect.objectContaining({ redis: 'ok' }) }),
+      );
+      const write = await fetchOnce({
+        port: server.port,
+        path: '/api/v1/events',
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}` },
+        body: JSON.stringify({ action: 'data.read', status: 'success' }),
+      });
+      expect(write.status).toBe(201);
+      expect(cli(redis, ['--scan', '--pattern', 'audit:rl:*'])).toMatch(/^audit:rl:/m);
+    } finally {
+      expect(await server.process.stop()).toBe(0);
     }
   });
 
