@@ -15,6 +15,7 @@ import {
   signNote,
   type Signer,
 } from '../ledger';
+import { recentAlerts } from '../audit/repository';
 import { exportBundle, type ExportRange } from '../export/bundle-export';
 import * as repo from './repository';
 
@@ -65,14 +66,14 @@ export class LedgerService {
     const current = await this.size(org);
     if (size === undefined) {
       const latest = await repo.latestCheckpoint(db, org);
-      if (!latest) {
-        return { origin: this.originOf(org), treeSize: 0, rootHash: (await this.rootAt(org, 0)).toString('base64'), note: this.signCheckpoint(org, 0, await this.rootAt(org, 0)) };
-      }
-      return this.view(org, latest);
+      return latest ? this.view(org, latest) : this.freshCheckpoint(org, 0);
     }
     if (size > current) throw new AppError('NOT_FOUND', `treeSize ${size} is larger than the log (${current})`);
     const stored = await repo.checkpointAt(db, org, size);
-    if (stored) return this.view(org, stored);
+    return stored ? this.view(org, stored) : this.freshCheckpoint(org, size);
+  }
+
+  private async freshCheckpoint(org: string, size: number): Promise<CheckpointView> {
     const root = await this.rootAt(org, size);
     return { origin: this.originOf(org), treeSize: size, rootHash: root.toString('base64'), note: this.signCheckpoint(org, size, root) };
   }
@@ -121,6 +122,19 @@ export class LedgerService {
    */
   exportBundle(org: string, range: ExportRange = {}) {
     return exportBundle(this.database.db, org, this.originOf(org), range);
+  }
+
+  /** The newest self-audit findings of an organization (ledger_alerts), newest first. */
+  async alerts(org: string, limit: number) {
+    const rows = await recentAlerts(this.database.db, org, limit);
+    return rows.map((a) => ({
+      id: a.id,
+      createdAt: a.createdAt.toISOString(),
+      kind: a.kind,
+      leafIndex: a.leafIndex,
+      treeSize: a.treeSize,
+      reason: a.reason,
+    }));
   }
 
   /** Published verifier keys with validity windows. */
