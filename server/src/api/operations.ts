@@ -267,6 +267,30 @@ export const operations = {
     rest: { method: 'get', path: '/ledger/keys' },
     run: async (ctx) => ({ keys: await ctx.services.ledger.keys() }),
   }),
+  ledgerAlerts: op({
+    kind: 'query',
+    summary: 'Findings of the continuous self-audit for the caller’s organization, newest first',
+    permission: 'audit.ledger:read',
+    input: z.strictObject({ limit: z.number().int().min(1).max(1000).default(100) }).default({ limit: 100 }),
+    output: z.object({
+      alerts: z.array(
+        z.object({
+          id: z.uuid(),
+          createdAt: z.string(),
+          kind: z.enum(['leaf', 'checkpoint', 'bundle', 'node', 'head', 'witness']),
+          leafIndex: z.number().int().nullable(),
+          treeSize: z.number().int().nullable(),
+          reason: z.string(),
+        }),
+      ),
+    }),
+    rest: {
+      method: 'get',
+      path: '/ledger/alerts',
+      input: ({ query: q }) => ({ limit: intParam.safeParse(q.limit).data ?? q.limit }),
+    },
+    run: async (ctx, input) => ({ alerts: await ctx.services.ledger.alerts(ctx.principal.organizationId, input.limit) }),
+  }),
   producerKeysRegister: op({
     kind: 'mutation',
     summary: 'Register a producer’s Ed25519 public key; events signed with it are verified on ingest',

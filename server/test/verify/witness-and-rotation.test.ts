@@ -113,6 +113,12 @@ describe('checkpoint witnessing', () => {
     expect(result.ok).toBe(false);
     expect(result.findings[0]).toMatchObject({ kind: 'witness', treeSize: 6 });
     expect(result.findings[0]!.reason).toMatch(/witness directory is beyond the log head 4: the log was rolled back/);
+    // A scheduled run records the finding; auditors read it through the API.
+    await fresh.runOnce();
+    const alerts = await srv.request('GET', '/api/v1/ledger/alerts');
+    expect(alerts.status).toBe(200);
+    expect(alerts.body.alerts[0]).toMatchObject({ kind: 'witness', treeSize: 6, leafIndex: null });
+    expect((await srv.client().ledger.alerts.query({ limit: 1 })).alerts).toEqual(alerts.body.alerts.slice(0, 1));
     const ready = await srv.request('GET', '/ready', undefined, null);
     expect(ready.status).toBe(200);
   });

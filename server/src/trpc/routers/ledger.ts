@@ -24,6 +24,7 @@ export const ledgerRouter = router({
   leaves: queryOf(o.ledgerLeaves),
   keys: queryOf(o.ledgerKeys),
   exportBundle,
+  alerts: queryOf(o.ledgerAlerts),
   registerProducerKey: mutationOf(o.producerKeysRegister),
   producerKeys: queryOf(o.producerKeysList),
 });
