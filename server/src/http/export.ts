@@ -34,14 +34,16 @@ export function exportRouter(): Router {
     res.setHeader('content-type', 'application/x-ndjson; charset=utf-8');
     res.setHeader('content-disposition', `attachment; filename="audit-bundle-${org}.ndjson"`);
     let aborted = false;
+    const closed = new AbortController();
     res.on('close', () => {
       aborted = !res.writableFinished;
+      closed.abort(); // a client gone while we wait for 'drain' must not leave us waiting forever
     });
     try {
       if (!first.done) res.write(formatBundleRecord(first.value) + '\n');
       for await (const record of records) {
         if (aborted) break; // the generator's finally runs; no more queries
-        if (!res.write(formatBundleRecord(record) + '\n')) await once(res, 'drain');
+        if (!res.write(formatBundleRecord(record) + '\n')) await once(res, 'drain', { signal: closed.signal }).catch(() => undefined);
       }
       res.end();
     } catch (err) {
