@@ -77,12 +77,13 @@ export async function updateHead(tx: Tx, org: string, head: Head): Promise<void>
 
 /** Stores newly completed subtree hashes. */
 export async function insertNodes(tx: Tx, org: string, nodes: StoredNode[]): Promise<void> {
-  // 4 parameters per row; stay far below PostgreSQL's 65,535 bind-parameter limit.
-  for (let i = 0; i < nodes.length; i += 5000) {
-    await tx.insert(ledgerNodes).values(
-      nodes.slice(i, i + 5000).map((n) => ({ organizationId: org, level: n.level, index: n.index, hash: n.hash })),
-    );
-  }
+  if (nodes.length === 0) return;
+  // One statement of four array parameters, whatever the batch size (see events/repository insertEvents).
+  await tx.execute(sql`
+    INSERT INTO ledger_nodes (organization_id, level, idx, hash)
+    SELECT ${org}::uuid, l, i, decode(h, 'hex')
+    FROM unnest(${sql.param(nodes.map((n) => n.level))}::smallint[], ${sql.param(nodes.map((n) => n.index))}::int8[],
+                ${sql.param(nodes.map((n) => n.hash.toString('hex')))}::text[]) AS t(l, i, h)`);
 }
 
 /** Reads the hashes of `ids` in one query, in the same order; throws if any is missing. */
