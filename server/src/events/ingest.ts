@@ -7,7 +7,8 @@
 import type { Database, Tx } from '../db/client';
 import { AppError } from '../errors';
 import { randomBytes } from 'node:crypto';
-import { appendLeaves, formatRecordedAt, planInclusion, proveInclusion, SALT_SIZE, type NodeId } from '../ledger';
+import { sql } from 'drizzle-orm';
+import { appendLeaves, formatRecordedAt, frontierNodes, planInclusion, proveInclusion, SALT_SIZE, type NodeId } from '../ledger';
 import type { LedgerService } from '../tlog/service';
 import * as ledgerRepo from '../tlog/repository';
 import { uuidv7 } from '../util/uuid';
@@ -148,7 +149,7 @@ export class IngestService {
       return { id, values, committed: commitEvent(org, id, recordedAt, values, newSalt), key: p.input.idempotencyKey, signature: p.input.producerSignature };
     });
 
-    const { placed, size, root, note, nodes } = await this.database.db.transaction(async (tx: Tx) => {
+    const { placed, size, root, note, nodes, before } = await this.database.db.transaction(async (tx: Tx) => {
       const head = await ledgerRepo.lockHead(tx, org);
       const keys = [...new Set(prepared.flatMap((p) => (p.key ? [p.key] : [])))];
       const known = await repo.findIdempotencyKeys(tx, org, keys);
@@ -168,35 +169,45 @@ export class IngestService {
       }
       if (fresh.length === 0) {
         const latest = await ledgerRepo.latestCheckpoint(tx, org);
-        return { placed, size: head.size, root: head.rootHash, note: latest?.note ?? '', nodes: [] };
+        return { placed, size: head.size, root: head.rootHash, note: latest?.note ?? '', nodes: [], before: head };
       }
       const appended = appendLeaves(head.size, head.frontier, fresh.map((p) => p.committed.leafHash));
-      await repo.insertEvents(
-        tx,
-        fresh.map((p, i) => ({
-          ...repo.toRow(org, p.id, recordedAt, head.size + i, p.committed.leafHash, p.values, p.committed.commitments, p.committed.salts),
-          // Stored beside the event, not committed (migration 0005, docs/verification.md).
-          producerKeyId: p.signature?.keyId ?? null,
-          producerSignature: p.signature?.signature ?? null,
-        })),
-      );
-      await ledgerRepo.insertNodes(tx, org, appended.nodes);
-      await repo.insertIdempotencyKeys(
-        tx,
-        fresh.flatMap((p, i) => (p.key ? [{ organizationId: org, key: p.key, eventId: p.id, recordedAt, leafIndex: head.size + i }] : [])),
-      );
       const note = this.ledger.signCheckpoint(org, appended.size, appended.root);
-      await ledgerRepo.insertCheckpoint(tx, org, { treeSize: appended.size, rootHash: appended.root, note, keyId: this.ledger.keyId });
-      await ledgerRepo.updateHead(tx, org, { size: appended.size, rootHash: appended.root, frontier: appended.frontier });
-      return { placed, size: appended.size, root: appended.root, note, nodes: appended.nodes };
+      const newKeys = fresh.flatMap((p, i) => (p.key ? [{ key: p.key, eventId: p.id, recordedAt, leafIndex: head.size + i }] : []));
+      // Everything the append writes goes in one statement (data-modifying CTEs): with BEGIN, the
+      // head lock and COMMIT that is four round trips per batch, which bounds single-event latency.
+      const writes = [
+        repo.insertEventsSql(
+          fresh.map((p, i) => ({
+            ...repo.toRow(org, p.id, recordedAt, head.size + i, p.committed.leafHash, p.values, p.committed.commitments, p.committed.salts),
+            // Stored beside the event, not committed (migration 0005, docs/verification.md).
+            producerKeyId: p.signature?.keyId ?? null,
+            producerSignature: p.signature?.signature ?? null,
+          })),
+        ),
+        ledgerRepo.insertNodesSql(org, appended.nodes),
+        ledgerRepo.insertCheckpointSql(org, { treeSize: appended.size, rootHash: appended.root, note, keyId: this.ledger.keyId }),
+        ...(newKeys.length > 0 ? [repo.insertIdempotencyKeysSql(org, newKeys)] : []),
+      ];
+      await tx.execute(
+        sql`WITH ${sql.join(writes.map((w, i) => sql`${sql.raw(`w${i}`)} AS (${w})`), sql`, `)} ${ledgerRepo.updateHeadSql(org, {
+          size: appended.size,
+          rootHash: appended.root,
+          frontier: appended.frontier,
+        })}`,
+      );
+      return { placed, size: appended.size, root: appended.root, note, nodes: appended.nodes, before: head };
     });
     if (nodes.length > 0) {
       this.observer.batchCommitted(nodes.filter((n) => n.level === 0).length);
       this.observer.checkpointCommitted?.(org, size, note);
     }
 
-    // Receipts: proofs at the new size. New nodes are in memory; older ones are read in one query.
+    // Receipts: proofs at the new size. A new leaf's audit path uses only new nodes and the old
+    // frontier (the complete subtrees left of the old size), both in memory; only idempotent
+    // repeats of older events need stored nodes, read in one query.
     const known = new Map(nodes.map((n) => [`${n.level}/${n.index}`, n.hash]));
+    frontierNodes(before.size).forEach((id, i) => known.set(`${id.level}/${id.index}`, before.frontier[i]!));
     const plans = placed.map((p) => [{ level: 0, index: p.leafIndex }, ...planInclusion(p.leafIndex, size)]);
     const missing = new Map<string, NodeId>();
     for (const plan of plans) for (const id of plan) if (!known.has(`${id.level}/${id.index}`)) missing.set(`${id.level}/${id.index}`, id);

@@ -80,22 +80,23 @@ export function toRecord(row: EventRow): EventRecord {
   };
 }
 
-/** Inserts event rows (multi-row INSERT, chunked under the bind-parameter limit). */
-export async function insertEvents(tx: Tx, rows: NewEventRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  // The ingest hot path: one array parameter per column and INSERT … SELECT FROM unnest(…), so a
-  // batch of any size is one statement of 24 parameters. Building a multi-row VALUES list through
-  // the query builder cost more CPU than the database spent inserting (bench/ingest.ts profile).
+/**
+ * The INSERT of a batch of event rows, as one statement of one array parameter per column
+ * (INSERT … SELECT FROM unnest(…)). Building a multi-row VALUES list through the query builder
+ * cost more CPU than the database spent inserting (bench/ingest.ts profile); this way a batch of
+ * any size is one short statement, and it can run inside the append's single CTE (events/ingest).
+ */
+export function insertEventsSql(rows: NewEventRow[]): SQL {
   const col = <T>(f: (r: NewEventRow) => T) => sql.param(rows.map(f));
   const text = (f: (r: NewEventRow) => string | null | undefined) => col((r) => f(r) ?? null);
   const json = (f: (r: NewEventRow) => unknown) => col((r) => (f(r) == null ? null : JSON.stringify(f(r))));
   const time = (f: (r: NewEventRow) => Date | null | undefined) => col((r) => f(r)?.toISOString() ?? null);
-  await tx.execute(sql`
+  return sql`
     INSERT INTO events (organization_id, id, recorded_at, leaf_index, leaf_hash, "timestamp", action, status,
       principal_id, principal_type, target_resource_type, target_resource_id, patient_id, outcome_description,
       data_classification, correlation_id, session_context, retention_policy, event_version, details,
-      idempotency_key, commitments, salts)
-    SELECT o, id, ra, li, decode(lh, 'hex'), ts, ac, st, pi, pt, trt, tri, pa, od, dc, ci, sc, rp, ev, de, ik, co, sa
+      idempotency_key, commitments, salts, producer_key_id, producer_signature)
+    SELECT o, id, ra, li, decode(lh, 'hex'), ts, ac, st, pi, pt, trt, tri, pa, od, dc, ci, sc, rp, ev, de, ik, co, sa, pk, ps
     FROM unnest(
       ${text((r) => r.organizationId)}::uuid[], ${text((r) => r.id)}::uuid[], ${time((r) => r.recordedAt)}::timestamptz[],
       ${col((r) => r.leafIndex)}::int8[], ${col((r) => r.leafHash.toString('hex'))}::text[], ${time((r) => r.timestamp)}::timestamptz[],
@@ -104,8 +105,9 @@ export async function insertEvents(tx: Tx, rows: NewEventRow[]): Promise<void> {
       ${text((r) => r.patientId)}::text[], ${text((r) => r.outcomeDescription)}::text[], ${text((r) => r.dataClassification)}::text[],
       ${text((r) => r.correlationId)}::text[], ${json((r) => r.sessionContext)}::jsonb[], ${text((r) => r.retentionPolicy)}::text[],
       ${text((r) => r.eventVersion)}::text[], ${json((r) => r.details)}::jsonb[], ${text((r) => r.idempotencyKey)}::text[],
-      ${json((r) => r.commitments)}::jsonb[], ${json((r) => r.salts)}::jsonb[]
-    ) AS t(o, id, ra, li, lh, ts, ac, st, pi, pt, trt, tri, pa, od, dc, ci, sc, rp, ev, de, ik, co, sa)`);
+      ${json((r) => r.commitments)}::jsonb[], ${json((r) => r.salts)}::jsonb[],
+      ${text((r) => r.producerKeyId)}::text[], ${text((r) => r.producerSignature)}::text[]
+    ) AS t(o, id, ra, li, lh, ts, ac, st, pi, pt, trt, tri, pa, od, dc, ci, sc, rp, ev, de, ik, co, sa, pk, ps)`;
 }
 
 /** Idempotency keys already used in this organization, mapped to their first event. */
@@ -118,12 +120,17 @@ export async function findIdempotencyKeys(tx: Conn, org: string, keys: string[])
   return new Map(rows.map((r) => [r.key, { eventId: r.eventId, leafIndex: r.leafIndex, recordedAt: r.recordedAt }]));
 }
 
-/** Records idempotency keys of newly appended events. */
-export async function insertIdempotencyKeys(
-  tx: Tx,
-  rows: Array<{ organizationId: string; key: string; eventId: string; recordedAt: Date; leafIndex: number }>,
-): Promise<void> {
-  if (rows.length > 0) await tx.insert(idempotencyKeys).values(rows);
+/** The INSERT of idempotency keys of newly appended events (unnest, as {@link insertEventsSql}). */
+export function insertIdempotencyKeysSql(
+  org: string,
+  rows: Array<{ key: string; eventId: string; recordedAt: Date; leafIndex: number }>,
+): SQL {
+  return sql`
+    INSERT INTO idempotency_keys (organization_id, key, event_id, recorded_at, leaf_index)
+    SELECT ${org}::uuid, k, e, r, l
+    FROM unnest(${sql.param(rows.map((x) => x.key))}::text[], ${sql.param(rows.map((x) => x.eventId))}::uuid[],
+                ${sql.param(rows.map((x) => x.recordedAt.toISOString()))}::timestamptz[], ${sql.param(rows.map((x) => x.leafIndex))}::int8[])
+         AS t(k, e, r, l)`;
 }
 
 /** One event by id; `recordedAt` (from the UUIDv7) prunes partitions when known. */

@@ -2,7 +2,7 @@
  * Storage of the per-organization Merkle trees: heads, complete-subtree nodes, signed checkpoints
  * and signing keys. The only module that reads or writes those tables.
  */
-import { and, asc, desc, eq, gte, isNull, lte, ne, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gte, isNull, lte, ne, sql, type SQL } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
 import { checkpoints, ledgerHeads, ledgerNodes, signingKeys } from '../db/schema';
 import { EMPTY_ROOT, HASH_SIZE, type NodeId } from '../ledger';
@@ -67,23 +67,21 @@ export async function readHead(db: Conn, org: string): Promise<Head | null> {
   return row ? { size: row.size, rootHash: row.rootHash, frontier: splitFrontier(row.frontier) } : null;
 }
 
-/** Moves the head forward (a trigger rejects any move backwards). */
-export async function updateHead(tx: Tx, org: string, head: Head): Promise<void> {
-  await tx
-    .update(ledgerHeads)
-    .set({ size: head.size, rootHash: head.rootHash, frontier: Buffer.concat(head.frontier), updatedAt: new Date() })
-    .where(eq(ledgerHeads.organizationId, org));
+/** The UPDATE that moves the head forward (a trigger rejects any move backwards). */
+export function updateHeadSql(org: string, head: Head): SQL {
+  return sql`
+    UPDATE ledger_heads SET size = ${head.size}, root_hash = decode(${head.rootHash.toString('hex')}, 'hex'),
+      frontier = decode(${Buffer.concat(head.frontier).toString('hex')}, 'hex'), updated_at = now()
+    WHERE organization_id = ${org}::uuid`;
 }
 
-/** Stores newly completed subtree hashes. */
-export async function insertNodes(tx: Tx, org: string, nodes: StoredNode[]): Promise<void> {
-  if (nodes.length === 0) return;
-  // One statement of four array parameters, whatever the batch size (see events/repository insertEvents).
-  await tx.execute(sql`
+/** The INSERT of newly completed subtree hashes: one statement of array parameters, any batch size. */
+export function insertNodesSql(org: string, nodes: StoredNode[]): SQL {
+  return sql`
     INSERT INTO ledger_nodes (organization_id, level, idx, hash)
     SELECT ${org}::uuid, l, i, decode(h, 'hex')
     FROM unnest(${sql.param(nodes.map((n) => n.level))}::smallint[], ${sql.param(nodes.map((n) => n.index))}::int8[],
-                ${sql.param(nodes.map((n) => n.hash.toString('hex')))}::text[]) AS t(l, i, h)`);
+                ${sql.param(nodes.map((n) => n.hash.toString('hex')))}::text[]) AS t(l, i, h)`;
 }
 
 /** Reads the hashes of `ids` in one query, in the same order; throws if any is missing. */
@@ -108,9 +106,11 @@ export async function readNodes(db: Conn, org: string, ids: NodeId[]): Promise<B
   });
 }
 
-/** Stores a signed checkpoint. */
-export async function insertCheckpoint(tx: Tx, org: string, c: Omit<CheckpointRow, 'createdAt'>): Promise<void> {
-  await tx.insert(checkpoints).values({ organizationId: org, ...c });
+/** The INSERT of a signed checkpoint. */
+export function insertCheckpointSql(org: string, c: Omit<CheckpointRow, 'createdAt'>): SQL {
+  return sql`
+    INSERT INTO checkpoints (organization_id, tree_size, root_hash, note, key_id)
+    VALUES (${org}::uuid, ${c.treeSize}, decode(${c.rootHash.toString('hex')}, 'hex'), ${c.note}, ${c.keyId})`;
 }
 
 const checkpointColumns = {
