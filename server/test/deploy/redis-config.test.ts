@@ -1,7 +1,7 @@
 /**
  * compose/redis.conf and compose/redis.prod.conf under the real redis-server: they start, demand
- * the password, never evict (queues must not lose jobs), persist with AOF every second, and a
- * client that uses the server's Redis driver (ioredis) works with the password.
+ * the password, never evict (queues must not lose jobs), persist with AOF every second, and both
+ * the server's Redis driver (ioredis) and the audit server itself work with the password.
  */
 import { join } from 'node:path';
 import Redis from 'ioredis';
