@@ -26,6 +26,8 @@ Options:
                               private key in the gpg keyring instead)
       --create                Create the target database first (connects to 'postgres' on the
                               same server)
+      --no-privileges         Skip the backup's GRANTs (for a server without the audit_runtime /
+                              migration roles; grant them yourself afterwards)
       --no-verify             Skip the ledger verification (not recommended)
       --dry-run               Print the commands instead of running them
   -h, --help                  Show this help
@@ -85,6 +87,7 @@ INPUT=""
 DATABASE="${DATABASE_URL:-}"
 PASSPHRASE_FILE=""
 CREATE=false
+PRIVILEGES=true
 VERIFY=true
 DRY_RUN=false
 
@@ -100,6 +103,7 @@ while [[ $# -gt 0 ]]; do
       shift
       ;;
     --create) CREATE=true ;;
+    --no-privileges) PRIVILEGES=false ;;
     --no-verify) VERIFY=false ;;
     --dry-run) DRY_RUN=true ;;
     -h | --help)
@@ -135,9 +139,11 @@ gpg_cmd=(gpg --batch --no-tty --decrypt)
 gpg_cmd+=("${INPUT}")
 gunzip_cmd=(gzip -dc)
 # One transaction: a failed restore leaves the target empty, never half-restored.
-# --no-owner/--no-privileges: objects belong to the restoring role; grants are re-applied by
-# whoever provisions roles on the new server.
-restore_cmd=(pg_restore --dbname="${target}" --no-owner --no-privileges --exit-on-error --single-transaction)
+# --no-owner: objects belong to the role that restores, so connect as the migration role (the
+# owner of every table, docs/verification.md "Database roles"). GRANTs to the runtime role are
+# restored unless --no-privileges; they need that role to exist on the target server.
+restore_cmd=(pg_restore --dbname="${target}" --no-owner --exit-on-error --single-transaction)
+[[ "${PRIVILEGES}" == true ]] || restore_cmd+=(--no-privileges)
 create_cmd=(psql --dbname="${maintenance}" --no-psqlrc --quiet -v ON_ERROR_STOP=1 --command "CREATE DATABASE \"${target_name}\"")
 empty_cmd=(psql --dbname="${target}" --no-psqlrc --tuples-only --no-align -v ON_ERROR_STOP=1 --command "${EMPTY_CHECK_SQL}")
 if [[ -n "${AUDIT_ADMIN:-}" ]]; then

@@ -286,7 +286,7 @@ describeWithPostgres('backup → drop → restore → verify against real Postgr
       expect.stringMatching(
         /^psql --dbname=postgres:\/\/audit@db.internal:5432\/audit --no-psqlrc --tuples-only --no-align -v ON_ERROR_STOP=1 --command /,
       ),
-      'gpg --batch --no-tty --decrypt --pinentry-mode loopback --passphrase-file /run/secrets/pass /backups/a.dump.gz.gpg | gzip -dc | pg_restore --dbname=postgres://audit@db.internal:5432/audit --no-owner --no-privileges --exit-on-error --single-transaction',
+      'gpg --batch --no-tty --decrypt --pinentry-mode loopback --passphrase-file /run/secrets/pass /backups/a.dump.gz.gpg | gzip -dc | pg_restore --dbname=postgres://audit@db.internal:5432/audit --no-owner --exit-on-error --single-transaction',
       `env DATABASE_URL=postgres://audit@db.internal:5432/audit node --import tsx ${join(REPO_ROOT, 'server', 'src', 'cli', 'admin.ts')} verify-ledger`,
       '',
     ]);
