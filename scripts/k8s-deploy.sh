@@ -27,7 +27,8 @@ Commands:
   rollback   Roll the API deployment back to its previous revision and wait.
 
 Options:
-  -n, --namespace NAME     Kubernetes namespace (default: smedrec-audit)
+  -n, --namespace NAME     Kubernetes namespace (default: smedrec-audit for prod,
+                           smedrec-audit-<env> otherwise, as the synthesized manifests name it)
   -e, --env NAME           Manifest set under dist-k8s/ (default: prod)
   -d, --deployment NAME    API deployment name (default: audit-server)
   -w, --worker NAME        Worker deployment name (default: <deployment>-worker)
@@ -75,7 +76,7 @@ run() {
 }
 
 COMMAND=""
-NAMESPACE="smedrec-audit"
+NAMESPACE=""
 ENVIRONMENT="prod"
 DEPLOYMENT="audit-server"
 WORKER=""
@@ -113,6 +114,10 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ -n "${COMMAND}" ]] || usage_error "no command given"
+# manifests/main.ts puts prod in smedrec-audit and every other environment in smedrec-audit-<env>.
+if [[ -z "${NAMESPACE}" ]]; then
+  if [[ "${ENVIRONMENT}" == prod ]]; then NAMESPACE="smedrec-audit"; else NAMESPACE="smedrec-audit-${ENVIRONMENT}"; fi
+fi
 # RFC 1123 label, as Kubernetes requires for namespace and deployment names.
 dns_label='^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'
 [[ "${NAMESPACE}" =~ ${dns_label} ]] || usage_error "invalid namespace '${NAMESPACE}' (RFC 1123 label)"
