@@ -8,6 +8,8 @@
 set -euo pipefail
 
 readonly SCRIPT_NAME="${0##*/}"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO_ROOT
 
@@ -35,36 +37,7 @@ Environment:
 EOF
 }
 
-die() {
-  printf '%s: error: %s\n' "${SCRIPT_NAME}" "$1" >&2
-  exit "${2:-1}"
-}
-
-usage_error() {
-  printf '%s: error: %s\n\n' "${SCRIPT_NAME}" "$1" >&2
-  usage >&2
-  exit 2
-}
-
 DRY_RUN=false
-
-# Prints a command so that it can be pasted into a shell (quoting only words that need it);
-# runs it unless --dry-run.
-run() {
-  if [[ "${DRY_RUN}" == true ]]; then
-    local word line=""
-    for word in "$@"; do
-      if [[ "${word}" =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
-        line+="${word} "
-      else
-        line+="$(printf '%q' "${word}") "
-      fi
-    done
-    printf '%s\n' "${line% }"
-  else
-    "$@"
-  fi
-}
 
 require_docker() {
   [[ "${DRY_RUN}" == true ]] && return 0

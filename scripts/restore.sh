@@ -9,6 +9,8 @@
 set -euo pipefail
 
 readonly SCRIPT_NAME="${0##*/}"
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO_ROOT
 
@@ -38,49 +40,6 @@ Environment:
   AUDIT_ADMIN    admin CLI command (default: node server/dist/cli/admin.js, or the TypeScript
                  source through tsx when the server is not built)
 EOF
-}
-
-die() {
-  printf '%s: error: %s\n' "${SCRIPT_NAME}" "$1" >&2
-  exit "${2:-1}"
-}
-
-usage_error() {
-  printf '%s: error: %s\n\n' "${SCRIPT_NAME}" "$1" >&2
-  usage >&2
-  exit 2
-}
-
-# Formats a command so that it can be pasted into a shell, quoting only words that need it.
-format_command() {
-  local word line=""
-  for word in "$@"; do
-    if [[ "${word}" =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
-      line+="${word} "
-    else
-      line+="$(printf '%q' "${word}") "
-    fi
-  done
-  printf '%s' "${line% }"
-}
-
-# Moves a password out of a postgres:// URL into PGPASSWORD (libpq reads it from there), so it
-# appears neither in the process list nor in --dry-run output. Sets DATABASE_NO_PASSWORD.
-split_password() {
-  local url="$1"
-  if [[ "${url}" =~ ^(postgres(ql)?://)([^:@/]*):([^@/]*)@(.*)$ ]]; then
-    local encoded="${BASH_REMATCH[4]}"
-    # RFC 3986 §2.1 percent-decoding.
-    PGPASSWORD="$(printf '%b' "${encoded//%/\\x}")"
-    export PGPASSWORD
-    DATABASE_NO_PASSWORD="${BASH_REMATCH[1]}${BASH_REMATCH[3]}@${BASH_REMATCH[5]}"
-  else
-    DATABASE_NO_PASSWORD="${url}"
-  fi
-}
-
-require_tool() {
-  command -v "$1" >/dev/null 2>&1 || die "'$1' not found: install $2" 127
 }
 
 INPUT=""

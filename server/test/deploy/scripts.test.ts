@@ -24,7 +24,7 @@ describe('scripts/', () => {
     expect(scripts).toEqual(['backup.sh', 'docker-build.sh', 'k8s-deploy.sh', 'restore.sh']);
   });
 
-  it.each(scripts)('%s passes shellcheck (all optional checks on severity style)', (name) => {
+  it.each([...scripts, 'lib/common.sh'])('%s passes shellcheck (all optional checks on severity style)', (name) => {
     const result = run(requireBinary('shellcheck'), [
       '--shell=bash',
       '--severity=style',
