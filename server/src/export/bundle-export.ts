@@ -160,9 +160,14 @@ export async function* exportBundle(
 
   // Events in [start, end): keyset pages on (leaf_index, id). Rows that duplicate an index (a
   // forged row) are all emitted so the verifier can name them.
+  // Windows of `pageSize` leaf indexes: each query is bounded by the index range itself, so its
+  // cost never depends on how much of the log is left (whatever plan the statistics lead to).
+  // Within a window, rows that duplicate an index (a forged row) are paged on (leaf_index, id).
+  let lower = r.start;
   let after: repo.LeafCursor | null = null;
-  for (;;) {
-    const rows = await repo.eventPage(db, org, r.start, r.end, after, pageSize);
+  while (lower < r.end) {
+    const upper = Math.min(r.end, lower + pageSize);
+    const rows = await repo.eventPage(db, org, lower, upper, after, pageSize);
     for (const row of rows) {
       yield* emitCheckpointsUpTo(row.leafIndex);
       const ev: BundleEvent = {
@@ -177,9 +182,14 @@ export async function* exportBundle(
       yield ev;
       events++;
     }
-    if (rows.length < pageSize) break;
-    const last = rows[rows.length - 1]!;
-    after = { leafIndex: last.leafIndex, id: last.id };
+    if (rows.length === pageSize) {
+      const last = rows[rows.length - 1]!;
+      after = { leafIndex: last.leafIndex, id: last.id };
+      lower = last.leafIndex; // more rows in this window (duplicates): continue after the last one
+    } else {
+      after = null;
+      lower = upper;
+    }
   }
   yield* emitCheckpointsUpTo(r.end);
 
