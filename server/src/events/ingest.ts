@@ -41,6 +41,17 @@ interface OrgQueue {
   flushing: Promise<void> | null;
 }
 
+/** What one append transaction committed. */
+interface Committed {
+  placed: Placed[];
+  size: number;
+  root: Buffer;
+  note: string;
+  nodes: Array<NodeId & { hash: Buffer }>;
+  /** The head before the append (its frontier completes every new leaf's audit path). */
+  before: { size: number; frontier: Buffer[] };
+}
+
 interface Placed {
   leafIndex: number;
   id: string;
@@ -64,6 +75,8 @@ function saltPool(count: number): () => Buffer {
 /** Appends events to organizations' ledgers. */
 export class IngestService {
   private readonly queues = new Map<string, OrgQueue>();
+  /** Receipts being computed for committed batches (drain waits for them too). */
+  private readonly settling = new Set<Promise<void>>();
   private closed = false;
 
   constructor(
@@ -105,20 +118,31 @@ export class IngestService {
 
   private flush(org: string, q: OrgQueue): void {
     const batch = q.pending.splice(0, this.options.maxBatch);
-    q.flushing = this.commit(org, batch)
-      .then(
-        (receipts) => batch.forEach((p, i) => p.resolve(receipts[i]!)),
-        (err: unknown) => batch.forEach((p) => p.reject(err)),
-      )
-      .finally(() => {
+    q.flushing = this.commit(org, batch).then(
+      (committed) => {
+        // Pipelining: the next batch's transaction starts (its first round trip is in flight)
+        // before this batch's receipts are computed, so that CPU work overlaps database time.
         q.flushing = null;
-        if (q.pending.length > 0) {
-          // Whatever arrived while we were committing is the next batch: no extra wait.
-          this.flush(org, q);
-        } else {
-          this.queues.delete(org);
-        }
-      });
+        this.next(org, q);
+        const settled = this.receipts(org, committed).then(
+          (receipts) => batch.forEach((p, i) => p.resolve(receipts[i]!)),
+          (err: unknown) => batch.forEach((p) => p.reject(err)),
+        );
+        this.settling.add(settled);
+        return settled.finally(() => this.settling.delete(settled));
+      },
+      (err: unknown) => {
+        q.flushing = null;
+        this.next(org, q);
+        batch.forEach((p) => p.reject(err));
+      },
+    );
+  }
+
+  /** Whatever arrived while a batch was committing is the next batch: no extra wait. */
+  private next(org: string, q: OrgQueue): void {
+    if (q.pending.length > 0) this.flush(org, q);
+    else if (!q.timer) this.queues.delete(org);
   }
 
   /** Stops accepting and waits until every queued append has committed or failed. */
@@ -126,7 +150,7 @@ export class IngestService {
     this.closed = true;
     for (;;) {
       const busy = [...this.queues.entries()];
-      if (busy.length === 0) return;
+      if (busy.length === 0 && this.settling.size === 0) return;
       for (const [org, q] of busy) {
         if (q.timer) {
           clearTimeout(q.timer);
@@ -134,13 +158,14 @@ export class IngestService {
           if (!q.flushing) this.flush(org, q);
         }
       }
-      await Promise.allSettled(busy.flatMap(([, q]) => (q.flushing ? [q.flushing] : [])));
+      await Promise.allSettled([...busy.flatMap(([, q]) => (q.flushing ? [q.flushing] : [])), ...this.settling]);
       await new Promise((r) => setImmediate(r));
     }
   }
 
+
   /** One transaction: lock head, dedupe idempotency keys, insert rows and nodes, sign, COMMIT. */
-  private async commit(org: string, batch: Pending[]): Promise<Receipt[]> {
+  private async commit(org: string, batch: Pending[]): Promise<Committed> {
     const recordedAt = new Date(); // one time per batch; millisecond precision (ARCHITECTURE §5)
     const newSalt = saltPool(batch.length * EVENT_FIELDS.length);
     const prepared = batch.map((p) => {
@@ -203,7 +228,12 @@ export class IngestService {
       this.observer.checkpointCommitted?.(org, size, note);
     }
 
-    // Receipts: proofs at the new size. A new leaf's audit path uses only new nodes and the old
+    return { placed, size, root, note, nodes, before };
+  }
+
+  /** Receipts of a committed batch (pure CPU, plus one read only for idempotent repeats). */
+  private async receipts(org: string, { placed, size, root, note, nodes, before }: Committed): Promise<Receipt[]> {
+    // Proofs at the new size. A new leaf's audit path uses only new nodes and the old
     // frontier (the complete subtrees left of the old size), both in memory; only idempotent
     // repeats of older events need stored nodes, read in one query.
     const known = new Map(nodes.map((n) => [`${n.level}/${n.index}`, n.hash]));
