@@ -445,24 +445,31 @@ async function main(): Promise<void> {
   let database: BenchDatabase | null = null;
   let server: ServerProcess | null = null;
   let sampler: RssSampler | null = null;
-  const stopAll = async () => {
-    sampler?.stop();
-    if (server) {
-      const how = await server.stop();
-      if (how !== 'exit 0') console.log(`server stopped: ${how}`);
-      server = null;
-    }
-    if (database) {
-      if (o.keep) console.log(`kept database ${database.name} (${database.url})`);
-      else await database.drop();
-      database = null;
-    }
-  };
+  // Runs once: a Ctrl-C also reaches the server (same process group), so the failing request and
+  // the signal handler both get here; two concurrent DROP DATABASE calls could leave the database.
+  let stopping: Promise<void> | null = null;
+  const stopAll = (): Promise<void> =>
+    (stopping ??= (async () => {
+      sampler?.stop();
+      if (server) {
+        const how = await server.stop();
+        if (how !== 'exit 0') console.log(`server stopped: ${how}`);
+        server = null;
+      }
+      if (database) {
+        if (o.keep) console.log(`kept database ${database.name} (${database.url})`);
+        else await database.drop();
+        database = null;
+      }
+    })());
   const onSignal = () => {
     console.log('\ninterrupted: stopping the server and dropping the database');
     stopAll().then(
       () => process.exit(130),
-      () => process.exit(130),
+      (err: unknown) => {
+        console.error(`clean-up failed: ${err instanceof Error ? err.message : String(err)}`);
+        process.exit(130);
+      },
     );
   };
   process.once('SIGINT', onSignal);
