@@ -61,8 +61,14 @@ function openPostgres(url: string, poolMax: number): Database {
     connectionTimeoutMillis: 10_000,
     application_name: 'smedrec-audit',
   });
-  // An idle client that errors (server restart) must not crash the process; the next query reconnects.
+  // A connection that PostgreSQL ends (restart, failover, pg_terminate_backend) must not crash the
+  // process: pg-pool only listens for errors on idle clients, and a checked-out client emits
+  // 'error' with no listener. The query in flight fails and is answered as an error; the pool
+  // replaces the client.
   pool.on('error', () => undefined);
+  pool.on('connect', (client) => {
+    client.on('error', () => undefined);
+  });
   const db = drizzlePg({ client: pool, ...drizzleConfig }) as unknown as Db;
   return {
     kind: 'postgres',
