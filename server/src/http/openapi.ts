@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { operations, type AnyOperation } from '../api/operations';
+import { exportBundleInputSchema } from '../export/schema';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -80,6 +81,23 @@ export function openApiDocument(serverUrl = '/api/v1'): JsonSchema {
       },
     };
   }
+  // The streaming export (http/export.ts) is not in the operation table: it answers NDJSON.
+  const exportParams = Object.entries((schemaOf(exportBundleInputSchema, 'input').properties ?? {}) as Record<string, JsonSchema>);
+  paths['/ledger/export'] = {
+    get: {
+      operationId: 'ledgerExportBundle',
+      summary: 'Stream an export bundle (docs/verification.md §3): committed events, checkpoints, consistency proofs, keys',
+      'x-permission': 'audit.events:read',
+      security: [{ bearerAuth: [] }, { apiKeyHeader: [] }],
+      parameters: exportParams.map(([name, schema]) => ({ name, in: 'query', schema })),
+      responses: {
+        '200': { description: 'one JSON record per line', content: { 'application/x-ndjson': { schema: { type: 'string' } } } },
+        '400': { description: 'invalid range; `issues` names the field', content: { 'application/json': { schema: errorSchema } } },
+        '401': { description: 'missing or invalid API key', content: { 'application/json': { schema: errorSchema } } },
+        '403': { description: 'the key’s role lacks the permission', content: { 'application/json': { schema: errorSchema } } },
+      },
+    },
+  };
   return {
     openapi: '3.1.0',
     info: {

@@ -29,7 +29,8 @@ describe.each(backends())('HTTP surface on %s', (backend) => {
     const ids = Object.values(res.body.paths as Record<string, Record<string, { operationId: string }>>).flatMap((p) =>
       Object.values(p).map((o) => o.operationId),
     );
-    expect(ids.sort()).toEqual(Object.keys(operations).sort());
+    expect(ids.sort()).toEqual([...Object.keys(operations), 'ledgerExportBundle'].sort());
+    expect(Object.keys(res.body.paths['/ledger/export'].get.responses['200'].content)).toEqual(['application/x-ndjson']);
     const create = res.body.paths['/events'].post;
     expect(create.requestBody.content['application/json'].schema.required).toEqual(['action', 'status']);
     expect(create.requestBody.content['application/json'].schema.additionalProperties).toBe(false);
