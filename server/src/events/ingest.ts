@@ -7,10 +7,9 @@
 import type { Database, Tx } from '../db/client';
 import { AppError } from '../errors';
 import { randomBytes } from 'node:crypto';
-import { sql } from 'drizzle-orm';
-import { appendLeaves, formatRecordedAt, frontierNodes, planInclusion, proveInclusion, SALT_SIZE, type NodeId } from '../ledger';
-import type { LedgerService } from '../tlog/service';
-import * as ledgerRepo from '../tlog/repository';
+import { formatRecordedAt, frontierNodes, planInclusion, proveInclusion, SALT_SIZE, type NodeId } from '../ledger';
+import { LogWriter, type AppendedLog, type CheckpointSigner } from '../tlog/log-writer';
+import { readNodes } from '../tlog/repository';
 import { uuidv7 } from '../util/uuid';
 import { commitEvent, normalizeEvent } from './commit-form';
 import * as repo from './repository';
@@ -42,14 +41,8 @@ interface OrgQueue {
 }
 
 /** What one append transaction committed. */
-interface Committed {
+interface Committed extends AppendedLog {
   placed: Placed[];
-  size: number;
-  root: Buffer;
-  note: string;
-  nodes: Array<NodeId & { hash: Buffer }>;
-  /** The head before the append (its frontier completes every new leaf's audit path). */
-  before: { size: number; frontier: Buffer[] };
 }
 
 interface Placed {
@@ -78,13 +71,16 @@ export class IngestService {
   /** Receipts being computed for committed batches (drain waits for them too). */
   private readonly settling = new Set<Promise<void>>();
   private closed = false;
+  private readonly log: LogWriter;
 
   constructor(
     private readonly database: Database,
-    private readonly ledger: LedgerService,
+    signer: CheckpointSigner,
     private readonly options: IngestOptions,
     private readonly observer: IngestObserver = { batchCommitted: () => undefined },
-  ) {}
+  ) {
+    this.log = new LogWriter(signer);
+  }
 
   /** Appends validated events; resolves after COMMIT with one receipt per event, in order. */
   append(org: string, inputs: EventInput[]): Promise<Receipt[]> {
@@ -174,8 +170,8 @@ export class IngestService {
       return { id, values, committed: commitEvent(org, id, recordedAt, values, newSalt), key: p.input.idempotencyKey, signature: p.input.producerSignature };
     });
 
-    const { placed, size, root, note, nodes, before } = await this.database.db.transaction(async (tx: Tx) => {
-      const head = await ledgerRepo.lockHead(tx, org);
+    const committed = await this.database.db.transaction(async (tx: Tx): Promise<Committed> => {
+      const head = await this.log.lock(tx, org);
       const keys = [...new Set(prepared.flatMap((p) => (p.key ? [p.key] : [])))];
       const known = await repo.findIdempotencyKeys(tx, org, keys);
       const placed: Placed[] = [];
@@ -193,15 +189,11 @@ export class IngestService {
         fresh.push(p);
       }
       if (fresh.length === 0) {
-        const latest = await ledgerRepo.latestCheckpoint(tx, org);
-        return { placed, size: head.size, root: head.rootHash, note: latest?.note ?? '', nodes: [], before: head };
+        return { placed, size: head.size, root: head.rootHash, note: await this.log.latestNote(tx, org), nodes: [], before: head };
       }
-      const appended = appendLeaves(head.size, head.frontier, fresh.map((p) => p.committed.leafHash));
-      const note = this.ledger.signCheckpoint(org, appended.size, appended.root);
       const newKeys = fresh.flatMap((p, i) => (p.key ? [{ key: p.key, eventId: p.id, recordedAt, leafIndex: head.size + i }] : []));
-      // Everything the append writes goes in one statement (data-modifying CTEs): with BEGIN, the
-      // head lock and COMMIT that is four round trips per batch, which bounds single-event latency.
-      const writes = [
+      // The event rows and idempotency keys are written by the log writer's single statement.
+      const rows = [
         repo.insertEventsSql(
           fresh.map((p, i) => ({
             ...repo.toRow(org, p.id, recordedAt, head.size + i, p.committed.leafHash, p.values, p.committed.commitments, p.committed.salts),
@@ -210,25 +202,16 @@ export class IngestService {
             producerSignature: p.signature?.signature ?? null,
           })),
         ),
-        ledgerRepo.insertNodesSql(org, appended.nodes),
-        ledgerRepo.insertCheckpointSql(org, { treeSize: appended.size, rootHash: appended.root, note, keyId: this.ledger.keyId }),
         ...(newKeys.length > 0 ? [repo.insertIdempotencyKeysSql(org, newKeys)] : []),
       ];
-      await tx.execute(
-        sql`WITH ${sql.join(writes.map((w, i) => sql`${sql.raw(`w${i}`)} AS (${w})`), sql`, `)} ${ledgerRepo.updateHeadSql(org, {
-          size: appended.size,
-          rootHash: appended.root,
-          frontier: appended.frontier,
-        })}`,
-      );
-      return { placed, size: appended.size, root: appended.root, note, nodes: appended.nodes, before: head };
+      const appended = await this.log.append(tx, org, head, fresh.map((p) => p.committed.leafHash), rows);
+      return { placed, ...appended };
     });
-    if (nodes.length > 0) {
-      this.observer.batchCommitted(nodes.filter((n) => n.level === 0).length);
-      this.observer.checkpointCommitted?.(org, size, note);
+    if (committed.nodes.length > 0) {
+      this.observer.batchCommitted(committed.nodes.filter((n) => n.level === 0).length);
+      this.observer.checkpointCommitted?.(org, committed.size, committed.note);
     }
-
-    return { placed, size, root, note, nodes, before };
+    return committed;
   }
 
   /** Receipts of a committed batch (pure CPU, plus one read only for idempotent repeats). */
@@ -242,7 +225,7 @@ export class IngestService {
     const missing = new Map<string, NodeId>();
     for (const plan of plans) for (const id of plan) if (!known.has(`${id.level}/${id.index}`)) missing.set(`${id.level}/${id.index}`, id);
     const ids = [...missing.values()];
-    const hashes = await ledgerRepo.readNodes(this.database.db, org, ids);
+    const hashes = await readNodes(this.database.db, org, ids);
     ids.forEach((id, i) => known.set(`${id.level}/${id.index}`, hashes[i]!));
     const rootB64 = root.toString('base64');
     return placed.map((p, i) => {
