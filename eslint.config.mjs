@@ -1,4 +1,4 @@
-// Type-aware linting for the whole repository (CONVENTIONS: TypeScript and tooling).
+// Type-aware linting for the whole repository.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
@@ -22,7 +22,7 @@ export default tseslint.config(
     },
   },
   {
-    // The ledger is pure: auditors re-implement it, so it may use nothing but node:crypto (ARCHITECTURE §5).
+    // The ledger is pure: auditors re-implement it, so it may use nothing but node:crypto (docs/architecture.md §1.2, docs/ledger-spec.md).
     files: ['server/src/ledger/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [

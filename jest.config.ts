@@ -1,6 +1,6 @@
 import type { Config } from 'jest';
 
-// One jest config, one project per workspace (ARCHITECTURE §2). TypeScript is transpiled by SWC
+// One jest config, one project per workspace (docs/architecture.md §1.1). TypeScript is transpiled by SWC
 // for speed; `tsc --noEmit` in `npm test` does the type checking.
 const transform: Config['transform'] = {
   '^.+\\.tsx?$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } }],

@@ -1,5 +1,5 @@
 /**
- * `npm run bench` / `npm run bench:ingest`: the ingestion benchmark of the core issue, against a
+ * `npm run bench` / `npm run bench:ingest`: the ingestion benchmark, against a
  * real PostgreSQL and the real server started as a child process. One run prints:
  *
  *  1. raw baseline: the same rows through node-postgres multi-row INSERTs (batches of 500),
@@ -12,7 +12,7 @@
  *  7. the server's resident memory (VmRSS of the child process) per phase,
  *
  * then a summary of every target with the figure and met/not met. It never fails because a target
- * is missed (ARCHITECTURE §9: benchmarks print figures); it exits non-zero only when something is
+ * is missed (docs/architecture.md §9: benchmarks print figures); it exits non-zero only when something is
  * actually broken (the server dies, a request is rejected, a proof does not verify).
  *
  * Every loop is bounded by a request count; all traffic goes to 127.0.0.1.

@@ -1,5 +1,5 @@
 /**
- * `npm run bench:verify`: offline verification and bundle export throughput (issue #3).
+ * `npm run bench:verify`: offline verification and bundle export throughput.
  *
  *  1. builds a synthetic bundle of `--events` (default 1,000,000) realistic events, committed and
  *     signed exactly as the server does it (salts, commitments, leaves, a checkpoint every
@@ -13,7 +13,7 @@
  *     `GET /api/v1/ledger/export` streamed over HTTP: events/s, MB/s, RSS during the export; the
  *     exported bundle is verified too.
  *
- * Prints figures and never fails on time (ARCHITECTURE §9); exits non-zero only when a bundle
+ * Prints figures and never fails on time (docs/architecture.md §9); exits non-zero only when a bundle
  * does not verify or the server breaks.
  */
 import { spawnSync } from 'node:child_process';

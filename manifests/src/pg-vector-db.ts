@@ -396,7 +396,7 @@ export class PgVectorDb extends Construct {
       new k8s.KubePodDisruptionBudget(this, 'DisruptionBudget', {
         metadata: meta(this.name),
         // Single instance: the budget allows the eviction so a node drain does not hang; HA
-        // belongs to a PostgreSQL operator (ARCHITECTURE §6).
+        // belongs to a PostgreSQL operator (docs/architecture.md §8).
         spec: disruptionBudgetSpec(this.podLabels),
       }),
       SyncWaves.data,
@@ -626,7 +626,7 @@ export class PgVectorDb extends Construct {
  */
 export function initRolesScript(migratorRole: string, appRole: string): string {
   return `#!/bin/sh
-# Creates the pgvector extension and the two roles of the audit server (ARCHITECTURE §6):
+# Creates the pgvector extension and the two roles of the audit server (docs/architecture.md §4.4):
 # ${migratorRole} owns the database and schema and runs migrations; ${appRole} is the runtime role,
 # whose table rights the server's own migrations grant (server/migrations/0004), table by table.
 set -eu

@@ -25,7 +25,7 @@ import {
 
 /** Redis `maxmemory-policy` values. */
 export enum RedisEvictionPolicy {
-  /** Refuse writes when full: queues (BullMQ) must never lose jobs (ARCHITECTURE §7). */
+  /** Refuse writes when full: queues (BullMQ) must never lose jobs (docs/architecture.md §5). */
   NO_EVICTION = 'noeviction',
   /** Evict any key, least recently used first: for a pure cache. */
   ALLKEYS_LRU = 'allkeys-lru',

@@ -140,7 +140,7 @@ describePg('PgVectorDb under PostgreSQL', () => {
     expect(run('createdb', ['audit'], env).status).toBe(0);
     vectorAvailable = psql("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'").stdout.trim() === '1';
     let script = initRolesScript('audit_migrator', 'audit_runtime');
-    // Debian's PostgreSQL has no pgvector package (ARCHITECTURE §10); everything else runs as is.
+    // Debian's PostgreSQL has no pgvector package (docs/architecture.md §10); everything else runs as is.
     if (!vectorAvailable) script = script.replace('CREATE EXTENSION IF NOT EXISTS vector;\n', '');
     const init = run('sh', ['-c', script], {
       ...env,

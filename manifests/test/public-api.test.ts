@@ -1,6 +1,6 @@
 /**
- * The library's public surface follows the house rules for construct libraries (CONVENTIONS:
- * "Construct library"): jsii-friendly exports, readonly props without mapped types, and a
+ * The library's public surface follows the rules for construct libraries in docs/architecture.md
+ * §6: jsii-friendly exports, readonly props without mapped types, and a
  * documented `@default` on every optional prop.
  */
 import * as fs from 'node:fs';

@@ -151,7 +151,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES,
     });
 
-    // The worker keeps monthly partitions ahead of time (ARCHITECTURE §6).
+    // The worker keeps monthly partitions ahead of time (docs/architecture.md §4.2).
     let upkeep: NodeJS.Timeout | null = null;
     if (runWorker) {
       upkeep = setInterval(() => {

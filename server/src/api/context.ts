@@ -14,7 +14,7 @@ export interface Services {
   apiKeys: ApiKeyService;
 }
 
-/** Per-request context, independent of the transport (CONVENTIONS: createContextInner). */
+/** Per-request context, independent of the transport (tRPC's inner context: https://trpc.io/docs/server/context#inner-and-outer-context). */
 export interface ApiContext {
   services: Services;
   principal: Principal | null;

@@ -1,7 +1,7 @@
 /**
  * Fixed-window rate limiting per API key. With Redis the window is shared by every replica
  * (INCR + PEXPIRE in one MULTI); without Redis, or while Redis is down, each process counts on
- * its own — a Redis outage degrades limits, it never blocks writes (ARCHITECTURE §3, §7).
+ * its own — a Redis outage degrades limits, it never blocks writes (docs/architecture.md §2, §5).
  */
 import type Redis from 'ioredis';
 

@@ -1,5 +1,5 @@
 /**
- * Driver selection (ARCHITECTURE §3): node-postgres when a connection string is given, otherwise
+ * Driver selection (docs/architecture.md §2): node-postgres when a connection string is given, otherwise
  * PGlite (PostgreSQL in WASM) in a data directory or in memory. Both expose the same Drizzle API and
  * the same raw-SQL connection used by migrations and advisory locks.
  */

@@ -1,5 +1,5 @@
 /**
- * The committed form of an event (ARCHITECTURE §5): normalized field values, a fresh salt and a
+ * The committed form of an event (docs/ledger-spec.md §4, §5): normalized field values, a fresh salt and a
  * commitment per field, and the leaf bytes. Pure except for the random salts it is handed.
  */
 import { commitField, formatRecordedAt, leafBytes, leafHash } from '../ledger';
@@ -31,7 +31,7 @@ export function normalizeEvent(input: EventInput, recordedAt: Date): FieldValues
   return values;
 }
 
-/** Commits each field with its salt and builds the leaf (ARCHITECTURE §5 "Leaf bytes"). */
+/** Commits each field with its salt and builds the leaf (docs/ledger-spec.md §5). */
 export function commitEvent(
   org: string,
   id: string,

@@ -1,5 +1,5 @@
 /**
- * Group commit (ARCHITECTURE §4): concurrent appends for one organization are coalesced
+ * Group commit (docs/architecture.md §3): concurrent appends for one organization are coalesced
  * in-process into one transaction of up to `maxBatch` events; across processes the
  * organization's head row is locked (SELECT … FOR UPDATE), so leaf indexes are contiguous and the
  * tree never forks. A promise resolves only after COMMIT, with the event's receipt.
@@ -162,7 +162,7 @@ export class IngestService {
 
   /** One transaction: lock head, dedupe idempotency keys, insert rows and nodes, sign, COMMIT. */
   private async commit(org: string, batch: Pending[]): Promise<Committed> {
-    const recordedAt = new Date(); // one time per batch; millisecond precision (ARCHITECTURE §5)
+    const recordedAt = new Date(); // one time per batch; millisecond precision (docs/ledger-spec.md §5)
     const newSalt = saltPool(batch.length * EVENT_FIELDS.length);
     const prepared = batch.map((p) => {
       const id = uuidv7(recordedAt.getTime());

@@ -1,6 +1,6 @@
 /**
  * The audit event as producers send it, and the shapes the API returns. Field names are the ones
- * smedrec frontends already send (issue #2); unknown top-level fields are rejected.
+ * smedrec frontends already send; unknown top-level fields are rejected.
  */
 import { z } from 'zod';
 
@@ -60,7 +60,7 @@ export const eventInputSchema = z.strictObject({
 /** Parsed event input (defaults applied). */
 export type EventInput = z.infer<typeof eventInputSchema>;
 
-/** Names of the committed fields, in a fixed order (ARCHITECTURE §5 "fields"). */
+/** Names of the committed fields, in a fixed order (docs/ledger-spec.md §4.1). */
 export const EVENT_FIELDS = [
   'timestamp',
   'action',

@@ -1,5 +1,5 @@
 /**
- * Export bundles and their offline verification (docs/verification.md "Bundle format").
+ * Export bundles and their offline verification (docs/ledger-spec.md §11, §12).
  *
  * A bundle is NDJSON: one JSON object per line, each with a `type`. In order:
  *
@@ -778,7 +778,7 @@ export function committedFieldStatus(f: CommittedField): 'ok' | 'erased' | 'mism
   } catch {
     return 'mismatch'; // not JSON (NaN, a lone surrogate…): cannot be what was committed
   }
-  // c = SHA-256(salt || UTF-8(JCS(value))) (ARCHITECTURE §5 "Field commitment").
+  // c = SHA-256(salt || UTF-8(JCS(value))) (docs/ledger-spec.md §4).
   const need = SALT_SIZE + text.length * 3; // UTF-8 needs at most 3 bytes per UTF-16 code unit
   if (need > scratch.length) scratch = Buffer.alloc(Math.max(need, scratch.length * 2));
   scratch.write(f.salt, 0, 'base64');

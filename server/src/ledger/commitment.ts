@@ -1,5 +1,5 @@
 /**
- * Field commitments and leaf bytes (ARCHITECTURE §5).
+ * Field commitments and leaf bytes (docs/ledger-spec.md §4, §5).
  *
  * Each event field is committed as `c = SHA-256(salt || UTF-8(JCS(value)))` with a fresh 16-byte
  * salt. The leaf holds only commitments, so erasing a field (deleting its value *and* its salt)
@@ -60,7 +60,7 @@ export interface LeafContent {
 }
 
 /**
- * The leaf bytes: UTF-8(JCS({"v":1,"org":…,"id":…,"recordedAt":…,"fields":{…}})) (ARCHITECTURE §5).
+ * The leaf bytes: UTF-8(JCS({"v":1,"org":…,"id":…,"recordedAt":…,"fields":{…}})) (docs/ledger-spec.md §5).
  * @throws TypeError if a member is missing, `recordedAt` is not in the millisecond `Z` form or a commitment is not 64 lower-case hex.
  */
 export function leafBytes(content: LeafContent): Buffer {

@@ -1,5 +1,5 @@
 /**
- * The pure ledger core (ARCHITECTURE §5): hashing, RFC 8785 canonical JSON, field commitments,
+ * The pure ledger core (docs/ledger-spec.md): hashing, RFC 8785 canonical JSON, field commitments,
  * RFC 9162 Merkle tree math and proofs, C2SP signed notes and checkpoints. It imports nothing but
  * `node:crypto`, so an auditor can read all of it in one sitting.
  */

@@ -1,5 +1,5 @@
 /**
- * Producer signatures (docs/verification.md "Producer signatures"): a producer may sign its event
+ * Producer signatures (docs/ledger-spec.md §9): a producer may sign its event
  * with its own Ed25519 key, so a verifier can tell that the event came from that producer and was
  * not made up by the server. The signed message is UTF-8(JCS(event)), RFC 8785, over the event
  * exactly as sent minus its `producerSignature` member. The server only accepts signed events

@@ -18,7 +18,7 @@ export function startTracing(endpoint: string, serviceName: string): () => Promi
       // Probes and scrapes would drown the traces that matter.
       new HttpInstrumentation({ ignoreIncomingRequestHook: (req) => /^\/(health|ready|metrics)\b/.test(req.url ?? '') }),
       new ExpressInstrumentation(),
-      // Statement text only: bound parameters may carry personal data (CONVENTIONS: never log payloads).
+      // Statement text only: bound parameters may carry personal data (docs/architecture.md §7: no event value in telemetry).
       new PgInstrumentation({ enhancedDatabaseReporting: false }),
     ],
   });

@@ -35,7 +35,7 @@ export class LedgerService {
     private readonly origin: string,
   ) {}
 
-  /** The checkpoint origin line of an organization's log (ARCHITECTURE §5). */
+  /** The checkpoint origin line of an organization's log (docs/ledger-spec.md §7). */
   originOf(org: string): string {
     return `${this.origin}/${org}`;
   }

@@ -1,5 +1,5 @@
 /**
- * Field commitments, recordedAt formatting and leaf bytes (ARCHITECTURE §5).
+ * Field commitments, recordedAt formatting and leaf bytes (docs/ledger-spec.md §4, §5).
  */
 import { createHash } from 'node:crypto';
 

@@ -30,7 +30,7 @@ export const events = pgTable(
     eventVersion: text(),
     details: jsonb(),
     idempotencyKey: text(),
-    /** field name → lower-case hex commitment (ARCHITECTURE §5). */
+    /** field name → lower-case hex commitment (docs/ledger-spec.md §4). */
     commitments: jsonb().$type<Record<string, string>>().notNull(),
     /** field name → base64 salt; an erased field has no entry. */
     salts: jsonb().$type<Record<string, string>>().notNull(),

@@ -4,7 +4,7 @@ import { bytea } from './types';
 /**
  * One row per organization: the current tree size, root and frontier (the hashes of the complete
  * subtrees that make up [0, size)), locked with SELECT … FOR UPDATE by every append so the tree
- * can never fork across replicas (ARCHITECTURE §4.4).
+ * can never fork across replicas (docs/architecture.md §3).
  */
 export const ledgerHeads = pgTable('ledger_heads', {
   organizationId: uuid().primaryKey(),
