@@ -24,23 +24,24 @@ import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { main as auditVerify, readLinesSync } from '../server/src/cli/audit-verify';
 import { loadConfig } from '../server/src/config';
+import { EVENT_FIELDS } from '../server/src/events/schema';
 import {
   BUNDLE_FORMAT,
+  CompactRange,
   commitField,
   formatBundleRecord,
   generateSignerKey,
   leafBytes,
   leafHash,
   newSalt,
-  nodeHash,
   parseSignerKey,
   planConsistency,
+  proveConsistency,
   signCheckpoint,
   type BundleRecord,
   type CommittedField,
   type NodeId,
 } from '../server/src/ledger';
-import { proveConsistency } from '../server/src/ledger';
 import { createLogger } from '../server/src/observability/logger';
 import { startRuntime } from '../server/src/runtime';
 import { createBenchDatabase, type BenchDatabase } from './lib/database';
@@ -59,11 +60,6 @@ const HELP = `Usage: npm run bench:verify -- [options]
   --help                this text
 `;
 
-const EVENT_FIELDS = [
-  'timestamp', 'action', 'status', 'principalId', 'principalType', 'targetResourceType', 'targetResourceId', 'patientId',
-  'outcomeDescription', 'dataClassification', 'correlationId', 'sessionContext', 'retentionPolicy', 'eventVersion', 'details',
-  'idempotencyKey',
-] as const;
 
 /** Node hashes per level in flat buffers: level L holds node i at bytes [32i, 32i + 32). */
 class NodeStore {
@@ -102,8 +98,8 @@ async function writeSyntheticBundle(file: string, events: number, every: number)
   await write({ type: 'header', format: BUNDLE_FORMAT, origin, organizationId: org, start: 0, end: events, headSize: events, exportedAt: new Date().toISOString() });
   await write({ type: 'key', keyId: signer.keyId.toString('hex'), name: signer.name, verifierKey, notBefore: new Date(0).toISOString(), notAfter: null });
   const nodes = new NodeStore();
-  const stack: Buffer[] = [];
-  const levels: number[] = [];
+  const tree = new CompactRange();
+  const store = nodes.add.bind(nodes);
   let prev: number | null = null;
   let checkpoints = 0;
   const recordedAtBase = Date.UTC(2026, 10, 1);
@@ -124,23 +120,10 @@ async function writeSyntheticBundle(file: string, events: number, every: number)
     const h = leafHash(leafBytes({ org, id, recordedAt, fields: commitments }));
     await write({ type: 'event', leafIndex: i, id, recordedAt, leafHash: h.toString('base64'), fields });
     // Incremental tree, keeping every node for the consistency proofs (RFC 9162 §2.1.4).
-    nodes.add(0, i, h);
-    stack.push(h);
-    levels.push(0);
-    while (levels.length >= 2 && levels[levels.length - 1] === levels[levels.length - 2]) {
-      const right = stack.pop()!;
-      const left = stack.pop()!;
-      levels.pop();
-      const level = levels.pop()! + 1;
-      const parent = nodeHash(left, right);
-      nodes.add(level, (i + 1) / 2 ** level - 1, parent);
-      stack.push(parent);
-      levels.push(level);
-    }
+    tree.append(h, store);
     const size = i + 1;
     if (size % every === 0 || size === events) {
-      let root = stack[stack.length - 1]!;
-      for (let k = stack.length - 2; k >= 0; k--) root = nodeHash(stack[k]!, root);
+      const root = tree.root();
       if (prev !== null) {
         const proof = proveConsistency(prev, size, planConsistency(prev, size).map((id) => nodes.get(id)));
         await write({ type: 'consistency', fromSize: prev, toSize: size, hashes: proof.map((x) => x.toString('base64')) });

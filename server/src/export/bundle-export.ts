@@ -1,5 +1,5 @@
 /**
- * Streams an organization's log as an export bundle (ledger/bundle.ts, docs/verification.md):
+ * Streams an organization's log as an export bundle (ledger/bundle-format.ts, docs/verification.md):
  * header, key history, frontier, events in leaf order with the signed checkpoints and consistency
  * proofs between them, end record. Reads in pages, so memory stays flat for any size; the REST
  * route writes it as NDJSON, tRPC streams it, and the self-audit feeds it to the verifier.

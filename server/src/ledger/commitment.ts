@@ -21,6 +21,14 @@ const COMMITMENT_RE = /^[0-9a-f]{64}$/;
 const RECORDED_AT_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /**
+ * Whether `s` has the form of a leaf's `recordedAt`: RFC 3339 UTC with exactly millisecond
+ * precision and `Z` (`2026-11-27T13:48:11.123Z`). Checks the form only, not the calendar.
+ */
+export function isRecordedAt(s: unknown): s is string {
+  return typeof s === 'string' && RECORDED_AT_RE.test(s);
+}
+
+/**
  * Commitment to one field value: lower-case hex SHA-256(salt || UTF-8(JCS(value))).
  * @throws RangeError if the salt is not 16 bytes; TypeError if the value is not JSON (see {@link canonicalize}).
  */

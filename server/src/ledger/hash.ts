@@ -10,9 +10,13 @@ export const HASH_SIZE = 32;
 /** Root of the empty tree: SHA-256 of the empty string (RFC 9162 §2.1.1, MTH({}) = HASH()). */
 export const EMPTY_ROOT: Buffer = createHash('sha256').digest();
 
-/** Hash of one leaf: SHA-256(0x00 || leaf) (RFC 9162 §2.1.1, MTH({d(0)})). */
-export function leafHash(leaf: Uint8Array): Buffer {
-  return createHash('sha256').update(LEAF_PREFIX).update(leaf).digest();
+/**
+ * Hash of one leaf: SHA-256(0x00 || leaf) (RFC 9162 §2.1.1, MTH({d(0)})). A string is hashed as
+ * its UTF-8 bytes (the leaf text, without copying it into a Buffer first).
+ */
+export function leafHash(leaf: Uint8Array | string): Buffer {
+  const h = createHash('sha256').update(LEAF_PREFIX);
+  return (typeof leaf === 'string' ? h.update(leaf, 'utf8') : h.update(leaf)).digest();
 }
 
 /** Hash of an interior node: SHA-256(0x01 || left || right) (RFC 9162 §2.1.1). */

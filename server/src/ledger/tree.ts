@@ -24,6 +24,7 @@
  * list of the wrong length from storage). {@link VerificationError} subclasses: the proof or root
  * given for verification is wrong.
  */
+import { CompactRange, foldSubtrees } from './compact-range';
 import { ProofShapeError, RootMismatchError } from './errors';
 import { EMPTY_ROOT, HASH_SIZE, nodeHash } from './hash';
 
@@ -125,19 +126,6 @@ function subtreeNodes(lo: number, hi: number): NodeId[] {
   return ids;
 }
 
-/*
- * The hash of an RFC subtree D[lo:hi] from its compact range, largest piece first. Because every
- * RFC split point is a power of two, MTH of a ragged right-edge subtree of pieces P1 > P2 > … > Pr
- * is HASH(P1 || HASH(P2 || … HASH(P(r−1) || Pr))): fold from the right (RFC 9162 §2.1.1 applied
- * repeatedly; the first split of 8 + 4 + 1 leaves is at 8, the next at 4).
- */
-function foldRight(hashes: readonly Buffer[]): Buffer {
-  let h = hashes[hashes.length - 1];
-  if (h === undefined) return EMPTY_ROOT;
-  for (let i = hashes.length - 2; i >= 0; i--) h = nodeHash(hashes[i]!, h);
-  return h;
-}
-
 /**
  * The stored nodes that make up the frontier of a tree of `size` leaves: the complete subtrees
  * decomposing [0, size), largest (leftmost) first, one per set bit of `size`.
@@ -153,7 +141,7 @@ export function frontierNodes(size: number): NodeId[] {
  */
 export function rootFromFrontier(frontier: Buffer[]): Buffer {
   frontier.forEach((h, i) => checkStoredHash(h, `frontier[${i}]`));
-  return foldRight(frontier);
+  return foldSubtrees(frontier);
 }
 
 /**
@@ -166,45 +154,15 @@ export function rootFromFrontier(frontier: Buffer[]): Buffer {
 export function appendLeaves(size: number, frontier: Buffer[], leafHashes: Buffer[]): AppendResult {
   checkSize(size, 'size');
   checkSize(size + leafHashes.length, 'new size');
-  const ids = subtreeNodes(0, size);
-  if (frontier.length !== ids.length) {
-    throw new RangeError(
-      `a tree of size ${size} has a frontier of ${ids.length} hashes, got ${frontier.length}`,
-    );
-  }
-  frontier.forEach((h, i) => checkStoredHash(h, `frontier[${i}]`));
-
-  /*
-   * The frontier is a stack of complete subtrees with strictly decreasing levels: the binary
-   * representation of the size. Appending leaf n pushes a level-0 node; then, as in binary
-   * addition with carries, while the top two entries have the same level L they are siblings,
-   * and merge into their parent at level L + 1. The parent ends where leaf n ends (at n + 1), so
-   * it covers [n + 1 − 2^(L+1), n + 1) and its index is (n + 1) / 2^(L+1) − 1. Each merge stores
-   * one node; over k appends there are fewer than k + log2(n) merges.
-   */
-  const levels = ids.map((id) => id.level);
-  const hashes = frontier.slice();
+  // The compact range checks the frontier against the size (one 32-byte hash per set bit).
+  const range = new CompactRange(size, frontier);
   const nodes: AppendResult['nodes'] = [];
-  let n = size;
-  for (const lh of leafHashes) {
-    checkStoredHash(lh, `leafHashes[${n - size}]`);
-    nodes.push({ level: 0, index: n, hash: lh });
-    levels.push(0);
-    hashes.push(lh);
-    const end = n + 1;
-    while (levels.length >= 2 && levels[levels.length - 1] === levels[levels.length - 2]) {
-      const right = hashes.pop()!;
-      const left = hashes.pop()!;
-      levels.pop();
-      const level = levels.pop()! + 1;
-      const hash = nodeHash(left, right);
-      nodes.push({ level, index: end / 2 ** level - 1, hash });
-      levels.push(level);
-      hashes.push(hash);
-    }
-    n = end;
-  }
-  return { size: n, root: foldRight(hashes), frontier: hashes, nodes };
+  const store = (level: number, index: number, hash: Buffer) => nodes.push({ level, index, hash });
+  leafHashes.forEach((lh, i) => {
+    checkStoredHash(lh, `leafHashes[${i}]`);
+    range.append(lh, store);
+  });
+  return { size: range.size, root: range.root(), frontier: range.frontier(), nodes };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,7 +241,10 @@ function planRanges(ranges: Ranges): { ids: NodeId[]; groups: number[] } {
   return { ids, groups };
 }
 
-/** Hashes each range from its stored nodes (hashes in plan order). */
+/**
+ * Hashes each range from its stored nodes (hashes in plan order): an RFC subtree D[lo:hi] is its
+ * compact range's pieces folded from the right (compact-range.ts).
+ */
 function computeRanges(plan: { ids: NodeId[]; groups: number[] }, hashes: Buffer[], what: string): Buffer[] {
   if (!Array.isArray(hashes) || hashes.length !== plan.ids.length) {
     throw new RangeError(`${what} needs ${plan.ids.length} stored hashes, got ${hashes?.length}`);
@@ -292,7 +253,7 @@ function computeRanges(plan: { ids: NodeId[]; groups: number[] }, hashes: Buffer
   const out: Buffer[] = [];
   let at = 0;
   for (const count of plan.groups) {
-    out.push(foldRight(hashes.slice(at, at + count)));
+    out.push(foldSubtrees(hashes.slice(at, at + count)));
     at += count;
   }
   return out;

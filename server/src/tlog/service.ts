@@ -117,7 +117,7 @@ export class LedgerService {
   }
 
   /**
-   * The organization's export bundle for `range` (ledger/bundle.ts), record by record, read in
+   * The organization's export bundle for `range` (ledger/bundle-format.ts), record by record, read in
    * pages: stream it, never collect it.
    */
   exportBundle(org: string, range: ExportRange = {}) {

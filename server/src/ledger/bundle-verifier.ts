@@ -1,136 +1,35 @@
 /**
- * Export bundles and their offline verification (docs/ledger-spec.md §11, §12).
- *
- * A bundle is NDJSON: one JSON object per line, each with a `type`. In order:
- *
- * 1. `header`: format, origin, organization, the leaf range [start, end) and the log's head size.
- * 2. `key` ×k: every checkpoint signing key the log ever used, with its validity window; then
- *    `producerKey` ×p: the organization's registered producer keys (for producer signatures).
- * 3. `frontier` (only when start > 0): the hashes of the complete subtrees that make up [0, start)
- *    (RFC 9162 §2.1.1 decomposition, largest first), followed by the signed checkpoint at `start`
- *    whose root they must reproduce.
- * 4. `event` ×(end − start) in leaf order, each followed, when a signed checkpoint ends there, by a
- *    `consistency` proof from the previous checkpoint (RFC 9162 §2.1.4) and that `checkpoint`.
- * 5. Possibly one more `consistency` + `checkpoint` past `end`: the log's latest signed checkpoint.
- * 6. `end`: how many events and checkpoints were written, so truncation is detected.
+ * Offline verification of export bundles (bundle-format.ts; docs/ledger-spec.md §12).
  *
  * {@link BundleVerifier} consumes records one at a time (flat memory for any size): it re-hashes
- * every field value against its commitment, rebuilds every leaf and the tree incrementally,
- * recomputes the root at every checkpoint and compares it with the signed one, checks every
- * checkpoint signature against the keys the auditor trusts and every consistency proof between
- * consecutive checkpoints. Erased fields (no salt, no value) are reported as erased, not as failures.
+ * every field value against its commitment, rebuilds every leaf and the tree incrementally
+ * (compact-range.ts), recomputes the root at every checkpoint and compares it with the signed one,
+ * checks every checkpoint signature against the keys the auditor trusts and every consistency
+ * proof between consecutive checkpoints. Erased fields (no salt, no value) are reported as erased,
+ * not as failures.
  *
- * Nothing here does I/O: the CLI reads lines, the server's self-audit feeds records from the database.
+ * Nothing here does I/O: the CLI reads lines, the server's self-audit and `audit-admin
+ * verify-ledger` feed records from the exporter.
  */
-import { createHash, hash as oneShotHash } from 'node:crypto';
-import { SALT_SIZE, leafBytes, type CommittedField } from './commitment';
+import type {
+  BundleCheckpoint,
+  BundleConsistency,
+  BundleEnd,
+  BundleEvent,
+  BundleFrontier,
+  BundleHeader,
+  BundleKey,
+  BundleProducerKey,
+} from './bundle-format';
+import { BUNDLE_FORMAT } from './bundle-format';
+import { CompactRange, frontierLevels } from './compact-range';
 import { decodeBase64Strict } from './encoding';
-import { EMPTY_ROOT, HASH_SIZE, leafHash, nodeHash } from './hash';
-import { canonicalize } from './jcs';
+import { VerificationError } from './errors';
+import { committedFieldStatus, rebuildLeafHash } from './fast-commitment';
+import { HASH_SIZE } from './hash';
 import { openCheckpoint, type Checkpoint, type Verifier } from './note';
 import { producerKeyId, verifyProducerSignature } from './producer';
 import { verifyConsistency } from './tree';
-import { VerificationError } from './errors';
-
-/** The `format` of the header line of bundles this module writes and reads. */
-export const BUNDLE_FORMAT = 'smedrec-audit-bundle/1';
-
-/** First line: what the bundle covers. */
-export interface BundleHeader {
-  type: 'header';
-  format: typeof BUNDLE_FORMAT;
-  /** Checkpoint origin of the log (`<AUDIT_LOG_ORIGIN>/<organizationId>`). */
-  origin: string;
-  organizationId: string;
-  /** First leaf index in the bundle (a signed checkpoint size, or 0). */
-  start: number;
-  /** One past the last leaf index in the bundle (a signed checkpoint size). */
-  end: number;
-  /** The log's head size when exported; must equal the size of the latest signed checkpoint. */
-  headSize: number;
-  /** RFC 3339 time of the export (informational). */
-  exportedAt: string;
-}
-
-/** A checkpoint signing key with its validity window (rotation never invalidates old checkpoints). */
-export interface BundleKey {
-  type: 'key';
-  keyId: string;
-  name: string;
-  /** Signed-note verifier key `<name>+<hex id>+<base64(0x01 || public key)>`. */
-  verifierKey: string;
-  notBefore: string;
-  notAfter: string | null;
-}
-
-/** A producer's Ed25519 key, registered with the organization (producer signatures). */
-export interface BundleProducerKey {
-  type: 'producerKey';
-  /** First 8 bytes of SHA-256(public key), hex. */
-  keyId: string;
-  name: string;
-  /** Standard base64 of the raw 32-byte public key. */
-  publicKey: string;
-  createdAt: string;
-  revokedAt: string | null;
-}
-
-/** Hashes of the complete subtrees that make up [0, size), largest first (standard base64). */
-export interface BundleFrontier {
-  type: 'frontier';
-  size: number;
-  hashes: string[];
-}
-
-/** One event in its committed form. */
-export interface BundleEvent {
-  type: 'event';
-  leafIndex: number;
-  id: string;
-  /** RFC 3339 UTC, millisecond precision, `Z` (as in the leaf). */
-  recordedAt: string;
-  /** The log's stored hash of this leaf (level-0 tree node), standard base64. */
-  leafHash: string;
-  /** Every committed field: commitment, and unless erased its salt and value. */
-  fields: Record<string, CommittedField>;
-  /** The producer's signature over the event as sent (not committed; checked separately). */
-  producerSignature?: { keyId: string; signature: string };
-}
-
-/** A signed checkpoint (C2SP tlog-checkpoint signed note). */
-export interface BundleCheckpoint {
-  type: 'checkpoint';
-  treeSize: number;
-  note: string;
-  /** When the server stored it (not signed; compared with key windows for a warning only). */
-  createdAt: string | null;
-}
-
-/** RFC 9162 §2.1.4 consistency proof between two checkpoint sizes (standard base64 hashes). */
-export interface BundleConsistency {
-  type: 'consistency';
-  fromSize: number;
-  toSize: number;
-  hashes: string[];
-}
-
-/** Last line: counts, so a truncated bundle does not verify. */
-export interface BundleEnd {
-  type: 'end';
-  events: number;
-  checkpoints: number;
-}
-
-/** Any line of a bundle. */
-export type BundleRecord =
-  | BundleHeader
-  | BundleKey
-  | BundleProducerKey
-  | BundleFrontier
-  | BundleEvent
-  | BundleCheckpoint
-  | BundleConsistency
-  | BundleEnd;
 
 /** Where a failure is. */
 export type BundleFailureKind = 'leaf' | 'checkpoint' | 'bundle';
@@ -209,11 +108,8 @@ export class BundleVerifier {
   private readonly producerKeys = new Map<string, { publicKey: Buffer; revokedAt: number }>();
   private producerVerified = 0;
   private producerUnverifiable = 0;
-  /** Complete subtree roots of [0, size), largest first, with their levels (RFC 9162 §2.1.1). */
-  private stack: Buffer[] = [];
-  private levels: number[] = [];
-  /** Leaves folded into the stack so far (= next expected leaf index once started). */
-  private size = 0;
+  /** The leaves folded in so far, as a compact range [0, size) (RFC 9162 §2.1.1). */
+  private tree = new CompactRange();
   private started = false;
   private lastCheckpoint: { size: number; root: Buffer } | null = null;
   private pendingConsistency: BundleConsistency | null = null;
@@ -352,12 +248,9 @@ export class BundleVerifier {
     if (this.started || f.size !== h.start) throw new TypeError(`unexpected frontier for size ${String(f.size)}`);
     if (!Array.isArray(f.hashes)) throw new TypeError('frontier.hashes must be an array');
     // The frontier of a tree of n leaves has one complete subtree per set bit of n, largest first.
-    const levels: number[] = [];
-    for (let n = f.size, level = 0; n > 0; n = Math.floor(n / 2), level++) if (n % 2 === 1) levels.unshift(level);
+    const levels = frontierLevels(f.size);
     if (levels.length !== f.hashes.length) throw new TypeError(`frontier of size ${f.size} needs ${levels.length} hashes`);
-    this.stack = f.hashes.map((s, i) => hashOf(s, `frontier.hashes[${i}]`));
-    this.levels = levels;
-    this.size = f.size;
+    this.tree = new CompactRange(f.size, f.hashes.map((s, i) => hashOf(s, `frontier.hashes[${i}]`)));
     this.started = true;
   }
 
@@ -431,40 +324,19 @@ export class BundleVerifier {
     this.append(hash);
   }
 
-  /*
-   * Incremental RFC 9162 §2.1.1 tree: the stack holds the complete subtrees of [0, size) with
-   * strictly decreasing levels (the binary representation of size). Appending leaf n pushes a
-   * level-0 node; while the two top entries have the same level L they are siblings and merge into
-   * their parent at L + 1, which covers [n + 1 − 2^(L+1), n + 1), i.e. index (n + 1) / 2^(L+1) − 1.
-   */
+  /** Appends a leaf hash, reporting completed nodes to `onNode` (the self-audit compares them). */
   private append(hash: Buffer): void {
-    const onNode = this.options.onNode;
-    const n = this.size;
-    onNode?.(0, n, hash);
-    this.stack.push(hash);
-    this.levels.push(0);
-    const end = n + 1;
-    let top = this.levels.length - 1;
-    while (top >= 1 && this.levels[top] === this.levels[top - 1]) {
-      const right = this.stack.pop()!;
-      const left = this.stack.pop()!;
-      this.levels.pop();
-      const level = this.levels.pop()! + 1;
-      const parent = nodeHash(left, right);
-      onNode?.(level, end / 2 ** level - 1, parent);
-      this.stack.push(parent);
-      this.levels.push(level);
-      top--;
-    }
-    this.size = end;
+    this.tree.append(hash, this.options.onNode);
   }
 
-  /** Root of the leaves seen so far: the stack folded right to left (RFC 9162 §2.1.1). */
+  /** Number of leaves folded in (= next expected leaf index once started). */
+  private get size(): number {
+    return this.tree.size;
+  }
+
+  /** Root of the leaves seen so far (RFC 9162 §2.1.1). */
   private root(): Buffer {
-    if (this.stack.length === 0) return EMPTY_ROOT;
-    let r = this.stack[this.stack.length - 1]!;
-    for (let i = this.stack.length - 2; i >= 0; i--) r = nodeHash(this.stack[i]!, r);
-    return r;
+    return this.tree.root();
   }
 
   private onConsistency(c: BundleConsistency): void {
@@ -670,144 +542,6 @@ export async function verifyBundle(
   for await (const r of records) v.push(r);
   return v.finish();
 }
-
-/** One line of NDJSON for a record (no trailing newline). */
-export function formatBundleRecord(record: BundleRecord): string {
-  return JSON.stringify(record);
-}
-
-/** Describes the first failure of a report as one line: `leaf 12: …`, `checkpoint 40: …`. */
-export function describeFirstFailure(report: BundleReport): string | null {
-  const f = report.failures[0];
-  if (!f) return null;
-  const where = f.kind === 'leaf' ? `leaf ${f.leafIndex}` : f.kind === 'checkpoint' ? `checkpoint ${f.treeSize}` : `line ${f.line}`;
-  return `${where}: ${f.reason}`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Hot path. A bundle of a million events means ~15 million field commitments: these are the same
-// computations as verifyCommittedField and leafHash(leafBytes(…)) (commitment.ts), with fast paths
-// for the common shapes and a fall-back to the reference code for everything else. The tests
-// check them against the reference on random input.
-// ---------------------------------------------------------------------------------------------
-
-/** Canonical standard base64 of exactly 16 bytes: 21 free characters, one with 4 zero low bits, `==`. */
-const SALT_B64_RE = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
-const ALL_HEX_RE = /^[0-9a-f]*$/;
-const RECORDED_AT_MS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const SURROGATE_RE = /[\uD800-\uDFFF]/;
-
-/**
- * RFC 8785 of a value. A string without surrogates serializes exactly as JSON.stringify does it
- * (RFC 8785 §3.2.2.2 adopts the ECMAScript escaping), so that shortcut is exact; anything else
- * (objects, numbers, strings with surrogate pairs or lone surrogates) goes through canonicalize.
- */
-function jcs(value: unknown): string {
-  if (typeof value === 'string' && !SURROGATE_RE.test(value)) return JSON.stringify(value);
-  if (typeof value === 'object' && value !== null) {
-    try {
-      const out = jcsParsed(value);
-      if (out !== null) return out;
-    } catch {
-      // too deep for recursion: the iterative reference handles it
-    }
-  }
-  return canonicalize(value);
-}
-
-/**
- * RFC 8785 for what JSON.parse returns (no cycles, no undefined, only plain objects and arrays),
- * recursively: members sorted by UTF-16 code units (§3.2.3, the default sort), numbers by
- * ECMAScript Number::toString (§3.2.2.3, which `String` is; JSON.parse never yields NaN or ±∞),
- * strings as JSON.stringify writes them (§3.2.2.2). Returns null, to fall back on the reference
- * code, for anything else: a surrogate anywhere, a non-plain object, a non-finite number.
- */
-function jcsParsed(value: unknown): string | null {
-  switch (typeof value) {
-    case 'string':
-      return SURROGATE_RE.test(value) ? null : JSON.stringify(value);
-    case 'number':
-      return Number.isFinite(value) ? String(value) : null;
-    case 'boolean':
-      return value ? 'true' : 'false';
-    case 'object': {
-      if (value === null) return 'null';
-      if (Array.isArray(value)) {
-        const parts: string[] = [];
-        for (const item of value as unknown[]) {
-          const p = jcsParsed(item);
-          if (p === null) return null;
-          parts.push(p);
-        }
-        return `[${parts.join(',')}]`;
-      }
-      if (Object.getPrototypeOf(value) !== Object.prototype) return null;
-      const obj = value as Record<string, unknown>;
-      const parts: string[] = [];
-      for (const key of Object.keys(obj).sort()) {
-        const v = obj[key];
-        if (v === undefined) continue; // as canonicalize: absent members are omitted
-        if (SURROGATE_RE.test(key)) return null;
-        const p = jcsParsed(v);
-        if (p === null) return null;
-        parts.push(`${JSON.stringify(key)}:${p}`);
-      }
-      return `{${parts.join(',')}}`;
-    }
-    case 'bigint':
-    case 'function':
-    case 'symbol':
-    case 'undefined':
-      return null;
-  }
-}
-
-/** Scratch space for salt || JCS(value), so hashing a field allocates nothing on the way. */
-let scratch = Buffer.alloc(64 * 1024);
-
-/** Same verdict as verifyCommittedField: 'ok', 'erased' (no salt, no value) or 'mismatch'. */
-export function committedFieldStatus(f: CommittedField): 'ok' | 'erased' | 'mismatch' {
-  const hasValue = 'value' in f && f.value !== undefined;
-  if (f.salt === null) return hasValue ? 'mismatch' : 'erased';
-  // A malformed commitment needs no separate check: it can never equal a lower-case hex digest.
-  if (!hasValue || typeof f.commitment !== 'string') return 'mismatch';
-  if (typeof f.salt !== 'string' || !SALT_B64_RE.test(f.salt)) return 'mismatch';
-  let text: string;
-  try {
-    text = jcs(f.value);
-  } catch {
-    return 'mismatch'; // not JSON (NaN, a lone surrogate…): cannot be what was committed
-  }
-  // c = SHA-256(salt || UTF-8(JCS(value))) (docs/ledger-spec.md §4).
-  const need = SALT_SIZE + text.length * 3; // UTF-8 needs at most 3 bytes per UTF-16 code unit
-  if (need > scratch.length) scratch = Buffer.alloc(Math.max(need, scratch.length * 2));
-  scratch.write(f.salt, 0, 'base64');
-  const n = scratch.write(text, SALT_SIZE, 'utf8');
-  const digest = oneShotHash('sha256', scratch.subarray(0, SALT_SIZE + n), 'hex');
-  return digest === f.commitment ? 'ok' : 'mismatch';
-}
-
-/**
- * leafHash(leafBytes({org, id, recordedAt, fields})). JCS orders members by UTF-16 code units:
- * "fields" < "id" < "org" < "recordedAt" < "v", and field names by the default sort. Inputs the
- * fast path does not cover exactly (surrogates, malformed values) go through the reference code,
- * which throws for what is not a valid leaf.
- */
-export function rebuildLeafHash(org: string, id: string, recordedAt: string, fields: Record<string, string>): Buffer {
-  const simple = (s: unknown): s is string => typeof s === 'string' && !SURROGATE_RE.test(s);
-  const names = Object.keys(fields).sort();
-  const values = names.map((n) => fields[n]);
-  // One pattern test for all commitments: each a string of 64 lower-case hex digits.
-  const joined = values.every((c) => typeof c === 'string' && c.length === 64) ? values.join('') : null;
-  if (!simple(org) || !simple(id) || typeof recordedAt !== 'string' || !RECORDED_AT_MS_RE.test(recordedAt) || joined === null || !ALL_HEX_RE.test(joined) || !names.every(simple)) {
-    return leafHash(leafBytes({ org, id, recordedAt, fields }));
-  }
-  const members = names.map((n) => `${JSON.stringify(n)}:"${fields[n]}"`).join(',');
-  const text = `{"fields":{${members}},"id":${JSON.stringify(id)},"org":${JSON.stringify(org)},"recordedAt":"${recordedAt}","v":1}`;
-  return createHash('sha256').update(LEAF_PREFIX).update(text, 'utf8').digest(); // RFC 9162 §2.1.1: SHA-256(0x00 || leaf)
-}
-
-const LEAF_PREFIX = Uint8Array.of(0x00);
 
 function checkIndex(n: unknown, what: string): asserts n is number {
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new TypeError(`${what} must be a non-negative integer`);
