@@ -65,6 +65,7 @@ describe('the reference checker', () => {
     ['a reference definition to a missing file', { 'docs/a.md': DOC + '[x]: ./gone.md\n' }, 'docs/a.md:12: docs/gone.md is not in the repository'],
     ['a citation of a missing doc', { 'server/x.ts': '// see docs/ledger.md\n' }, 'server/x.ts:1: docs/ledger.md is not in the repository'],
     ['a citation of a missing section', { 'server/x.ts': '// docs/a.md §1, §3\n', 'docs/a.md': DOC }, 'server/x.ts:1: docs/a.md has no section 3'],
+    ['a second citation on the same line', { 'server/x.ts': '// docs/a.md §1 and docs/a.md §7\n', 'docs/a.md': DOC }, 'server/x.ts:1: docs/a.md has no section 7'],
     ['a citation of a missing subsection', { 'server/x.ts': '// docs/a.md §1.3\n', 'docs/a.md': DOC }, 'server/x.ts:1: docs/a.md has no section 1.3'],
     ['a citation of a missing heading', { 'server/x.ts': '// docs/a.md "Bundle format"\n', 'docs/a.md': DOC }, 'server/x.ts:1: docs/a.md has no heading "Bundle format"'],
     ['a path to a missing repository file', { 'docs/a.md': 'Read `server/src/gone.ts`.\n' }, 'docs/a.md:1: server/src/gone.ts is not in the repository'],

@@ -46,8 +46,8 @@ const FORBIDDEN: Array<{ re: RegExp; problem: string }> = [
 const MARKDOWN_LINK = /\[[^\]\n]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"\n]*")?\s*\)/g;
 /** `[label]: target` reference definitions (Markdown only). */
 const REFERENCE_DEFINITION = /^ {0,3}\[[^\]\n]+\]:\s*<?(\S+?)>?(?:\s+.*)?$/gm;
-/** A `docs/…md` citation, repository-relative, with what follows it on the line. */
-const DOC_CITATION = /(?<![\w./-])(docs\/[\w.-]+\.md)(#[\w-]+)?([^\n]*)/g;
+/** A `docs/…md` citation, repository-relative, and (looked ahead, not consumed) the rest of the line. */
+const DOC_CITATION = /(?<![\w./-])(docs\/[\w.-]+\.md)(#[\w-]+)?(?=([^\n]*))/g;
 /** A repository path naming a file (it has an extension), e.g. `server/src/ledger/tree.ts`. */
 const REPO_PATH = new RegExp(`(?<![\\w./@$-])((?:${TOP_LEVEL.map((t) => t.replace('.', '\\.')).join('|')})/[\\w.@/-]*[\\w@-]\\.[A-Za-z]{1,5})(?![\\w/<*…{$-])`, 'g');
 /** A relative path starting with `./` or `../`. */
