@@ -62,8 +62,10 @@ export interface PgVectorDbProps {
    */
   readonly namespace?: string;
   /**
-   * PostgreSQL 17 image with pgvector.
-   * @default 'pgvector/pgvector:pg17'
+   * PostgreSQL 17 image with pgvector, pinned to a pgvector release (`<pgvector>-pg17`): the
+   * rolling `pg17` tag moves with every pgvector and PostgreSQL minor release.
+   * @default PgVectorDb.DEFAULT_IMAGE ('pgvector/pgvector:0.8.6-pg17')
+   * @see https://kubernetes.io/docs/concepts/containers/images/#image-names
    */
   readonly image?: string;
   /**
@@ -164,6 +166,9 @@ export interface PgVectorDbProps {
 /** Port PostgreSQL listens on. */
 export const POSTGRES_PORT = 5432;
 
+/** pgvector 0.8.6 on PostgreSQL 17 (tag format `<pgvector version>-pg<major>`, pgvector README "Docker"). */
+export const PGVECTOR_IMAGE = 'pgvector/pgvector:0.8.6-pg17';
+
 /**
  * PostgreSQL 17 with pgvector as a StatefulSet: `pg_stat_statements` preloaded, logical WAL,
  * init SQL that creates the `vector` extension and the migration/runtime roles with passwords
@@ -176,6 +181,8 @@ export const POSTGRES_PORT = 5432;
 export class PgVectorDb extends Construct {
   /** Port PostgreSQL listens on. */
   public static readonly PORT = POSTGRES_PORT;
+  /** Image used when `image` is not set: pgvector 0.8.6 on PostgreSQL 17, an exact release tag. */
+  public static readonly DEFAULT_IMAGE = PGVECTOR_IMAGE;
 
   /** The init script that creates the extensions and roles (see {@link initRolesScript}). */
   public static initRolesScript(migratorRole: string, appRole: string): string {
@@ -230,7 +237,7 @@ export class PgVectorDb extends Construct {
     this.superuserPasswordSecret = { secretName: credentials, key: 'superuser-password' };
     this.migratorPasswordSecret = { secretName: credentials, key: 'migrator-password' };
     this.appPasswordSecret = { secretName: credentials, key: 'app-password' };
-    const image = props.image ?? 'pgvector/pgvector:pg17';
+    const image = props.image ?? PGVECTOR_IMAGE;
     checkImage('image', image);
     const storageGiB = props.storageGiB ?? 20;
     const shmMiB = props.shmSizeMiB ?? 256;

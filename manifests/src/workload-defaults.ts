@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import type { ContainerResources } from './container-resources';
+import { PINNED_IMAGE_HINT, unpinnedImageReason } from './image-reference';
 import type { NetworkPeer } from './network-peer';
 import type { SecretKeyReference } from './secret-reference';
 
@@ -176,13 +177,14 @@ export function checkQuantity(prop: string, value: string): void {
   }
 }
 
-/** Throws when an image reference uses no tag or the floating `latest` tag. */
+/**
+ * Throws when an image reference is not pinned: it needs a tag with a version number or a
+ * digest (see {@link unpinnedImageReason}); rolling tags such as `latest` or `pg17` move.
+ */
 export function checkImage(prop: string, image: string): void {
-  const afterSlash = image.slice(image.lastIndexOf('/') + 1);
-  if (image.includes('@sha256:')) return;
-  const colon = afterSlash.lastIndexOf(':');
-  if (colon < 0 || afterSlash.slice(colon + 1) === '' || afterSlash.slice(colon + 1) === 'latest') {
-    throw new Error(`invalid ${prop}: '${image}' (expected a pinned tag or digest, never latest)`);
+  const reason = unpinnedImageReason(image);
+  if (reason !== undefined) {
+    throw new Error(`invalid ${prop}: '${image}' (${reason}; expected ${PINNED_IMAGE_HINT})`);
   }
 }
 

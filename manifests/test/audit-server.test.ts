@@ -316,7 +316,9 @@ describe('AuditServer', () => {
   });
 
   it('fails when the image tag is latest', () => {
-    expect(() => synth({ imageTag: 'latest' })).toThrow("invalid imageTag: 'ghcr.io/smedrec/audit-server:latest' (expected a pinned tag or digest, never latest)");
+    expect(() => synth({ imageTag: 'latest' })).toThrow(
+      "invalid imageTag: 'ghcr.io/smedrec/audit-server:latest' (tag latest has no version number; expected a tag with a version number such as 1.2.3, or an @sha256 digest)",
+    );
   });
 
   it('fails when autoscaling would allow a single replica', () => {

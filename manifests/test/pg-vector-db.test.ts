@@ -33,8 +33,8 @@ describe('PgVectorDb', () => {
     expect(objects).toMatchSnapshot();
   });
 
-  it('runs pgvector/pgvector:pg17 with its config file, pg_stat_statements preloaded and logical WAL', () => {
-    expect(container.image).toBe('pgvector/pgvector:pg17');
+  it('runs pgvector 0.8.6 on PostgreSQL 17 (an exact release tag) with its config file, pg_stat_statements preloaded and logical WAL', () => {
+    expect(container.image).toBe('pgvector/pgvector:0.8.6-pg17');
     expect(container.args).toEqual(['postgres', '-c', 'config_file=/etc/postgresql/postgresql.conf']);
     const conf: string = get(objects, 'ConfigMap', 'postgres-config').data['postgresql.conf'];
     expect(conf.split('\n')).toEqual(expect.arrayContaining(["shared_preload_libraries = 'pg_stat_statements'", 'wal_level = logical']));

@@ -96,7 +96,12 @@ describe('RedisCache', () => {
   });
 
   it('fails when the image is not pinned', () => {
-    expect(() => synth({ image: 'redis' })).toThrow("invalid image: 'redis' (expected a pinned tag or digest, never latest)");
+    expect(() => synth({ image: 'redis' })).toThrow(
+      "invalid image: 'redis' (tag missing; expected a tag with a version number such as 1.2.3, or an @sha256 digest)",
+    );
+    expect(() => synth({ image: 'redis:7-alpine' })).toThrow(
+      "invalid image: 'redis:7-alpine' (tag 7-alpine has no version number; expected a tag with a version number such as 1.2.3, or an @sha256 digest)",
+    );
   });
 });
 

@@ -157,13 +157,50 @@ describe('policy rules', () => {
     expect(v.filter((x) => x.rule === 'probes')).toEqual([]);
   });
 
-  it('no-latest-tag: fails for latest and for a missing tag', () => {
+  it('no-latest-tag: fails for rolling tags (latest, pg17, alpine, stable, lts), a missing tag and a malformed digest', () => {
+    const hint = 'use a tag with a version number such as 1.2.3, or an @sha256 digest';
+    const bad: [string, string, string, string][] = [
+      ['Deployment', 'audit-server', 'ghcr.io/smedrec/audit-server:latest', 'tag latest has no version number'],
+      ['StatefulSet', 'postgres', 'pgvector/pgvector:pg17', 'tag pg17 has no version number'],
+      ['Deployment', 'otel-collector', 'otel/opentelemetry-collector-contrib:stable', 'tag stable has no version number'],
+      ['StatefulSet', 'openobserve', 'public.ecr.aws/zinclabs/openobserve:lts', 'tag lts has no version number'],
+      ['CronJob', 'postgres-backup', 'registry.example.org:5000/postgres', 'tag missing'],
+      ['Job', 'audit-server-migrate-0-1-0', 'ghcr.io/smedrec/audit-server@sha256:1234', 'digest is not sha256 with 64 hex digits'],
+    ];
     const v = violationsOf((o) => {
-      find(o, 'Deployment', 'audit-server').spec.template.spec.containers[0].image = 'ghcr.io/smedrec/audit-server:latest';
+      for (const [kind, name, image] of bad) {
+        const spec = find(o, kind, name).spec;
+        (kind === 'CronJob' ? spec.jobTemplate.spec.template : spec.template).spec.containers[0].image = image;
+      }
+      find(o, 'StatefulSet', 'redis').spec.template.spec.containers[0].image = 'redis:alpine';
       find(o, 'StatefulSet', 'redis').spec.template.spec.containers[1].image = 'oliver006/redis_exporter';
     });
-    expectViolation(v, 'no-latest-tag', `Deployment ${NS}/audit-server`, /container api: image 'ghcr.io\/smedrec\/audit-server:latest' is not pinned \(tag latest\)/);
-    expectViolation(v, 'no-latest-tag', `StatefulSet ${NS}/redis`, /container exporter: image 'oliver006\/redis_exporter' is not pinned \(tag missing\)/);
+    const containerName: Record<string, string> = {
+      'audit-server': 'api',
+      postgres: 'postgres',
+      'otel-collector': 'collector',
+      openobserve: 'openobserve',
+      'postgres-backup': 'pg-dump',
+      'audit-server-migrate-0-1-0': 'migrate',
+    };
+    for (const [kind, name, image, reason] of bad) {
+      expect(v).toContainEqual({
+        rule: 'no-latest-tag',
+        object: `${kind} ${NS}/${name}`,
+        message: `container ${containerName[name]!}: image '${image}' is not pinned (${reason}; ${hint})`,
+      });
+    }
+    expect(v).toContainEqual({
+      rule: 'no-latest-tag',
+      object: `StatefulSet ${NS}/redis`,
+      message: `container redis: image 'redis:alpine' is not pinned (tag alpine has no version number; ${hint})`,
+    });
+    expect(v).toContainEqual({
+      rule: 'no-latest-tag',
+      object: `StatefulSet ${NS}/redis`,
+      message: `container exporter: image 'oliver006/redis_exporter' is not pinned (tag missing; ${hint})`,
+    });
+    expect(v.filter((x) => x.rule === 'no-latest-tag')).toHaveLength(bad.length + 2);
   });
 
   it('no-literal-secrets: fails for Secret data, literal env credentials, credential ConfigMap keys and URLs with passwords', () => {
@@ -253,7 +290,8 @@ describe('assertValidManifests', () => {
     find(objects, 'Deployment', 'audit-server').spec.template.spec.containers[0].image = 'x:latest';
     expect(() => assertValidManifests('dev', objects)).toThrow(ManifestValidationError);
     expect(() => assertValidManifests('dev', objects)).toThrow(
-      "dev: 1 manifest violation(s)\n[no-latest-tag] Deployment smedrec-audit-dev/audit-server: container api: image 'x:latest' is not pinned (tag latest)",
+      "dev: 1 manifest violation(s)\n[no-latest-tag] Deployment smedrec-audit-dev/audit-server: container api: image 'x:latest' is not pinned " +
+        '(tag latest has no version number; use a tag with a version number such as 1.2.3, or an @sha256 digest)',
     );
   });
 });

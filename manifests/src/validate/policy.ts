@@ -1,6 +1,7 @@
 // Policy rules in the spirit of Pod Security Standards, kube-score and kube-linter, applied to
 // the whole set of objects at once so cross-object rules (PDB per workload, NetworkPolicy per
 // pod, selectors that match, HPA targets) can be checked offline.
+import { PINNED_IMAGE_HINT, unpinnedImageReason } from '../image-reference';
 import type { KubeObject, Violation } from './types';
 import { describeObject } from './types';
 
@@ -229,12 +230,13 @@ const ruleNoLatest: Rule = (_o, pods) => {
   for (const pod of pods) {
     for (const { container, kind } of containersOf(pod.spec)) {
       const image = typeof container.image === 'string' ? container.image : '';
-      if (image.includes('@sha256:')) continue;
-      const last = image.slice(image.lastIndexOf('/') + 1);
-      const colon = last.lastIndexOf(':');
-      const tag = colon < 0 ? '' : last.slice(colon + 1);
-      if (tag === '' || tag === 'latest') {
-        out.push({ rule: 'no-latest-tag', object: describeObject(pod.owner), message: `${kind} ${String(container.name)}: image '${image}' is not pinned (tag ${tag || 'missing'})` });
+      const reason = unpinnedImageReason(image);
+      if (reason !== undefined) {
+        out.push({
+          rule: 'no-latest-tag',
+          object: describeObject(pod.owner),
+          message: `${kind} ${String(container.name)}: image '${image}' is not pinned (${reason}; use ${PINNED_IMAGE_HINT})`,
+        });
       }
     }
   }

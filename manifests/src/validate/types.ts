@@ -21,7 +21,7 @@ export const POLICY_RULES = {
   'no-token-automount': 'pods do not mount a service account token',
   resources: 'every container requests and limits cpu, memory and ephemeral-storage',
   probes: 'long-running containers have liveness and readiness probes with different checks',
-  'no-latest-tag': 'images are pinned by a tag other than latest, or by digest',
+  'no-latest-tag': 'images are pinned by a tag with a version number, or by digest (no rolling tags such as latest or pg17)',
   'no-literal-secrets': 'no secret values in manifests: Secrets, env values, ConfigMaps or URLs',
   'pdb-per-workload': 'every Deployment and StatefulSet is covered by a PodDisruptionBudget',
   'network-policy-per-pod': 'every pod is selected by a NetworkPolicy of its own',
