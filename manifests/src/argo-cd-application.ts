@@ -4,13 +4,19 @@ import { PART_OF } from './version';
 
 /** Props of {@link ArgoCdApplication}. */
 export interface ArgoCdApplicationProps {
-  /** Name of the Application. */
+  /**
+   * Name of the Application.
+   * @see https://kubernetes.io/docs/concepts/overview/working-with-objects/names/
+   */
   readonly name: string;
   /** Git repository holding the synthesized manifests. */
   readonly repoUrl: string;
   /** Directory inside the repository (for example `dist-k8s/prod`). */
   readonly path: string;
-  /** Namespace the manifests are applied to (objects without a namespace land here). */
+  /**
+   * Namespace the manifests are applied to (objects without a namespace land here).
+   * @see https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/
+   */
   readonly destinationNamespace: string;
   /**
    * Git revision to track.
@@ -20,6 +26,7 @@ export interface ArgoCdApplicationProps {
   /**
    * Namespace Argo CD runs in (Applications live there).
    * @default 'argocd'
+   * @see https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/
    */
   readonly namespace?: string;
   /**

@@ -1,27 +1,26 @@
-import { ApiObject, Yaml } from 'cdk8s';
+import { ApiObject } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import type { AuditServer } from './audit-server';
 import type { ContainerResources } from './container-resources';
 import type { NetworkPeer } from './network-peer';
+import { OTLP_HTTP_PORT, OtelCollector } from './otel-collector';
+import { PodNetworkPolicy } from './pod-network-policy';
 import type { SecretKeyReference } from './secret-reference';
+import { StatefulService } from './stateful-service';
 import { PART_OF } from './version';
 import {
   checkDnsLabel,
   checkImage,
-  contentHash,
-  disruptionBudgetSpec,
+  checkInteger,
   dnsEgressRule,
-  egressTo,
   emptyDirVolume,
+  hardenedContainer,
   ingressFrom,
+  objectMeta,
   recommendedLabels,
-  restrictedContainerSecurityContext,
-  restrictedPodSecurityContext,
   secretEnv,
   selectorLabels,
-  setSyncWave,
-  SyncWaves,
   toResourceRequirements,
 } from './workload-defaults';
 
@@ -30,63 +29,75 @@ export interface ObservabilityStackProps {
   /**
    * Namespace of the objects.
    * @default 'smedrec-audit'
+   * @see https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/
    */
   readonly namespace?: string;
   /**
    * OpenTelemetry Collector (contrib distribution: it has the health_check and basicauth
    * extensions) image.
    * @default 'otel/opentelemetry-collector-contrib:0.116.1'
+   * @see https://kubernetes.io/docs/concepts/containers/images/
    */
   readonly collectorImage?: string;
   /**
    * Collector replicas.
    * @default 2
+   * @see https://kubernetes.io/docs/concepts/workloads/controllers/deployment/
    */
   readonly collectorReplicas?: number;
   /**
    * Collector resources.
    * @default - requests 100m / 256Mi / 64Mi ephemeral, limits 1 / 512Mi / 256Mi
+   * @see https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/
    */
   readonly collectorResources?: ContainerResources;
   /**
    * OpenObserve image.
    * @default 'public.ecr.aws/zinclabs/openobserve:v0.14.0'
+   * @see https://kubernetes.io/docs/concepts/containers/images/
    */
   readonly openObserveImage?: string;
   /**
    * Secret with the OpenObserve root user (`ZO_ROOT_USER_EMAIL`/`ZO_ROOT_USER_PASSWORD`); the
    * collector authenticates with the same credentials.
    * @default 'openobserve-root' with keys `email` and `password`
+   * @see https://kubernetes.io/docs/concepts/configuration/secret/
    */
   readonly rootCredentialsSecretName?: string;
   /**
    * OpenObserve organization the collector writes to.
    * @default 'default'
+   * @see https://openobserve.ai/docs/
    */
   readonly organization?: string;
   /**
    * OpenObserve data volume, GiB.
    * @default 20
+   * @see https://kubernetes.io/docs/concepts/storage/persistent-volumes/
    */
   readonly storageGiB?: number;
   /**
    * StorageClass of the OpenObserve volume.
    * @default - the cluster's default StorageClass
+   * @see https://kubernetes.io/docs/concepts/storage/storage-classes/
    */
   readonly storageClassName?: string;
   /**
    * OpenObserve resources.
    * @default - requests 250m / 512Mi / 128Mi ephemeral, limits 2 / 2Gi / 1Gi
+   * @see https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/
    */
   readonly openObserveResources?: ContainerResources;
   /**
    * Pods that send telemetry to the collector (OTLP gRPC 4317 and HTTP 4318).
    * @default - pods labelled app.kubernetes.io/part-of=smedrec-audit in the same namespace
+   * @see https://kubernetes.io/docs/concepts/services-networking/network-policies/
    */
   readonly telemetrySources?: NetworkPeer[];
   /**
    * Extra peers allowed to reach the OpenObserve UI/API on 5080 (the collector always is).
    * @default - none
+   * @see https://kubernetes.io/docs/concepts/services-networking/network-policies/
    */
   readonly openObserveClients?: NetworkPeer[];
 }
@@ -97,11 +108,13 @@ export interface PrometheusMonitoringOptions {
    * Labels Prometheus uses to select ServiceMonitors, PodMonitors and rules
    * (`serviceMonitorSelector`, `ruleSelector`).
    * @default - none
+   * @see https://prometheus-operator.dev/docs/developer/getting-started/
    */
   readonly selectorLabels?: { [key: string]: string };
   /**
    * Scrape interval.
    * @default '30s'
+   * @see https://prometheus-operator.dev/docs/developer/getting-started/
    */
   readonly scrapeInterval?: string;
 }
@@ -120,10 +133,25 @@ export interface AlertRule {
   readonly summary: string;
 }
 
-const OTLP_GRPC_PORT = 4317;
-const OTLP_HTTP_PORT = 4318;
-const HEALTH_PORT = 13133;
 const OPENOBSERVE_PORT = 5080;
+
+const DEFAULT_COLLECTOR_RESOURCES: ContainerResources = {
+  cpuRequest: '100m',
+  cpuLimit: '1',
+  memoryRequest: '256Mi',
+  memoryLimit: '512Mi',
+  ephemeralStorageRequest: '64Mi',
+  ephemeralStorageLimit: '256Mi',
+};
+
+const DEFAULT_OPENOBSERVE_RESOURCES: ContainerResources = {
+  cpuRequest: '250m',
+  cpuLimit: '2',
+  memoryRequest: '512Mi',
+  memoryLimit: '2Gi',
+  ephemeralStorageRequest: '128Mi',
+  ephemeralStorageLimit: '1Gi',
+};
 
 /**
  * Alerting rules of the audit server. Every metric name used here must be one the server
@@ -246,266 +274,53 @@ export class ObservabilityStack extends Construct {
       throw new Error(`invalid organization: '${organization}' (expected lower-case letters, digits and _)`);
     }
     const collectorReplicas = props.collectorReplicas ?? 2;
-    if (!Number.isInteger(collectorReplicas) || collectorReplicas < 1) {
-      throw new Error(`invalid collectorReplicas: ${collectorReplicas} (expected an integer >= 1)`);
-    }
+    checkInteger('collectorReplicas', collectorReplicas, 1);
     const collectorImage = props.collectorImage ?? 'otel/opentelemetry-collector-contrib:0.116.1';
     const openObserveImage = props.openObserveImage ?? 'public.ecr.aws/zinclabs/openobserve:v0.14.0';
     checkImage('collectorImage', collectorImage);
     checkImage('openObserveImage', openObserveImage);
+    const storageGiB = props.storageGiB ?? 20;
+    checkInteger('storageGiB', storageGiB, 1);
 
     const ooName = 'openobserve';
     this.openObserveUrl = `http://${ooName}.${ns}.svc.cluster.local:${OPENOBSERVE_PORT}`;
-    const collectorName = 'otel-collector';
-    this.otlpHttpEndpoint = `http://${collectorName}.${ns}.svc.cluster.local:${OTLP_HTTP_PORT}`;
-    const collectorSelector = selectorLabels('opentelemetry-collector', collectorName, 'telemetry');
     const ooSelector = selectorLabels('openobserve', ooName, 'telemetry-store');
-    this.otlpPeer = { podLabels: collectorSelector, namespace: ns, port: OTLP_HTTP_PORT };
-    const collectorLabels = recommendedLabels('opentelemetry-collector', collectorName, 'telemetry', PART_OF);
     const ooLabels = recommendedLabels('openobserve', ooName, 'telemetry-store', PART_OF);
 
-    // ---- collector ----------------------------------------------------------------------------
-    // https://opentelemetry.io/docs/collector/configuration/
-    const collectorConfig = Yaml.stringify({
-      extensions: {
-        health_check: { endpoint: `0.0.0.0:${HEALTH_PORT}` },
-        // `${env:…}` is expanded by the collector at start from the Secret-backed variables.
-        'basicauth/openobserve': {
-          client_auth: { username: '${env:OPENOBSERVE_USER}', password: '${env:OPENOBSERVE_PASSWORD}' },
-        },
-      },
-      receivers: {
-        otlp: {
-          protocols: {
-            grpc: { endpoint: `0.0.0.0:${OTLP_GRPC_PORT}` },
-            http: { endpoint: `0.0.0.0:${OTLP_HTTP_PORT}` },
-          },
-        },
-      },
-      processors: {
-        // Refuse data before the container limit is hit instead of being OOM-killed.
-        memory_limiter: { check_interval: '1s', limit_percentage: 80, spike_limit_percentage: 20 },
-        batch: { timeout: '5s', send_batch_size: 1024 },
-      },
-      exporters: {
-        // OpenObserve accepts OTLP/HTTP under /api/<organization>/v1/{traces,metrics,logs}.
-        'otlphttp/openobserve': {
-          endpoint: `${this.openObserveUrl}/api/${organization}`,
-          auth: { authenticator: 'basicauth/openobserve' },
-          retry_on_failure: { enabled: true, max_elapsed_time: '300s' },
-          sending_queue: { enabled: true, queue_size: 5000 },
-        },
-      },
-      service: {
-        extensions: ['health_check', 'basicauth/openobserve'],
-        pipelines: Object.fromEntries(
-          ['traces', 'metrics', 'logs'].map((signal) => [
-            signal,
-            { receivers: ['otlp'], processors: ['memory_limiter', 'batch'], exporters: ['otlphttp/openobserve'] },
-          ]),
-        ),
-      },
+    const collector = new OtelCollector(this, 'Collector', {
+      name: 'otel-collector',
+      namespace: ns,
+      image: collectorImage,
+      replicas: collectorReplicas,
+      resources: props.collectorResources ?? DEFAULT_COLLECTOR_RESOURCES,
+      sources: props.telemetrySources ?? [{ podLabels: { 'app.kubernetes.io/part-of': PART_OF }, port: OTLP_HTTP_PORT }],
+      exportEndpoint: `${this.openObserveUrl}/api/${organization}`,
+      exportPeer: { podLabels: ooSelector, port: OPENOBSERVE_PORT },
+      username: this.rootEmailSecret,
+      password: this.rootPasswordSecret,
     });
-    const collectorConfigMap = new k8s.KubeConfigMap(this, 'CollectorConfig', {
-      metadata: { name: `${collectorName}-config`, namespace: ns, labels: collectorLabels },
-      data: { 'config.yaml': collectorConfig },
-    });
-    setSyncWave(collectorConfigMap, SyncWaves.config);
+    this.collector = collector.deployment;
+    this.otlpHttpEndpoint = `http://otel-collector.${ns}.svc.cluster.local:${OTLP_HTTP_PORT}`;
+    this.otlpPeer = { podLabels: collector.podLabels, namespace: ns, port: OTLP_HTTP_PORT };
 
-    this.collector = new k8s.KubeDeployment(this, 'Collector', {
-      metadata: { name: collectorName, namespace: ns, labels: collectorLabels },
-      spec: {
-        replicas: collectorReplicas,
-        selector: { matchLabels: collectorSelector },
-        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: k8s.IntOrString.fromNumber(1), maxUnavailable: k8s.IntOrString.fromNumber(0) } },
-        template: {
-          metadata: { labels: collectorLabels, annotations: { 'checksum/config': contentHash(collectorConfig) } },
-          spec: {
-            automountServiceAccountToken: false,
-            enableServiceLinks: false,
-            securityContext: restrictedPodSecurityContext(),
-            containers: [
-              {
-                name: 'collector',
-                image: collectorImage,
-                imagePullPolicy: 'IfNotPresent',
-                args: ['--config=/conf/config.yaml'],
-                ports: [
-                  { name: 'otlp-grpc', containerPort: OTLP_GRPC_PORT, protocol: 'TCP' },
-                  { name: 'otlp-http', containerPort: OTLP_HTTP_PORT, protocol: 'TCP' },
-                  { name: 'health', containerPort: HEALTH_PORT, protocol: 'TCP' },
-                ],
-                env: [secretEnv('OPENOBSERVE_USER', this.rootEmailSecret), secretEnv('OPENOBSERVE_PASSWORD', this.rootPasswordSecret)],
-                resources: toResourceRequirements(
-                  props.collectorResources ?? {
-                    cpuRequest: '100m',
-                    cpuLimit: '1',
-                    memoryRequest: '256Mi',
-                    memoryLimit: '512Mi',
-                    ephemeralStorageRequest: '64Mi',
-                    ephemeralStorageLimit: '256Mi',
-                  },
-                ),
-                securityContext: restrictedContainerSecurityContext(),
-                volumeMounts: [
-                  { name: 'config', mountPath: '/conf', readOnly: true },
-                  { name: 'tmp', mountPath: '/tmp' },
-                ],
-                // Alive while the receiver socket accepts; ready when the health_check extension
-                // reports the pipelines running.
-                livenessProbe: { tcpSocket: { port: k8s.IntOrString.fromString('otlp-grpc') }, periodSeconds: 10, timeoutSeconds: 3 },
-                readinessProbe: { httpGet: { path: '/', port: k8s.IntOrString.fromString('health') }, periodSeconds: 5, timeoutSeconds: 3 },
-              },
-            ],
-            volumes: [{ name: 'config', configMap: { name: collectorConfigMap.name } }, emptyDirVolume('tmp', '64Mi')],
-            topologySpreadConstraints: [
-              { maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: collectorSelector } },
-            ],
-          },
-        },
-      },
+    const openObserve = new StatefulService(this, 'OpenObserve', {
+      name: ooName,
+      namespace: ns,
+      labels: ooLabels,
+      selector: ooSelector,
+      port: { name: 'http', port: OPENOBSERVE_PORT, targetPort: k8s.IntOrString.fromString('http'), protocol: 'TCP' },
+      containers: [openObserveContainer(openObserveImage, this.rootEmailSecret, this.rootPasswordSecret, props.openObserveResources ?? DEFAULT_OPENOBSERVE_RESOURCES)],
+      volumes: [emptyDirVolume('tmp', '512Mi')],
+      storageGiB,
+      storageClassName: props.storageClassName,
     });
-    setSyncWave(this.collector, SyncWaves.data);
-    setSyncWave(
-      new k8s.KubeService(this, 'CollectorService', {
-        metadata: { name: collectorName, namespace: ns, labels: collectorLabels },
-        spec: {
-          type: 'ClusterIP',
-          selector: collectorSelector,
-          ports: [
-            // appProtocol lets service meshes and gateways pick HTTP/2 for gRPC.
-            { name: 'otlp-grpc', port: OTLP_GRPC_PORT, targetPort: k8s.IntOrString.fromString('otlp-grpc'), protocol: 'TCP', appProtocol: 'grpc' },
-            { name: 'otlp-http', port: OTLP_HTTP_PORT, targetPort: k8s.IntOrString.fromString('otlp-http'), protocol: 'TCP', appProtocol: 'http' },
-          ],
-        },
-      }),
-      SyncWaves.data,
-    );
-    setSyncWave(
-      new k8s.KubePodDisruptionBudget(this, 'CollectorDisruptionBudget', {
-        metadata: { name: collectorName, namespace: ns, labels: collectorLabels },
-        spec: disruptionBudgetSpec(collectorSelector),
-      }),
-      SyncWaves.data,
-    );
-    const sources = props.telemetrySources ?? [{ podLabels: { 'app.kubernetes.io/part-of': PART_OF }, port: OTLP_HTTP_PORT }];
-    const ooPeer: NetworkPeer = { podLabels: ooSelector, port: OPENOBSERVE_PORT };
-    setSyncWave(
-      new k8s.KubeNetworkPolicy(this, 'CollectorNetworkPolicy', {
-        metadata: { name: collectorName, namespace: ns, labels: collectorLabels },
-        spec: {
-          podSelector: { matchLabels: collectorSelector },
-          policyTypes: ['Ingress', 'Egress'],
-          ingress: [...ingressFrom(sources, OTLP_GRPC_PORT), ...ingressFrom(sources, OTLP_HTTP_PORT)],
-          egress: [dnsEgressRule(), egressTo(ooPeer)],
-        },
-      }),
-      SyncWaves.config,
-    );
-
-    // ---- OpenObserve --------------------------------------------------------------------------
-    const storageGiB = props.storageGiB ?? 20;
-    if (!Number.isInteger(storageGiB) || storageGiB < 1) {
-      throw new Error(`invalid storageGiB: ${storageGiB} (expected an integer >= 1)`);
-    }
-    const headless = `${ooName}-headless`;
-    this.openObserve = new k8s.KubeStatefulSet(this, 'OpenObserve', {
-      metadata: { name: ooName, namespace: ns, labels: ooLabels },
-      spec: {
-        replicas: 1,
-        serviceName: headless,
-        selector: { matchLabels: ooSelector },
-        persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
-        template: {
-          metadata: { labels: ooLabels },
-          spec: {
-            automountServiceAccountToken: false,
-            enableServiceLinks: false,
-            securityContext: restrictedPodSecurityContext(),
-            containers: [
-              {
-                name: 'openobserve',
-                image: openObserveImage,
-                imagePullPolicy: 'IfNotPresent',
-                ports: [{ name: 'http', containerPort: OPENOBSERVE_PORT, protocol: 'TCP' }],
-                env: [
-                  { name: 'ZO_DATA_DIR', value: '/data' },
-                  { name: 'ZO_HTTP_PORT', value: String(OPENOBSERVE_PORT) },
-                  // No usage reporting from a healthcare deployment.
-                  { name: 'ZO_TELEMETRY', value: 'false' },
-                  secretEnv('ZO_ROOT_USER_EMAIL', this.rootEmailSecret),
-                  secretEnv('ZO_ROOT_USER_PASSWORD', this.rootPasswordSecret),
-                ],
-                resources: toResourceRequirements(
-                  props.openObserveResources ?? {
-                    cpuRequest: '250m',
-                    cpuLimit: '2',
-                    memoryRequest: '512Mi',
-                    memoryLimit: '2Gi',
-                    ephemeralStorageRequest: '128Mi',
-                    ephemeralStorageLimit: '1Gi',
-                  },
-                ),
-                securityContext: restrictedContainerSecurityContext(),
-                volumeMounts: [
-                  { name: 'data', mountPath: '/data' },
-                  { name: 'tmp', mountPath: '/tmp' },
-                ],
-                startupProbe: { httpGet: { path: '/healthz', port: k8s.IntOrString.fromString('http') }, periodSeconds: 5, failureThreshold: 60 },
-                livenessProbe: { tcpSocket: { port: k8s.IntOrString.fromString('http') }, periodSeconds: 10, timeoutSeconds: 3 },
-                readinessProbe: { httpGet: { path: '/healthz', port: k8s.IntOrString.fromString('http') }, periodSeconds: 5, timeoutSeconds: 3 },
-              },
-            ],
-            volumes: [emptyDirVolume('tmp', '512Mi')],
-          },
-        },
-        volumeClaimTemplates: [
-          {
-            metadata: { name: 'data', labels: ooLabels },
-            spec: {
-              accessModes: ['ReadWriteOnce'],
-              ...(props.storageClassName ? { storageClassName: props.storageClassName } : {}),
-              resources: { requests: { storage: k8s.Quantity.fromString(`${storageGiB}Gi`) } },
-            },
-          },
-        ],
-      },
+    this.openObserve = openObserve.statefulSet;
+    new PodNetworkPolicy(this, 'OpenObserveNetworkPolicy', {
+      metadata: objectMeta(ooName, ns, ooLabels),
+      podSelector: ooSelector,
+      ingress: ingressFrom([{ podLabels: collector.podLabels, port: OPENOBSERVE_PORT }, ...(props.openObserveClients ?? [])], OPENOBSERVE_PORT),
+      egress: [dnsEgressRule()],
     });
-    setSyncWave(this.openObserve, SyncWaves.data);
-    const ooPort: k8s.ServicePort = { name: 'http', port: OPENOBSERVE_PORT, targetPort: k8s.IntOrString.fromString('http'), protocol: 'TCP' };
-    setSyncWave(
-      new k8s.KubeService(this, 'OpenObserveService', {
-        metadata: { name: ooName, namespace: ns, labels: ooLabels },
-        spec: { type: 'ClusterIP', selector: ooSelector, ports: [ooPort] },
-      }),
-      SyncWaves.data,
-    );
-    setSyncWave(
-      new k8s.KubeService(this, 'OpenObserveHeadlessService', {
-        metadata: { name: headless, namespace: ns, labels: ooLabels },
-        spec: { clusterIp: 'None', selector: ooSelector, ports: [ooPort] },
-      }),
-      SyncWaves.data,
-    );
-    setSyncWave(
-      new k8s.KubePodDisruptionBudget(this, 'OpenObserveDisruptionBudget', {
-        metadata: { name: ooName, namespace: ns, labels: ooLabels },
-        spec: disruptionBudgetSpec(ooSelector),
-      }),
-      SyncWaves.data,
-    );
-    setSyncWave(
-      new k8s.KubeNetworkPolicy(this, 'OpenObserveNetworkPolicy', {
-        metadata: { name: ooName, namespace: ns, labels: ooLabels },
-        spec: {
-          podSelector: { matchLabels: ooSelector },
-          policyTypes: ['Ingress', 'Egress'],
-          ingress: ingressFrom([{ podLabels: collectorSelector, port: OPENOBSERVE_PORT }, ...(props.openObserveClients ?? [])], OPENOBSERVE_PORT),
-          egress: [dnsEgressRule()],
-        },
-      }),
-      SyncWaves.config,
-    );
   }
 
   /**
@@ -567,4 +382,34 @@ export class ObservabilityStack extends Construct {
       },
     });
   }
+}
+
+/** The OpenObserve container: data under /data (the claim), the root user from the Secret. */
+function openObserveContainer(
+  image: string,
+  rootEmail: SecretKeyReference,
+  rootPassword: SecretKeyReference,
+  resources: ContainerResources,
+): k8s.Container {
+  return hardenedContainer({
+    name: 'openobserve',
+    image,
+    ports: [{ name: 'http', containerPort: OPENOBSERVE_PORT, protocol: 'TCP' }],
+    env: [
+      { name: 'ZO_DATA_DIR', value: '/data' },
+      { name: 'ZO_HTTP_PORT', value: String(OPENOBSERVE_PORT) },
+      // No usage reporting from a healthcare deployment.
+      { name: 'ZO_TELEMETRY', value: 'false' },
+      secretEnv('ZO_ROOT_USER_EMAIL', rootEmail),
+      secretEnv('ZO_ROOT_USER_PASSWORD', rootPassword),
+    ],
+    resources: toResourceRequirements(resources),
+    volumeMounts: [
+      { name: 'data', mountPath: '/data' },
+      { name: 'tmp', mountPath: '/tmp' },
+    ],
+    startupProbe: { httpGet: { path: '/healthz', port: k8s.IntOrString.fromString('http') }, periodSeconds: 5, failureThreshold: 60 },
+    livenessProbe: { tcpSocket: { port: k8s.IntOrString.fromString('http') }, periodSeconds: 10, timeoutSeconds: 3 },
+    readinessProbe: { httpGet: { path: '/healthz', port: k8s.IntOrString.fromString('http') }, periodSeconds: 5, timeoutSeconds: 3 },
+  });
 }

@@ -1,22 +1,25 @@
 import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import type { ContainerResources } from './container-resources';
+import { ElectricSync } from './electric-sync';
 import type { NetworkPeer } from './network-peer';
+import { PodNetworkPolicy } from './pod-network-policy';
+import { backupScript, PostgresBackup } from './postgres-backup';
 import type { SecretKeyReference } from './secret-reference';
+import { StatefulService } from './stateful-service';
 import { PART_OF } from './version';
 import {
   checkDnsLabel,
   checkImage,
+  checkInteger,
   checkQuantity,
   contentHash,
-  disruptionBudgetSpec,
   dnsEgressRule,
-  egressTo,
   emptyDirVolume,
+  hardenedContainer,
   ingressFrom,
+  objectMeta,
   recommendedLabels,
-  restrictedContainerSecurityContext,
-  restrictedPodSecurityContext,
   secretEnv,
   selectorLabels,
   setSyncWave,
@@ -24,27 +27,33 @@ import {
   toResourceRequirements,
 } from './workload-defaults';
 
+export { backupScript };
+
 /** Optional ElectricSQL sync service in front of the database. */
 export interface ElectricOptions {
   /**
    * ElectricSQL image (pinned).
    * @default 'electricsql/electric:1.0.0'
+   * @see https://kubernetes.io/docs/concepts/containers/images/
    */
   readonly image?: string;
   /**
    * Connection string Electric uses; its role needs the REPLICATION attribute
    * (`wal_level=logical` is already set).
    * @default - key `electric-database-url` of the credentials Secret
+   * @see https://kubernetes.io/docs/concepts/configuration/secret/
    */
   readonly databaseUrlSecret?: SecretKeyReference;
   /**
    * `ELECTRIC_SECRET` that clients must present.
    * @default - key `electric-secret` of the credentials Secret
+   * @see https://kubernetes.io/docs/concepts/configuration/secret/
    */
   readonly electricSecret?: SecretKeyReference;
   /**
    * Pods allowed to call Electric's HTTP API on port 3000.
    * @default - pods labelled app.kubernetes.io/name=audit-server in the same namespace
+   * @see https://kubernetes.io/docs/concepts/services-networking/network-policies/
    */
   readonly clients?: NetworkPeer[];
 }
@@ -54,11 +63,13 @@ export interface PgVectorDbProps {
   /**
    * Base name of the objects; also the Service name.
    * @default 'postgres'
+   * @see https://kubernetes.io/docs/concepts/overview/working-with-objects/names/
    */
   readonly name?: string;
   /**
    * Namespace of the objects.
    * @default 'smedrec-audit'
+   * @see https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/
    */
   readonly namespace?: string;
   /**
@@ -82,6 +93,7 @@ export interface PgVectorDbProps {
    * Secret with the keys `superuser-password`, `migrator-password`, `app-password` (and, with
    * Electric, `electric-database-url`, `electric-secret`).
    * @default 'postgres-credentials'
+   * @see https://kubernetes.io/docs/concepts/configuration/secret/
    */
   readonly credentialsSecretName?: string;
   /**
@@ -99,66 +111,79 @@ export interface PgVectorDbProps {
   /**
    * Data volume size, GiB.
    * @default 20
+   * @see https://kubernetes.io/docs/concepts/storage/persistent-volumes/
    */
   readonly storageGiB?: number;
   /**
    * StorageClass of the data and backup volumes.
    * @default - the cluster's default StorageClass
+   * @see https://kubernetes.io/docs/concepts/storage/storage-classes/
    */
   readonly storageClassName?: string;
   /**
    * `max_connections`.
    * @default 200
+   * @see https://www.postgresql.org/docs/17/runtime-config-connection.html
    */
   readonly maxConnections?: number;
   /**
    * `shared_buffers` in MiB.
    * @default 256
+   * @see https://www.postgresql.org/docs/17/runtime-config-resource.html
    */
   readonly sharedBuffersMiB?: number;
   /**
    * Size of the memory-backed `/dev/shm` (parallel query workers use it), MiB.
    * @default 256
+   * @see https://kubernetes.io/docs/concepts/storage/volumes/#emptydir
    */
   readonly shmSizeMiB?: number;
   /**
    * Container resources.
    * @default - requests 500m / 1Gi / 256Mi ephemeral, limits 2 / 2Gi / 1Gi
+   * @see https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/
    */
   readonly resources?: ContainerResources;
   /**
    * Pods allowed to connect on 5432 (the backup job and Electric are added automatically).
    * @default - pods labelled app.kubernetes.io/name=audit-server in the same namespace
+   * @see https://kubernetes.io/docs/concepts/services-networking/network-policies/
    */
   readonly clients?: NetworkPeer[];
   /**
    * Deploy ElectricSQL.
    * @default false
+   * @see https://electric-sql.com/docs/guides/deployment
    */
   readonly electricEnabled?: boolean;
   /**
    * ElectricSQL settings.
    * @default - see {@link ElectricOptions}
+   * @see https://electric-sql.com/docs/guides/deployment
    */
   readonly electric?: ElectricOptions;
   /**
    * Run a nightly logical backup (pg_dump, custom format, compressed) to a PVC.
    * @default true
+   * @see https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/
    */
   readonly backupEnabled?: boolean;
   /**
    * Cron schedule of the backup, in UTC.
    * @default '15 2 * * *'
+   * @see https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/#schedule-syntax
    */
   readonly backupSchedule?: string;
   /**
    * Days a backup file is kept.
    * @default 14
+   * @see https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/
    */
   readonly backupRetentionDays?: number;
   /**
    * Backup volume size, GiB.
    * @default 50
+   * @see https://kubernetes.io/docs/concepts/storage/persistent-volumes/
    */
   readonly backupStorageGiB?: number;
 }
@@ -239,90 +264,75 @@ export class PgVectorDb extends Construct {
     this.appPasswordSecret = { secretName: credentials, key: 'app-password' };
     const image = props.image ?? PGVECTOR_IMAGE;
     checkImage('image', image);
-    const storageGiB = props.storageGiB ?? 20;
-    const shmMiB = props.shmSizeMiB ?? 256;
-    const maxConnections = props.maxConnections ?? 200;
-    const sharedBuffersMiB = props.sharedBuffersMiB ?? 256;
-    for (const [prop, value] of [
-      ['databaseName', this.databaseName],
-      ['migratorRole', this.migratorRole],
-      ['appRole', this.appRole],
-      ['superuser', superuser],
-    ] as const) {
-      // Plain identifiers only: they are interpolated into SQL and shell.
-      if (!/^[a-z_][a-z0-9_]{0,62}$/.test(value)) {
-        throw new Error(`invalid ${prop}: '${value}' (expected a lower-case sql identifier)`);
-      }
-    }
-    for (const [prop, value] of [
-      ['storageGiB', storageGiB],
-      ['shmSizeMiB', shmMiB],
-      ['maxConnections', maxConnections],
-      ['sharedBuffersMiB', sharedBuffersMiB],
-    ] as const) {
-      if (!Number.isInteger(value) || value < 1) throw new Error(`invalid ${prop}: ${value} (expected an integer >= 1)`);
-    }
-    const resources: ContainerResources = props.resources ?? {
-      cpuRequest: '500m',
-      cpuLimit: '2',
-      memoryRequest: '1Gi',
-      memoryLimit: '2Gi',
-      ephemeralStorageRequest: '256Mi',
-      ephemeralStorageLimit: '1Gi',
-    };
-    for (const [k, v] of Object.entries(resources)) checkQuantity(`resources.${k}`, v as string);
+    const settings = checkedSettings(props, { databaseName: this.databaseName, migratorRole: this.migratorRole, appRole: this.appRole, superuser });
 
     const ns = this.namespace;
     this.host = `${this.name}.${ns}.svc.cluster.local`;
     this.podLabels = selectorLabels('postgres', this.name, 'database');
     this.peer = { podLabels: this.podLabels, namespace: ns, port: POSTGRES_PORT };
     const labels = recommendedLabels('postgres', this.name, 'database', PART_OF, '17');
-    const meta = (name: string, l: Record<string, string> = labels): k8s.ObjectMeta => ({ name, namespace: ns, labels: l });
-    const headlessName = `${this.name}-headless`;
+    const meta = (name: string) => objectMeta(name, ns, labels);
 
-    // ---- configuration ------------------------------------------------------------------------
-    const postgresqlConf = [
-      "listen_addresses = '*'",
-      `port = ${POSTGRES_PORT}`,
-      `max_connections = ${maxConnections}`,
-      `shared_buffers = ${sharedBuffersMiB}MB`,
-      "shared_preload_libraries = 'pg_stat_statements'",
-      'pg_stat_statements.track = all',
-      // Logical decoding for ElectricSQL and future CDC consumers.
-      'wal_level = logical',
-      'max_wal_senders = 10',
-      'max_replication_slots = 10',
-      "password_encryption = 'scram-sha-256'",
-      "unix_socket_directories = '/var/run/postgresql'",
-      'dynamic_shared_memory_type = posix',
-      "log_destination = 'stderr'",
-      'logging_collector = off',
-      'log_connections = on',
-      'log_disconnections = on',
-      'log_min_duration_statement = 1000',
-      "log_line_prefix = '%m [%p] %q%u@%d '",
-      "timezone = 'UTC'",
-      "datestyle = 'iso, mdy'",
-      '',
-    ].join('\n');
-    const config = new k8s.KubeConfigMap(this, 'Config', { metadata: meta(`${this.name}-config`), data: { 'postgresql.conf': postgresqlConf } });
-    setSyncWave(config, SyncWaves.config);
-
+    const conf = postgresqlConf(settings.maxConnections, settings.sharedBuffersMiB);
+    const config = new k8s.KubeConfigMap(this, 'Config', { metadata: meta(`${this.name}-config`), data: { 'postgresql.conf': conf } });
     const initdb = new k8s.KubeConfigMap(this, 'InitScripts', {
       metadata: meta(`${this.name}-initdb`),
       data: { '10-audit-roles.sh': initRolesScript(this.migratorRole, this.appRole) },
     });
-    setSyncWave(initdb, SyncWaves.config);
+    for (const cm of [config, initdb]) setSyncWave(cm, SyncWaves.config);
 
-    // ---- StatefulSet --------------------------------------------------------------------------
+    // One instance: high availability belongs to a PostgreSQL operator (docs/architecture.md §8).
+    const store = new StatefulService(this, 'Resource', {
+      name: this.name,
+      namespace: ns,
+      labels,
+      selector: this.podLabels,
+      port: { name: 'postgres', port: POSTGRES_PORT, targetPort: k8s.IntOrString.fromString('postgres'), protocol: 'TCP' },
+      updateStrategy: { type: 'RollingUpdate' },
+      podAnnotations: { 'checksum/config': contentHash(conf) },
+      // A clean shutdown (checkpoint) avoids crash recovery on the next start.
+      terminationGracePeriodSeconds: 120,
+      containers: [this.postgresContainer(image, superuser, settings.resources)],
+      volumes: [
+        { name: 'config', configMap: { name: config.name } },
+        { name: 'initdb', configMap: { name: initdb.name, defaultMode: 0o444 } },
+        emptyDirVolume('run', '1Mi', 'Memory'),
+        emptyDirVolume('tmp', '256Mi'),
+        emptyDirVolume('shm', `${settings.shmSizeMiB}Mi`, 'Memory'),
+      ],
+      storageGiB: settings.storageGiB,
+      storageClassName: props.storageClassName,
+    });
+    this.statefulSet = store.statefulSet;
+
+    const clients: NetworkPeer[] = [...(props.clients ?? [{ podLabels: { 'app.kubernetes.io/name': 'audit-server' }, port: POSTGRES_PORT }])];
+    if (props.electricEnabled ?? false) clients.push({ podLabels: this.addElectric(props.electric ?? {}, credentials).podLabels, port: POSTGRES_PORT });
+    if (props.backupEnabled ?? true) {
+      const backup = this.addBackup(props, image, superuser);
+      this.backupClaimName = backup.claimName;
+      clients.push({ podLabels: backup.podLabels, port: POSTGRES_PORT });
+    }
+    new PodNetworkPolicy(this, 'NetworkPolicy', {
+      metadata: meta(this.name),
+      podSelector: this.podLabels,
+      ingress: ingressFrom(clients, POSTGRES_PORT),
+      egress: [dnsEgressRule()],
+    });
+  }
+
+  /** Connection string of `role` without a password (libpq reads it from PGPASSWORD or a URL the operator builds). */
+  public connectionUrl(role: string): string {
+    return `postgresql://${role}@${this.host}:${POSTGRES_PORT}/${this.databaseName}`;
+  }
+
+  private postgresContainer(image: string, superuser: string, resources: ContainerResources): k8s.Container {
     const isReady = `pg_isready --host=127.0.0.1 --port=${POSTGRES_PORT} --username="$POSTGRES_USER" --dbname="$POSTGRES_DB"`;
     // pg_isready exits 0 (accepting), 1 (rejecting: starting up or recovering) or 2 (no
     // response). Liveness accepts 0 and 1, so a long crash recovery is not killed mid-way.
     const isAlive = `pg_isready --host=/var/run/postgresql --port=${POSTGRES_PORT}; test $? -ne 2`;
-    const container: k8s.Container = {
+    return hardenedContainer({
       name: 'postgres',
       image,
-      imagePullPolicy: 'IfNotPresent',
       args: ['postgres', '-c', 'config_file=/etc/postgresql/postgresql.conf'],
       ports: [{ name: 'postgres', containerPort: POSTGRES_PORT, protocol: 'TCP' }],
       env: [
@@ -336,7 +346,6 @@ export class PgVectorDb extends Construct {
         secretEnv('AUDIT_APP_PASSWORD', this.appPasswordSecret),
       ],
       resources: toResourceRequirements(resources),
-      securityContext: restrictedContainerSecurityContext(),
       volumeMounts: [
         { name: 'data', mountPath: '/var/lib/postgresql/data' },
         { name: 'config', mountPath: '/etc/postgresql', readOnly: true },
@@ -351,277 +360,95 @@ export class PgVectorDb extends Construct {
       // TCP on 127.0.0.1: during initialization the entrypoint's temporary server listens on the
       // socket only, so the pod is not ready until the real server accepts network clients.
       readinessProbe: { exec: { command: ['sh', '-c', isReady] }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3 },
-    };
-
-    this.statefulSet = new k8s.KubeStatefulSet(this, 'Resource', {
-      metadata: meta(this.name),
-      spec: {
-        replicas: 1,
-        serviceName: headlessName,
-        selector: { matchLabels: this.podLabels },
-        updateStrategy: { type: 'RollingUpdate' },
-        persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
-        template: {
-          metadata: { labels, annotations: { 'checksum/config': contentHash(postgresqlConf) } },
-          spec: {
-            automountServiceAccountToken: false,
-            enableServiceLinks: false,
-            securityContext: restrictedPodSecurityContext(),
-            // A clean shutdown (checkpoint) avoids crash recovery on the next start.
-            terminationGracePeriodSeconds: 120,
-            containers: [container],
-            volumes: [
-              { name: 'config', configMap: { name: config.name } },
-              { name: 'initdb', configMap: { name: initdb.name, defaultMode: 0o444 } },
-              emptyDirVolume('run', '1Mi', 'Memory'),
-              emptyDirVolume('tmp', '256Mi'),
-              emptyDirVolume('shm', `${shmMiB}Mi`, 'Memory'),
-            ],
-          },
-        },
-        volumeClaimTemplates: [
-          {
-            metadata: { name: 'data', labels },
-            spec: {
-              accessModes: ['ReadWriteOnce'],
-              ...(props.storageClassName ? { storageClassName: props.storageClassName } : {}),
-              resources: { requests: { storage: k8s.Quantity.fromString(`${storageGiB}Gi`) } },
-            },
-          },
-        ],
-      },
     });
-    setSyncWave(this.statefulSet, SyncWaves.data);
-
-    const port: k8s.ServicePort = { name: 'postgres', port: POSTGRES_PORT, targetPort: k8s.IntOrString.fromString('postgres'), protocol: 'TCP' };
-    setSyncWave(new k8s.KubeService(this, 'Service', { metadata: meta(this.name), spec: { type: 'ClusterIP', selector: this.podLabels, ports: [port] } }), SyncWaves.data);
-    setSyncWave(
-      new k8s.KubeService(this, 'HeadlessService', { metadata: meta(headlessName), spec: { clusterIp: 'None', selector: this.podLabels, ports: [port] } }),
-      SyncWaves.data,
-    );
-    setSyncWave(
-      new k8s.KubePodDisruptionBudget(this, 'DisruptionBudget', {
-        metadata: meta(this.name),
-        // Single instance: the budget allows the eviction so a node drain does not hang; HA
-        // belongs to a PostgreSQL operator (docs/architecture.md §8).
-        spec: disruptionBudgetSpec(this.podLabels),
-      }),
-      SyncWaves.data,
-    );
-
-    const clients: NetworkPeer[] = [...(props.clients ?? [{ podLabels: { 'app.kubernetes.io/name': 'audit-server' }, port: POSTGRES_PORT }])];
-
-    // ---- ElectricSQL --------------------------------------------------------------------------
-    if (props.electricEnabled ?? false) {
-      clients.push(this.addElectric(props.electric ?? {}, credentials));
-    }
-
-    // ---- backups ------------------------------------------------------------------------------
-    if (props.backupEnabled ?? true) {
-      const backup = this.addBackup(props, image, superuser);
-      this.backupClaimName = backup.claimName;
-      clients.push(backup.peer);
-    }
-
-    setSyncWave(
-      new k8s.KubeNetworkPolicy(this, 'NetworkPolicy', {
-        metadata: meta(this.name),
-        spec: {
-          podSelector: { matchLabels: this.podLabels },
-          policyTypes: ['Ingress', 'Egress'],
-          ingress: ingressFrom(clients, POSTGRES_PORT),
-          egress: [dnsEgressRule()],
-        },
-      }),
-      SyncWaves.config,
-    );
   }
 
-  /** Connection string of `role` without a password (libpq reads it from PGPASSWORD or a URL the operator builds). */
-  public connectionUrl(role: string): string {
-    return `postgresql://${role}@${this.host}:${POSTGRES_PORT}/${this.databaseName}`;
+  private addElectric(opts: ElectricOptions, credentials: string): ElectricSync {
+    return new ElectricSync(this, 'Electric', {
+      name: `${this.name}-electric`,
+      namespace: this.namespace,
+      image: opts.image ?? 'electricsql/electric:1.0.0',
+      databaseUrlSecret: opts.databaseUrlSecret ?? { secretName: credentials, key: 'electric-database-url' },
+      electricSecret: opts.electricSecret ?? { secretName: credentials, key: 'electric-secret' },
+      clients: opts.clients ?? [{ podLabels: { 'app.kubernetes.io/name': 'audit-server' }, port: 3000 }],
+      database: this.peer,
+    });
   }
 
-  private addElectric(opts: ElectricOptions, credentials: string): NetworkPeer {
-    const image = opts.image ?? 'electricsql/electric:1.0.0';
-    checkImage('electric.image', image);
-    const name = `${this.name}-electric`;
-    const selector = selectorLabels('electric', name, 'sync');
-    const labels = recommendedLabels('electric', name, 'sync', PART_OF);
-    const meta: k8s.ObjectMeta = { name, namespace: this.namespace, labels };
-    const dbUrl = opts.databaseUrlSecret ?? { secretName: credentials, key: 'electric-database-url' };
-    const secret = opts.electricSecret ?? { secretName: credentials, key: 'electric-secret' };
-    const deployment = new k8s.KubeDeployment(this, 'Electric', {
-      metadata: meta,
-      spec: {
-        // One replica: Electric owns a logical replication slot.
-        replicas: 1,
-        strategy: { type: 'Recreate' },
-        selector: { matchLabels: selector },
-        template: {
-          metadata: { labels },
-          spec: {
-            automountServiceAccountToken: false,
-            enableServiceLinks: false,
-            securityContext: restrictedPodSecurityContext(),
-            containers: [
-              {
-                name: 'electric',
-                image,
-                imagePullPolicy: 'IfNotPresent',
-                ports: [{ name: 'http', containerPort: 3000, protocol: 'TCP' }],
-                env: [
-                  secretEnv('DATABASE_URL', dbUrl),
-                  secretEnv('ELECTRIC_SECRET', secret),
-                  { name: 'ELECTRIC_STORAGE_DIR', value: '/var/lib/electric' },
-                ],
-                resources: toResourceRequirements({
-                  cpuRequest: '100m',
-                  cpuLimit: '1',
-                  memoryRequest: '256Mi',
-                  memoryLimit: '512Mi',
-                  ephemeralStorageRequest: '256Mi',
-                  ephemeralStorageLimit: '2Gi',
-                }),
-                securityContext: restrictedContainerSecurityContext(),
-                volumeMounts: [
-                  { name: 'storage', mountPath: '/var/lib/electric' },
-                  { name: 'tmp', mountPath: '/tmp' },
-                ],
-                livenessProbe: { tcpSocket: { port: k8s.IntOrString.fromString('http') }, periodSeconds: 10, timeoutSeconds: 3 },
-                readinessProbe: { httpGet: { path: '/v1/health', port: k8s.IntOrString.fromString('http') }, periodSeconds: 5, timeoutSeconds: 3 },
-              },
-            ],
-            volumes: [emptyDirVolume('storage', '1536Mi'), emptyDirVolume('tmp', '256Mi')],
-          },
-        },
-      },
+  private addBackup(props: PgVectorDbProps, image: string, superuser: string): PostgresBackup {
+    return new PostgresBackup(this, 'Backup', {
+      name: this.name,
+      namespace: this.namespace,
+      image,
+      connection: { host: this.host, port: POSTGRES_PORT, databaseName: this.databaseName, user: superuser },
+      password: this.superuserPasswordSecret,
+      database: this.peer,
+      schedule: props.backupSchedule ?? '15 2 * * *',
+      retentionDays: props.backupRetentionDays ?? 14,
+      storageGiB: props.backupStorageGiB ?? 50,
+      storageClassName: props.storageClassName,
     });
-    setSyncWave(deployment, SyncWaves.app);
-    setSyncWave(
-      new k8s.KubeService(this, 'ElectricService', {
-        metadata: meta,
-        spec: { type: 'ClusterIP', selector, ports: [{ name: 'http', port: 3000, targetPort: k8s.IntOrString.fromString('http'), protocol: 'TCP' }] },
-      }),
-      SyncWaves.app,
-    );
-    setSyncWave(
-      new k8s.KubePodDisruptionBudget(this, 'ElectricDisruptionBudget', {
-        metadata: meta,
-        spec: disruptionBudgetSpec(selector),
-      }),
-      SyncWaves.app,
-    );
-    setSyncWave(
-      new k8s.KubeNetworkPolicy(this, 'ElectricNetworkPolicy', {
-        metadata: meta,
-        spec: {
-          podSelector: { matchLabels: selector },
-          policyTypes: ['Ingress', 'Egress'],
-          ingress: ingressFrom(opts.clients ?? [{ podLabels: { 'app.kubernetes.io/name': 'audit-server' }, port: 3000 }], 3000),
-          egress: [dnsEgressRule(), egressTo(this.peer)],
-        },
-      }),
-      SyncWaves.config,
-    );
-    return { podLabels: selector, port: POSTGRES_PORT };
   }
+}
 
-  private addBackup(props: PgVectorDbProps, image: string, superuser: string): { peer: NetworkPeer; claimName: string } {
-    const retention = props.backupRetentionDays ?? 14;
-    const size = props.backupStorageGiB ?? 50;
-    if (!Number.isInteger(retention) || retention < 1) {
-      throw new Error(`invalid backupRetentionDays: ${retention} (expected an integer >= 1)`);
+/** The numeric settings and resources of {@link PgVectorDbProps}, defaulted and checked. */
+function checkedSettings(
+  props: PgVectorDbProps,
+  identifiers: { databaseName: string; migratorRole: string; appRole: string; superuser: string },
+): { storageGiB: number; shmSizeMiB: number; maxConnections: number; sharedBuffersMiB: number; resources: ContainerResources } {
+  for (const [prop, value] of Object.entries(identifiers)) {
+    // Plain identifiers only: they are interpolated into SQL and shell.
+    if (!/^[a-z_][a-z0-9_]{0,62}$/.test(value)) {
+      throw new Error(`invalid ${prop}: '${value}' (expected a lower-case sql identifier)`);
     }
-    const schedule = props.backupSchedule ?? '15 2 * * *';
-    if (schedule.trim().split(/\s+/).length !== 5) {
-      throw new Error(`invalid backupSchedule: '${schedule}' (expected five cron fields)`);
-    }
-    const name = `${this.name}-backup`;
-    const selector = selectorLabels('postgres', this.name, 'backup');
-    const labels = recommendedLabels('postgres', this.name, 'backup', PART_OF);
-    const meta: k8s.ObjectMeta = { name, namespace: this.namespace, labels };
-    const claim = new k8s.KubePersistentVolumeClaim(this, 'BackupClaim', {
-      metadata: { ...meta, name: `${this.name}-backups` },
-      spec: {
-        accessModes: ['ReadWriteOnce'],
-        ...(props.storageClassName ? { storageClassName: props.storageClassName } : {}),
-        resources: { requests: { storage: k8s.Quantity.fromString(`${size}Gi`) } },
-      },
-    });
-    // Last wave: with a WaitForFirstConsumer StorageClass the claim stays Pending (Argo CD health
-    // "Progressing") until the first backup pod mounts it, and an earlier wave would wait for it.
-    setSyncWave(claim, SyncWaves.edge);
-    const cron = new k8s.KubeCronJob(this, 'Backup', {
-      metadata: meta,
-      spec: {
-        schedule,
-        timeZone: 'Etc/UTC',
-        concurrencyPolicy: 'Forbid',
-        startingDeadlineSeconds: 3600,
-        successfulJobsHistoryLimit: 3,
-        failedJobsHistoryLimit: 3,
-        jobTemplate: {
-          spec: {
-            backoffLimit: 2,
-            activeDeadlineSeconds: 6 * 3600,
-            template: {
-              metadata: { labels },
-              spec: {
-                restartPolicy: 'OnFailure',
-                automountServiceAccountToken: false,
-                enableServiceLinks: false,
-                securityContext: restrictedPodSecurityContext(),
-                containers: [
-                  {
-                    name: 'pg-dump',
-                    image,
-                    imagePullPolicy: 'IfNotPresent',
-                    command: ['sh', '-c', backupScript(retention)],
-                    env: [
-                      { name: 'PGHOST', value: this.host },
-                      { name: 'PGPORT', value: String(POSTGRES_PORT) },
-                      { name: 'PGUSER', value: superuser },
-                      { name: 'PGDATABASE', value: this.databaseName },
-                      secretEnv('PGPASSWORD', this.superuserPasswordSecret),
-                    ],
-                    resources: toResourceRequirements({
-                      cpuRequest: '100m',
-                      cpuLimit: '1',
-                      memoryRequest: '128Mi',
-                      memoryLimit: '512Mi',
-                      ephemeralStorageRequest: '64Mi',
-                      ephemeralStorageLimit: '256Mi',
-                    }),
-                    securityContext: restrictedContainerSecurityContext(),
-                    volumeMounts: [
-                      { name: 'backups', mountPath: '/backups' },
-                      { name: 'tmp', mountPath: '/tmp' },
-                    ],
-                  },
-                ],
-                volumes: [{ name: 'backups', persistentVolumeClaim: { claimName: claim.name } }, emptyDirVolume('tmp', '64Mi')],
-              },
-            },
-          },
-        },
-      },
-    });
-    setSyncWave(cron, SyncWaves.app);
-    setSyncWave(
-      new k8s.KubeNetworkPolicy(this, 'BackupNetworkPolicy', {
-        metadata: meta,
-        spec: {
-          podSelector: { matchLabels: selector },
-          policyTypes: ['Ingress', 'Egress'],
-          ingress: [],
-          egress: [dnsEgressRule(), egressTo(this.peer)],
-        },
-      }),
-      SyncWaves.config,
-    );
-    return { peer: { podLabels: selector, port: POSTGRES_PORT }, claimName: claim.name };
   }
+  const numbers = {
+    storageGiB: props.storageGiB ?? 20,
+    shmSizeMiB: props.shmSizeMiB ?? 256,
+    maxConnections: props.maxConnections ?? 200,
+    sharedBuffersMiB: props.sharedBuffersMiB ?? 256,
+  };
+  for (const [prop, value] of Object.entries(numbers)) {
+    checkInteger(prop, value, 1);
+  }
+  const resources: ContainerResources = props.resources ?? {
+    cpuRequest: '500m',
+    cpuLimit: '2',
+    memoryRequest: '1Gi',
+    memoryLimit: '2Gi',
+    ephemeralStorageRequest: '256Mi',
+    ephemeralStorageLimit: '1Gi',
+  };
+  for (const [k, v] of Object.entries(resources)) checkQuantity(`resources.${k}`, v as string);
+  return { ...numbers, resources };
+}
+
+/** postgresql.conf of the pod (read at start; a change rolls the pod through the checksum annotation). */
+function postgresqlConf(maxConnections: number, sharedBuffersMiB: number): string {
+  return [
+    "listen_addresses = '*'",
+    `port = ${POSTGRES_PORT}`,
+    `max_connections = ${maxConnections}`,
+    `shared_buffers = ${sharedBuffersMiB}MB`,
+    "shared_preload_libraries = 'pg_stat_statements'",
+    'pg_stat_statements.track = all',
+    // Logical decoding for ElectricSQL and future CDC consumers.
+    'wal_level = logical',
+    'max_wal_senders = 10',
+    'max_replication_slots = 10',
+    "password_encryption = 'scram-sha-256'",
+    "unix_socket_directories = '/var/run/postgresql'",
+    'dynamic_shared_memory_type = posix',
+    "log_destination = 'stderr'",
+    'logging_collector = off',
+    'log_connections = on',
+    'log_disconnections = on',
+    'log_min_duration_statement = 1000',
+    "log_line_prefix = '%m [%p] %q%u@%d '",
+    "timezone = 'UTC'",
+    "datestyle = 'iso, mdy'",
+    '',
+  ].join('\n');
 }
 
 /**
@@ -659,23 +486,5 @@ GRANT USAGE ON SCHEMA public TO :"app";
 -- (SELECT/INSERT, UPDATE only where a trigger narrows it), never rights on tables by accident.
 ALTER ROLE :"app" SET statement_timeout = '30s';
 SQL
-`;
-}
-
-/**
- * Backup job script: a custom-format (compressed, restorable with pg_restore) dump written
- * under a temporary name and renamed when complete, so a half-written file is never taken for
- * a backup; files older than the retention are deleted afterwards.
- */
-export function backupScript(retentionDays: number): string {
-  return `set -eu
-umask 077
-ts=$(date -u +%Y%m%dT%H%M%SZ)
-file="/backups/\${PGDATABASE}-\${ts}.dump"
-pg_dump --format=custom --compress=6 --no-password --file="\${file}.partial"
-mv "\${file}.partial" "\${file}"
-find /backups -maxdepth 1 -type f -name "\${PGDATABASE}-*.dump" -mtime +${retentionDays} -delete
-find /backups -maxdepth 1 -type f -name '*.partial' -mmin +1440 -delete
-echo "backup written: \${file} ($(wc -c < "\${file}") bytes)"
 `;
 }

@@ -45,6 +45,29 @@ export function restrictedContainerSecurityContext(): k8s.SecurityContext {
   };
 }
 
+/**
+ * A pod spec with what every pod of the stack shares: no service account token, no service
+ * environment variables (they leak every Service of the namespace into the process), and the
+ * restricted pod security context. `spec` adds the containers, volumes and the rest.
+ * @see https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/#opt-out-of-api-credential-automounting
+ */
+export function hardenedPodSpec(spec: k8s.PodSpec): k8s.PodSpec {
+  return { automountServiceAccountToken: false, enableServiceLinks: false, securityContext: restrictedPodSecurityContext(), ...spec };
+}
+
+/**
+ * A container with what every container of the stack shares: images pulled only when absent
+ * (tags are pinned, see `checkImage`) and the restricted container security context.
+ */
+export function hardenedContainer(container: k8s.Container): k8s.Container {
+  return { imagePullPolicy: 'IfNotPresent', securityContext: restrictedContainerSecurityContext(), ...container };
+}
+
+/** Metadata of a namespaced object. */
+export function objectMeta(name: string, namespace: string, labels: Record<string, string>): k8s.ObjectMeta {
+  return { name, namespace, labels };
+}
+
 /** Converts typed resources into the Kubernetes shape. */
 export function toResourceRequirements(r: ContainerResources): k8s.ResourceRequirements {
   return {
@@ -168,6 +191,11 @@ export const SyncWaves = {
 /** Adds the Argo CD sync-wave annotation to an object. */
 export function setSyncWave(obj: ApiObject, wave: number): void {
   obj.metadata.addAnnotation(SYNC_WAVE_ANNOTATION, String(wave));
+}
+
+/** Throws when a count or size prop is not an integer of at least `min`. */
+export function checkInteger(prop: string, value: number, min: number): void {
+  if (!Number.isInteger(value) || value < min) throw new Error(`invalid ${prop}: ${value} (expected an integer >= ${min})`);
 }
 
 /** Throws when a resource quantity prop is not a Kubernetes quantity. */

@@ -51,6 +51,26 @@ describe('public API', () => {
     expect(optional).toEqual(expect.arrayContaining(['namespace', 'imageTag', 'migrations', 'logLevel', 'requestsPerMinutePerClient']));
   });
 
+  it.each(publicFiles)('%s: every prop that sets a Kubernetes field links to its kubernetes.io documentation (@see)', (file) => {
+    // Props named after what they configure in Kubernetes: names and namespaces, images, Secrets,
+    // replicas, autoscaling, migrations (a Job), Ingress, resources, NetworkPolicy peers,
+    // lifecycle hooks and storage.
+    const kubernetesField =
+      /^(name|namespace|destinationNamespace|createNamespace|image|imageTag|imageRepository|\w+Image|\w*Secret|\w*SecretName|replicas|\w+Replicas|autoscaling\w*|migrations|ingress\w*|host|className|tlsSecretName|resources|\w+Resources|database|redis|otlpCollector|metricsScraper|clients|telemetrySources|openObserveClients|preStopDelaySeconds|storageGiB|storageClassName|shmSizeMiB|backupEnabled|backupSchedule|backupRetentionDays|backupStorageGiB)$/;
+    for (const { name, body } of interfaces(file).filter((i) => /(Props|Options)$/.test(i.name))) {
+      for (const m of body.matchAll(/(?:\/\*\*((?:(?!\*\/)[\s\S])*?)\*\/|\/\/[^\n]*)\n\s+readonly (\w+)\??:/g)) {
+        if (!kubernetesField.test(m[2]!)) continue;
+        const see = /@see https:\/\/(kubernetes\.io\/docs|kubernetes\.github\.io\/ingress-nginx)\/\S+/.test(m[1] ?? '');
+        expect({ prop: `${name}.${m[2]}`, see }).toEqual({ prop: `${name}.${m[2]}`, see: true });
+      }
+    }
+  });
+
+  it('checks the @see links of the props that matter (the pattern above matches them)', () => {
+    const props = publicFiles.flatMap((f) => interfaces(f)).flatMap(({ body }) => [...body.matchAll(/@see https:\/\/kubernetes\.io\S+\n\s+\*\/\n\s+readonly (\w+)/g)].map((m) => m[1]));
+    expect(props).toEqual(expect.arrayContaining(['namespace', 'replicas', 'apiResources', 'storageClassName', 'database', 'preStopDelaySeconds', 'imageTag']));
+  });
+
   it.each(publicFiles)('%s: every optional prop documents its @default', (file) => {
     for (const { name, body } of interfaces(file)) {
       // Each member is a TSDoc block followed by its declaration.
