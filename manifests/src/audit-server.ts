@@ -153,6 +153,33 @@ export interface AuditServerIngressOptions {
    * @see https://kubernetes.github.io/ingress-nginx/user-guide/nginx-configuration/annotations/#custom-timeouts
    */
   readonly proxyTimeoutSeconds?: number;
+  /**
+   * Also emit the ingress-nginx controller settings that make clients over a rate limit see
+   * `429 Too Many Requests` (RFC 6585 §4) instead of the controller's default `503`:
+   * `limit-req-status-code` and `limit-conn-status-code`. Both are keys of the controller's
+   * ConfigMap, not Ingress annotations, so they apply to every Ingress of that controller. The
+   * emitted ConfigMap holds only these two keys; `kubectl apply` (and Argo CD) merge them into the
+   * controller's existing ConfigMap.
+   * @default - not emitted: set both keys in the controller's configuration (docs/deploying.md)
+   * @see https://kubernetes.github.io/ingress-nginx/user-guide/nginx-configuration/configmap/#limit-req-status-code
+   */
+  readonly controllerConfigMap?: IngressControllerConfigMapOptions;
+}
+
+/** Where the ingress-nginx controller reads its configuration from (`--configmap`). */
+export interface IngressControllerConfigMapOptions {
+  /**
+   * Name of the controller's ConfigMap.
+   * @default 'ingress-nginx-controller'
+   * @see https://kubernetes.io/docs/concepts/overview/working-with-objects/names/
+   */
+  readonly name?: string;
+  /**
+   * Namespace the controller runs in.
+   * @default 'ingress-nginx'
+   * @see https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/
+   */
+  readonly namespace?: string;
 }
 
 /** Horizontal Pod Autoscaler settings of the api Deployment. */
@@ -345,6 +372,17 @@ const DEFAULT_WORKER_RESOURCES: ContainerResources = {
 
 export { AUDIT_SERVER_PORT };
 
+/**
+ * ingress-nginx controller ConfigMap settings under which clients over a rate limit get `429`
+ * (the controller answers `503` by default), as compose/nginx.conf does with `limit_req_status`
+ * and `limit_conn_status`.
+ * @see https://kubernetes.github.io/ingress-nginx/user-guide/nginx-configuration/configmap/#limit-conn-status-code
+ */
+export const INGRESS_NGINX_RATE_LIMIT_STATUS: { readonly [key: string]: string } = {
+  'limit-req-status-code': '429',
+  'limit-conn-status-code': '429',
+};
+
 /** Paths the ingress routes to the server (seed document, "NGINX Ingress Configuration"). */
 export const AUDIT_SERVER_INGRESS_PATHS: readonly string[] = ['/api', '/trpc', '/graphql', '/auth', '/health', '/ready', '/'];
 
@@ -360,6 +398,8 @@ export class AuditServer extends Construct {
   public static readonly INGRESS_PATHS: string[] = [...AUDIT_SERVER_INGRESS_PATHS];
   /** Image tag used when `imageTag` is not set: the package version. */
   public static readonly DEFAULT_IMAGE_TAG = AUDIT_SERVER_VERSION;
+  /** ingress-nginx controller ConfigMap keys that make rate-limited clients see `429` (see `controllerConfigMap`). */
+  public static readonly INGRESS_NGINX_RATE_LIMIT_STATUS: { readonly [key: string]: string } = { ...INGRESS_NGINX_RATE_LIMIT_STATUS };
 
   /** Base name of the objects. */
   public readonly name: string;
@@ -576,6 +616,21 @@ export class AuditServer extends Construct {
       },
       paths: [{ path: '/metrics', pathType: 'Exact' }],
     });
+    // The status code of a rejected request is controller-wide. A `configuration-snippet`
+    // annotation could set it per Ingress, but ingress-nginx rejects snippet annotations unless
+    // the administrator allowed them (`allow-snippet-annotations`, off by default), so the
+    // documented ConfigMap keys are the only portable way.
+    if (opts.controllerConfigMap) {
+      const cm = new k8s.KubeConfigMap(this, 'IngressControllerConfig', {
+        metadata: {
+          name: opts.controllerConfigMap.name ?? 'ingress-nginx-controller',
+          namespace: opts.controllerConfigMap.namespace ?? 'ingress-nginx',
+          labels: { 'app.kubernetes.io/part-of': PART_OF },
+        },
+        data: { ...INGRESS_NGINX_RATE_LIMIT_STATUS },
+      });
+      setSyncWave(cm, SyncWaves.config);
+    }
   }
 }
 
@@ -679,8 +734,9 @@ function ingressAnnotations(opts: AuditServerIngressOptions, corsOrigins: readon
     'cert-manager.io/cluster-issuer': opts.clusterIssuer ?? 'letsencrypt-prod',
     [`${prefix}/ssl-redirect`]: 'true',
     [`${prefix}/force-ssl-redirect`]: 'true',
-    // Rate limits are per client IP: 100 requests a minute and a bounded number of
-    // concurrent connections; excess requests get 503 from the controller.
+    // Rate limits are per client IP: 100 requests a minute and a bounded number of concurrent
+    // connections. Excess requests get the controller's limit-req-status-code (503 unless the
+    // controller is configured for 429, see controllerConfigMap).
     [`${prefix}/limit-rpm`]: String(rpm),
     [`${prefix}/limit-connections`]: String(opts.connectionsPerClient ?? 20),
     // Consistent hashing on the client address keeps a client on one replica (session affinity

@@ -5,7 +5,13 @@ export type { SecretKeyReference } from './secret-reference';
 export type { NetworkPeer } from './network-peer';
 export type { ContainerResources } from './container-resources';
 export { AuditServer, LogLevel, MigrationMode } from './audit-server';
-export type { AuditServerAutoscalingOptions, AuditServerConfig, AuditServerIngressOptions, AuditServerProps } from './audit-server';
+export type {
+  AuditServerAutoscalingOptions,
+  AuditServerConfig,
+  AuditServerIngressOptions,
+  AuditServerProps,
+  IngressControllerConfigMapOptions,
+} from './audit-server';
 export { RedisCache, RedisEvictionPolicy } from './redis-cache';
 export type { RedisCacheProps } from './redis-cache';
 export { PgVectorDb } from './pg-vector-db';

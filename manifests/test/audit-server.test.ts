@@ -1,5 +1,7 @@
 /* eslint-disable @typescript-eslint/no-unsafe-return --
    tests walk synthesized manifest JSON, whose shape the assertions themselves check */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Testing } from 'cdk8s';
 import { configSchema, loadConfig } from '../../server/src/config';
 import { AuditServer, MigrationMode, LogLevel } from '../src/audit-server';
@@ -230,6 +232,35 @@ describe('AuditServer', () => {
     );
     // Without origins there is no CORS at all.
     expect(Object.keys(get(synth(), 'Ingress', 'audit-server').metadata.annotations).some((k) => k.includes('cors'))).toBe(false);
+  });
+
+  it('answers 429 over the rate limits when asked to configure the ingress-nginx controller, and touches no controller by default', () => {
+    // ingress-nginx answers limit-rpm/limit-connections excess with 503 unless its controller
+    // ConfigMap sets the status; there is no per-Ingress annotation for it.
+    expect(objects.some((o) => o.kind === 'ConfigMap' && o.metadata.namespace !== 'smedrec-audit')).toBe(false);
+    const withController = synth({ ingress: { controllerConfigMap: {} } });
+    expect(get(withController, 'ConfigMap', 'ingress-nginx-controller')).toEqual({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: 'ingress-nginx-controller',
+        namespace: 'ingress-nginx',
+        labels: { 'app.kubernetes.io/part-of': 'smedrec-audit' },
+        annotations: { 'argocd.argoproj.io/sync-wave': '-2' },
+      },
+      data: { 'limit-req-status-code': '429', 'limit-conn-status-code': '429' },
+    });
+    expect(validateManifests(withController)).toEqual([]);
+    const custom = synth({ ingress: { controllerConfigMap: { name: 'nginx-config', namespace: 'edge' } } });
+    expect(get(custom, 'ConfigMap', 'nginx-config').metadata.namespace).toBe('edge');
+    // A snippet annotation would be rejected by controllers that disallow snippets (the default).
+    expect(Object.keys(get(withController, 'Ingress', 'audit-server').metadata.annotations).some((k) => k.includes('snippet'))).toBe(false);
+  });
+
+  it('documents the controller settings in docs/deploying.md exactly as the construct emits them', () => {
+    const page = fs.readFileSync(path.resolve(__dirname, '..', '..', 'docs', 'deploying.md'), 'utf8');
+    for (const [key, value] of Object.entries(AuditServer.INGRESS_NGINX_RATE_LIMIT_STATUS)) expect(page).toContain(`${key}: "${value}"`);
+    expect(page).toContain('controllerConfigMap');
   });
 
   it('keeps /metrics off the public ingress', () => {
