@@ -23,7 +23,8 @@ describe('compose/nginx.conf', () => {
       certDir,
       httpPort: await freePort(),
       httpsPort: await freePort(),
-      upstreamPorts: [await freePort(), await freePort()],
+      resolver: '127.0.0.1:53',
+      upstreamPort: await freePort(),
     };
   });
 
@@ -38,7 +39,7 @@ describe('compose/nginx.conf', () => {
     expect(result.stderr).toContain('test is successful');
   });
 
-  it('is rewritten only in ports, upstream servers, certificate paths and the temp prefix', () => {
+  it('is rewritten only in ports, the resolver address, certificate paths and the temp prefix', () => {
     const original = readFileSync(join(REPO_ROOT, 'compose', 'nginx.conf'), 'utf8');
     const templated = templateNginxConf(options);
     const keep = (text: string) =>
@@ -46,14 +47,27 @@ describe('compose/nginx.conf', () => {
         .split('\n')
         .filter(
           (line) =>
-            !/listen |server audit-server|server 127\.0\.0\.1|\/etc\/nginx\/certs|\/tmp\/nginx|audit-deploy-/.test(
+            !/listen |resolver \S+ valid=|set \$audit_server |\/etc\/nginx\/certs|\/tmp\/nginx|audit-deploy-/.test(
               line,
             ),
         )
         .join('\n');
     expect(keep(templated)).toBe(keep(original));
-    expect(templated).toContain(`server 127.0.0.1:${options.upstreamPorts[0]} max_fails=3 fail_timeout=10s;`);
-    expect(templated).toContain(`server 127.0.0.1:${options.upstreamPorts[1]} max_fails=3 fail_timeout=10s;`);
+    expect(templated).toContain('resolver 127.0.0.1:53 valid=10s ipv6=off;');
+    expect(
+      templated.match(new RegExp(`set \\$audit_server audit-server:${options.upstreamPort};`, 'g')),
+    ).toHaveLength(2);
+  });
+
+  it("finds the replicas through Docker's DNS at request time, never through a static upstream", () => {
+    const text = readFileSync(join(REPO_ROOT, 'compose', 'nginx.conf'), 'utf8');
+    // Docker's embedded DNS, re-asked at least every 10 s: `--scale` adds replicas without a reload.
+    expect(text).toMatch(/^\s*resolver 127\.0\.0\.11 valid=10s ipv6=off;$/m);
+    // An upstream block naming the service would be resolved once, at start-up.
+    expect(text).not.toMatch(/^\s*upstream\s/m);
+    const passes = [...text.matchAll(/^\s*proxy_pass\s+(\S+);$/gm)].map((m) => m[1]);
+    expect(passes.length).toBeGreaterThan(0);
+    expect(new Set(passes)).toEqual(new Set(['http://$audit_server']));
   });
 
   it('keeps every writable path directly under /tmp so the container can run read-only', () => {
@@ -65,12 +79,13 @@ describe('compose/nginx.conf', () => {
     for (const path of paths) expect(path).toMatch(/^\/tmp\/[^/]+$/);
   });
 
-  it('declares the rate-limit zones, 429 status, HSTS and the HTTP→HTTPS redirect', () => {
+  it('declares the rate-limit zones, 429 status, HSTS, the HTTP→HTTPS redirect and retries', () => {
     const text = readFileSync(join(REPO_ROOT, 'compose', 'nginx.conf'), 'utf8');
     expect(text).toMatch(/limit_req_zone \$binary_remote_addr zone=api:\d+m rate=\d+r\/s;/);
     expect(text).toMatch(/limit_req_status 429;/);
     expect(text).toMatch(/add_header Strict-Transport-Security "max-age=\d+; includeSubDomains" always;/);
     expect(text).toMatch(/return 301 https:\/\/\$host\$request_uri;/);
-    expect(text).toMatch(/keepalive \d+;/);
+    // A failed replica is skipped; a POST that reached one is never re-sent (no non_idempotent).
+    expect(text).toMatch(/^\s*proxy_next_upstream error timeout http_502 http_503 http_504;$/m);
   });
 });

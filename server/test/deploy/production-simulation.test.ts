@@ -3,9 +3,11 @@
  * together, run as plain processes. A migration run (AUDIT_ROLE=migrate), two API replicas
  * (`npm start`'s command, NODE_ENV=production, AUDIT_ROLE=api) on a throwaway PostgreSQL
  * database, redis-server with compose/redis.prod.conf and a password, and real nginx running
- * compose/nginx.conf (ports, upstreams and certificate paths templated) with a certificate made
- * by openssl. Replicas are told apart by their own JSON request logs (`reqId`), which carry the
- * request id nginx generated and passed upstream.
+ * compose/nginx.conf (ports, resolver address and certificate paths templated) with a certificate
+ * made by openssl. As in compose, the replicas share one port on their own addresses (127.0.0.2,
+ * .3, .4 stand for container addresses) and nginx finds them through DNS: a test DNS server
+ * answers `audit-server` the way Docker's embedded DNS does. Replicas are told apart by their own
+ * JSON request logs (`reqId`), which carry the request id nginx generated and passed upstream.
  */
 import { Agent as HttpsAgent } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
@@ -26,6 +28,8 @@ import type {
   RedisInstance,
   ThrowawayDatabase,
 } from './support/services';
+import { startDnsServer } from './support/dns';
+import type { DnsServer } from './support/dns';
 import { newApiKey, newSigningKey, runServerCommand, startAuditServer } from './support/server';
 import type { AuditServer } from './support/server';
 import { describeResult, freePort, makeTempDir, requireBinary, stopAll, waitFor } from './support/tools';
@@ -36,12 +40,20 @@ const pg = postgresForTests();
 if (pg.url === undefined) console.warn(`production simulation: ${pg.reason}`);
 const describeWithPostgres = pg.url === undefined ? describe.skip : describe;
 
+/** Addresses of the replicas (loopback aliases, as containers have their own addresses). */
+const REPLICA_HOSTS = ['127.0.0.2', '127.0.0.3', '127.0.0.4'];
+
 describeWithPostgres('production simulation: nginx → two replicas → PostgreSQL + Redis', () => {
   const temp = makeTempDir('prod-sim');
   const apiKey = newApiKey();
   let database: ThrowawayDatabase;
   let redis: RedisInstance;
-  let replicas: [AuditServer, AuditServer];
+  /** Every replica started so far (a killed one stays listed: its log still counts). */
+  let replicas: AuditServer[];
+  let replicaEnv: Record<string, string>;
+  /** The port every replica listens on, each on its own loopback address. */
+  let replicaPort: number;
+  let dns: DnsServer;
   let nginx: NginxInstance;
   let httpPort: number;
   let httpsPort: number;
@@ -95,9 +107,12 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
     if (migrate.status !== 0) throw new Error(describeResult('AUDIT_ROLE=migrate', migrate));
 
     // The first replica bootstraps the organization and its key; the second finds them.
-    const first = await startAuditServer('replica-a', await freePort(), { ...env, AUDIT_ROLE: 'api' });
-    const second = await startAuditServer('replica-b', await freePort(), { ...env, AUDIT_ROLE: 'api' });
+    replicaEnv = { ...env, AUDIT_ROLE: 'api' };
+    replicaPort = await freePort(REPLICA_HOSTS);
+    const first = await startAuditServer('replica-a', replicaPort, replicaEnv, { host: REPLICA_HOSTS[0] });
+    const second = await startAuditServer('replica-b', replicaPort, replicaEnv, { host: REPLICA_HOSTS[1] });
     replicas = [first, second];
+    dns = await startDnsServer({ 'audit-server': [first.host, second.host] });
 
     const certDir = join(temp.dir, 'certs');
     mkdirSync(certDir);
@@ -109,12 +124,14 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
       certDir,
       httpPort,
       httpsPort,
-      upstreamPorts: replicas.map((r) => r.port),
+      resolver: `127.0.0.1:${dns.port}`,
+      upstreamPort: replicaPort,
     });
   });
 
   afterAll(async () => {
     await stopAll();
+    await dns?.close();
     await database?.drop();
     temp.remove();
   });
@@ -276,7 +293,7 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
   });
 
   it('keeps serving when a replica is killed mid-traffic: nginx retries on the survivor', async () => {
-    const [survivor, victim] = replicas;
+    const [survivor, victim] = replicas as [AuditServer, AuditServer];
     const statuses: number[] = [];
     const gets = 80;
     let sent = 0;
@@ -322,11 +339,71 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
       .filter(
         (e) =>
           typeof e.upstream === 'string' &&
-          e.upstream.includes(`:${victim.port}, 127.0.0.1:${survivor.port}`),
+          e.upstream.includes(`${victim.host}:${replicaPort}, ${survivor.host}:${replicaPort}`),
       );
     expect(retried.length).toBeGreaterThan(0);
     process.stdout.write(
       `production simulation: replica killed mid-traffic → ${gets} GETs + 12 POSTs all succeeded, ${retried.length} retried by nginx\n`,
+    );
+  });
+  it('sends traffic to a replica started after nginx once DNS names it (docker-compose up --scale)', async () => {
+    // What `--scale` does: a new container starts, Docker's DNS adds its address to the service
+    // name (and has dropped the killed replica's), nginx keeps running untouched.
+    const [first] = replicas as [AuditServer];
+    // nginx has been serving: every worker process (each has its own resolver cache) holds an
+    // answer for `audit-server` that lacks the new replica. Parallel requests reach every worker.
+    const workers = nginx.workerPids().length;
+    expect(workers).toBeGreaterThan(0);
+    await waitFor(
+      `each of the ${workers} nginx workers to resolve audit-server`,
+      async () => {
+        const health = await Promise.all(
+          Array.from({ length: 8 }, () => viaHttps({ path: '/health', localAddress: '127.0.0.13' })),
+        );
+        expect(health.map((h) => h.status)).toEqual(Array(8).fill(200));
+        return dns.askedBy('audit-server').size >= workers ? true : undefined;
+      },
+      { attempts: 100, intervalMs: 50 },
+    );
+    const added = await startAuditServer('replica-c', replicaPort, replicaEnv, { host: REPLICA_HOSTS[2] });
+    replicas.push(added);
+    const queriesBefore = dns.queries('audit-server');
+    const changedAt = Date.now();
+    dns.setAddresses('audit-server', [first.host, added.host]);
+    // The answer nginx cached may be up to `valid=10s` old: poll until the new replica serves a
+    // request, with a deadline well past that window (the cached TTL, 600 s, must not apply).
+    const servedByNew = await waitFor(
+      'a request served by the replica started after nginx',
+      async () => {
+        const r = await viaHttps({
+          path: '/api/v1/ledger/checkpoint',
+          headers: authorized,
+          localAddress: '127.0.0.13',
+        });
+        if (r.status !== 200) throw new Error(`status ${r.status}: ${r.body}`);
+        // nginx's access log names the address it proxied to ($upstream_addr), written at once.
+        const requestId = r.headers['x-request-id'];
+        const entry = nginx.accessEntries().find((e) => e.requestId === requestId);
+        return entry?.upstream === `${added.host}:${replicaPort}` ? (requestId as string) : undefined;
+      },
+      { attempts: 150, intervalMs: 200, describe: () => nginx.process.output() },
+    );
+    const waitedMs = Date.now() - changedAt;
+    // …and the replica's own log has the request.
+    expect(await servedBy(servedByNew)).toEqual(['replica-c']);
+    // nginx asked the DNS server again instead of keeping the answer it got at start-up.
+    expect(dns.queries('audit-server')).toBeGreaterThan(queriesBefore);
+    // And writes reach it too: the new replica appends to the same ledger.
+    const write = await viaHttps({
+      path: '/api/v1/events',
+      method: 'POST',
+      headers: authorized,
+      body: JSON.stringify({ action: 'data.read', status: 'success' }),
+      localAddress: '127.0.0.13',
+    });
+    expect(write.status).toBe(201);
+    process.stdout.write(
+      `production simulation: replica started after nginx served its first request ${waitedMs} ms after DNS named it (resolver valid=10s)\n`,
     );
   });
 });

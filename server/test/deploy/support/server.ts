@@ -39,6 +39,8 @@ export type LogLine = Record<string, unknown>;
 /** A running server process. */
 export interface AuditServer {
   readonly name: string;
+  /** The address it listens on. */
+  readonly host: string;
   readonly port: number;
   readonly process: ManagedProcess;
   /** JSON lines the process has written to stdout so far. */
@@ -61,19 +63,21 @@ function parseLogs(lines: readonly string[]): LogLine[] {
 }
 
 /**
- * Starts the server with exactly `env` (plus PORT/HOST) and waits until `/ready` answers 200
+ * Starts the server with exactly `env` (plus PORT, and HOST: 127.0.0.1 unless `host` names another
+ * loopback address) and waits until `/ready` answers 200
  * (database reachable, schema current, Redis answering when configured).
  */
 export async function startAuditServer(
   name: string,
   port: number,
   env: Record<string, string>,
-  options: { command?: ServerCommand; uid?: number; gid?: number } = {},
+  options: { command?: ServerCommand; uid?: number; gid?: number; host?: string } = {},
 ): Promise<AuditServer> {
   const { cwd, args } = argv(options.command ?? { kind: 'source' }, 'main');
+  const host = options.host ?? '127.0.0.1';
   const proc = startProcess(name, process.execPath, args, {
     cwd,
-    env: { ...env, PORT: String(port), HOST: '127.0.0.1' },
+    env: { ...env, PORT: String(port), HOST: host },
     ...(options.uid !== undefined ? { uid: options.uid } : {}),
     ...(options.gid !== undefined ? { gid: options.gid } : {}),
   });
@@ -81,7 +85,7 @@ export async function startAuditServer(
     `${name} /ready on port ${port}`,
     async () => {
       if (proc.hasExited()) throw new Error(`${name} exited\n${proc.output()}`);
-      const response = await fetchOnce({ port, path: '/ready', timeoutMs: 2_000 });
+      const response = await fetchOnce({ host, port, path: '/ready', timeoutMs: 2_000 });
       return response.status === 200 ? true : undefined;
     },
     { attempts: 300, intervalMs: 200, describe: () => proc.output() },
@@ -89,6 +93,7 @@ export async function startAuditServer(
   const logs = () => parseLogs(proc.stdoutLines);
   return {
     name,
+    host,
     port,
     process: proc,
     logs,

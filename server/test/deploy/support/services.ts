@@ -188,7 +188,10 @@ export interface NginxTemplateOptions {
   readonly certDir: string;
   readonly httpPort: number;
   readonly httpsPort: number;
-  readonly upstreamPorts: readonly number[];
+  /** `host:port` of the DNS server that answers `audit-server` (Docker's is 127.0.0.11:53). */
+  readonly resolver: string;
+  /** The port every replica listens on (3000 in the containers). */
+  readonly upstreamPort: number;
 }
 
 function replaceExactly(
@@ -210,10 +213,11 @@ function replaceExactly(
 
 /**
  * Rewrites compose/nginx.conf for a test run: loopback listen ports instead of 80/443 (no IPv6
- * listeners), the given upstream ports instead of the compose service name, the generated
- * certificate, and the test's prefix directory instead of /tmp for the writable paths. Everything else — headers,
- * rate limits, retries, redirects — is the project's file byte for byte. Each rewrite must match
- * exactly as often as expected, so a change to nginx.conf that the template misses fails loudly.
+ * listeners), the test's DNS server instead of Docker's, the replicas' test port instead of 3000,
+ * the generated certificate, and the test's prefix directory instead of /tmp for the writable
+ * paths. Everything else — how replicas are found, headers, rate limits, retries, redirects — is
+ * the project's file byte for byte. Each rewrite must match exactly as often as expected, so a
+ * change to nginx.conf that the template misses fails loudly.
  */
 export function templateNginxConf(options: NginxTemplateOptions): string {
   let text = readFileSync(join(REPO_ROOT, 'compose', 'nginx.conf'), 'utf8');
@@ -230,12 +234,8 @@ export function templateNginxConf(options: NginxTemplateOptions): string {
     `listen 127.0.0.1:${options.httpsPort} ssl http2 default_server;`,
     1,
   );
-  text = replaceExactly(
-    text,
-    /server audit-server:3000 (max_fails=\S+ fail_timeout=\S+);/g,
-    options.upstreamPorts.map((port) => `server 127.0.0.1:${port} $1;`).join('\n        '),
-    1,
-  );
+  text = replaceExactly(text, /resolver 127\.0\.0\.11 /g, `resolver ${options.resolver} `, 1);
+  text = replaceExactly(text, 'audit-server:3000;', `audit-server:${options.upstreamPort};`, 2);
   text = replaceExactly(text, '/etc/nginx/certs/', `${options.certDir}/`, 2);
   text = replaceExactly(text, '/tmp/nginx', `${options.prefixDir}/nginx`, 6);
   return text;
@@ -278,6 +278,8 @@ export interface NginxInstance {
   readonly accessLog: string;
   /** Access-log lines parsed as JSON. */
   accessEntries(): Record<string, unknown>[];
+  /** Process ids of the worker processes (children of the master). */
+  workerPids(): number[];
 }
 
 /** Starts nginx in the foreground on a templated configuration and waits until it answers. */
@@ -300,6 +302,12 @@ export async function startNginx(options: NginxTemplateOptions): Promise<NginxIn
   return {
     process: proc,
     accessLog,
+    workerPids: () =>
+      readFileSync(`/proc/${proc.child.pid}/task/${proc.child.pid}/children`, 'utf8')
+        .trim()
+        .split(/\s+/)
+        .filter((pid) => pid !== '')
+        .map(Number),
     accessEntries: () =>
       readFileSync(accessLog, 'utf8')
         .split('\n')
@@ -314,6 +322,8 @@ export async function startNginx(options: NginxTemplateOptions): Promise<NginxIn
 
 /** A request the tests send; `localAddress` picks a loopback source so rate-limit buckets stay apart. */
 export interface FetchOptions {
+  /** Default 127.0.0.1. */
+  readonly host?: string;
   readonly port: number;
   readonly path: string;
   readonly method?: string;
@@ -332,11 +342,11 @@ export interface FetchResult {
   readonly body: string;
 }
 
-/** One HTTP(S) request to 127.0.0.1 with node:http(s); rejects on network errors and timeouts. */
+/** One HTTP(S) request (to 127.0.0.1 unless `host` says otherwise) with node:http(s); rejects on network errors and timeouts. */
 export function fetchOnce(options: FetchOptions): Promise<FetchResult> {
   return new Promise((resolveResult, reject) => {
     const common = {
-      host: '127.0.0.1',
+      host: options.host ?? '127.0.0.1',
       port: options.port,
       path: options.path,
       method: options.method ?? 'GET',

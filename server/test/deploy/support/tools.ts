@@ -54,19 +54,22 @@ function tryBind(port: number, host: string): Promise<boolean> {
 const handedOut = new Set<number>();
 
 /**
- * Picks a port above 20000 that is free right now on 127.0.0.1. Ports already handed out in this
- * process are never reused, so two helpers started in parallel cannot collide with each other.
+ * Picks a port above 20000 that is free right now on every one of `hosts` (default 127.0.0.1;
+ * several loopback addresses let replicas share one port, as containers do). Ports already handed
+ * out in this process are never reused, so two helpers started in parallel cannot collide.
  */
-export async function freePort(): Promise<number> {
+export async function freePort(hosts: readonly string[] = ['127.0.0.1']): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = 20000 + Math.floor(Math.random() * 40000);
     if (handedOut.has(port)) continue;
-    if (await tryBind(port, '127.0.0.1')) {
+    let free = true;
+    for (const host of hosts) free = free && (await tryBind(port, host));
+    if (free) {
       handedOut.add(port);
       return port;
     }
   }
-  throw new Error('no free TCP port above 20000 found after 200 attempts');
+  throw new Error(`no TCP port above 20000 free on ${hosts.join(', ')} after 200 attempts`);
 }
 
 /** A child process whose output is captured line by line. */
