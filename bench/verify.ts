@@ -47,6 +47,10 @@ import { startRuntime } from '../server/src/runtime';
 import { createBenchDatabase, type BenchDatabase } from './lib/database';
 import { formatTable, mib, num, section } from './lib/report';
 import { makeEvent } from './lib/workload';
+import { DEFAULT_EVENT_LIMITS } from '../server/src/events/limits';
+import { eventInputSchemaFor, parseBulkItem } from '../server/src/events/schema';
+
+const eventSchema = eventInputSchemaFor(DEFAULT_EVENT_LIMITS);
 
 const HELP = `Usage: npm run bench:verify -- [options]
 
@@ -274,7 +278,7 @@ async function benchExport(n: number, pglite: boolean, databaseUrl: string | und
     let t = performance.now();
     for (let i = 0; i < n; i += 1000) {
       const batch = Array.from({ length: Math.min(1000, n - i) }, (_, k) => makeEvent(2, i + k));
-      const results = await rt.services.events.bulkCreate(org, batch);
+      const results = await rt.services.events.bulkCreate(org, batch.map((raw) => parseBulkItem(eventSchema, raw)));
       if (!results.every((r) => r.ok)) throw new Error('fill: an event was rejected');
     }
     console.log(`filled in ${((performance.now() - t) / 1000).toFixed(1)} s`);

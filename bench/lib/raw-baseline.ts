@@ -10,8 +10,9 @@
  * JSONB and bytea columns have the real sizes. The timed part is only building the parameter
  * list, sending the INSERT and waiting for its autocommit.
  */
-import { eventInputSchema } from '../../server/src/events/schema';
-import { commitEvent, normalizeEvent } from '../../server/src/events/commit-form';
+import { DEFAULT_EVENT_LIMITS } from '../../server/src/events/limits';
+import { eventInputSchemaFor } from '../../server/src/events/schema';
+import { prepareEvent, sealEvent } from '../../server/src/events/commit-form';
 import { newSalt } from '../../server/src/ledger';
 import { uuidv7 } from '../../server/src/util/uuid';
 import pg from 'pg';
@@ -67,14 +68,16 @@ function insertSql(rows: number): string {
   return `INSERT INTO bench_raw (${COLUMNS.map((c) => `"${c}"`).join(',')}) VALUES ${tuples.join(',')}`;
 }
 
+const eventInputSchema = eventInputSchemaFor(DEFAULT_EVENT_LIMITS);
+
 function rowParams(org: string, seed: number, start: number, count: number): unknown[] {
   const recordedAt = new Date();
   const params: unknown[] = [];
   for (let i = start; i < start + count; i++) {
     const input = eventInputSchema.parse(makeEvent(seed, i));
     const id = uuidv7(recordedAt.getTime());
-    const values = normalizeEvent(input, recordedAt);
-    const c = commitEvent(org, id, recordedAt, values, newSalt);
+    const c = sealEvent(org, id, recordedAt, prepareEvent(input, newSalt), newSalt);
+    const values = c.values;
     const v = (k: keyof typeof values) => (values[k] === undefined ? null : values[k]);
     const json = (x: unknown) => (x === undefined || x === null ? null : JSON.stringify(x));
     params.push(

@@ -48,7 +48,9 @@ export const configSchema = z.object({
   RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(6000)
     .describe('requests per minute per API key (0 = off); shared through Redis when configured'),
   HTTP_BODY_LIMIT_BYTES: int(1024, 64 * 1024 * 1024).default(8 * 1024 * 1024)
-    .describe('largest request body accepted'),
+    .describe('largest request body accepted; a larger declared Content-Length is refused (413) before the body is read'),
+  TRPC_MAX_BATCH: int(1, 1000).default(20)
+    .describe('most calls one tRPC batch request may hold (set `maxItems` of the client\'s batch link to at most this); each call counts against RATE_LIMIT_PER_MINUTE'),
   EVENT_MAX_BYTES: int(256, 1024 * 1024).default(32 * 1024)
     .describe('largest single event (JSON bytes)'),
   EVENT_MAX_DEPTH: int(1, 64).default(8).describe('deepest nesting allowed in `details`'),

@@ -57,16 +57,29 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return out === '' ? '(root)' : out;
 }
 
-/** A 400 that names every offending field. */
+/** Most issues one 400 lists; the message says how many more there were. */
+export const MAX_REPORTED_ISSUES = 20;
+
+/**
+ * A 400 that names the offending fields: every one of them up to {@link MAX_REPORTED_ISSUES}, so
+ * a hostile input (a list of 5,000 bad values) cannot turn the answer into a megabyte.
+ */
 export function validationError(
   issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string; code?: string; keys?: ReadonlyArray<string> }>,
 ): AppError {
   // An unknown field is reported at its own path, so the 400 names it like any other field.
-  const list = issues.flatMap((i) =>
+  const all = issues.flatMap((i) =>
     i.code === 'unrecognized_keys' && i.keys
-      ? i.keys.map((k) => ({ path: formatPath([...i.path, k]), message: 'unknown field' }))
-      : [{ path: formatPath(i.path), message: i.message }],
+      ? i.keys.map((k) => ({ path: clip(formatPath([...i.path, k])), message: 'unknown field' }))
+      : [{ path: clip(formatPath(i.path)), message: i.message }],
   );
-  const summary = list.map((i) => `${i.path}: ${i.message}`).join('; ');
+  const list = all.slice(0, MAX_REPORTED_ISSUES);
+  const more = all.length - list.length;
+  const summary = list.map((i) => `${i.path}: ${i.message}`).join('; ') + (more > 0 ? `; and ${more} more` : '');
   return new AppError('BAD_REQUEST', `invalid input: ${summary}`, list);
+}
+
+/** Paths echo client-chosen keys: a 100 KB key name is named by its first 200 characters. */
+function clip(path: string): string {
+  return path.length > 200 ? `${path.slice(0, 200)}…` : path;
 }

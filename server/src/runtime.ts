@@ -111,15 +111,12 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       {
         batchCommitted: metrics.ingestObserver.batchCommitted,
         checkpointCommitted: (org, size, note) => witness?.enqueue(org, size, note),
+        // A code and counts only: the database error itself carries the batch's values.
+        appendFailed: (f) => (f.fault === 'input' ? logger.warn.bind(logger) : logger.error.bind(logger))(f, 'append failed'),
       },
     );
     const apiKeys = new ApiKeyService(database);
-    const events = new EventService(database, ingest, ledger, {
-      maxBytes: config.EVENT_MAX_BYTES,
-      maxDepth: config.EVENT_MAX_DEPTH,
-      maxStringLength: config.EVENT_MAX_STRING_LENGTH,
-      maxKeys: config.EVENT_MAX_KEYS,
-    });
+    const events = new EventService(database, ingest, ledger);
     const services: Services = { events, ledger, apiKeys };
 
     const serveApi = config.AUDIT_ROLE === 'api' || config.AUDIT_ROLE === 'all';
@@ -149,6 +146,15 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       corsOrigins: config.CORS_ORIGINS,
       trustProxy: config.TRUST_PROXY,
       bodyLimitBytes: config.HTTP_BODY_LIMIT_BYTES,
+      limits: {
+        event: {
+          maxBytes: config.EVENT_MAX_BYTES,
+          maxDepth: config.EVENT_MAX_DEPTH,
+          maxStringLength: config.EVENT_MAX_STRING_LENGTH,
+          maxKeys: config.EVENT_MAX_KEYS,
+        },
+      },
+      trpcMaxBatch: config.TRPC_MAX_BATCH,
     });
 
     // The worker keeps monthly partitions ahead of time (docs/architecture.md §4.2).

@@ -1,32 +1,35 @@
 /**
  * Every API operation, defined once: permission, input and output schemas, the REST route, and
  * the service call. The tRPC routers, the REST router and the OpenAPI document are all built from
- * this table, so a behaviour is never written twice.
+ * this table, so a behaviour is never written twice. The table is built for the configured input
+ * limits, because the event schema enforces them: the schemas here are the only parsers of input.
  */
 import { z } from 'zod';
 import { ROLES, type Permission } from '../auth/permissions';
 import { AppError } from '../errors';
+import type { EventLimits } from '../events/limits';
 import {
-  eventInputSchema,
+  eventInputSchemaFor,
   eventPageSchema,
   eventQuerySchema,
   eventRecordSchema,
   eventStatsInputSchema,
   eventStatsSchema,
   inclusionProofSchema,
+  parseBulkItem,
   receiptSchema,
+  type EventInputBody,
 } from '../events/schema';
+import { safeText } from '../util/safe-input';
 import type { AuthedContext } from './context';
 
 /** How an operation is exposed over REST. */
 export interface RestBinding {
   method: 'get' | 'post' | 'delete';
-  /** Express path under /api/v1, e.g. `/events/:id`. */
+  /** Express path under /api/v1, e.g. `/events/:id`; `:name` parameters are input fields. */
   path: string;
   /** Success status (default 200). */
   status?: number;
-  /** Builds the operation input from the request (default: path params + query or body). */
-  input?: (req: { params: Record<string, string>; query: Record<string, unknown>; body: unknown }) => unknown;
 }
 
 /** One operation. */
@@ -37,8 +40,8 @@ export interface Operation<I extends z.ZodType, O extends z.ZodType> {
   input: I;
   output: O;
   rest: RestBinding;
-  /** Input schema for the OpenAPI document when `input` is looser than what is really accepted. */
-  docInput?: z.ZodType;
+  /** A valid input, published as the OpenAPI example; a test sends it for every operation. */
+  example: z.input<I>;
   run: (ctx: AuthedContext, input: z.output<I>) => Promise<z.input<O>>;
 }
 
@@ -46,13 +49,14 @@ function op<I extends z.ZodType, O extends z.ZodType>(o: Operation<I, O>): Opera
   return o;
 }
 
+/** What the operation table is built for (from configuration). */
+export interface InputLimits {
+  event: EventLimits;
+}
+
 const b64 = z.string();
 const checkpointSchema = z.object({ origin: z.string(), treeSize: z.number().int(), rootHash: b64, note: z.string() });
-const intParam = z.coerce.number().int().nonnegative();
-const list = (v: unknown) => (v === undefined ? undefined : (Array.isArray(v) ? v : [v]).flatMap((s) => String(s).split(',')));
-
-/** Accepts anything per item (each is validated on its own) but types items as events for clients. */
-const bulkItem = z.custom<z.input<typeof eventInputSchema>>(() => true);
+const leafIndex = z.number().int().nonnegative();
 
 const producerKeySchema = z.object({
   keyId: z.string(),
@@ -70,280 +74,286 @@ const apiKeyInfoSchema = z.object({
   revokedAt: z.string().nullable(),
 });
 
-/** The operation table. */
-export const operations = {
-  eventsCreate: op({
-    kind: 'mutation',
-    summary: 'Append one audit event; answers after COMMIT with a verifiable receipt',
-    permission: 'audit.events:create',
-    input: eventInputSchema,
-    output: receiptSchema,
-    rest: { method: 'post', path: '/events', status: 201 },
-    run: (ctx, input) => ctx.services.events.create(ctx.principal.organizationId, input),
-  }),
-  eventsBulkCreate: op({
-    kind: 'mutation',
-    summary: 'Append 1–1000 events; each item is validated and acknowledged on its own',
-    permission: 'audit.events:create',
-    input: z.strictObject({ events: z.array(bulkItem).min(1).max(1000) }),
-    output: z.object({
-      accepted: z.number().int(),
-      rejected: z.number().int(),
-      results: z.array(
-        z.union([
-          z.object({ index: z.number().int(), ok: z.literal(true), receipt: receiptSchema }),
+/** The error of one failed bulk item: the input's fault (400) or the server's (503/500). */
+const itemErrorSchema = z.object({
+  code: z.enum(['BAD_REQUEST', 'UNAVAILABLE', 'INTERNAL']),
+  message: z.string(),
+  issues: z.array(z.object({ path: z.string(), message: z.string() })),
+});
+
+const EXAMPLE_EVENT = {
+  action: 'data.read',
+  status: 'success',
+  principalId: 'dr-house',
+  patientId: 'patient-42',
+  dataClassification: 'PHI',
+  targetResourceType: 'Patient',
+  targetResourceId: 'patient-42',
+} as const;
+const EXAMPLE_UUID = '01900000-0000-7000-8000-000000000000';
+
+/** Builds the operation table for the configured limits. */
+export function createOperations(limits: InputLimits) {
+  const eventInputSchema = eventInputSchemaFor(limits.event);
+  /**
+   * One bulk item: anything is accepted here and parsed on its own by the event schema, so one
+   * bad item is reported with its index while the others are appended. Documented as an event.
+   */
+  const bulkItem = z
+    .custom<EventInputBody>(() => true)
+    .transform((raw) => parseBulkItem(eventInputSchema, raw))
+    .meta(documentAs(eventInputSchema));
+
+  return {
+    eventsCreate: op({
+      kind: 'mutation',
+      summary: 'Append one audit event; answers after COMMIT with a verifiable receipt',
+      permission: 'audit.events:create',
+      input: eventInputSchema,
+      output: receiptSchema,
+      rest: { method: 'post', path: '/events', status: 201 },
+      example: EXAMPLE_EVENT,
+      run: (ctx, input) => ctx.services.events.create(ctx.principal.organizationId, input),
+    }),
+    eventsBulkCreate: op({
+      kind: 'mutation',
+      summary: 'Append 1–1000 events; each item is validated and acknowledged on its own',
+      permission: 'audit.events:create',
+      input: z.strictObject({ events: z.array(bulkItem).min(1).max(1000) }),
+      output: z.object({
+        accepted: z.number().int(),
+        rejected: z.number().int(),
+        results: z.array(
+          z.union([
+            z.object({ index: z.number().int(), ok: z.literal(true), receipt: receiptSchema }),
+            z.object({ index: z.number().int(), ok: z.literal(false), error: itemErrorSchema }),
+          ]),
+        ),
+      }),
+      rest: { method: 'post', path: '/events/bulk' },
+      example: { events: [EXAMPLE_EVENT, { ...EXAMPLE_EVENT, action: 'data.write' }] },
+      run: async (ctx, input) => {
+        const results = await ctx.services.events.bulkCreate(ctx.principal.organizationId, input.events);
+        const accepted = results.filter((r) => r.ok).length;
+        return { accepted, rejected: results.length - accepted, results };
+      },
+    }),
+    eventsQuery: op({
+      kind: 'query',
+      summary: 'Filtered, keyset-paginated events of the caller’s organization',
+      permission: 'audit.events:read',
+      input: eventQuerySchema,
+      output: eventPageSchema,
+      rest: { method: 'get', path: '/events' },
+      example: { patientIds: ['patient-42'], statuses: ['success', 'failure'], dateRange: { from: '2020-01-01T00:00:00Z' }, limit: 10 },
+      run: (ctx, input) => ctx.services.events.query(ctx.principal.organizationId, input),
+    }),
+    eventsStats: op({
+      kind: 'query',
+      summary: 'Event counts grouped by action, status, dataClassification, day or hour',
+      permission: 'audit.events:read',
+      input: eventStatsInputSchema,
+      output: eventStatsSchema,
+      rest: { method: 'get', path: '/events/stats' },
+      example: { groupBy: 'action', dateRange: { from: '2020-01-01T00:00:00Z' } },
+      run: (ctx, input) => ctx.services.events.stats(ctx.principal.organizationId, input),
+    }),
+    eventsGetById: op({
+      kind: 'query',
+      summary: 'One event, optionally with its inclusion proof and the current checkpoint',
+      permission: 'audit.events:read',
+      input: z.strictObject({ id: z.uuid(), withProof: z.boolean().default(false) }),
+      output: z.object({
+        event: eventRecordSchema,
+        inclusionProof: inclusionProofSchema.extend({ leafHash: b64 }).optional(),
+        checkpoint: checkpointSchema.optional(),
+      }),
+      rest: { method: 'get', path: '/events/:id' },
+      example: { id: EXAMPLE_UUID, withProof: true },
+      run: (ctx, input) => ctx.services.events.getById(ctx.principal.organizationId, input.id, input.withProof),
+    }),
+    ledgerCheckpoint: op({
+      kind: 'query',
+      summary: 'The latest signed checkpoint, or one at a given tree size',
+      permission: 'audit.ledger:read',
+      input: z.strictObject({ treeSize: z.number().int().nonnegative().optional() }).default({}),
+      output: checkpointSchema,
+      rest: { method: 'get', path: '/ledger/checkpoint' },
+      example: { treeSize: 1 },
+      run: (ctx, input) => ctx.services.ledger.checkpoint(ctx.principal.organizationId, input.treeSize),
+    }),
+    ledgerInclusionProof: op({
+      kind: 'query',
+      summary: 'Inclusion proof of a leaf (by index or event id) at a tree size (default: current)',
+      permission: 'audit.ledger:read',
+      input: z
+        .strictObject({
+          leafIndex: leafIndex.optional(),
+          eventId: z.uuid().optional(),
+          treeSize: z.number().int().positive().optional(),
+        })
+        .refine((v) => (v.leafIndex === undefined) !== (v.eventId === undefined), {
+          message: 'give exactly one of leafIndex or eventId',
+          path: ['leafIndex'],
+        }),
+      output: inclusionProofSchema.extend({ leafHash: b64 }),
+      rest: { method: 'get', path: '/ledger/proofs/inclusion' },
+      example: { leafIndex: 0, treeSize: 1 },
+      run: async (ctx, input) => {
+        const org = ctx.principal.organizationId;
+        const index = input.leafIndex ?? (await ctx.services.events.leafIndexOf(org, input.eventId!));
+        return ctx.services.ledger.inclusionProof(org, index, input.treeSize);
+      },
+    }),
+    ledgerConsistencyProof: op({
+      kind: 'query',
+      summary: 'Consistency proof between two tree sizes (RFC 9162 §2.1.4)',
+      permission: 'audit.ledger:read',
+      input: z.strictObject({ fromSize: z.number().int().nonnegative(), toSize: z.number().int().nonnegative() }),
+      output: z.object({ fromSize: z.number().int(), toSize: z.number().int(), hashes: z.array(b64) }),
+      rest: { method: 'get', path: '/ledger/proofs/consistency' },
+      example: { fromSize: 1, toSize: 1 },
+      run: (ctx, input) => ctx.services.ledger.consistencyProof(ctx.principal.organizationId, input.fromSize, input.toSize),
+    }),
+    ledgerLeaves: op({
+      kind: 'query',
+      summary: 'Leaves [start, end) with committed values, salts and commitments, for full re-verification',
+      permission: 'audit.events:read',
+      input: z
+        .strictObject({ start: leafIndex, end: z.number().int().positive() })
+        .refine((v) => v.end > v.start && v.end - v.start <= 1000, { message: 'need start < end and at most 1000 leaves', path: ['end'] }),
+      output: z.object({
+        leaves: z.array(
           z.object({
-            index: z.number().int(),
-            ok: z.literal(false),
-            error: z.object({ code: z.literal('BAD_REQUEST'), message: z.string(), issues: z.array(z.object({ path: z.string(), message: z.string() })) }),
+            leafIndex: z.number().int(),
+            id: z.uuid(),
+            organizationId: z.uuid(),
+            recordedAt: z.string(),
+            leafHash: b64,
+            fields: z.record(z.string(), z.object({ commitment: z.string(), salt: z.string().nullable(), value: z.unknown().optional() })),
           }),
-        ]),
-      ),
-    }),
-    rest: { method: 'post', path: '/events/bulk' },
-    docInput: z.strictObject({ events: z.array(eventInputSchema).min(1).max(1000) }),
-    run: async (ctx, input) => {
-      const results = await ctx.services.events.bulkCreate(ctx.principal.organizationId, input.events);
-      const accepted = results.filter((r) => r.ok).length;
-      return { accepted, rejected: results.length - accepted, results };
-    },
-  }),
-  eventsQuery: op({
-    kind: 'query',
-    summary: 'Filtered, keyset-paginated events of the caller’s organization',
-    permission: 'audit.events:read',
-    input: eventQuerySchema,
-    output: eventPageSchema,
-    rest: {
-      method: 'get',
-      path: '/events',
-      input: ({ query: q }) => ({
-        dateRange: q.from || q.to ? { from: q.from, to: q.to } : undefined,
-        principalIds: list(q.principalIds),
-        actions: list(q.actions),
-        statuses: list(q.statuses),
-        dataClassifications: list(q.dataClassifications),
-        targetResourceTypes: list(q.targetResourceTypes),
-        targetResourceIds: list(q.targetResourceIds),
-        patientIds: list(q.patientIds),
-        correlationIds: list(q.correlationIds),
-        sort: q.sort,
-        limit: q.limit === undefined ? undefined : Number(q.limit),
-        cursor: q.cursor,
+        ),
       }),
-    },
-    run: (ctx, input) => ctx.services.events.query(ctx.principal.organizationId, input),
-  }),
-  eventsStats: op({
-    kind: 'query',
-    summary: 'Event counts grouped by action, status, dataClassification, day or hour',
-    permission: 'audit.events:read',
-    input: eventStatsInputSchema,
-    output: eventStatsSchema,
-    rest: {
-      method: 'get',
-      path: '/events/stats',
-      input: ({ query: q }) => ({ groupBy: q.groupBy, dateRange: q.from || q.to ? { from: q.from, to: q.to } : undefined }),
-    },
-    run: (ctx, input) => ctx.services.events.stats(ctx.principal.organizationId, input),
-  }),
-  eventsGetById: op({
-    kind: 'query',
-    summary: 'One event, optionally with its inclusion proof and the current checkpoint',
-    permission: 'audit.events:read',
-    input: z.strictObject({ id: z.uuid(), withProof: z.boolean().default(false) }),
-    output: z.object({
-      event: eventRecordSchema,
-      inclusionProof: inclusionProofSchema.extend({ leafHash: b64 }).optional(),
-      checkpoint: checkpointSchema.optional(),
+      rest: { method: 'get', path: '/ledger/leaves' },
+      example: { start: 0, end: 1 },
+      run: async (ctx, input) => ({ leaves: await ctx.services.events.leaves(ctx.principal.organizationId, input.start, input.end) }),
     }),
-    rest: {
-      method: 'get',
-      path: '/events/:id',
-      input: ({ params, query }) => ({ id: params.id, withProof: query.proof === 'true' || query.withProof === 'true' }),
-    },
-    run: (ctx, input) => ctx.services.events.getById(ctx.principal.organizationId, input.id, input.withProof),
-  }),
-  ledgerCheckpoint: op({
-    kind: 'query',
-    summary: 'The latest signed checkpoint, or one at a given tree size',
-    permission: 'audit.ledger:read',
-    input: z.strictObject({ treeSize: z.number().int().nonnegative().optional() }).default({}),
-    output: checkpointSchema,
-    rest: {
-      method: 'get',
-      path: '/ledger/checkpoint',
-      input: ({ query }) => ({ treeSize: query.treeSize === undefined ? undefined : Number(query.treeSize) }),
-    },
-    run: (ctx, input) => ctx.services.ledger.checkpoint(ctx.principal.organizationId, input.treeSize),
-  }),
-  ledgerInclusionProof: op({
-    kind: 'query',
-    summary: 'Inclusion proof of a leaf (by index or event id) at a tree size (default: current)',
-    permission: 'audit.ledger:read',
-    input: z
-      .strictObject({
-        leafIndex: z.number().int().nonnegative().optional(),
-        eventId: z.uuid().optional(),
-        treeSize: z.number().int().positive().optional(),
-      })
-      .refine((v) => (v.leafIndex === undefined) !== (v.eventId === undefined), {
-        message: 'give exactly one of leafIndex or eventId',
-        path: ['leafIndex'],
+    ledgerKeys: op({
+      kind: 'query',
+      summary: 'Checkpoint signing keys (signed-note verifier keys) with validity windows',
+      permission: 'audit.ledger:read',
+      input: z.strictObject({}).default({}),
+      output: z.object({
+        keys: z.array(
+          z.object({
+            keyId: z.string(),
+            name: z.string(),
+            verifierKey: z.string(),
+            algorithm: z.literal('ed25519'),
+            notBefore: z.string(),
+            notAfter: z.string().nullable(),
+            active: z.boolean(),
+          }),
+        ),
       }),
-    output: inclusionProofSchema.extend({ leafHash: b64 }),
-    rest: {
-      method: 'get',
-      path: '/ledger/proofs/inclusion',
-      input: ({ query: q }) => ({
-        leafIndex: q.leafIndex === undefined ? undefined : Number(q.leafIndex),
-        eventId: q.eventId,
-        treeSize: q.treeSize === undefined ? undefined : Number(q.treeSize),
+      rest: { method: 'get', path: '/ledger/keys' },
+      example: {},
+      run: async (ctx) => ({ keys: await ctx.services.ledger.keys() }),
+    }),
+    ledgerAlerts: op({
+      kind: 'query',
+      summary: 'Findings of the continuous self-audit for the caller’s organization, newest first',
+      permission: 'audit.ledger:read',
+      input: z.strictObject({ limit: z.number().int().min(1).max(1000).default(100) }).default({ limit: 100 }),
+      output: z.object({
+        alerts: z.array(
+          z.object({
+            id: z.uuid(),
+            createdAt: z.string(),
+            kind: z.enum(['leaf', 'checkpoint', 'bundle', 'node', 'head', 'witness']),
+            leafIndex: z.number().int().nullable(),
+            treeSize: z.number().int().nullable(),
+            reason: z.string(),
+          }),
+        ),
       }),
-    },
-    run: async (ctx, input) => {
-      const org = ctx.principal.organizationId;
-      const index = input.leafIndex ?? (await ctx.services.events.leafIndexOf(org, input.eventId!));
-      return ctx.services.ledger.inclusionProof(org, index, input.treeSize);
-    },
-  }),
-  ledgerConsistencyProof: op({
-    kind: 'query',
-    summary: 'Consistency proof between two tree sizes (RFC 9162 §2.1.4)',
-    permission: 'audit.ledger:read',
-    input: z.strictObject({ fromSize: z.number().int().nonnegative(), toSize: z.number().int().nonnegative() }),
-    output: z.object({ fromSize: z.number().int(), toSize: z.number().int(), hashes: z.array(b64) }),
-    rest: {
-      method: 'get',
-      path: '/ledger/proofs/consistency',
-      input: ({ query: q }) => ({ fromSize: intParam.safeParse(q.fromSize).data ?? q.fromSize, toSize: intParam.safeParse(q.toSize).data ?? q.toSize }),
-    },
-    run: (ctx, input) => ctx.services.ledger.consistencyProof(ctx.principal.organizationId, input.fromSize, input.toSize),
-  }),
-  ledgerLeaves: op({
-    kind: 'query',
-    summary: 'Leaves [start, end) with committed values, salts and commitments, for full re-verification',
-    permission: 'audit.events:read',
-    input: z
-      .strictObject({ start: z.number().int().nonnegative(), end: z.number().int().positive() })
-      .refine((v) => v.end > v.start && v.end - v.start <= 1000, { message: 'need start < end and at most 1000 leaves', path: ['end'] }),
-    output: z.object({
-      leaves: z.array(
-        z.object({
-          leafIndex: z.number().int(),
-          id: z.uuid(),
-          organizationId: z.uuid(),
-          recordedAt: z.string(),
-          leafHash: b64,
-          fields: z.record(z.string(), z.object({ commitment: z.string(), salt: z.string().nullable(), value: z.unknown().optional() })),
-        }),
-      ),
+      rest: { method: 'get', path: '/ledger/alerts' },
+      example: { limit: 10 },
+      run: async (ctx, input) => ({ alerts: await ctx.services.ledger.alerts(ctx.principal.organizationId, input.limit) }),
     }),
-    rest: {
-      method: 'get',
-      path: '/ledger/leaves',
-      input: ({ query: q }) => ({ start: intParam.safeParse(q.start).data ?? q.start, end: intParam.safeParse(q.end).data ?? q.end }),
-    },
-    run: async (ctx, input) => ({ leaves: await ctx.services.events.leaves(ctx.principal.organizationId, input.start, input.end) }),
-  }),
-  ledgerKeys: op({
-    kind: 'query',
-    summary: 'Checkpoint signing keys (signed-note verifier keys) with validity windows',
-    permission: 'audit.ledger:read',
-    input: z.strictObject({}).default({}),
-    output: z.object({
-      keys: z.array(
-        z.object({
-          keyId: z.string(),
-          name: z.string(),
-          verifierKey: z.string(),
-          algorithm: z.literal('ed25519'),
-          notBefore: z.string(),
-          notAfter: z.string().nullable(),
-          active: z.boolean(),
-        }),
-      ),
+    producerKeysRegister: op({
+      kind: 'mutation',
+      summary: 'Register a producer’s Ed25519 public key; events signed with it are verified on ingest',
+      permission: 'admin.apiKeys:manage',
+      input: z.strictObject({
+        name: safeText(200),
+        publicKey: z
+          .string()
+          .regex(/^[A-Za-z0-9+/]{43}=$/, 'standard base64 of 32 bytes')
+          .describe('standard base64 of the raw 32-byte Ed25519 public key'),
+      }),
+      output: producerKeySchema,
+      rest: { method: 'post', path: '/producer-keys', status: 201 },
+      example: { name: 'ehr-backend', publicKey: '11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=' },
+      run: (ctx, input) => ctx.services.events.registerProducerKey(ctx.principal.organizationId, input.name, input.publicKey),
     }),
-    rest: { method: 'get', path: '/ledger/keys' },
-    run: async (ctx) => ({ keys: await ctx.services.ledger.keys() }),
-  }),
-  ledgerAlerts: op({
-    kind: 'query',
-    summary: 'Findings of the continuous self-audit for the caller’s organization, newest first',
-    permission: 'audit.ledger:read',
-    input: z.strictObject({ limit: z.number().int().min(1).max(1000).default(100) }).default({ limit: 100 }),
-    output: z.object({
-      alerts: z.array(
-        z.object({
-          id: z.uuid(),
-          createdAt: z.string(),
-          kind: z.enum(['leaf', 'checkpoint', 'bundle', 'node', 'head', 'witness']),
-          leafIndex: z.number().int().nullable(),
-          treeSize: z.number().int().nullable(),
-          reason: z.string(),
-        }),
-      ),
+    producerKeysList: op({
+      kind: 'query',
+      summary: 'Producer keys of the caller’s organization (public keys, revocation times)',
+      permission: 'audit.ledger:read',
+      input: z.strictObject({}).default({}),
+      output: z.object({ keys: z.array(producerKeySchema) }),
+      rest: { method: 'get', path: '/producer-keys' },
+      example: {},
+      run: async (ctx) => ({ keys: await ctx.services.events.listProducerKeys(ctx.principal.organizationId) }),
     }),
-    rest: {
-      method: 'get',
-      path: '/ledger/alerts',
-      input: ({ query: q }) => ({ limit: intParam.safeParse(q.limit).data ?? q.limit }),
-    },
-    run: async (ctx, input) => ({ alerts: await ctx.services.ledger.alerts(ctx.principal.organizationId, input.limit) }),
-  }),
-  producerKeysRegister: op({
-    kind: 'mutation',
-    summary: 'Register a producer’s Ed25519 public key; events signed with it are verified on ingest',
-    permission: 'admin.apiKeys:manage',
-    input: z.strictObject({
-      name: z.string().min(1).max(200),
-      publicKey: z.string().max(64).describe('standard base64 of the raw 32-byte Ed25519 public key'),
+    apiKeysCreate: op({
+      kind: 'mutation',
+      summary: 'Create an API key for the caller’s organization; the secret is returned once',
+      permission: 'admin.apiKeys:manage',
+      input: z.strictObject({ name: safeText(200), role: z.enum(ROLES) }),
+      output: apiKeyInfoSchema.extend({ key: z.string() }),
+      rest: { method: 'post', path: '/api-keys', status: 201 },
+      example: { name: 'ehr-backend', role: 'producer' },
+      run: (ctx, input) => ctx.services.apiKeys.create(ctx.principal.organizationId, input.name, input.role),
     }),
-    output: producerKeySchema,
-    rest: { method: 'post', path: '/producer-keys', status: 201 },
-    run: (ctx, input) => ctx.services.events.registerProducerKey(ctx.principal.organizationId, input.name, input.publicKey),
-  }),
-  producerKeysList: op({
-    kind: 'query',
-    summary: 'Producer keys of the caller’s organization (public keys, revocation times)',
-    permission: 'audit.ledger:read',
-    input: z.strictObject({}).default({}),
-    output: z.object({ keys: z.array(producerKeySchema) }),
-    rest: { method: 'get', path: '/producer-keys' },
-    run: async (ctx) => ({ keys: await ctx.services.events.listProducerKeys(ctx.principal.organizationId) }),
-  }),
-  apiKeysCreate: op({
-    kind: 'mutation',
-    summary: 'Create an API key for the caller’s organization; the secret is returned once',
-    permission: 'admin.apiKeys:manage',
-    input: z.strictObject({ name: z.string().min(1).max(200), role: z.enum(ROLES) }),
-    output: apiKeyInfoSchema.extend({ key: z.string() }),
-    rest: { method: 'post', path: '/api-keys', status: 201 },
-    run: (ctx, input) => ctx.services.apiKeys.create(ctx.principal.organizationId, input.name, input.role),
-  }),
-  apiKeysList: op({
-    kind: 'query',
-    summary: 'API keys of the caller’s organization (never their secrets)',
-    permission: 'admin.apiKeys:manage',
-    input: z.strictObject({}).default({}),
-    output: z.object({ keys: z.array(apiKeyInfoSchema) }),
-    rest: { method: 'get', path: '/api-keys' },
-    run: async (ctx) => ({ keys: await ctx.services.apiKeys.list(ctx.principal.organizationId) }),
-  }),
-  apiKeysRevoke: op({
-    kind: 'mutation',
-    summary: 'Revoke an API key of the caller’s organization',
-    permission: 'admin.apiKeys:manage',
-    input: z.strictObject({ id: z.uuid() }),
-    output: z.object({ id: z.uuid(), revoked: z.literal(true) }),
-    rest: { method: 'delete', path: '/api-keys/:id', input: ({ params }) => ({ id: params.id }) },
-    run: async (ctx, input) => {
-      if (input.id === ctx.principal.keyId) throw new AppError('CONFLICT', 'an API key cannot revoke itself');
-      await ctx.services.apiKeys.revoke(ctx.principal.organizationId, input.id);
-      return { id: input.id, revoked: true as const };
-    },
-  }),
-};
+    apiKeysList: op({
+      kind: 'query',
+      summary: 'API keys of the caller’s organization (never their secrets)',
+      permission: 'admin.apiKeys:manage',
+      input: z.strictObject({}).default({}),
+      output: z.object({ keys: z.array(apiKeyInfoSchema) }),
+      rest: { method: 'get', path: '/api-keys' },
+      example: {},
+      run: async (ctx) => ({ keys: await ctx.services.apiKeys.list(ctx.principal.organizationId) }),
+    }),
+    apiKeysRevoke: op({
+      kind: 'mutation',
+      summary: 'Revoke an API key of the caller’s organization',
+      permission: 'admin.apiKeys:manage',
+      input: z.strictObject({ id: z.uuid() }),
+      output: z.object({ id: z.uuid(), revoked: z.literal(true) }),
+      rest: { method: 'delete', path: '/api-keys/:id' },
+      example: { id: '00000000-0000-4000-8000-000000000000' },
+      run: async (ctx, input) => {
+        if (input.id === ctx.principal.keyId) throw new AppError('CONFLICT', 'an API key cannot revoke itself');
+        await ctx.services.apiKeys.revoke(ctx.principal.organizationId, input.id);
+        return { id: input.id, revoked: true as const };
+      },
+    }),
+  };
+}
+
+/** The JSON Schema of `schema` as metadata, so a pass-through schema is documented as what it validates. */
+function documentAs(schema: z.ZodType): Record<string, unknown> {
+  const { $schema: _drop, ...json } = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
+  return json;
+}
+
+/** The operation table. */
+export type Operations = ReturnType<typeof createOperations>;
+/** The id of an operation (`eventsCreate` …). */
+export type OperationId = keyof Operations;
 
 /** Any operation of the table. */
-export type AnyOperation = (typeof operations)[keyof typeof operations];
+export type AnyOperation = Operations[OperationId];

@@ -15,7 +15,8 @@ export interface RateDecision {
 
 /** Counts requests per key per minute. */
 export interface RateLimiter {
-  hit(key: string): Promise<RateDecision>;
+  /** Counts `cost` requests (default 1: a tRPC batch counts each of its calls). */
+  hit(key: string, cost?: number): Promise<RateDecision>;
 }
 
 const WINDOW_MS = 60_000;
@@ -25,7 +26,7 @@ export class MemoryRateLimiter implements RateLimiter {
   private readonly windows = new Map<string, { start: number; count: number }>();
   constructor(private readonly limit: number) {}
 
-  hit(key: string): Promise<RateDecision> {
+  hit(key: string, cost = 1): Promise<RateDecision> {
     const now = Date.now();
     const start = now - (now % WINDOW_MS);
     let w = this.windows.get(key);
@@ -34,7 +35,7 @@ export class MemoryRateLimiter implements RateLimiter {
       w = { start, count: 0 };
       this.windows.set(key, w);
     }
-    w.count += 1;
+    w.count += cost;
     return Promise.resolve(decide(this.limit, w.count, start + WINDOW_MS - now));
   }
 }
@@ -49,16 +50,16 @@ export class RedisRateLimiter implements RateLimiter {
     this.fallback = new MemoryRateLimiter(limit);
   }
 
-  async hit(key: string): Promise<RateDecision> {
+  async hit(key: string, cost = 1): Promise<RateDecision> {
     const now = Date.now();
     const start = now - (now % WINDOW_MS);
     const k = `audit:rl:${key}:${start}`;
     try {
-      const res = await this.redis.multi().incr(k).pexpire(k, WINDOW_MS * 2).exec();
+      const res = await this.redis.multi().incrby(k, cost).pexpire(k, WINDOW_MS * 2).exec();
       const count = Number(res?.[0]?.[1] ?? 0);
       return decide(this.limit, count, start + WINDOW_MS - now);
     } catch {
-      return this.fallback.hit(key);
+      return this.fallback.hit(key, cost);
     }
   }
 }

@@ -1,25 +1,43 @@
 /**
- * Group commit (docs/architecture.md §3): concurrent appends for one organization are coalesced
- * in-process into one transaction of up to `maxBatch` events; across processes the
- * organization's head row is locked (SELECT … FOR UPDATE), so leaf indexes are contiguous and the
- * tree never forks. A promise resolves only after COMMIT, with the event's receipt.
+ * Group commit (docs/architecture.md §3): concurrent appends for one
+ * organization are coalesced in-process into one transaction of up to `maxBatch` events; across
+ * processes the organization's head row is locked (SELECT … FOR UPDATE), so leaf indexes are
+ * contiguous and the tree never forks. A promise resolves only after COMMIT, with the event's
+ * receipt.
+ *
+ * One event must never fail its neighbours: every field is committed (RFC 8785 canonical form and
+ * salted hash) before the event joins a batch, so a batch can only fail in the database; if the
+ * database refuses a batch because of the data of one of its events, the batch is split in halves
+ * and each is retried, until the event at fault is alone and fails on its own (a 400).
  */
 import type { Database, Tx } from '../db/client';
+import { classifyDatabaseError, sqlstateOf } from '../db/errors';
 import { AppError } from '../errors';
-import { randomBytes } from 'node:crypto';
-import { formatRecordedAt, frontierNodes, planInclusion, proveInclusion, SALT_SIZE, type NodeId } from '../ledger';
+import { formatRecordedAt, frontierNodes, planInclusion, proveInclusion, type NodeId } from '../ledger';
 import { LogWriter, type AppendedLog, type CheckpointSigner } from '../tlog/log-writer';
 import { readNodes } from '../tlog/repository';
 import { uuidv7 } from '../util/uuid';
-import { commitEvent, normalizeEvent } from './commit-form';
+import { createSaltSource, prepareEvent, sealEvent, type PreparedEvent } from './commit-form';
 import * as repo from './repository';
-import { EVENT_FIELDS, type EventInput, type Receipt } from './schema';
+import type { EventInput, Receipt } from './schema';
 
-/** Batch observer (metrics, checkpoint witnessing). */
+/** A failed append, as reported to the observer: a code and counts, never a value. */
+export interface AppendFailure {
+  /** SQLSTATE when the database refused, else null. */
+  sqlstate: string | null;
+  /** Whose fault it was: the input's (a 400) or the server's. */
+  fault: 'input' | 'transient' | 'internal';
+  /** Events failed by this error. */
+  events: number;
+}
+
+/** Batch observer (metrics, checkpoint witnessing, logs). */
 export interface IngestObserver {
   batchCommitted(size: number): void;
   /** A new checkpoint was signed and committed (called after COMMIT, never awaited). */
   checkpointCommitted?(org: string, treeSize: number, note: string): void;
+  /** Events failed; the others of their batch were retried without them. */
+  appendFailed?(failure: AppendFailure): void;
 }
 
 /** Tuning of {@link IngestService}. */
@@ -29,7 +47,7 @@ export interface IngestOptions {
 }
 
 interface Pending {
-  input: EventInput;
+  event: PreparedEvent;
   resolve: (r: Receipt) => void;
   reject: (e: unknown) => void;
 }
@@ -52,17 +70,18 @@ interface Placed {
   duplicate: boolean;
 }
 
-/**
- * Fresh 16-byte salts cut from one random buffer per batch: one CSPRNG call instead of one per
- * field (the per-call overhead showed in profiles). Each salt is used once.
- */
-function saltPool(count: number): () => Buffer {
-  const pool = randomBytes(SALT_SIZE * count);
-  let next = 0;
-  return () => {
-    if (next >= count) throw new Error('salt pool exhausted');
-    return pool.subarray(SALT_SIZE * next, SALT_SIZE * ++next);
-  };
+/** The client-safe error for a failed append; the database error itself is never passed on. */
+function appendError(fault: AppendFailure['fault'], sqlstate: string | null): AppError {
+  switch (fault) {
+    case 'input':
+      return new AppError('BAD_REQUEST', `the database refused this event (SQLSTATE ${sqlstate ?? 'unknown'})`, [
+        { path: '(root)', message: 'a value of this event cannot be stored' },
+      ]);
+    case 'transient':
+      return new AppError('UNAVAILABLE', 'the database is unavailable; nothing was stored, retry');
+    case 'internal':
+      return new AppError('INTERNAL', 'internal error');
+  }
 }
 
 /** Appends events to organizations' ledgers. */
@@ -70,6 +89,7 @@ export class IngestService {
   private readonly queues = new Map<string, OrgQueue>();
   /** Receipts being computed for committed batches (drain waits for them too). */
   private readonly settling = new Set<Promise<void>>();
+  private readonly salt = createSaltSource();
   private closed = false;
   private readonly log: LogWriter;
 
@@ -82,24 +102,37 @@ export class IngestService {
     this.log = new LogWriter(signer);
   }
 
-  /** Appends validated events; resolves after COMMIT with one receipt per event, in order. */
-  append(org: string, inputs: EventInput[]): Promise<Receipt[]> {
+  /**
+   * Appends parsed events; returns one promise per event, each resolving after COMMIT with its
+   * receipt or rejecting on its own (an event's failure never fails another's promise).
+   */
+  append(org: string, inputs: EventInput[]): Array<Promise<Receipt>> {
     // 503, not 500: a proxy may retry the request on another replica.
-    if (this.closed) return Promise.reject(new AppError('UNAVAILABLE', 'server is shutting down; retry on another replica'));
+    if (this.closed) return inputs.map(() => Promise.reject(new AppError('UNAVAILABLE', 'server is shutting down; retry on another replica')));
     let q = this.queues.get(org);
     if (!q) {
       q = { pending: [], timer: null, flushing: null };
       this.queues.set(org, q);
     }
-    const promises = inputs.map(
-      (input) => new Promise<Receipt>((resolve, reject) => q.pending.push({ input, resolve, reject })),
-    );
-    this.schedule(org, q);
-    return Promise.all(promises);
+    const queue = q;
+    const promises = inputs.map((input) => {
+      let event: PreparedEvent;
+      try {
+        event = prepareEvent(input, this.salt);
+      } catch (err) {
+        return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
+      return new Promise<Receipt>((resolve, reject) => queue.pending.push({ event, resolve, reject }));
+    });
+    this.schedule(org, queue);
+    return promises;
   }
 
   private schedule(org: string, q: OrgQueue): void {
-    if (q.flushing || q.pending.length === 0) return; // the running flush reschedules when it ends
+    if (q.flushing || q.pending.length === 0) {
+      if (!q.flushing && !q.timer) this.queues.delete(org);
+      return; // the running flush reschedules when it ends
+    }
     if (q.pending.length >= this.options.maxBatch || this.options.maxWaitMs === 0) {
       if (q.timer) clearTimeout(q.timer);
       q.timer = null;
@@ -114,25 +147,49 @@ export class IngestService {
 
   private flush(org: string, q: OrgQueue): void {
     const batch = q.pending.splice(0, this.options.maxBatch);
-    q.flushing = this.commit(org, batch).then(
-      (committed) => {
-        // Pipelining: the next batch's transaction starts (its first round trip is in flight)
-        // before this batch's receipts are computed, so that CPU work overlaps database time.
-        q.flushing = null;
-        this.next(org, q);
-        const settled = this.receipts(org, committed).then(
-          (receipts) => batch.forEach((p, i) => p.resolve(receipts[i]!)),
-          (err: unknown) => batch.forEach((p) => p.reject(err)),
-        );
-        this.settling.add(settled);
-        return settled.finally(() => this.settling.delete(settled));
-      },
+    // Pipelining: appendIsolated returns once its last transaction committed; the receipts are
+    // computed after that, while the next batch's transaction is already in flight.
+    q.flushing = this.appendIsolated(org, batch).then(() => {
+      q.flushing = null;
+      this.next(org, q);
+    });
+  }
+
+  /**
+   * Commits `batch`, isolating an event the database refuses: a data error splits the batch in
+   * halves that are retried in order, so only the event at fault fails; a server fault fails the
+   * batch (nothing of it was stored). Never rejects.
+   */
+  private async appendIsolated(org: string, batch: Pending[]): Promise<void> {
+    let committed: Committed;
+    try {
+      committed = await this.commit(org, batch);
+    } catch (err) {
+      const fault = classifyDatabaseError(err);
+      if (fault === 'input' && batch.length > 1) {
+        const half = Math.ceil(batch.length / 2);
+        await this.appendIsolated(org, batch.slice(0, half));
+        await this.appendIsolated(org, batch.slice(half));
+        return;
+      }
+      const sqlstate = sqlstateOf(err);
+      this.observer.appendFailed?.({ sqlstate, fault, events: batch.length });
+      const error = appendError(fault, sqlstate);
+      batch.forEach((p) => p.reject(error));
+      return;
+    }
+    const settled = this.receipts(org, committed).then(
+      (receipts) => batch.forEach((p, i) => p.resolve(receipts[i]!)),
       (err: unknown) => {
-        q.flushing = null;
-        this.next(org, q);
-        batch.forEach((p) => p.reject(err));
+        // Committed, but the receipts could not be read: a retry with the same idempotency key
+        // returns them.
+        const fault = classifyDatabaseError(err) === 'transient' ? 'transient' : 'internal';
+        this.observer.appendFailed?.({ sqlstate: sqlstateOf(err), fault, events: batch.length });
+        batch.forEach((p) => p.reject(appendError(fault, null)));
       },
     );
+    this.settling.add(settled);
+    void settled.finally(() => this.settling.delete(settled));
   }
 
   /** Whatever arrived while a batch was committing is the next batch: no extra wait. */
@@ -159,15 +216,13 @@ export class IngestService {
     }
   }
 
-
   /** One transaction: lock head, dedupe idempotency keys, insert rows and nodes, sign, COMMIT. */
   private async commit(org: string, batch: Pending[]): Promise<Committed> {
     const recordedAt = new Date(); // one time per batch; millisecond precision (docs/ledger-spec.md §5)
-    const newSalt = saltPool(batch.length * EVENT_FIELDS.length);
     const prepared = batch.map((p) => {
       const id = uuidv7(recordedAt.getTime());
-      const values = normalizeEvent(p.input, recordedAt);
-      return { id, values, committed: commitEvent(org, id, recordedAt, values, newSalt), key: p.input.idempotencyKey, signature: p.input.producerSignature };
+      const committed = sealEvent(org, id, recordedAt, p.event, this.salt);
+      return { id, values: committed.values, committed, key: p.event.idempotencyKey, signature: p.event.producerSignature };
     });
 
     const committed = await this.database.db.transaction(async (tx: Tx): Promise<Committed> => {

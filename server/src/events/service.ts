@@ -2,46 +2,25 @@
  * The event service: the one place that validates, appends and reads events. tRPC, REST and the
  * CLI are adapters over it.
  */
-import { z } from 'zod';
 import { activeProducerKeys, listProducerKeys, registerProducerKey } from '../audit/producer-keys';
 import type { Database } from '../db/client';
-import { AppError, validationError } from '../errors';
+import { AppError, validationError, type FieldIssue } from '../errors';
 import type { LedgerService } from '../tlog/service';
 import { verifyProducerSignature } from '../ledger';
+import { isStorableInstant } from '../util/safe-input';
 import { uuidv7Time } from '../util/uuid';
+import { encodeCursor } from './cursor';
 import type { IngestService } from './ingest';
-import { checkEventLimits, type EventLimits } from './limits';
 import * as repo from './repository';
-import {
-  eventInputSchema,
-  type EventInput,
-  type EventPage,
-  type EventQuery,
-  type EventRecord,
-  type EventStats,
-  type EventStatsInput,
-  type Receipt,
-} from './schema';
+import type { BulkItem, EventInput, EventPage, EventQuery, EventRecord, EventStats, EventStatsInput, Receipt } from './schema';
+
+/** Codes a failed bulk item can carry: the input's fault, or the server's. */
+type ItemErrorCode = 'BAD_REQUEST' | 'UNAVAILABLE' | 'INTERNAL';
 
 /** Result of one item of a bulk append. */
 export type BulkItemResult =
   | { index: number; ok: true; receipt: Receipt }
-  | { index: number; ok: false; error: { code: 'BAD_REQUEST'; message: string; issues: Array<{ path: string; message: string }> } };
-
-const cursorSchema = z.tuple([z.iso.datetime(), z.uuid()]);
-
-function encodeCursor(row: repo.EventRow): string {
-  return Buffer.from(JSON.stringify([row.recordedAt.toISOString(), row.id])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): repo.Cursor {
-  try {
-    const [at, id] = cursorSchema.parse(JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')));
-    return { recordedAt: new Date(at), id };
-  } catch {
-    throw new AppError('BAD_REQUEST', 'cursor is not one this server issued', [{ path: 'cursor', message: 'invalid cursor' }]);
-  }
-}
+  | { index: number; ok: false; error: { code: ItemErrorCode; message: string; issues: FieldIssue[] } };
 
 /** Validates, appends and queries events of the caller's organization. */
 export class EventService {
@@ -49,29 +28,7 @@ export class EventService {
     private readonly database: Database,
     private readonly ingest: IngestService,
     private readonly ledger: LedgerService,
-    private readonly limits: EventLimits,
   ) {}
-
-  /** Schema + configurable limits; throws a 400 naming every offending path (prefixed by `prefix`). */
-  validate(raw: unknown, prefix: Array<string | number> = []): EventInput {
-    const parsed = eventInputSchema.safeParse(raw);
-    if (!parsed.success) {
-      throw validationError(parsed.error.issues.map((i) => ({ ...i, path: [...prefix, ...i.path] })));
-    }
-    const issues = checkEventLimits(parsed.data, this.limits);
-    if (issues.length > 0) throw validationError(issues.map((i) => ({ path: [...prefix, ...i.path], message: i.message })));
-    if (parsed.data.producerSignature) {
-      // A signed event must be sent in committed form, so verifiers can rebuild the signed bytes.
-      const sent = raw as Record<string, unknown>;
-      const bad: Array<{ path: Array<string | number>; message: string }> = [];
-      if (typeof sent.timestamp !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(sent.timestamp)) {
-        bad.push({ path: [...prefix, 'timestamp'], message: 'a signed event needs timestamp in RFC 3339 UTC with milliseconds and Z' });
-      }
-      if (sent.dataClassification === undefined) bad.push({ path: [...prefix, 'dataClassification'], message: 'a signed event needs an explicit dataClassification' });
-      if (bad.length > 0) throw validationError(bad);
-    }
-    return parsed.data;
-  }
 
   /**
    * Checks producer signatures against the organization's unrevoked keys; returns the positions
@@ -102,48 +59,50 @@ export class EventService {
     return listProducerKeys(this.database.db, org);
   }
 
-  /** Appends one event; resolves after COMMIT with its receipt. */
-  async create(org: string, raw: unknown): Promise<Receipt> {
-    const input = this.validate(raw);
+  /** Appends one parsed event; resolves after COMMIT with its receipt. */
+  async create(org: string, input: EventInput): Promise<Receipt> {
     const bad = (await this.checkSignatures(org, [input])).get(0);
     if (bad !== undefined) throw new AppError('BAD_REQUEST', bad, [{ path: 'producerSignature', message: bad }]);
-    const [receipt] = await this.ingest.append(org, [input]);
-    return receipt!;
+    return this.ingest.append(org, [input])[0]!;
   }
 
   /**
-   * Appends 1–1000 events. Each item is validated on its own: valid ones are appended (in order,
-   * in as few transactions as group commit allows), invalid ones are reported with their index.
+   * Appends 1–1000 items parsed one by one by the event schema. Valid ones are appended (in
+   * order, in as few transactions as group commit allows), and every item gets its own answer:
+   * a receipt, or the error of that item alone (its input's fault, or the server's).
    */
-  async bulkCreate(org: string, raws: unknown[]): Promise<BulkItemResult[]> {
-    const results: BulkItemResult[] = new Array<BulkItemResult>(raws.length);
-    let valid: Array<{ index: number; input: EventInput }> = [];
-    raws.forEach((raw, index) => {
-      try {
-        valid.push({ index, input: this.validate(raw) });
-      } catch (err) {
-        if (!(err instanceof AppError)) throw err;
-        results[index] = { index, ok: false, error: { code: 'BAD_REQUEST', message: err.message, issues: err.issues } };
+  async bulkCreate(org: string, items: BulkItem[]): Promise<BulkItemResult[]> {
+    const results: BulkItemResult[] = new Array<BulkItemResult>(items.length);
+    const valid: Array<{ index: number; input: EventInput }> = [];
+    items.forEach((item, index) => {
+      if (item.ok) {
+        valid.push({ index, input: item.input });
+        return;
       }
+      const err = validationError(item.issues);
+      results[index] = { index, ok: false, error: { code: 'BAD_REQUEST', message: err.message, issues: err.issues } };
     });
     const badSignatures = await this.checkSignatures(org, valid.map((v) => v.input));
-    if (badSignatures.size > 0) {
-      for (const [i, message] of badSignatures) {
-        const v = valid[i]!;
-        results[v.index] = { index: v.index, ok: false, error: { code: 'BAD_REQUEST', message, issues: [{ path: 'producerSignature', message }] } };
-      }
-      valid = valid.filter((_, i) => !badSignatures.has(i));
+    for (const [i, message] of badSignatures) {
+      const v = valid[i]!;
+      results[v.index] = { index: v.index, ok: false, error: { code: 'BAD_REQUEST', message, issues: [{ path: 'producerSignature', message }] } };
     }
-    const receipts = await this.ingest.append(org, valid.map((v) => v.input));
-    valid.forEach((v, i) => (results[v.index] = { index: v.index, ok: true, receipt: receipts[i]! }));
+    const appending = valid.filter((_, i) => !badSignatures.has(i));
+    const settled = await Promise.allSettled(this.ingest.append(org, appending.map((v) => v.input)));
+    const failures = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected');
+    // Nothing committed and the server is at fault: the whole request fails (retry it as a whole).
+    if (failures.length === settled.length && failures.length > 0 && !isInputFault(failures[0]!.reason)) throw failures[0]!.reason;
+    settled.forEach((s, i) => {
+      const { index } = appending[i]!;
+      if (s.status === 'fulfilled') results[index] = { index, ok: true, receipt: s.value };
+      else results[index] = { index, ok: false, error: itemError(s.reason) };
+    });
     return results;
   }
 
   /** One event, optionally with its inclusion proof at the current tree size. */
   async getById(org: string, id: string, withProof: boolean) {
-    const t = uuidv7Time(id);
-    const row = await repo.findById(this.database.db, org, id, t === null ? null : new Date(t));
-    if (!row) throw new AppError('NOT_FOUND', `no event ${id}`);
+    const row = await this.findById(org, id);
     const event = repo.toRecord(row);
     if (!withProof) return { event };
     return { event, inclusionProof: await this.ledger.inclusionProof(org, row.leafIndex), checkpoint: await this.ledger.checkpoint(org) };
@@ -151,18 +110,28 @@ export class EventService {
 
   /** The leaf index of an event id (for proofs by id). */
   async leafIndexOf(org: string, id: string): Promise<number> {
+    return (await this.findById(org, id)).leafIndex;
+  }
+
+  /**
+   * The row of an event id, or a 404. Event ids are UUIDv7 of their recordedAt, which prunes the
+   * partitions searched; an id whose time no event can have (past 9999, e.g.
+   * `ffffffff-ffff-7fff-bfff-ffffffffffff`) cannot exist, so it is a 404 without a query.
+   */
+  private async findById(org: string, id: string): Promise<repo.EventRow> {
     const t = uuidv7Time(id);
+    if (t !== null && !isStorableInstant(t)) throw new AppError('NOT_FOUND', `no event ${id}`);
     const row = await repo.findById(this.database.db, org, id, t === null ? null : new Date(t));
     if (!row) throw new AppError('NOT_FOUND', `no event ${id}`);
-    return row.leafIndex;
+    return row;
   }
 
   /** A filtered page, keyset-paginated on (recordedAt, id). */
   async query(org: string, q: EventQuery): Promise<EventPage> {
-    const rows = await repo.queryPage(this.database.db, org, q, q.cursor ? decodeCursor(q.cursor) : null);
+    const rows = await repo.queryPage(this.database.db, org, q, q.cursor ?? null);
     const page = rows.slice(0, q.limit);
-    const more = rows.length > q.limit;
-    return { items: page.map(repo.toRecord), nextCursor: more ? encodeCursor(page.at(-1)!) : null };
+    const last = rows.length > q.limit ? page.at(-1)! : null;
+    return { items: page.map(repo.toRecord), nextCursor: last ? encodeCursor(last.recordedAt, last.id) : null };
   }
 
   /** Counts grouped by action, status, classification, day or hour. */
@@ -195,3 +164,16 @@ export class EventService {
 
 /** Re-exported for adapters. */
 export type { EventRecord };
+
+/** Whether a failed append was the input's fault (a 4xx), not the server's. */
+function isInputFault(err: unknown): boolean {
+  return err instanceof AppError && err.code === 'BAD_REQUEST';
+}
+
+/** The client-safe error of one failed bulk item; anything unexpected is an internal error. */
+function itemError(err: unknown): { code: ItemErrorCode; message: string; issues: FieldIssue[] } {
+  if (err instanceof AppError && (err.code === 'BAD_REQUEST' || err.code === 'UNAVAILABLE')) {
+    return { code: err.code, message: err.message, issues: err.issues };
+  }
+  return { code: 'INTERNAL', message: 'internal error', issues: [] };
+}

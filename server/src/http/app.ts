@@ -5,14 +5,26 @@
 import express, { type Express } from 'express';
 import * as trpcExpress from '@trpc/server/adapters/express';
 import type { Services } from '../api/context';
+import { createOperations, type InputLimits } from '../api/operations';
 import type { RateLimiter } from '../cache/rate-limiter';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
-import { appRouter } from '../trpc/routers';
+import { sendTrpcError, trpcCallsOf } from '../trpc/http-reply';
+import { createAppRouter } from '../trpc/routers';
 import { createContextFromExpress } from '../trpc/trpc';
 import { errorHandler, sendError } from './errors';
 import { healthRouter, type ReadinessDeps } from './health';
-import { authenticate, cors, rateLimit, requestContext, securityHeaders, stateOf } from './middleware';
+import {
+  authenticate,
+  cors,
+  declaredBodyLimit,
+  rateLimit,
+  requestContext,
+  requireCredential,
+  securityHeaders,
+  stateOf,
+  type ErrorReply,
+} from './middleware';
 import { exportRouter } from './export';
 import { openApiDocument } from './openapi';
 import { restRouter } from './rest';
@@ -27,7 +39,13 @@ export interface AppDeps {
   corsOrigins: string[];
   trustProxy: string;
   bodyLimitBytes: number;
+  /** Limits the input schemas enforce (the operation table is built for them). */
+  limits: InputLimits;
+  /** Most calls one tRPC batch request may hold. */
+  trpcMaxBatch: number;
 }
+
+const trpcReply: ErrorReply = (req, res, code, message, issues) => sendTrpcError(req, res, code, message, stateOf(req).requestId, issues);
 
 /** Builds the app (no listening: tests mount it on an ephemeral port). */
 export function createApp(deps: AppDeps): Express {
@@ -40,26 +58,48 @@ export function createApp(deps: AppDeps): Express {
   app.use(healthRouter({ ...deps.readiness, metrics: deps.metrics }));
   app.use(cors(deps.corsOrigins));
 
-  const openapi = openApiDocument('/api/v1');
+  const operations = createOperations(deps.limits);
+  const openapi = openApiDocument(operations, '/api/v1');
   const api = express.Router();
   api.get('/openapi.json', (_req, res) => {
     res.json(openapi);
   });
-  api.use(express.json({ limit: deps.bodyLimitBytes, strict: true }));
-  api.use(authenticate(deps.services.apiKeys), rateLimit(deps.rateLimiter));
+  // Credentials, rate limit and declared size are checked from the headers before the body is
+  // read: an anonymous or oversized upload is refused without being received.
+  api.use(
+    authenticate(deps.services.apiKeys),
+    requireCredential(),
+    rateLimit(deps.rateLimiter),
+    declaredBodyLimit(deps.bodyLimitBytes),
+    express.json({ limit: deps.bodyLimitBytes, strict: true }),
+  );
   api.use(exportRouter()); // streaming, outside the JSON operation table
-  api.use(restRouter());
+  api.use(restRouter(operations));
   api.use((req, res) => sendError(res, 'NOT_FOUND', `no route ${req.method} ${req.baseUrl}${req.path}`, stateOf(req).requestId));
   app.use('/api/v1', api);
 
+  // A batch may hold at most trpcMaxBatch calls, and each call counts against the rate limit.
+  const batchCap: express.RequestHandler = (req, res, next) => {
+    const calls = trpcCallsOf(req).length;
+    if (calls > deps.trpcMaxBatch) {
+      return trpcReply(req, res, 'BAD_REQUEST', `a batch may hold at most ${deps.trpcMaxBatch} calls; this one has ${calls}`, [
+        { path: '(root)', message: `at most ${deps.trpcMaxBatch} calls per batch (TRPC_MAX_BATCH)` },
+      ]);
+    }
+    next();
+  };
   app.use(
     '/trpc',
-    authenticate(deps.services.apiKeys),
-    rateLimit(deps.rateLimiter),
+    authenticate(deps.services.apiKeys, trpcReply),
+    requireCredential(trpcReply),
+    batchCap,
+    rateLimit(deps.rateLimiter, trpcReply, (req) => trpcCallsOf(req).length),
+    declaredBodyLimit(deps.bodyLimitBytes, trpcReply),
     trpcExpress.createExpressMiddleware({
-      router: appRouter,
+      router: createAppRouter(operations),
       createContext: createContextFromExpress,
       maxBodySize: deps.bodyLimitBytes,
+      maxBatchSize: deps.trpcMaxBatch,
       onError({ error, ctx }) {
         if (error.code === 'INTERNAL_SERVER_ERROR') ctx?.logger.error({ err: error.cause ?? error }, 'internal error');
       },

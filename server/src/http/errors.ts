@@ -25,7 +25,8 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   if (bp.type === 'entity.too.large') return sendError(res, 'PAYLOAD_TOO_LARGE', 'request body is too large', requestId);
   if (bp.type === 'entity.parse.failed') return sendError(res, 'BAD_REQUEST', 'request body is not valid JSON', requestId, [{ path: '(root)', message: 'invalid JSON' }]);
   if (typeof bp.status === 'number' && bp.status >= 400 && bp.status < 500) {
-    return sendError(res, 'BAD_REQUEST', 'malformed request', requestId);
+    // Unsupported charset or encoding, an aborted upload, a path that is not valid percent-encoding.
+    return sendError(res, 'BAD_REQUEST', 'malformed request', requestId, [{ path: '(root)', message: 'malformed request' }]);
   }
   state?.logger.error({ err }, 'internal error');
   return sendError(res, 'INTERNAL', 'internal error', requestId);

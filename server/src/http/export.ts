@@ -8,11 +8,13 @@ import { once } from 'node:events';
 import { Router, type Request, type Response } from 'express';
 import { can } from '../auth/permissions';
 import { AppError, validationError } from '../errors';
-import { exportBundleInputSchema, toExportRange } from '../export/schema';
+import { parseRestParams, restParams } from '../api/rest-input';
+import { exportBundleInputSchema, toExportRange, type ExportBundleInput } from '../export/schema';
 import { formatBundleRecord } from '../ledger';
 import type { RequestState } from './request-state';
 
-const int = (v: unknown) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v);
+/** Query parameters derived from the input schema, as for the operation table (api/rest-input.ts). */
+const params = restParams(exportBundleInputSchema, []);
 
 /** The export route (mount under /api/v1 after authentication, before the REST router). */
 export function exportRouter(): Router {
@@ -23,11 +25,10 @@ export function exportRouter(): Router {
     if (!can(state.principal.role, 'audit.events:read')) {
       throw new AppError('FORBIDDEN', `role ${state.principal.role} lacks audit.events:read`);
     }
-    const q = req.query as Record<string, unknown>;
-    const parsed = exportBundleInputSchema.safeParse({ start: int(q.start), end: int(q.end), from: q.from, to: q.to });
-    if (!parsed.success) throw validationError(parsed.error.issues);
+    const parsed = parseRestParams(params, exportBundleInputSchema, req.query);
+    if (!parsed.ok) throw validationError(parsed.issues);
     const org = state.principal.organizationId;
-    const records = state.services.ledger.exportBundle(org, toExportRange(parsed.data));
+    const records = state.services.ledger.exportBundle(org, toExportRange(parsed.input as ExportBundleInput));
     // The first record resolves the range (and can fail with a 404) before any header is sent.
     const first = await records.next();
     res.status(200);

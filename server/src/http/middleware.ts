@@ -9,6 +9,7 @@ import type { ApiKeyService } from '../auth/api-keys';
 import type { RateLimiter } from '../cache/rate-limiter';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
+import type { AppErrorCode, FieldIssue } from '../errors';
 import { sendError } from './errors';
 import type { RequestState } from './request-state';
 
@@ -103,37 +104,85 @@ export function credentialOf(req: Request): string | null {
   return req.get('x-api-key') ?? null;
 }
 
+/** Answers an error in the format of the API a request is for (REST JSON or tRPC's envelope). */
+export type ErrorReply = (req: Request, res: Response, code: AppErrorCode, message: string, issues?: FieldIssue[]) => void;
+
+/** The REST error reply. */
+export const restReply: ErrorReply = (req, res, code, message, issues) => sendError(res, code, message, stateOf(req).requestId, issues);
+
+/** Whether the client is sending a body this process has not read. */
+function hasPendingBody(req: Request): boolean {
+  const length = Number(req.get('content-length') ?? 0);
+  return (length > 0 || req.get('transfer-encoding') !== undefined) && !req.readableEnded;
+}
+
 /**
- * Resolves the principal. A credential that is present but invalid is a 401 at once (REST and
- * tRPC alike); a missing one leaves the principal empty for the procedure to reject.
+ * Refuses a request before its body is read: the connection is closed after the answer, so the
+ * client cannot make this process receive (or buffer) a body it has already refused.
  */
-export function authenticate(apiKeys: ApiKeyService): RequestHandler {
+function refuse(reply: ErrorReply, req: Request, res: Response, code: AppErrorCode, message: string, issues?: FieldIssue[]): void {
+  if (hasPendingBody(req)) res.setHeader('connection', 'close');
+  reply(req, res, code, message, issues);
+}
+
+/**
+ * Resolves the principal from the request headers alone (the body is not read yet). A credential
+ * that is present but invalid is a 401 at once; a missing one leaves the principal empty for
+ * {@link requireCredential} (or a public route) to decide.
+ */
+export function authenticate(apiKeys: ApiKeyService, reply: ErrorReply = restReply): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
     const key = credentialOf(req);
     if (key === null) {
-      if (req.get('authorization')) return sendError(res, 'UNAUTHORIZED', 'Authorization must be "Bearer <api key>"', stateOf(req).requestId);
+      if (req.get('authorization')) return refuse(reply, req, res, 'UNAUTHORIZED', 'Authorization must be "Bearer <api key>"');
       return next();
     }
     const principal = await apiKeys.authenticate(key);
-    if (!principal) return sendError(res, 'UNAUTHORIZED', 'invalid or revoked API key', stateOf(req).requestId);
+    if (!principal) return refuse(reply, req, res, 'UNAUTHORIZED', 'invalid or revoked API key');
     stateOf(req).principal = principal;
     next();
   };
 }
 
-/** Per-key (or per-address when anonymous) rate limit with RateLimit headers and 429s. */
-export function rateLimit(limiter: RateLimiter | null): RequestHandler {
+/** 401 for a request without a credential, before its body is read. */
+export function requireCredential(reply: ErrorReply = restReply): RequestHandler {
+  return (req, res, next) => {
+    if (!stateOf(req).principal) return refuse(reply, req, res, 'UNAUTHORIZED', 'a valid API key is required');
+    next();
+  };
+}
+
+/**
+ * 413 at once for a declared `Content-Length` over the limit, instead of receiving the body up to
+ * the limit (or holding the connection until a timeout); undeclared (chunked) bodies are cut at
+ * the limit by the body parser.
+ */
+export function declaredBodyLimit(limitBytes: number, reply: ErrorReply = restReply): RequestHandler {
+  return (req, res, next) => {
+    const declared = req.get('content-length');
+    if (declared !== undefined && Number(declared) > limitBytes) {
+      return refuse(reply, req, res, 'PAYLOAD_TOO_LARGE', `request body is ${declared} bytes; the limit is ${limitBytes}`);
+    }
+    next();
+  };
+}
+
+/**
+ * Per-key (or per-address when anonymous) rate limit with RateLimit headers and 429s. `cost`
+ * says how many requests one HTTP request counts for (every call of a tRPC batch counts).
+ */
+export function rateLimit(limiter: RateLimiter | null, reply: ErrorReply = restReply, cost: (req: Request) => number = () => 1): RequestHandler {
   return async (req, res, next) => {
     if (!limiter) return next();
     const state = stateOf(req);
     const key = state.principal ? `k:${state.principal.keyId}` : `ip:${req.ip ?? 'unknown'}`;
-    const d = await limiter.hit(key);
+    const d = await limiter.hit(key, cost(req));
     res.setHeader('ratelimit-limit', String(d.limit));
     res.setHeader('ratelimit-remaining', String(d.remaining));
     res.setHeader('ratelimit-reset', String(d.resetSeconds));
     if (!d.allowed) {
       res.setHeader('retry-after', String(d.resetSeconds));
-      return sendError(res, 'TOO_MANY_REQUESTS', `rate limit of ${d.limit} requests per minute exceeded`, state.requestId);
+      return refuse(reply, req, res, 'TOO_MANY_REQUESTS', `rate limit of ${d.limit} requests per minute exceeded`);
     }
     next();
   };

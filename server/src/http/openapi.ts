@@ -1,10 +1,14 @@
 /**
- * The OpenAPI 3.1 document of the REST API, generated from the operation table's zod schemas
- * (JSON Schema 2020-12, which OpenAPI 3.1 uses as its schema dialect).
+ * The OpenAPI 3.1 document of the REST API, generated from the schemas the server parses with
+ * (JSON Schema 2020-12, which OpenAPI 3.1 uses as its schema dialect): request bodies from the
+ * operations' input schemas, path and query parameters from the string schemas derived from them
+ * (api/rest-input.ts). Each operation carries an example input; a test sends every example.
  */
 import { z } from 'zod';
-import { operations, type AnyOperation } from '../api/operations';
+import type { AnyOperation, Operations } from '../api/operations';
+import { restParams, type RestParam } from '../api/rest-input';
 import { exportBundleInputSchema } from '../export/schema';
+import { paramsOf } from './rest';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -31,35 +35,35 @@ const errorSchema = {
   },
 };
 
-function parametersOf(op: AnyOperation): JsonSchema[] {
-  const params: JsonSchema[] = [];
-  for (const m of op.rest.path.matchAll(/:([A-Za-z]+)/g)) {
-    params.push({ name: m[1], in: 'path', required: true, schema: { type: 'string' } });
-  }
-  if (op.rest.method !== 'get') return params;
-  const props = (schemaOf(op.docInput ?? op.input, 'input').properties ?? {}) as Record<string, JsonSchema>;
-  for (const [name, schema] of Object.entries(props)) {
-    if (params.some((p) => p.name === name)) continue;
-    if (name === 'dateRange') {
-      params.push({ name: 'from', in: 'query', schema: { type: 'string', format: 'date-time' } });
-      params.push({ name: 'to', in: 'query', schema: { type: 'string', format: 'date-time' } });
-      continue;
-    }
-    const array = schema.type === 'array';
-    params.push({
-      name,
-      in: 'query',
-      schema: array ? { type: 'string', description: 'comma-separated list' } : schema,
-      ...(array ? { style: 'form', explode: false } : {}),
-    });
-  }
-  return params;
+/** The string form of an example value of a parameter (OpenAPI `style: form`, lists unexploded). */
+function exampleOf(p: RestParam, example: unknown): string | undefined {
+  let v = example;
+  for (const key of p.target) v = v !== null && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined;
+  if (v === undefined) return undefined;
+  if (Array.isArray(v)) return v.join(',');
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+/** OpenAPI parameter objects of a GET/DELETE operation. */
+export function parametersOf(params: RestParam[], example: unknown): JsonSchema[] {
+  return params.map((p) => {
+    const ex = exampleOf(p, example);
+    return {
+      name: p.name,
+      in: p.in,
+      required: p.required,
+      schema: schemaOf(p.schema, 'input'),
+      ...(p.list ? { style: 'form', explode: false } : {}),
+      ...(ex === undefined ? {} : { example: ex }),
+    };
+  });
 }
 
 /** Builds the document; `serverUrl` is where /api/v1 is served. */
-export function openApiDocument(serverUrl = '/api/v1'): JsonSchema {
+export function openApiDocument(operations: Operations, serverUrl = '/api/v1'): JsonSchema {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const [id, op] of Object.entries(operations) as Array<[string, AnyOperation]>) {
+    const params = paramsOf(op);
     const path = op.rest.path.replace(/:([A-Za-z]+)/g, '{$1}');
     const status = String(op.rest.status ?? 200);
     paths[path] ??= {};
@@ -68,28 +72,29 @@ export function openApiDocument(serverUrl = '/api/v1'): JsonSchema {
       summary: op.summary,
       'x-permission': op.permission,
       security: [{ bearerAuth: [] }, { apiKeyHeader: [] }],
-      parameters: parametersOf(op),
-      ...(op.rest.method === 'post'
-        ? { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(op.docInput ?? op.input, 'input') } } } }
-        : {}),
+      parameters: params ? parametersOf(params, op.example) : [],
+      ...(params
+        ? {}
+        : { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(op.input, 'input'), example: op.example } } } }),
       responses: {
         [status]: { description: 'success', content: { 'application/json': { schema: schemaOf(op.output, 'output') } } },
         '400': { description: 'invalid input; `issues` names every offending field', content: { 'application/json': { schema: errorSchema } } },
         '401': { description: 'missing or invalid API key', content: { 'application/json': { schema: errorSchema } } },
         '403': { description: 'the key’s role lacks the permission', content: { 'application/json': { schema: errorSchema } } },
+        ...(params ? {} : { '413': { description: 'body larger than HTTP_BODY_LIMIT_BYTES', content: { 'application/json': { schema: errorSchema } } } }),
         '429': { description: 'rate limited', content: { 'application/json': { schema: errorSchema } } },
+        '503': { description: 'the database is unavailable or the server is shutting down; nothing was stored, retry', content: { 'application/json': { schema: errorSchema } } },
       },
     };
   }
   // The streaming export (http/export.ts) is not in the operation table: it answers NDJSON.
-  const exportParams = Object.entries((schemaOf(exportBundleInputSchema, 'input').properties ?? {}) as Record<string, JsonSchema>);
   paths['/ledger/export'] = {
     get: {
       operationId: 'ledgerExportBundle',
       summary: 'Stream an export bundle (docs/verification.md §3): committed events, checkpoints, consistency proofs, keys',
       'x-permission': 'audit.events:read',
       security: [{ bearerAuth: [] }, { apiKeyHeader: [] }],
-      parameters: exportParams.map(([name, schema]) => ({ name, in: 'query', schema })),
+      parameters: parametersOf(restParams(exportBundleInputSchema, []), { start: 0, end: 1 }),
       responses: {
         '200': { description: 'one JSON record per line', content: { 'application/x-ndjson': { schema: { type: 'string' } } } },
         '400': { description: 'invalid range; `issues` names the field', content: { 'application/json': { schema: errorSchema } } },

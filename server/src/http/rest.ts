@@ -1,38 +1,60 @@
 /**
  * The REST adapter: one Express route per operation of the table in api/operations.ts, with the
- * same permission check, schemas and service call as tRPC.
+ * same permission check, schemas and service call as tRPC. Path and query parameters are parsed
+ * by the schemas derived in api/rest-input.ts (the ones the OpenAPI document shows); bodies by
+ * the operation's input schema, after an iterative depth check of the raw JSON.
  */
 import { Router, type Request, type Response } from 'express';
-import { operations, type AnyOperation } from '../api/operations';
+import type { AnyOperation, Operations } from '../api/operations';
+import { parseRestParams, restParams, type RestParam } from '../api/rest-input';
 import { can } from '../auth/permissions';
 import { AppError, validationError } from '../errors';
+import { jsonShapeIssue } from '../util/safe-input';
 import type { RequestState } from './request-state';
 
-function defaultInput(op: AnyOperation, req: Request): unknown {
-  const params = req.params as Record<string, string>;
-  if (op.rest.method === 'get' || op.rest.method === 'delete') return { ...req.query, ...params };
-  const body: unknown = req.body;
-  if (Object.keys(params).length === 0) return body;
-  return { ...(typeof body === 'object' && body !== null ? body : {}), ...params };
+/** The path parameter names of an Express route (`/events/:id` → `['id']`). */
+export function pathParamsOf(path: string): string[] {
+  return [...path.matchAll(/:([A-Za-z]+)/g)].map((m) => m[1]!);
 }
 
-/** Builds the `/api/v1` router. */
-export function restRouter(): Router {
+/** The parameters of a GET/DELETE operation, or null for a JSON-body operation. */
+export function paramsOf(op: AnyOperation): RestParam[] | null {
+  if (op.rest.method === 'post') {
+    if (pathParamsOf(op.rest.path).length > 0) throw new Error(`POST ${op.rest.path}: path parameters are not supported`);
+    return null;
+  }
+  return restParams(op.input, pathParamsOf(op.rest.path));
+}
+
+/** Parses a request into the operation input, or throws the 400 naming every offending field. */
+function inputOf(op: AnyOperation, params: RestParam[] | null, req: Request): unknown {
+  if (params) {
+    const result = parseRestParams(params, op.input, { ...(req.query as Record<string, unknown>), ...(req.params as Record<string, string>) });
+    if (!result.ok) throw validationError(result.issues);
+    return result.input;
+  }
+  const body: unknown = req.body;
+  const shape = jsonShapeIssue(body);
+  if (shape) throw validationError([shape]);
+  const parsed = op.input.safeParse(body);
+  if (!parsed.success) throw validationError(parsed.error.issues);
+  return parsed.data;
+}
+
+/** Builds the `/api/v1` router for an operation table. */
+export function restRouter(operations: Operations): Router {
   const r = Router();
   for (const op of Object.values(operations) as AnyOperation[]) {
+    const params = paramsOf(op);
     r[op.rest.method](op.rest.path, async (req: Request, res: Response) => {
       const state = (req as unknown as { state: RequestState }).state;
       if (!state.principal) throw new AppError('UNAUTHORIZED', 'a valid API key is required');
       if (!can(state.principal.role, op.permission)) {
         throw new AppError('FORBIDDEN', `role ${state.principal.role} lacks ${op.permission}`);
       }
-      const raw = op.rest.input
-        ? op.rest.input({ params: req.params as Record<string, string>, query: req.query, body: req.body })
-        : defaultInput(op, req);
-      const parsed = op.input.safeParse(raw);
-      if (!parsed.success) throw validationError(parsed.error.issues);
+      const input = inputOf(op, params, req);
       const ctx = { services: state.services, principal: state.principal, logger: state.logger, requestId: state.requestId };
-      const out = await (op.run as (c: typeof ctx, i: unknown) => Promise<unknown>)(ctx, parsed.data);
+      const out = await (op.run as (c: typeof ctx, i: unknown) => Promise<unknown>)(ctx, input);
       res.status(op.rest.status ?? 200).json(op.output.parse(out));
     });
   }

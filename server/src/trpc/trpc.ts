@@ -7,7 +7,8 @@ import type { CreateExpressContextOptions } from '@trpc/server/adapters/express'
 import { ZodError } from 'zod';
 import type { ApiContext } from '../api/context';
 import { can, type Permission } from '../auth/permissions';
-import { AppError, ERROR_STATUS, formatPath } from '../errors';
+import { AppError, ERROR_STATUS, validationError, type FieldIssue } from '../errors';
+import { jsonShapeIssue } from '../util/safe-input';
 import type { RequestState } from '../http/request-state';
 
 /** Builds the transport-independent context from the Express request state. */
@@ -16,22 +17,35 @@ export function createContextFromExpress({ req }: CreateExpressContextOptions): 
   return { services: state.services, principal: state.principal, logger: state.logger, requestId: state.requestId };
 }
 
-function issuesOf(error: TRPCError): Array<{ path: string; message: string }> | undefined {
+/**
+ * The client-facing message and field issues of an error, in the REST error's terms (code,
+ * message, issues with field paths): zod issue lists become `validationError` issues, and nothing
+ * internal (stack overflows, parser messages, output validation) reaches the client.
+ */
+function describeError(error: TRPCError): { message: string; issues: FieldIssue[] } {
   const cause = error.cause;
-  if (cause instanceof ZodError) return cause.issues.map((i) => ({ path: formatPath(i.path), message: i.message }));
-  if (cause instanceof AppError && cause.issues.length > 0) return cause.issues;
-  return undefined;
+  if (error.code === 'INTERNAL_SERVER_ERROR') return { message: 'internal error', issues: [] };
+  if (cause instanceof ZodError) {
+    const v = validationError(cause.issues);
+    return { message: v.message, issues: v.issues };
+  }
+  if (cause instanceof AppError) return { message: cause.message, issues: cause.issues };
+  // tRPC wraps a body that is not JSON as BAD_REQUEST with the parser's message.
+  if (cause instanceof SyntaxError) return { message: 'request body is not valid JSON', issues: [{ path: '(root)', message: 'invalid JSON' }] };
+  // tRPC's own errors (no cause: unknown procedure, batch too large, wrong method) are safe.
+  if (cause === undefined || cause === error) return { message: error.message, issues: error.code === 'BAD_REQUEST' ? [{ path: '(root)', message: error.message }] : [] };
+  return { message: 'invalid request', issues: error.code === 'BAD_REQUEST' ? [{ path: '(root)', message: 'invalid request' }] : [] };
 }
 
 const t = initTRPC.context<ApiContext>().create({
   // Stacks are never sent to clients; internal errors carry a generic message (see onError in http/app).
   isDev: false,
-  errorFormatter({ shape, error }) {
-    const internal = error.code === 'INTERNAL_SERVER_ERROR';
+  errorFormatter({ shape, error, ctx }) {
+    const { message, issues } = describeError(error);
     return {
       ...shape,
-      message: internal ? 'internal error' : shape.message,
-      data: { code: shape.data.code, httpStatus: shape.data.httpStatus, path: shape.data.path, issues: issuesOf(error) ?? null },
+      message,
+      data: { code: shape.data.code, httpStatus: shape.data.httpStatus, path: shape.data.path, issues, requestId: ctx?.requestId ?? null },
     };
   },
 });
@@ -54,12 +68,24 @@ export const authedProcedure = publicProcedure.use(({ ctx, next }) => {
   if (!ctx.principal) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'a valid API key is required' });
   return next({ ctx: { ...ctx, principal: ctx.principal } });
 });
-/** Requires a key whose role holds `permission`. */
+/**
+ * Refuses input nested too deep before any schema sees it (an iterative walk of the raw value),
+ * as the REST adapter does, so deep input is the same 400 on both and never a stack overflow.
+ */
+const inputShape = t.middleware(async ({ getRawInput, next }) => {
+  const issue = jsonShapeIssue(await getRawInput());
+  if (issue) throw validationError([issue]);
+  return next();
+});
+
+/** Requires a key whose role holds `permission`; the input is read only after that. */
 export function permitted(permission: Permission) {
-  return authedProcedure.use(({ ctx, next }) => {
-    if (!can(ctx.principal.role, permission)) {
-      throw new TRPCError({ code: 'FORBIDDEN', message: `role ${ctx.principal.role} lacks ${permission}` });
-    }
-    return next({ ctx });
-  });
+  return authedProcedure
+    .use(({ ctx, next }) => {
+      if (!can(ctx.principal.role, permission)) {
+        throw new TRPCError({ code: 'FORBIDDEN', message: `role ${ctx.principal.role} lacks ${permission}` });
+      }
+      return next({ ctx });
+    })
+    .use(inputShape);
 }

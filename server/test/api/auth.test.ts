@@ -4,7 +4,10 @@
  */
 import type { TRPCClientError } from '@trpc/client';
 import { createOrganization } from '../../src/auth/organizations';
-import { operations } from '../../src/api/operations';
+import { createOperations } from '../../src/api/operations';
+import { DEFAULT_EVENT_LIMITS } from '../../src/events/limits';
+
+const operations = createOperations({ event: DEFAULT_EVENT_LIMITS });
 import { backends } from '../helpers/backends';
 import { startTestServer, type TestServer } from '../helpers/server';
 

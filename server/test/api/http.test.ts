@@ -2,7 +2,10 @@
  * The HTTP surface: OpenAPI document, JSON errors without internals, body limits, rate limits,
  * CORS, security headers, metrics and readiness.
  */
-import { operations } from '../../src/api/operations';
+import { createOperations } from '../../src/api/operations';
+import { DEFAULT_EVENT_LIMITS } from '../../src/events/limits';
+
+const operations = createOperations({ event: DEFAULT_EVENT_LIMITS });
 import { METRIC_NAMES } from '../../src/observability/metric-names';
 import { backends } from '../helpers/backends';
 import { startTestServer, type TestServer } from '../helpers/server';

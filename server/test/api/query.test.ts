@@ -1,8 +1,7 @@
 /**
  * events.query filters and keyset pagination, events.stats, getById — over tRPC and REST.
  */
-import type { z } from 'zod';
-import type { eventInputSchema } from '../../src/events/schema';
+import type { EventInputBody } from '../../src/events/schema';
 import { backends } from '../helpers/backends';
 import { startTestServer, type TestServer } from '../helpers/server';
 
@@ -11,7 +10,7 @@ describe.each(backends())('queries on %s', (backend) => {
   const ids: string[] = [];
   beforeAll(async () => {
     srv = await startTestServer(backend);
-    const events: Array<z.input<typeof eventInputSchema>> = Array.from({ length: 45 }, (_, i) => ({
+    const events: EventInputBody[] = Array.from({ length: 45 }, (_, i) => ({
       action: i % 3 === 0 ? 'data.read' : i % 3 === 1 ? 'data.write' : 'auth.login',
       status: (i % 5 === 0 ? 'failure' : 'success'),
       principalId: `user-${i % 4}`,

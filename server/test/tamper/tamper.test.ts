@@ -16,6 +16,7 @@ import { commitField, formatBundleRecord, leafBytes, leafHash, newSalt, planRoot
 import { readNodes } from '../../src/tlog/repository';
 import { backends } from '../helpers/backends';
 import { startTestServer, type TestServer } from '../helpers/server';
+import { bulkItems } from '../helpers/events';
 
 const ROOT = path.resolve(__dirname, '../../..');
 
@@ -62,7 +63,7 @@ describe.each(backends())('tampering on %s', (backend) => {
     for (let batch = 0; batch < 5; batch++) {
       const results = await srv.runtime.services.events.bulkCreate(
         org,
-        Array.from({ length: 4 }, (_, i) => ({ action: 'record.read', status: 'success', principalId: `u-${batch}-${i}`, details: { batch, i } })),
+        bulkItems(Array.from({ length: 4 }, (_, i) => ({ action: 'record.read', status: 'success', principalId: `u-${batch}-${i}`, details: { batch, i } }))),
       );
       expect(results.every((r) => r.ok)).toBe(true);
     }

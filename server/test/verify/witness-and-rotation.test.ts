@@ -17,6 +17,7 @@ import { BundleVerifier, generateSignerKey, parseVerifierKey, type BundleRecord 
 import { createLogger } from '../../src/observability/logger';
 import { startRuntime } from '../../src/runtime';
 import { startTestServer, TEST_ADMIN_KEY, type TestServer } from '../helpers/server';
+import { bulkItems } from '../helpers/events';
 
 async function collect(iterable: AsyncIterable<BundleRecord>): Promise<BundleRecord[]> {
   const out: BundleRecord[] = [];
@@ -146,12 +147,12 @@ describe('signing-key rotation', () => {
     try {
       let rt = await startRuntime(env(a.signerKey), logger);
       const org = rt.bootstrap!.organizationId;
-      await rt.services.events.bulkCreate(org, [{ action: 'data.read', status: 'success' }]);
-      await rt.services.events.bulkCreate(org, [{ action: 'data.read', status: 'success' }]);
+      await rt.services.events.bulkCreate(org, bulkItems([{ action: 'data.read', status: 'success' }]));
+      await rt.services.events.bulkCreate(org, bulkItems([{ action: 'data.read', status: 'success' }]));
       await rt.close();
 
       rt = await startRuntime(env(b.signerKey), logger);
-      await rt.services.events.bulkCreate(org, [{ action: 'data.write', status: 'success' }]);
+      await rt.services.events.bulkCreate(org, bulkItems([{ action: 'data.write', status: 'success' }]));
       const keys = await rt.services.ledger.keys();
       expect(keys.map((k) => [k.verifierKey, k.active, k.notAfter === null])).toEqual([
         [a.verifierKey, false, false],

@@ -1,4 +1,4 @@
-import { operations as o } from '../../api/operations';
+import type { Operations } from '../../api/operations';
 import { mutationOf, queryOf } from '../procedure';
 import { z } from 'zod';
 import { exportBundleInputSchema, toExportRange } from '../../export/schema';
@@ -17,14 +17,16 @@ const exportBundle = permitted('audit.events:read')
   .query(({ ctx, input }) => ctx.services.ledger.exportBundle(ctx.principal.organizationId, toExportRange(input)));
 
 /** `ledger.*`: checkpoints, proofs, leaves and keys. */
-export const ledgerRouter = router({
-  checkpoint: queryOf(o.ledgerCheckpoint),
-  inclusionProof: queryOf(o.ledgerInclusionProof),
-  consistencyProof: queryOf(o.ledgerConsistencyProof),
-  leaves: queryOf(o.ledgerLeaves),
-  keys: queryOf(o.ledgerKeys),
-  exportBundle,
-  alerts: queryOf(o.ledgerAlerts),
-  registerProducerKey: mutationOf(o.producerKeysRegister),
-  producerKeys: queryOf(o.producerKeysList),
-});
+export function ledgerRouter(o: Operations) {
+  return router({
+    checkpoint: queryOf(o.ledgerCheckpoint),
+    inclusionProof: queryOf(o.ledgerInclusionProof),
+    consistencyProof: queryOf(o.ledgerConsistencyProof),
+    leaves: queryOf(o.ledgerLeaves),
+    keys: queryOf(o.ledgerKeys),
+    exportBundle,
+    alerts: queryOf(o.ledgerAlerts),
+    registerProducerKey: mutationOf(o.producerKeysRegister),
+    producerKeys: queryOf(o.producerKeysList),
+  });
+}
