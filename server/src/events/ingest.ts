@@ -7,8 +7,9 @@
  *
  * One event must never fail its neighbours: every field is committed (RFC 8785 canonical form and
  * salted hash) before the event joins a batch, so a batch can only fail in the database; if the
- * database refuses a batch because of the data of one of its events, the batch is split in halves
- * and each is retried, until the event at fault is alone and fails on its own (a 400).
+ * database refuses a batch because of the row of one of its events, the batch is split in halves
+ * and each is retried, until the event at fault is alone and fails on its own (a 400 when its data
+ * was refused, a 500 otherwise).
  */
 import type { Database, Tx } from '../db/client';
 import { classifyDatabaseError, sqlstateOf } from '../db/errors';
@@ -156,9 +157,11 @@ export class IngestService {
   }
 
   /**
-   * Commits `batch`, isolating an event the database refuses: a data error splits the batch in
-   * halves that are retried in order, so only the event at fault fails; a server fault fails the
-   * batch (nothing of it was stored). Never rejects.
+   * Commits `batch`, isolating an event the database refuses: an error that may come from one
+   * event's row (a data exception, or an unexpected error such as a failing trigger) splits the
+   * batch in halves that are retried in order, so only the event at fault fails. An outage
+   * (connection lost, database restarting) fails the whole batch at once with a 503: nothing of
+   * it was stored and each client may retry. Never rejects.
    */
   private async appendIsolated(org: string, batch: Pending[]): Promise<void> {
     let committed: Committed;
@@ -166,7 +169,7 @@ export class IngestService {
       committed = await this.commit(org, batch);
     } catch (err) {
       const fault = classifyDatabaseError(err);
-      if (fault === 'input' && batch.length > 1) {
+      if (fault !== 'transient' && batch.length > 1) {
         const half = Math.ceil(batch.length / 2);
         await this.appendIsolated(org, batch.slice(0, half));
         await this.appendIsolated(org, batch.slice(half));

@@ -21,8 +21,8 @@ export interface LimitIssue {
   message: string;
 }
 
-/** Issues reported for one `details` value at most; the rest are summarized by the 400. */
-const MAX_ISSUES = 20;
+/** Issues collected for one `details` value at most (the walk stops there; a 400 lists fewer). */
+const MAX_ISSUES = 100;
 
 function isPlainObject(v: object): boolean {
   const proto: unknown = Object.getPrototypeOf(v);

@@ -50,8 +50,14 @@ export async function backendEnv(backend: BackendName): Promise<{ env: Record<st
   };
 }
 
+/** Options of {@link startTestServer}. */
+export interface TestServerOptions {
+  /** Receives every log line the server writes (at LOG_LEVEL, default `info` when given). */
+  log?: (line: string) => void;
+}
+
 /** Starts a server on `backend` with optional env overrides. */
-export async function startTestServer(backend: BackendName, overrides: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(backend: BackendName, overrides: Record<string, string> = {}, options: TestServerOptions = {}): Promise<TestServer> {
   const { env: benv, cleanup } = await backendEnv(backend);
   const env = {
     PORT: '0',
@@ -65,7 +71,9 @@ export async function startTestServer(backend: BackendName, overrides: Record<st
     ...overrides,
   };
   const config = loadConfig(env);
-  const runtime = await startRuntime(config, createLogger('silent'));
+  const sink = options.log;
+  const logger = sink ? createLogger(overrides.LOG_LEVEL ?? 'info', { write: (line: string) => sink(line) }) : createLogger('silent');
+  const runtime = await startRuntime(config, logger);
   const url = runtime.url;
   const { signer } = runtime;
   return {
@@ -77,9 +85,10 @@ export async function startTestServer(backend: BackendName, overrides: Record<st
     organizationId: runtime.bootstrap!.organizationId,
     verifierKey: signer.verifierKey,
     client(key = TEST_ADMIN_KEY, opts = {}) {
-      const link = (opts.batch ?? true) ? httpBatchLink : httpLink;
+      const headers = () => ({ authorization: `Bearer ${key}` });
       return createTRPCClient<AppRouter>({
-        links: [link({ url: `${url}/trpc`, headers: () => ({ authorization: `Bearer ${key}` }) })],
+        // A batch holds at most TRPC_MAX_BATCH calls (default 20), as a real client is configured.
+        links: [(opts.batch ?? true) ? httpBatchLink({ url: `${url}/trpc`, headers, maxItems: config.TRPC_MAX_BATCH }) : httpLink({ url: `${url}/trpc`, headers })],
       });
     },
     async request(method, p, body, key = TEST_ADMIN_KEY) {
