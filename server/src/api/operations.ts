@@ -195,7 +195,9 @@ export function createOperations(limits: InputLimits) {
         .refine((v) => (v.leafIndex === undefined) !== (v.eventId === undefined), {
           message: 'give exactly one of leafIndex or eventId',
           path: ['leafIndex'],
-        }),
+        })
+        // Parameters cannot say "one of" in OpenAPI; the document carries this extension.
+        .meta({ 'x-exactly-one-of': ['leafIndex', 'eventId'] }),
       output: inclusionProofSchema.extend({ leafHash: b64 }),
       rest: { method: 'get', path: '/ledger/proofs/inclusion' },
       example: { leafIndex: 0, treeSize: 1 },

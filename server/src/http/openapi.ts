@@ -44,6 +44,12 @@ function exampleOf(p: RestParam, example: unknown): string | undefined {
   return typeof v === 'string' ? v : JSON.stringify(v);
 }
 
+/** An `x-exactly-one-of` rule of the input schema (parameters that exclude each other). */
+function oneOfOf(op: AnyOperation): JsonSchema {
+  const rule = schemaOf(op.input, 'input')['x-exactly-one-of'];
+  return Array.isArray(rule) ? { 'x-exactly-one-of': rule } : {};
+}
+
 /** OpenAPI parameter objects of a GET/DELETE operation. */
 export function parametersOf(params: RestParam[], example: unknown): JsonSchema[] {
   return params.map((p) => {
@@ -73,6 +79,7 @@ export function openApiDocument(operations: Operations, serverUrl = '/api/v1'): 
       'x-permission': op.permission,
       security: [{ bearerAuth: [] }, { apiKeyHeader: [] }],
       parameters: params ? parametersOf(params, op.example) : [],
+      ...(params ? oneOfOf(op) : {}),
       ...(params
         ? {}
         : { requestBody: { required: true, content: { 'application/json': { schema: schemaOf(op.input, 'input'), example: op.example } } } }),

@@ -16,6 +16,17 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       base: { service: 'audit-server' },
       timestamp: pino.stdTimeFunctions.isoTime,
       serializers: { err: serializeError },
+      hooks: {
+        // pino makes `logger.error(err)` log err.message as the line's msg: route it through the
+        // serializer instead, so a database error's message cannot become a log line.
+        logMethod(args: unknown[], method: (...a: unknown[]) => void) {
+          if (args[0] instanceof Error) {
+            const [err, msg, ...rest] = args;
+            return method.apply(this, [{ err }, typeof msg === 'string' ? msg : 'error', ...rest]);
+          }
+          return method.apply(this, args);
+        },
+      },
       redact: {
         paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie', '*.key', '*.signingKey'],
         censor: '[redacted]',
@@ -26,6 +37,12 @@ export function createLogger(level: string, destination?: pino.DestinationStream
 }
 
 const SQLSTATE = /^[0-9A-Z]{5}$/;
+
+/** The class name of an error (`DrizzleQueryError`), or its `name` when the class says nothing. */
+function typeName(e: Error): string {
+  const ctor = (e.constructor as { name?: unknown } | undefined)?.name;
+  return typeof ctor === 'string' && ctor.length > 2 && ctor !== 'Error' ? ctor : e.name;
+}
 
 /**
  * What an error may put in a log line: its type, its code (SQLSTATE or system code) and its stack
@@ -46,7 +63,7 @@ export function serializeError(err: unknown): Record<string, unknown> {
   const code = chain.map(codeOf).find((c): c is string => typeof c === 'string');
   const frames = (err.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l));
   return {
-    type: chain.map((e) => e.name).join(' < '),
+    type: chain.map(typeName).join(' < '),
     ...(code ? { code } : {}),
     ...(fromDatabase ? {} : { message: err.message }),
     stack: frames.join('\n'),

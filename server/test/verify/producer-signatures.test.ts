@@ -62,6 +62,21 @@ describe.each(backends())('producer signatures on %s', (backend) => {
     expect(err3.data.issues.map((i: { path: string }) => i.path)).toEqual(['timestamp']);
   });
 
+  it('requires an explicit dataClassification on a signed event, alike for single and bulk appends, REST and tRPC', async () => {
+    const { dataClassification: _omit, ...unclassified } = event(8);
+    const body = signed(unclassified); // validly signed, but the server would default the field
+    const rest = await srv.request('POST', '/api/v1/events', body);
+    expect(rest.status).toBe(400);
+    expect(rest.body.error.issues).toEqual([{ path: 'dataClassification', message: 'a signed event needs an explicit dataClassification' }]);
+    const err = (await srv.client().events.create.mutate(body as never).catch((e: unknown) => e)) as TRPCClientError<any>;
+    expect(err.data.issues).toEqual(rest.body.error.issues);
+    const bulk = await srv.request('POST', '/api/v1/events/bulk', { events: [body, event(9)] });
+    expect(bulk.body.results[0]).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST', issues: rest.body.error.issues } });
+    expect(bulk.body.results[1].ok).toBe(true);
+    const trpcBulk = await srv.client().events.bulkCreate.mutate({ events: [body as never] });
+    expect(trpcBulk.results[0]).toMatchObject({ ok: false, error: { issues: rest.body.error.issues } });
+  });
+
   it('reports a bad signature per item in a bulk append, accepting the others', async () => {
     const res = await srv.request('POST', '/api/v1/events/bulk', { events: [signed(event(5)), { ...signed(event(6)), status: 'failure' }, event(7)] });
     expect(res.status).toBe(200);
