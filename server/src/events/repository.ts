@@ -4,6 +4,7 @@
  */
 import { and, asc, count, desc, eq, gte, inArray, lt, sql, type SQL } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
+import { parseTimestamptz } from '../db/timestamps';
 import { events, idempotencyKeys } from '../db/schema';
 import { formatRecordedAt } from '../ledger';
 import type { FieldValues } from './commit-form';
@@ -33,7 +34,7 @@ export function toRow(
     recordedAt,
     leafIndex,
     leafHash,
-    timestamp: values.timestamp === undefined ? null : new Date(values.timestamp as string),
+    timestamp: values.timestamp === undefined ? null : (values.timestamp as string), // RFC 3339 UTC, ms
     action: str('action'),
     status: str('status'),
     principalId: str('principalId'),
@@ -59,7 +60,7 @@ export function valuesOf(row: EventRow): FieldValues {
   const out: FieldValues = {};
   for (const f of EVENT_FIELDS) {
     if (!(f in row.salts)) continue; // erased or never present
-    const v = f === 'timestamp' ? (row.timestamp ? formatRecordedAt(row.timestamp) : null) : row[f];
+    const v = f === 'timestamp' ? (row.timestamp ? formatRecordedAt(parseTimestamptz(row.timestamp)) : null) : row[f];
     if (v !== null && v !== undefined) out[f] = v;
   }
   return out;
@@ -99,7 +100,7 @@ export function insertEventsSql(rows: NewEventRow[]): SQL {
     SELECT o, id, ra, li, decode(lh, 'hex'), ts, ac, st, pi, pt, trt, tri, pa, od, dc, ci, sc, rp, ev, de, ik, co, sa, pk, ps
     FROM unnest(
       ${text((r) => r.organizationId)}::uuid[], ${text((r) => r.id)}::uuid[], ${time((r) => r.recordedAt)}::timestamptz[],
-      ${col((r) => r.leafIndex)}::int8[], ${col((r) => r.leafHash.toString('hex'))}::text[], ${time((r) => r.timestamp)}::timestamptz[],
+      ${col((r) => r.leafIndex)}::int8[], ${col((r) => r.leafHash.toString('hex'))}::text[], ${text((r) => r.timestamp)}::timestamptz[],
       ${text((r) => r.action)}::text[], ${text((r) => r.status)}::text[], ${text((r) => r.principalId)}::text[],
       ${text((r) => r.principalType)}::text[], ${text((r) => r.targetResourceType)}::text[], ${text((r) => r.targetResourceId)}::text[],
       ${text((r) => r.patientId)}::text[], ${text((r) => r.outcomeDescription)}::text[], ${text((r) => r.dataClassification)}::text[],

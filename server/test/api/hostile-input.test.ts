@@ -189,6 +189,18 @@ describe.each(backends())('hostile input on %s', (backend) => {
     expect(surrogate.data.issues[0].path).toBe('name');
   });
 
+  it('stores text and dates exactly as sent, refusing a leading byte-order mark that PGlite would drop on read', async () => {
+    const lead = await srv.request('POST', '/api/v1/events', { action: 'bom.check', status: 'success', principalId: '\ufeffdr-1' });
+    expect(lead.status).toBe(400);
+    expect(lead.body.error.issues).toEqual([{ path: 'principalId', message: 'must not begin with U+FEFF (a byte-order mark)' }]);
+    const sent = { action: 'bom.check', status: 'success', timestamp: '0002-03-04T05:06:07.089Z', principalId: 'dr\ufeff-1', patientId: '\u202e\u0001\uffff\u{10ffff}', details: { '\ufeffk': '\ufeffv', n: -0, big: 1e308, tiny: 5e-324 } };
+    const ok = await srv.request('POST', '/api/v1/events', sent);
+    expect(ok.status).toBe(201);
+    const got = await srv.request('GET', `/api/v1/events/${ok.body.id}`);
+    // Years below 100 come back as themselves (Date parsing of the driver's text read 0002 as 2001).
+    expect(got.body.event).toMatchObject({ timestamp: sent.timestamp, principalId: sent.principalId, patientId: sent.patientId, details: { '\ufeffk': '\ufeffv', n: 0, big: 1e308, tiny: 5e-324 } });
+  });
+
   it('bounds lists and the issues one 400 reports', async () => {
     const commas = await srv.request('GET', `/api/v1/events?statuses=${','.repeat(5000)}`);
     expect(commas.status).toBe(400);

@@ -14,7 +14,8 @@ export const events = pgTable(
     recordedAt: timestamp({ withTimezone: true, mode: 'date', precision: 3 }).notNull(),
     leafIndex: bigint({ mode: 'number' }).notNull(),
     leafHash: bytea().notNull(),
-    timestamp: timestamp({ withTimezone: true, mode: 'date', precision: 3 }),
+    /** Read as text: it may hold years below 100, which Date parsing gets wrong (db/timestamps.ts). */
+    timestamp: timestamp({ withTimezone: true, mode: 'string', precision: 3 }),
     action: text(),
     status: text(),
     principalId: text(),
