@@ -67,7 +67,7 @@ describe.each(backends())('migrations on %s', (backend) => {
       `SELECT table_name, column_name, udt_name FROM information_schema.columns WHERE table_schema = 'public'`,
     );
     const have = new Map(cols.map((c) => [`${c.table_name}.${c.column_name}`, c.udt_name]));
-    const udt: Record<string, string> = { PgUUID: 'uuid', PgText: 'text', PgTimestamp: 'timestamptz', PgBigInt53: 'int8', PgJsonb: 'jsonb', PgSmallInt: 'int2', PgCustomColumn: 'bytea' };
+    const udt: Record<string, string> = { PgUUID: 'uuid', PgText: 'text', PgTimestamp: 'timestamptz', PgTimestampString: 'timestamptz', PgBigInt53: 'int8', PgJsonb: 'jsonb', PgSmallInt: 'int2', PgCustomColumn: 'bytea' };
     for (const table of Object.values(schema)) {
       if (!(table instanceof PgTable)) continue;
       for (const [key, col] of Object.entries(getTableColumns(table))) {
