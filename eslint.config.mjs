@@ -2,6 +2,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
+import { layerRules } from './eslint.layers.mjs';
 
 export default tseslint.config(
   { ignores: ['**/node_modules/**', '**/dist/**', 'manifests/lib/**', 'dist-k8s/**', 'coverage/**', 'data/**', '**/*.js', '**/*.mjs', '**/*.cjs'] },
@@ -31,6 +32,7 @@ export default tseslint.config(
       ] }],
     },
   },
+  ...layerRules,
   {
     // Tests, benchmarks, the config module and the manifests app may read the environment.
     files: ['server/src/config.ts', 'server/test/**/*.ts', 'manifests/**/*.ts', 'bench/**/*.ts', 'jest.config.ts'],

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Restore a backup made by scripts/backup.sh into an EMPTY database, then verify the ledger:
-# every organization's Merkle root is recomputed from the restored rows and matched against its
-# latest signed checkpoint (`admin verify-ledger`). A restore whose ledger does not verify exits 1.
+# every organization's whole log is re-verified (leaves, tree, every signed checkpoint) with the
+# verifier keys given here, never the keys stored in the restored database (`admin verify-ledger`).
+# A restore whose ledger does not verify exits 1.
 #
-#   scripts/restore.sh -i backups/audit-20260101T000000Z.dump.gz.gpg -d postgres://…/audit_restored --create
+#   scripts/restore.sh -i backups/audit-20260101T000000Z.dump.gz.gpg -d postgres://…/audit_restored --create \
+#     --key 'smedrec.audit+1a2b3c4d+AU…'
 #   scripts/restore.sh -i audit.dump.gz.gpg -p /run/secrets/backup-passphrase -d postgres://…
 #   scripts/restore.sh -i audit.dump.gz.gpg -d postgres://… --dry-run    # print the commands only
 set -euo pipefail
@@ -19,7 +21,9 @@ usage() {
 Usage: ${SCRIPT_NAME} -i FILE [options]
 
 Decrypts (gpg), decompresses (gzip) and restores (pg_restore, one transaction) a backup into an
-empty database, then runs the audit server's 'verify-ledger' against it.
+empty database, then runs the audit server's 'verify-ledger' against it, trusting only the keys
+given with --key or by AUDIT_SIGNING_KEY / AUDIT_VERIFIER_KEY / AUDIT_TRUSTED_VERIFIER_KEYS
+(never the signing_keys table of the restored database).
 
 Options:
   -i, --input FILE            Backup file (*.dump.gz.gpg); FILE.sha256 is checked when present
@@ -30,6 +34,8 @@ Options:
                               same server)
       --no-privileges         Skip the backup's GRANTs (for a server without the audit_runtime /
                               migration roles; grant them yourself afterwards)
+  -k, --key VERIFIER_KEY      Trust this checkpoint verifier key (name+hexid+base64); repeat it
+                              for every key the log was ever signed with
       --no-verify             Skip the ledger verification (not recommended)
       --dry-run               Print the commands instead of running them
   -h, --help                  Show this help
@@ -37,6 +43,8 @@ Options:
 Environment:
   DATABASE_URL   used when -d is not given
   GNUPGHOME      gpg home holding the private key for public-key backups
+  AUDIT_VERIFIER_KEY, AUDIT_TRUSTED_VERIFIER_KEYS (and their *_FILE forms)
+                 verifier keys trusted besides --key
   AUDIT_ADMIN    admin CLI command (default: node server/dist/cli/admin.js, or the TypeScript
                  source through tsx when the server is not built)
 EOF
@@ -45,6 +53,7 @@ EOF
 INPUT=""
 DATABASE="${DATABASE_URL:-}"
 PASSPHRASE_FILE=""
+KEYS=()
 CREATE=false
 PRIVILEGES=true
 VERIFY=true
@@ -52,12 +61,13 @@ DRY_RUN=false
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    -i | --input | -d | --database | -p | --passphrase-file)
+    -i | --input | -d | --database | -p | --passphrase-file | -k | --key)
       [[ $# -ge 2 ]] || usage_error "$1 needs a value"
       case "$1" in
         -i | --input) INPUT="$2" ;;
         -d | --database) DATABASE="$2" ;;
         -p | --passphrase-file) PASSPHRASE_FILE="$2" ;;
+        -k | --key) KEYS+=("$2") ;;
       esac
       shift
       ;;
@@ -113,6 +123,7 @@ else
   admin_cmd=(node --import tsx "${REPO_ROOT}/server/src/cli/admin.ts")
 fi
 verify_cmd=(env "DATABASE_URL=${target}" "${admin_cmd[@]}" verify-ledger)
+for key in "${KEYS[@]}"; do verify_cmd+=(--key "${key}"); done
 
 if [[ "${DRY_RUN}" == true ]]; then
   [[ ! -f "${INPUT}.sha256" ]] || printf '(cd %s && sha256sum --check --quiet %s)\n' \

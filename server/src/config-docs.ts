@@ -3,7 +3,7 @@
  * never drift from what the server reads (a test compares them; `npm run docs:config` rewrites it).
  */
 import type { z } from 'zod';
-import { configSchema } from './config';
+import { configSchema, FILE_VARIABLES } from './config';
 
 function defaultOf(schema: z.ZodType): string {
   const result = schema.safeParse(undefined);
@@ -16,8 +16,11 @@ function defaultOf(schema: z.ZodType): string {
 
 /** The Markdown table: variable, default, description. */
 export function renderConfigTable(): string {
+  const fromFile = new Set<string>(FILE_VARIABLES);
   const rows = Object.entries(configSchema.shape).map(([name, schema]) => {
-    const description = (schema as z.ZodType).description ?? '';
+    const description =
+      ((schema as z.ZodType).description ?? '') +
+      (fromFile.has(name) ? `; or \`${name}_FILE\`: a file holding the value (Docker/Kubernetes secrets), not both` : '');
     return `| \`${name}\` | \`${defaultOf(schema as z.ZodType)}\` | ${description.replace(/\|/g, '\\|')} |`;
   });
   return ['| Variable | Default | Meaning |', '| --- | --- | --- |', ...rows].join('\n');

@@ -2,6 +2,7 @@
  * All configuration, validated once at start-up. This is the only module that reads
  * `process.env` (enforced by a lint rule); everything else receives a typed {@link Config}.
  */
+import fs from 'node:fs';
 import { z } from 'zod';
 
 const bool = z
@@ -37,9 +38,11 @@ export const configSchema = z.object({
   AUDIT_LOG_ORIGIN: z.string().regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').default('smedrec.audit')
     .describe('checkpoint origin prefix; each organization logs as `<origin>/<organizationId>`'),
   AUDIT_SIGNING_KEY: z.string().min(1).optional()
-    .describe('Ed25519 signing key (signed-note `PRIVATE+KEY+…` form); required in production, generated into AUDIT_DATA_DIR otherwise'),
+    .describe('Ed25519 signing key (signed-note `PRIVATE+KEY+…` form); read by `api`/`all` only, required there in production, generated into AUDIT_DATA_DIR otherwise'),
+  AUDIT_VERIFIER_KEY: z.string().min(1).optional()
+    .describe('verifier key (`name+hexid+base64`, public) of the active signing key: what a `worker` trusts without the private key (required for a production `worker` unless AUDIT_TRUSTED_VERIFIER_KEYS is set); must match AUDIT_SIGNING_KEY where both are set'),
   AUDIT_BOOTSTRAP_API_KEY: z.string().min(32, 'at least 32 characters').max(256).optional()
-    .describe('registered (hashed) as the admin key of the first organization on first start'),
+    .describe('`api`/`all` only: registered (hashed) as the admin key of the first organization on first start'),
   AUDIT_BOOTSTRAP_ORG_NAME: z.string().min(1).max(200).default('default')
     .describe('name of the organization created on first start'),
   CORS_ORIGINS: csv.default([]).describe('comma-separated allowed browser origins (empty = no CORS)'),
@@ -80,6 +83,21 @@ export const configSchema = z.object({
   OTEL_SERVICE_NAME: z.string().default('audit-server').describe('service.name resource attribute'),
 });
 
+/**
+ * Variables that may carry a secret (or, for the keys, are usually mounted beside one): each can
+ * instead be given as a file, `<NAME>_FILE=/run/secrets/…` (the Docker and Kubernetes secrets
+ * convention), read once at start-up with the trailing newline trimmed. Setting both is an error.
+ */
+export const FILE_VARIABLES = [
+  'DATABASE_URL',
+  'REDIS_URL',
+  'AUDIT_SIGNING_KEY',
+  'AUDIT_VERIFIER_KEY',
+  'AUDIT_BOOTSTRAP_API_KEY',
+  'AUDIT_TRUSTED_VERIFIER_KEYS',
+  'AUDIT_WITNESS_URL',
+] as const satisfies ReadonlyArray<keyof typeof configSchema.shape>;
+
 /** The validated configuration. */
 export type Config = z.infer<typeof configSchema>;
 
@@ -95,11 +113,24 @@ export class ConfigError extends Error {
  * Parses an environment (by default `process.env`) into a {@link Config}.
  * Empty strings count as unset so `FOO=` in an env file does not override a default.
  */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+export function loadConfig(
+  env: Record<string, string | undefined> | undefined = undefined,
+  options: {
+    /** Check the secrets AUDIT_ROLE needs (default); the admin CLI, which signs nothing, does not. */
+    roleSecrets?: boolean;
+  } = {},
+): Config {
+  env ??= process.env;
   const input: Record<string, string> = {};
   for (const key of Object.keys(configSchema.shape)) {
     const value = env[key];
     if (value !== undefined && value !== '') input[key] = value;
+  }
+  for (const key of FILE_VARIABLES) {
+    const file = env[`${key}_FILE`];
+    if (file === undefined || file === '') continue;
+    if (key in input) throw new ConfigError(`invalid configuration: ${key}_FILE: set either ${key} or ${key}_FILE, not both`);
+    input[key] = readSecretFile(`${key}_FILE`, file);
   }
   const parsed = configSchema.safeParse(input);
   if (!parsed.success) {
@@ -107,8 +138,35 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(lines.join('\n'));
   }
   const config = parsed.data;
-  if (config.NODE_ENV === 'production' && !config.AUDIT_SIGNING_KEY) {
-    throw new ConfigError('invalid configuration: AUDIT_SIGNING_KEY: required when NODE_ENV=production');
-  }
+  const problem = options.roleSecrets === false ? null : roleProblem(config);
+  if (problem) throw new ConfigError(`invalid configuration: ${problem}`);
   return config;
+}
+
+/**
+ * Each role needs only the secrets it uses (docs/deploying.md "Secrets per role"): `api` and
+ * `all` sign checkpoints (AUDIT_SIGNING_KEY, required in production) and bootstrap the first
+ * organization; a `worker` only verifies, so it needs a trusted verifier key, never the private
+ * key; `migrate` needs nothing but the database.
+ */
+function roleProblem(c: Config): string | null {
+  const production = c.NODE_ENV === 'production';
+  const signs = c.AUDIT_ROLE === 'api' || c.AUDIT_ROLE === 'all';
+  if (production && signs && !c.AUDIT_SIGNING_KEY) return `AUDIT_SIGNING_KEY: required when NODE_ENV=production and AUDIT_ROLE=${c.AUDIT_ROLE}`;
+  if (production && c.AUDIT_ROLE === 'worker' && !c.AUDIT_VERIFIER_KEY && !c.AUDIT_SIGNING_KEY && c.AUDIT_TRUSTED_VERIFIER_KEYS.length === 0) {
+    return 'AUDIT_VERIFIER_KEY: required when NODE_ENV=production and AUDIT_ROLE=worker (the verifier key of the active signing key; the worker never needs the private key)';
+  }
+  return null;
+}
+
+/** Reads a `<NAME>_FILE` secret once: the content with one trailing newline (LF or CRLF) trimmed. */
+function readSecretFile(variable: string, file: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new ConfigError(`invalid configuration: ${variable}: cannot read ${file} (${code})`);
+  }
+  return text.replace(/\r?\n$/, '');
 }

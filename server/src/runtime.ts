@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type Redis from 'ioredis';
 import type { Services } from './api/context';
 import { SelfAuditor } from './audit/self-audit';
+import { AuditService } from './audit/service';
 import { DirectoryWitness, HttpWitness, WitnessPublisher, type WitnessDestination } from './audit/witness';
 import { ApiKeyService } from './auth/api-keys';
 import { bootstrap, type BootstrapResult } from './auth/organizations';
@@ -17,6 +18,7 @@ import { openDatabase, type Database } from './db/client';
 import { ensurePartitions, expectedSchemaVersion, migrate } from './db/migrate';
 import { IngestService } from './events/ingest';
 import { EventService } from './events/service';
+import { ExportService } from './export/service';
 import { createApp } from './http/app';
 import { parseVerifierKey, type Signer } from './ledger';
 import type { Logger } from './observability/logger';
@@ -31,7 +33,8 @@ export interface Runtime {
   services: Services;
   ingest: IngestService;
   metrics: Metrics;
-  signer: Signer;
+  /** The checkpoint signer; null for a `worker` given only verifier keys. */
+  signer: Signer | null;
   bootstrap: BootstrapResult | null;
   /** The continuous self-audit (worker role), to run on demand in tests and tools. */
   selfAudit: SelfAuditor | null;
@@ -59,24 +62,35 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       if (applied.length > 0) logger.info({ applied }, 'migrations applied');
       await ensurePartitions(database, config.PARTITION_MONTHS_AHEAD);
     }
-    const signer = loadSigner(
-      {
-        signingKey: config.AUDIT_SIGNING_KEY,
-        dataDir: config.AUDIT_DATA_DIR,
-        keyName: config.AUDIT_LOG_ORIGIN,
-        production: config.NODE_ENV === 'production',
-      },
-      (message) => logger.warn(message),
-    );
-    await registerSigningKey(database.db, {
-      keyId: signer.keyId.toString('hex'),
-      name: signer.name,
-      verifierKey: signer.verifierKey,
-    });
-    // Rotation: the configured key is the active one; every other key's window closes now (once:
-    // a trigger forbids reopening it). Their old checkpoints keep verifying (docs/verification.md).
-    const retired = await retireOtherKeys(database.db, signer.keyId.toString('hex'));
-    if (retired > 0) logger.warn({ retired, active: signer.keyId.toString('hex') }, 'signing key rotated: older keys retired');
+    // A worker only verifies: with AUDIT_VERIFIER_KEY (or retired keys) and no AUDIT_SIGNING_KEY it
+    // never holds the private key. Every other case loads (outside production: creates) the signer.
+    const verifiesOnly =
+      config.AUDIT_ROLE === 'worker' && !config.AUDIT_SIGNING_KEY && (config.AUDIT_VERIFIER_KEY !== undefined || config.AUDIT_TRUSTED_VERIFIER_KEYS.length > 0);
+    const signer = verifiesOnly
+      ? null
+      : loadSigner(
+          {
+            signingKey: config.AUDIT_SIGNING_KEY,
+            dataDir: config.AUDIT_DATA_DIR,
+            keyName: config.AUDIT_LOG_ORIGIN,
+            production: config.NODE_ENV === 'production',
+          },
+          (message) => logger.warn(message),
+        );
+    if (signer && config.AUDIT_VERIFIER_KEY !== undefined && config.AUDIT_VERIFIER_KEY.trim() !== signer.verifierKey) {
+      throw new Error('AUDIT_VERIFIER_KEY is not the verifier key of AUDIT_SIGNING_KEY');
+    }
+    if (signer) {
+      await registerSigningKey(database.db, {
+        keyId: signer.keyId.toString('hex'),
+        name: signer.name,
+        verifierKey: signer.verifierKey,
+      });
+      // Rotation: the configured key is the active one; every other key's window closes now (once:
+      // a trigger forbids reopening it). Their old checkpoints keep verifying (docs/verification.md).
+      const retired = await retireOtherKeys(database.db, signer.keyId.toString('hex'));
+      if (retired > 0) logger.warn({ retired, active: signer.keyId.toString('hex') }, 'signing key rotated: older keys retired');
+    }
 
     let redis: Redis | null = null;
     if (config.REDIS_URL) {
@@ -117,7 +131,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     );
     const apiKeys = new ApiKeyService(database);
     const events = new EventService(database, ingest, ledger);
-    const services: Services = { events, ledger, apiKeys };
+    const services: Services = { events, ledger, exports: new ExportService(database, ledger), audit: new AuditService(database), apiKeys };
 
     const serveApi = config.AUDIT_ROLE === 'api' || config.AUDIT_ROLE === 'all';
     const runWorker = config.AUDIT_ROLE === 'worker' || config.AUDIT_ROLE === 'all';
@@ -177,7 +191,13 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         database,
         {
           origin: config.AUDIT_LOG_ORIGIN,
-          verifiers: [signer.verifierKey, ...config.AUDIT_TRUSTED_VERIFIER_KEYS].map((k) => parseVerifierKey(k)),
+          verifiers: [
+            ...new Set([
+              ...(signer ? [signer.verifierKey] : []),
+              ...(config.AUDIT_VERIFIER_KEY !== undefined ? [config.AUDIT_VERIFIER_KEY.trim()] : []),
+              ...config.AUDIT_TRUSTED_VERIFIER_KEYS,
+            ]),
+          ].map((k) => parseVerifierKey(k)),
           windowLeaves: config.AUDIT_SELF_AUDIT_WINDOW,
           witnessDir: config.AUDIT_WITNESS_DIR ?? null,
         },

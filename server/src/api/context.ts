@@ -2,8 +2,10 @@
  * What every operation receives: the services and, for authenticated calls, the principal whose
  * organization scopes everything it touches.
  */
+import type { AuditService } from '../audit/service';
 import type { ApiKeyService, Principal } from '../auth/api-keys';
 import type { EventService } from '../events/service';
+import type { ExportService } from '../export/service';
 import type { Logger } from '../observability/logger';
 import type { LedgerService } from '../tlog/service';
 
@@ -11,6 +13,8 @@ import type { LedgerService } from '../tlog/service';
 export interface Services {
   events: EventService;
   ledger: LedgerService;
+  exports: ExportService;
+  audit: AuditService;
   apiKeys: ApiKeyService;
 }
 

@@ -281,7 +281,7 @@ export function createOperations(limits: InputLimits) {
       }),
       rest: { method: 'get', path: '/ledger/alerts' },
       example: { limit: 10 },
-      run: async (ctx, input) => ({ alerts: await ctx.services.ledger.alerts(ctx.principal.organizationId, input.limit) }),
+      run: async (ctx, input) => ({ alerts: await ctx.services.audit.alerts(ctx.principal.organizationId, input.limit) }),
     }),
     producerKeysRegister: op({
       kind: 'mutation',

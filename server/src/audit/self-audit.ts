@@ -115,96 +115,11 @@ export class SelfAuditor {
     this.lastAlert.set(result.organizationId, key);
   }
 
-  /** Audits one organization's recent window. */
+  /** Audits one organization's recent window; the checkpoint it verified is pinned for the next run. */
   async auditOrganization(org: string): Promise<SelfAuditResult> {
-    const db = this.database.db;
-    const origin = `${this.options.origin}/${org}`;
-    const findings: SelfAuditFinding[] = [];
-    const head = await ledgerRepo.readHead(db, org);
-    if (!head) return { organizationId: org, ok: true, from: 0, to: 0, events: 0, findings };
-    const start = this.options.windowLeaves === 0 ? 0 : Math.max(0, head.size - this.options.windowLeaves);
-
-    // 1. The window as an auditor sees it, through the same exporter and the pure verifier.
-    const computed: Array<NodeId & { hash: Buffer }> = [];
-    const nodeFindings: SelfAuditFinding[] = [];
-    const verifier = new BundleVerifier({
-      verifiers: this.options.verifiers,
-      maxListed: 20,
-      onNode: (level, index, hash) => computed.push({ level, index, hash }),
-    });
-    let from = start;
-    let to = start;
-    for await (const record of exportBundle(db, org, origin, { start })) {
-      if (record.type === 'header') {
-        from = record.start;
-        to = record.end;
-      }
-      verifier.push(record);
-      if (computed.length >= NODE_BATCH) await this.compareNodes(org, computed.splice(0), nodeFindings);
-    }
-    await this.compareNodes(org, computed.splice(0), nodeFindings);
-    const report = verifier.finish();
-    for (const f of report.failures) {
-      findings.push({ kind: f.kind, leafIndex: f.leafIndex ?? null, treeSize: f.treeSize ?? null, reason: f.reason });
-    }
-    findings.push(...nodeFindings.slice(0, 20));
-
-    // 2. The head row must be exactly the latest signed checkpoint (sizes are compared by the verifier).
-    const latest = await ledgerRepo.latestCheckpoint(db, org);
-    if (latest && latest.treeSize === head.size && !latest.rootHash.equals(head.rootHash)) {
-      findings.push({ kind: 'head', leafIndex: null, treeSize: head.size, reason: `the head root differs from the signed checkpoint at size ${head.size}` });
-    }
-
-    // 3. Checkpoints seen before (this process, the witness directory) must still be in the log.
-    const seen: Array<{ size: number; root: Buffer; source: string }> = [];
-    const pin = this.pinned.get(org);
-    if (pin) seen.push({ ...pin, source: 'the last self-audit' });
-    if (this.options.witnessDir) {
-      try {
-        const w = await latestWitnessed(this.options.witnessDir, org, this.options.verifiers);
-        if (w) seen.push({ size: w.checkpoint.size, root: w.checkpoint.rootHash, source: 'the witness directory' });
-      } catch (err) {
-        findings.push({ kind: 'witness', leafIndex: null, treeSize: null, reason: `witnessed checkpoint does not verify: ${(err as Error).message}` });
-      }
-    }
-    for (const s of seen) {
-      if (s.size > head.size) {
-        findings.push({ kind: 'witness', leafIndex: null, treeSize: s.size, reason: `a checkpoint at size ${s.size} from ${s.source} is beyond the log head ${head.size}: the log was rolled back` });
-        continue;
-      }
-      let root: Buffer;
-      try {
-        root = rootAt(s.size, await ledgerRepo.readNodes(db, org, planRoot(s.size)));
-      } catch (err) {
-        findings.push({ kind: 'witness', leafIndex: null, treeSize: s.size, reason: `cannot rebuild the root at size ${s.size} from ${s.source}: ${(err as Error).message}` });
-        continue;
-      }
-      if (!root.equals(s.root)) {
-        findings.push({ kind: 'witness', leafIndex: null, treeSize: s.size, reason: `the log's root at size ${s.size} differs from the checkpoint of ${s.source}: history was rewritten` });
-      }
-    }
-
-    const ok = findings.length === 0;
-    if (ok && report.latest) this.pinned.set(org, { size: report.latest.treeSize, root: Buffer.from(report.latest.rootHash, 'base64') });
-    return { organizationId: org, ok, from, to, events: report.events, findings };
-  }
-
-  /** Compares recomputed subtree hashes with the stored ones; the first mismatch per batch is a finding. */
-  private async compareNodes(org: string, nodes: Array<NodeId & { hash: Buffer }>, out: SelfAuditFinding[]): Promise<void> {
-    if (nodes.length === 0) return;
-    const stored = await repo.storedNodes(this.database.db, org, nodes);
-    for (const n of nodes) {
-      const s = stored.get(`${n.level}/${n.index}`);
-      if (s && s.equals(n.hash)) continue;
-      const first = n.index * 2 ** n.level;
-      out.push({
-        kind: 'node',
-        leafIndex: first,
-        treeSize: null,
-        reason: `tree node (level ${n.level}, index ${n.index}) covering leaves [${first}, ${first + 2 ** n.level}) ${s ? 'differs from the one rebuilt from the leaves' : 'is missing'}`,
-      });
-      return;
-    }
+    const { result, latest } = await auditLog(this.database, org, this.options, this.pinned.get(org));
+    if (result.ok && latest) this.pinned.set(org, latest);
+    return result;
   }
 
   /**
@@ -232,5 +147,107 @@ export class SelfAuditor {
     }
     this.timer = null;
     await this.running?.catch(() => undefined);
+  }
+}
+
+/**
+ * Re-verifies one organization's log, or its most recent `windowLeaves` leaves, as an outside
+ * auditor would (the exporter and the pure {@link BundleVerifier}, trusting only
+ * `options.verifiers`), plus the stored nodes, the head row, and the checkpoints seen before
+ * (`pinned`, the witness directory). The self-audit runs it on a schedule; `audit-admin
+ * verify-ledger` runs it over the whole log.
+ * @returns the result, and the latest verified checkpoint (to pin for the next run).
+ */
+export async function auditLog(
+  database: Database,
+  org: string,
+  options: SelfAuditOptions,
+  pinned?: { size: number; root: Buffer },
+): Promise<{ result: SelfAuditResult; latest: { size: number; root: Buffer } | null }> {
+  const db = database.db;
+  const origin = `${options.origin}/${org}`;
+  const findings: SelfAuditFinding[] = [];
+  const head = await ledgerRepo.readHead(db, org);
+  if (!head) return { result: { organizationId: org, ok: true, from: 0, to: 0, events: 0, findings }, latest: null };
+  const start = options.windowLeaves === 0 ? 0 : Math.max(0, head.size - options.windowLeaves);
+
+  // 1. The window as an auditor sees it, through the same exporter and the pure verifier.
+  const computed: Array<NodeId & { hash: Buffer }> = [];
+  const nodeFindings: SelfAuditFinding[] = [];
+  const verifier = new BundleVerifier({
+    verifiers: options.verifiers,
+    maxListed: 20,
+    onNode: (level, index, hash) => computed.push({ level, index, hash }),
+  });
+  let from = start;
+  let to = start;
+  for await (const record of exportBundle(db, org, origin, { start })) {
+    if (record.type === 'header') {
+      from = record.start;
+      to = record.end;
+    }
+    verifier.push(record);
+    if (computed.length >= NODE_BATCH) await compareNodes(database, org, computed.splice(0), nodeFindings);
+  }
+  await compareNodes(database, org, computed.splice(0), nodeFindings);
+  const report = verifier.finish();
+  for (const f of report.failures) {
+    findings.push({ kind: f.kind, leafIndex: f.leafIndex ?? null, treeSize: f.treeSize ?? null, reason: f.reason });
+  }
+  findings.push(...nodeFindings.slice(0, 20));
+
+  // 2. The head row must be exactly the latest signed checkpoint (sizes are compared by the verifier).
+  const latest = await ledgerRepo.latestCheckpoint(db, org);
+  if (latest && latest.treeSize === head.size && !latest.rootHash.equals(head.rootHash)) {
+    findings.push({ kind: 'head', leafIndex: null, treeSize: head.size, reason: `the head root differs from the signed checkpoint at size ${head.size}` });
+  }
+
+  // 3. Checkpoints seen before (this process, the witness directory) must still be in the log.
+  const seen: Array<{ size: number; root: Buffer; source: string }> = [];
+  if (pinned) seen.push({ ...pinned, source: 'the last self-audit' });
+  if (options.witnessDir) {
+    try {
+      const w = await latestWitnessed(options.witnessDir, org, options.verifiers);
+      if (w) seen.push({ size: w.checkpoint.size, root: w.checkpoint.rootHash, source: 'the witness directory' });
+    } catch (err) {
+      findings.push({ kind: 'witness', leafIndex: null, treeSize: null, reason: `witnessed checkpoint does not verify: ${(err as Error).message}` });
+    }
+  }
+  for (const s of seen) {
+    if (s.size > head.size) {
+      findings.push({ kind: 'witness', leafIndex: null, treeSize: s.size, reason: `a checkpoint at size ${s.size} from ${s.source} is beyond the log head ${head.size}: the log was rolled back` });
+      continue;
+    }
+    let root: Buffer;
+    try {
+      root = rootAt(s.size, await ledgerRepo.readNodes(db, org, planRoot(s.size)));
+    } catch (err) {
+      findings.push({ kind: 'witness', leafIndex: null, treeSize: s.size, reason: `cannot rebuild the root at size ${s.size} from ${s.source}: ${(err as Error).message}` });
+      continue;
+    }
+    if (!root.equals(s.root)) {
+      findings.push({ kind: 'witness', leafIndex: null, treeSize: s.size, reason: `the log's root at size ${s.size} differs from the checkpoint of ${s.source}: history was rewritten` });
+    }
+  }
+
+  const latestVerified = report.latest ? { size: report.latest.treeSize, root: Buffer.from(report.latest.rootHash, 'base64') } : null;
+  return { result: { organizationId: org, ok: findings.length === 0, from, to, events: report.events, findings }, latest: latestVerified };
+}
+
+/** Compares recomputed subtree hashes with the stored ones; the first mismatch per batch is a finding. */
+async function compareNodes(database: Database, org: string, nodes: Array<NodeId & { hash: Buffer }>, out: SelfAuditFinding[]): Promise<void> {
+  if (nodes.length === 0) return;
+  const stored = await repo.storedNodes(database.db, org, nodes);
+  for (const n of nodes) {
+    const s = stored.get(`${n.level}/${n.index}`);
+    if (s && s.equals(n.hash)) continue;
+    const first = n.index * 2 ** n.level;
+    out.push({
+      kind: 'node',
+      leafIndex: first,
+      treeSize: null,
+      reason: `tree node (level ${n.level}, index ${n.index}) covering leaves [${first}, ${first + 2 ** n.level}) ${s ? 'differs from the one rebuilt from the leaves' : 'is missing'}`,
+    });
+    return;
   }
 }

@@ -6,7 +6,9 @@
  *   audit-admin api-keys list [--org ID]
  *   audit-admin api-keys revoke --id KEY_ID [--org ID]
  *   audit-admin organizations create --name NAME      (prints the new org's admin key once)
- *   audit-admin verify-ledger [--org ID]               (exit 0 only when every ledger verifies)
+ *   audit-admin verify-ledger [--organization ID] [--key VERIFIER_KEY]…
+ *       (exit 0 only when every ledger verifies with the trusted keys: --key, the verifier key of
+ *        AUDIT_SIGNING_KEY, AUDIT_VERIFIER_KEY, AUDIT_TRUSTED_VERIFIER_KEYS; never the database's)
  *
  * With the embedded default (no DATABASE_URL) the server must be stopped: PGlite allows one process.
  */
@@ -14,18 +16,19 @@ import { parseArgs } from 'node:util';
 import { ApiKeyService } from '../auth/api-keys';
 import { createOrganization } from '../auth/organizations';
 import { ROLES, type Role } from '../auth/permissions';
-import { ConfigError, loadConfig } from '../config';
+import { ConfigError, loadConfig, type Config } from '../config';
 import { openDatabase, type Database } from '../db/client';
 import { organizations } from '../db/schema';
 import { migrate } from '../db/migrate';
-import { verifyAllStoredLedgers, verifyStoredLedger } from '../tlog/verify-store';
+import { verifyLedgers } from '../audit/verify-ledger';
+import { parseSignerKey, parseVerifierKey, type Verifier } from '../ledger';
 
 const USAGE = `usage:
   audit-admin api-keys create --name NAME --role ${ROLES.join('|')} [--org ID]
   audit-admin api-keys list [--org ID]
   audit-admin api-keys revoke --id KEY_ID [--org ID]
   audit-admin organizations create --name NAME
-  audit-admin verify-ledger [--org ID]`;
+  audit-admin verify-ledger [--organization ID] [--key VERIFIER_KEY]...`;
 
 class UsageError extends Error {}
 
@@ -36,17 +39,51 @@ async function defaultOrg(database: Database, given: string | undefined): Promis
   return rows[0].id;
 }
 
+/**
+ * The verifier keys verify-ledger trusts: `--key` values and configuration only (the verifier key
+ * of AUDIT_SIGNING_KEY, AUDIT_VERIFIER_KEY, AUDIT_TRUSTED_VERIFIER_KEYS), never the database.
+ */
+function trustedKeys(config: Config, given: string[]): Verifier[] {
+  const keys = [
+    ...given,
+    ...(config.AUDIT_SIGNING_KEY ? [parseSignerKey(config.AUDIT_SIGNING_KEY.trim()).verifierKey] : []),
+    ...(config.AUDIT_VERIFIER_KEY ? [config.AUDIT_VERIFIER_KEY] : []),
+    ...config.AUDIT_TRUSTED_VERIFIER_KEYS,
+  ];
+  if (keys.length === 0) {
+    throw new UsageError('no trusted key: pass --key VERIFIER_KEY or set AUDIT_VERIFIER_KEY / AUDIT_TRUSTED_VERIFIER_KEYS (the signing_keys table is never trusted)');
+  }
+  const verifiers: Verifier[] = [];
+  for (const k of new Set(keys)) {
+    try {
+      verifiers.push(parseVerifierKey(k));
+    } catch (err) {
+      throw new UsageError(`not a verifier key (${(err as Error).message}): ${k.slice(0, 40)}`);
+    }
+  }
+  return verifiers;
+}
+
 async function run(argv: string[], out: (s: string) => void): Promise<number> {
   const { positionals, values } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { name: { type: 'string' }, role: { type: 'string' }, org: { type: 'string' }, id: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      name: { type: 'string' },
+      role: { type: 'string' },
+      org: { type: 'string' },
+      organization: { type: 'string' },
+      id: { type: 'string' },
+      key: { type: 'string', multiple: true },
+      help: { type: 'boolean', short: 'h' },
+    },
   });
   if (values.help || positionals.length === 0) {
     out(USAGE);
     return values.help ? 0 : 2;
   }
-  const config = loadConfig();
+  // The CLI signs nothing: it needs the database, and for verify-ledger only verifier keys.
+  const config = loadConfig(undefined, { roleSecrets: false });
   const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.AUDIT_DATA_DIR });
   try {
     await migrate(database);
@@ -77,9 +114,17 @@ async function run(argv: string[], out: (s: string) => void): Promise<number> {
       return 0;
     }
     if (group === 'verify-ledger') {
-      const results = values.org ? [await verifyStoredLedger(database, values.org)] : await verifyAllStoredLedgers(database);
-      out(JSON.stringify({ ok: results.every((r) => r.ok), organizations: results }, null, 2));
-      return results.every((r) => r.ok) ? 0 : 1;
+      const verifiers = trustedKeys(config, values.key ?? []);
+      const organizationId = values.organization ?? values.org;
+      const results = await verifyLedgers(database, { origin: config.AUDIT_LOG_ORIGIN, verifiers, ...(organizationId ? { organizationId } : {}) });
+      const ok = results.every((r) => r.ok);
+      out(JSON.stringify({ ok, trustedKeys: verifiers.map((v) => `${v.name}+${v.keyId.toString('hex')}`), organizations: results }, null, 2));
+      for (const r of results.filter((x) => !x.ok)) {
+        const f = r.failure!;
+        const where = f.leafIndex !== null ? `leaf ${f.leafIndex}` : f.treeSize !== null ? `checkpoint ${f.treeSize}` : f.kind;
+        process.stderr.write(`audit-admin: organization ${r.organizationId}: first bad position ${where}: ${f.reason}\n`);
+      }
+      return ok ? 0 : 1;
     }
     throw new UsageError(`unknown command: ${positionals.join(' ')}`);
   } finally {

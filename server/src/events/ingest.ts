@@ -110,6 +110,9 @@ export class IngestService {
   append(org: string, inputs: EventInput[]): Array<Promise<Receipt>> {
     // 503, not 500: a proxy may retry the request on another replica.
     if (this.closed) return inputs.map(() => Promise.reject(new AppError('UNAVAILABLE', 'server is shutting down; retry on another replica')));
+    // Nothing to append (a bulk request whose every item was invalid): no queue entry, which would
+    // never be flushed nor removed and would keep drain() waiting forever.
+    if (inputs.length === 0) return [];
     let q = this.queues.get(org);
     if (!q) {
       q = { pending: [], timer: null, flushing: null };

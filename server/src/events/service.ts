@@ -2,7 +2,7 @@
  * The event service: the one place that validates, appends and reads events. tRPC, REST and the
  * CLI are adapters over it.
  */
-import { activeProducerKeys, listProducerKeys, registerProducerKey } from '../audit/producer-keys';
+import { activeProducerKeys, listProducerKeys, registerProducerKey } from '../auth/producer-keys';
 import type { Database } from '../db/client';
 import { AppError, validationError, type FieldIssue } from '../errors';
 import type { LedgerService } from '../tlog/service';

@@ -7,7 +7,7 @@
  * Both ends of the range are moved out to stored (signed) checkpoints, so a bundle never needs a
  * freshly signed statement: the server never signs whatever the database happens to hold now.
  */
-import { listProducerKeys } from '../audit/producer-keys';
+import { listProducerKeys } from '../auth/producer-keys';
 import type { Db } from '../db/client';
 import { AppError } from '../errors';
 import { valuesOf } from '../events/repository';

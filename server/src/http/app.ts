@@ -11,7 +11,6 @@ import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import { sendTrpcError, trpcCallsOf } from '../trpc/http-reply';
 import { createAppRouter } from '../trpc/routers';
-import { createContextFromExpress } from '../trpc/trpc';
 import { errorHandler, sendError } from './errors';
 import { healthRouter, type ReadinessDeps } from './health';
 import {
@@ -97,7 +96,8 @@ export function createApp(deps: AppDeps): Express {
     declaredBodyLimit(deps.bodyLimitBytes, trpcReply),
     trpcExpress.createExpressMiddleware({
       router: createAppRouter(operations),
-      createContext: createContextFromExpress,
+      // The transport-independent context the HTTP middleware built (and authenticated).
+      createContext: ({ req }) => stateOf(req),
       maxBodySize: deps.bodyLimitBytes,
       maxBatchSize: deps.trpcMaxBatch,
       onError({ error, ctx }) {

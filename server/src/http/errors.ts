@@ -4,7 +4,7 @@
  */
 import type { ErrorRequestHandler, Response } from 'express';
 import { AppError, ERROR_STATUS, type AppErrorCode, type FieldIssue } from '../errors';
-import type { RequestState } from './request-state';
+import type { ApiContext } from '../api/context';
 
 /** Writes an error response. */
 export function sendError(res: Response, code: AppErrorCode, message: string, requestId: string, issues: FieldIssue[] = []): void {
@@ -18,7 +18,7 @@ interface BodyParserError {
 
 /** The last middleware: maps anything thrown to a JSON error without leaking internals. */
 export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
-  const state = (req as unknown as { state?: RequestState }).state;
+  const state = (req as unknown as { state?: ApiContext }).state;
   const requestId = state?.requestId ?? 'unknown';
   if (err instanceof AppError) return sendError(res, err.code, err.message, requestId, err.issues);
   const bp = err as BodyParserError;

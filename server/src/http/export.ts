@@ -11,7 +11,7 @@ import { AppError, validationError } from '../errors';
 import { parseRestParams, restParams } from '../api/rest-input';
 import { exportBundleInputSchema, toExportRange, type ExportBundleInput } from '../export/schema';
 import { formatBundleRecord } from '../ledger';
-import type { RequestState } from './request-state';
+import { stateOf } from './middleware';
 
 /** Query parameters derived from the input schema, as for the operation table (api/rest-input.ts). */
 const params = restParams(exportBundleInputSchema, []);
@@ -20,7 +20,7 @@ const params = restParams(exportBundleInputSchema, []);
 export function exportRouter(): Router {
   const r = Router();
   r.get('/ledger/export', async (req: Request, res: Response) => {
-    const state = (req as unknown as { state: RequestState }).state;
+    const state = stateOf(req);
     if (!state.principal) throw new AppError('UNAUTHORIZED', 'a valid API key is required');
     if (!can(state.principal.role, 'audit.events:read')) {
       throw new AppError('FORBIDDEN', `role ${state.principal.role} lacks audit.events:read`);
@@ -28,7 +28,7 @@ export function exportRouter(): Router {
     const parsed = parseRestParams(params, exportBundleInputSchema, req.query);
     if (!parsed.ok) throw validationError(parsed.issues);
     const org = state.principal.organizationId;
-    const records = state.services.ledger.exportBundle(org, toExportRange(parsed.input as ExportBundleInput));
+    const records = state.services.exports.exportBundle(org, toExportRange(parsed.input as ExportBundleInput));
     // The first record resolves the range (and can fail with a 404) before any header is sent.
     const first = await records.next();
     res.status(200);

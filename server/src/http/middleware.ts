@@ -4,19 +4,19 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import type { Services } from '../api/context';
+import type { ApiContext, Services } from '../api/context';
 import type { ApiKeyService } from '../auth/api-keys';
 import type { RateLimiter } from '../cache/rate-limiter';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import type { AppErrorCode, FieldIssue } from '../errors';
 import { sendError } from './errors';
-import type { RequestState } from './request-state';
 
-type StatefulRequest = Request & { state: RequestState };
+/** The API context of a request, attached as `req.state` by {@link requestContext}. */
+type StatefulRequest = Request & { state: ApiContext };
 
-/** Reads `state` that {@link requestContext} attached. */
-export function stateOf(req: Request): RequestState {
+/** The request's {@link ApiContext} that {@link requestContext} attached (and authentication completed). */
+export function stateOf(req: Request): ApiContext {
   return (req as StatefulRequest).state;
 }
 

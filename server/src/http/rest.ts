@@ -10,7 +10,7 @@ import { parseRestParams, restParams, type RestParam } from '../api/rest-input';
 import { can } from '../auth/permissions';
 import { AppError, validationError } from '../errors';
 import { jsonShapeIssue } from '../util/safe-input';
-import type { RequestState } from './request-state';
+import { stateOf } from './middleware';
 
 /** The path parameter names of an Express route (`/events/:id` → `['id']`). */
 export function pathParamsOf(path: string): string[] {
@@ -47,13 +47,13 @@ export function restRouter(operations: Operations): Router {
   for (const op of Object.values(operations) as AnyOperation[]) {
     const params = paramsOf(op);
     r[op.rest.method](op.rest.path, async (req: Request, res: Response) => {
-      const state = (req as unknown as { state: RequestState }).state;
+      const state = stateOf(req);
       if (!state.principal) throw new AppError('UNAUTHORIZED', 'a valid API key is required');
       if (!can(state.principal.role, op.permission)) {
         throw new AppError('FORBIDDEN', `role ${state.principal.role} lacks ${op.permission}`);
       }
       const input = inputOf(op, params, req);
-      const ctx = { services: state.services, principal: state.principal, logger: state.logger, requestId: state.requestId };
+      const ctx = { ...state, principal: state.principal };
       const out = await (op.run as (c: typeof ctx, i: unknown) => Promise<unknown>)(ctx, input);
       res.status(op.rest.status ?? 200).json(op.output.parse(out));
     });

@@ -15,8 +15,6 @@ import {
   signNote,
   type Signer,
 } from '../ledger';
-import { recentAlerts } from '../audit/repository';
-import { exportBundle, type ExportRange } from '../export/bundle-export';
 import * as repo from './repository';
 
 /** A checkpoint as the API returns it. */
@@ -31,7 +29,8 @@ export interface CheckpointView {
 export class LedgerService {
   constructor(
     private readonly database: Database,
-    private readonly signer: Signer,
+    /** Null in a process that only verifies (a `worker`): it signs nothing. */
+    private readonly signer: Signer | null,
     private readonly origin: string,
   ) {}
 
@@ -42,12 +41,13 @@ export class LedgerService {
 
   /** Signs a checkpoint note for (size, root). */
   signCheckpoint(org: string, size: number, rootHash: Buffer): string {
+    if (!this.signer) throw new AppError('UNAVAILABLE', 'this process has no signing key (AUDIT_ROLE=worker); the api role signs checkpoints');
     return signNote(formatCheckpoint({ origin: this.originOf(org), size, rootHash }), [this.signer]);
   }
 
-  /** The signer's key id in hex. */
+  /** The signer's key id in hex ('' without a signer). */
   get keyId(): string {
-    return this.signer.keyId.toString('hex');
+    return this.signer ? this.signer.keyId.toString('hex') : '';
   }
 
   /** Current tree size (0 for an empty log). */
@@ -114,27 +114,6 @@ export class LedgerService {
       toSize,
       hashes: proveConsistency(fromSize, toSize, hashes).map((h) => h.toString('base64')),
     };
-  }
-
-  /**
-   * The organization's export bundle for `range` (ledger/bundle-format.ts), record by record, read in
-   * pages: stream it, never collect it.
-   */
-  exportBundle(org: string, range: ExportRange = {}) {
-    return exportBundle(this.database.db, org, this.originOf(org), range);
-  }
-
-  /** The newest self-audit findings of an organization (ledger_alerts), newest first. */
-  async alerts(org: string, limit: number) {
-    const rows = await recentAlerts(this.database.db, org, limit);
-    return rows.map((a) => ({
-      id: a.id,
-      createdAt: a.createdAt.toISOString(),
-      kind: a.kind,
-      leafIndex: a.leafIndex,
-      treeSize: a.treeSize,
-      reason: a.reason,
-    }));
   }
 
   /** Published verifier keys with validity windows. */

@@ -3,19 +3,11 @@
  * `publicProcedure`, `authedProcedure`, or `permitted(permission)`.
  */
 import { initTRPC, TRPCError } from '@trpc/server';
-import type { CreateExpressContextOptions } from '@trpc/server/adapters/express';
 import { ZodError } from 'zod';
 import type { ApiContext } from '../api/context';
 import { can, type Permission } from '../auth/permissions';
 import { AppError, ERROR_STATUS, validationError, type FieldIssue } from '../errors';
 import { jsonShapeIssue } from '../util/safe-input';
-import type { RequestState } from '../http/request-state';
-
-/** Builds the transport-independent context from the Express request state. */
-export function createContextFromExpress({ req }: CreateExpressContextOptions): ApiContext {
-  const state = (req as unknown as { state: RequestState }).state;
-  return { services: state.services, principal: state.principal, logger: state.logger, requestId: state.requestId };
-}
 
 /**
  * The client-facing message and field issues of an error, in the REST error's terms (code,

@@ -3,9 +3,10 @@
  * table kept in step with the schema.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { loadConfig } from '../../src/config';
+import { FILE_VARIABLES, loadConfig } from '../../src/config';
 import { withConfigTable } from '../../src/config-docs';
 
 describe('configuration', () => {
@@ -27,7 +28,9 @@ describe('configuration', () => {
     [{ DATABASE_URL: 'mysql://x' }, /^invalid configuration: DATABASE_URL: /],
     [{ AUDIT_ROLE: 'boss' }, /^invalid configuration: AUDIT_ROLE: /],
     [{ AUDIT_BOOTSTRAP_API_KEY: 'short' }, /^invalid configuration: AUDIT_BOOTSTRAP_API_KEY: at least 32 characters$/],
-    [{ NODE_ENV: 'production' }, /^invalid configuration: AUDIT_SIGNING_KEY: required when NODE_ENV=production$/],
+    [{ NODE_ENV: 'production' }, /^invalid configuration: AUDIT_SIGNING_KEY: required when NODE_ENV=production and AUDIT_ROLE=all$/],
+    [{ NODE_ENV: 'production', AUDIT_ROLE: 'api' }, /^invalid configuration: AUDIT_SIGNING_KEY: required when NODE_ENV=production and AUDIT_ROLE=api$/],
+    [{ NODE_ENV: 'production', AUDIT_ROLE: 'worker' }, /^invalid configuration: AUDIT_VERIFIER_KEY: required when NODE_ENV=production and AUDIT_ROLE=worker/],
   ])('rejects %j with a line naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
   });
@@ -47,5 +50,72 @@ describe('configuration', () => {
   it('documents every variable in README.md exactly as the schema says', () => {
     const readme = fs.readFileSync(path.resolve(__dirname, '../../../README.md'), 'utf8');
     expect(readme).toBe(withConfigTable(readme));
+  });
+
+  describe('secrets per role', () => {
+    it('migrate needs only the database in production', () => {
+      const c = loadConfig({ NODE_ENV: 'production', AUDIT_ROLE: 'migrate', DATABASE_URL: 'postgres://m@db/audit' });
+      expect(c.AUDIT_SIGNING_KEY).toBeUndefined();
+      expect(c.AUDIT_BOOTSTRAP_API_KEY).toBeUndefined();
+    });
+
+    it('a production worker needs a verifier key, never the signing key', () => {
+      expect(loadConfig({ NODE_ENV: 'production', AUDIT_ROLE: 'worker', AUDIT_VERIFIER_KEY: 'k+01020304+AQ==' }).AUDIT_SIGNING_KEY).toBeUndefined();
+      expect(loadConfig({ NODE_ENV: 'production', AUDIT_ROLE: 'worker', AUDIT_TRUSTED_VERIFIER_KEYS: 'k+01020304+AQ==' }).AUDIT_TRUSTED_VERIFIER_KEYS).toHaveLength(1);
+    });
+
+    it('the admin CLI (roleSecrets: false) needs no signing key in production', () => {
+      expect(loadConfig({ NODE_ENV: 'production' }, { roleSecrets: false }).NODE_ENV).toBe('production');
+    });
+  });
+
+  describe('<NAME>_FILE secrets', () => {
+    let dir: string;
+    beforeAll(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-config-'));
+    });
+    afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const file = (name: string, content: string) => {
+      const p = path.join(dir, name);
+      fs.writeFileSync(p, content, { mode: 0o600 });
+      return p;
+    };
+
+    it.each(FILE_VARIABLES.map((v) => [v]))('%s can be given as a file, trailing newline trimmed', (name) => {
+      const values: Record<string, string> = {
+        DATABASE_URL: 'postgres://u:p%40ss@db.internal:5432/audit',
+        REDIS_URL: 'redis://:pw@redis:6379/0',
+        AUDIT_SIGNING_KEY: 'PRIVATE+KEY+test.audit+01020304+AQ==',
+        AUDIT_VERIFIER_KEY: 'test.audit+01020304+AQ==',
+        AUDIT_BOOTSTRAP_API_KEY: 'sak_' + 'x'.repeat(40),
+        AUDIT_TRUSTED_VERIFIER_KEYS: 'old+01020304+AQ==',
+        AUDIT_WITNESS_URL: 'https://witness.example/add',
+      };
+      const c = loadConfig({ [`${name}_FILE`]: file(name, `${values[name]}\n`) });
+      const got = c[name];
+      expect(Array.isArray(got) ? got.join(',') : got).toBe(values[name]);
+      // CRLF too, and only one newline is trimmed.
+      expect(loadConfig({ AUDIT_BOOTSTRAP_API_KEY_FILE: file('crlf', `${'y'.repeat(40)}\r\n`) }).AUDIT_BOOTSTRAP_API_KEY).toBe('y'.repeat(40));
+    });
+
+    it('refuses both forms at once, naming the variable', () => {
+      expect(() => loadConfig({ DATABASE_URL: 'postgres://a@b/c', DATABASE_URL_FILE: file('db', 'postgres://a@b/c') })).toThrow(
+        /^invalid configuration: DATABASE_URL_FILE: set either DATABASE_URL or DATABASE_URL_FILE, not both$/,
+      );
+    });
+
+    it('a missing or unreadable file is one line naming the variable, never the content', () => {
+      expect(() => loadConfig({ AUDIT_SIGNING_KEY_FILE: path.join(dir, 'absent') })).toThrow(
+        new RegExp(`^invalid configuration: AUDIT_SIGNING_KEY_FILE: cannot read ${path.join(dir, 'absent').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(ENOENT\\)$`),
+      );
+      expect(() => loadConfig({ REDIS_URL_FILE: dir })).toThrow(/^invalid configuration: REDIS_URL_FILE: cannot read .* \(EISDIR\)$/);
+      // A value read from a file is validated like the plain variable.
+      expect(() => loadConfig({ AUDIT_BOOTSTRAP_API_KEY_FILE: file('short', 'short\n') })).toThrow(/^invalid configuration: AUDIT_BOOTSTRAP_API_KEY: at least 32 characters$/);
+    });
+
+    it('a worker started from files alone trusts the verifier key file', () => {
+      const c = loadConfig({ NODE_ENV: 'production', AUDIT_ROLE: 'worker', AUDIT_VERIFIER_KEY_FILE: file('vk', 'test.audit+01020304+AQ==\n') });
+      expect(c.AUDIT_VERIFIER_KEY).toBe('test.audit+01020304+AQ==');
+    });
   });
 });

@@ -27,6 +27,7 @@ import {
   stopAll,
 } from './support/tools';
 import type { CommandResult } from './support/tools';
+import { parseSignerKey } from '../../src/ledger';
 
 jest.setTimeout(240_000);
 
@@ -52,6 +53,8 @@ describeWithPostgres('backup → drop → restore → verify against real Postgr
   });
   const script = (name: string, args: string[]): CommandResult =>
     run('bash', [join(REPO_ROOT, 'scripts', name), ...args], { env: scriptEnv(), timeoutMs: 180_000 });
+  /** The verifier key of the key the source server generated: what the operator passes with --key. */
+  const verifierKey = (): string => parseSignerKey(readFileSync(join(temp.dir, 'data', 'signing-key'), 'utf8').trim()).verifierKey;
   const countEvents = (url: string) =>
     withClient(url, async (c) => {
       const rows = await c.query<{ organization_id: string; n: string }>(
@@ -154,7 +157,7 @@ describeWithPostgres('backup → drop → restore → verify against real Postgr
 
     await dropDatabase(pg.url!, source.name);
 
-    const restore = script('restore.sh', ['-i', file, '-d', source.url, '--create']);
+    const restore = script('restore.sh', ['-i', file, '-d', source.url, '--create', '--key', verifierKey()]);
     expect(describeResult('restore.sh', restore)).toMatch(/^restore.sh exited 0/);
     expect(restore.stderr).toContain('ledger verified');
     const report = JSON.parse(restore.stdout) as {
@@ -237,7 +240,7 @@ describeWithPostgres('backup → drop → restore → verify against real Postgr
     expect(describeResult('backup.sh', backup)).toMatch(/exited 0/);
     await dropDatabase(pg.url!, tampered.name);
 
-    const restore = script('restore.sh', ['-i', file, '-p', passphrase, '-d', tampered.url, '--create']);
+    const restore = script('restore.sh', ['-i', file, '-p', passphrase, '-d', tampered.url, '--create', '--key', verifierKey()]);
     expect(restore.status).toBe(1);
     expect(restore.stderr).toContain('ledger verification FAILED');
     const report = JSON.parse(restore.stdout) as {
@@ -278,6 +281,10 @@ describeWithPostgres('backup → drop → restore → verify against real Postgr
       '-p',
       '/run/secrets/pass',
       '--create',
+      '--key',
+      'test.audit+0badc0de+AQ==',
+      '--key',
+      'old+12345678+AQ==',
       '--dry-run',
     ]);
     expect(dryRestore.status).toBe(0);
@@ -287,7 +294,7 @@ describeWithPostgres('backup → drop → restore → verify against real Postgr
         /^psql --dbname=postgres:\/\/audit@db.internal:5432\/audit --no-psqlrc --tuples-only --no-align -v ON_ERROR_STOP=1 --command /,
       ),
       'gpg --batch --no-tty --decrypt --pinentry-mode loopback --passphrase-file /run/secrets/pass /backups/a.dump.gz.gpg | gzip -dc | pg_restore --dbname=postgres://audit@db.internal:5432/audit --no-owner --exit-on-error --single-transaction',
-      `env DATABASE_URL=postgres://audit@db.internal:5432/audit node --import tsx ${join(REPO_ROOT, 'server', 'src', 'cli', 'admin.ts')} verify-ledger`,
+      `env DATABASE_URL=postgres://audit@db.internal:5432/audit node --import tsx ${join(REPO_ROOT, 'server', 'src', 'cli', 'admin.ts')} verify-ledger --key test.audit+0badc0de+AQ== --key old+12345678+AQ==`,
       '',
     ]);
   });

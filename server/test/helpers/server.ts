@@ -83,7 +83,7 @@ export async function startTestServer(backend: BackendName, overrides: Record<st
     env,
     adminKey: TEST_ADMIN_KEY,
     organizationId: runtime.bootstrap!.organizationId,
-    verifierKey: signer.verifierKey,
+    verifierKey: signer!.verifierKey,
     client(key = TEST_ADMIN_KEY, opts = {}) {
       const headers = () => ({ authorization: `Bearer ${key}` });
       return createTRPCClient<AppRouter>({

@@ -76,7 +76,7 @@ describe.each(backends())('tampering on %s', (backend) => {
   async function exportTo(org: string): Promise<string> {
     const file = path.join(dir, `${org}.ndjson`);
     const lines: string[] = [];
-    for await (const r of srv.runtime.services.ledger.exportBundle(org)) lines.push(formatBundleRecord(r));
+    for await (const r of srv.runtime.services.exports.exportBundle(org)) lines.push(formatBundleRecord(r));
     fs.writeFileSync(file, lines.join('\n') + '\n');
     return file;
   }

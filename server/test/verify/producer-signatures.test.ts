@@ -86,7 +86,7 @@ describe.each(backends())('producer signatures on %s', (backend) => {
 
   it('exports signatures and producer keys; the offline verifier checks them, and an erasure makes them unverifiable, not failed', async () => {
     const records: BundleRecord[] = [];
-    for await (const r of srv.runtime.services.ledger.exportBundle(srv.organizationId)) records.push(r);
+    for await (const r of srv.runtime.services.exports.exportBundle(srv.organizationId)) records.push(r);
     expect(records.filter((r) => r.type === 'producerKey')).toHaveLength(1);
     const verify = (rs: BundleRecord[]) => {
       const v = new BundleVerifier({ verifiers: [parseVerifierKey(srv.verifierKey)] });
@@ -112,7 +112,7 @@ describe.each(backends())('producer signatures on %s', (backend) => {
       conn.release();
     }
     const after: BundleRecord[] = [];
-    for await (const r of srv.runtime.services.ledger.exportBundle(srv.organizationId)) after.push(r);
+    for await (const r of srv.runtime.services.exports.exportBundle(srv.organizationId)) after.push(r);
     const r2 = verify(after);
     expect(r2.ok).toBe(true);
     expect(r2.producerSignaturesVerified).toBe(1);

@@ -158,7 +158,7 @@ describe('signing-key rotation', () => {
         [a.verifierKey, false, false],
         [b.verifierKey, true, true],
       ]);
-      const records = await collect(rt.services.ledger.exportBundle(org));
+      const records = await collect(rt.services.exports.exportBundle(org));
       expect(records.filter((r) => r.type === 'key').map((r) => (r as { verifierKey: string }).verifierKey)).toEqual([a.verifierKey, b.verifierKey]);
 
       const check = (trusted: string[]) => {

@@ -14,7 +14,7 @@ import { permitted, router } from '../trpc';
 const exportBundle = permitted('audit.events:read')
   .input(exportBundleInputSchema)
   .output(z.custom<AsyncGenerator<BundleRecord, void, undefined>>((v) => typeof (v as AsyncIterable<unknown>)?.[Symbol.asyncIterator] === 'function'))
-  .query(({ ctx, input }) => ctx.services.ledger.exportBundle(ctx.principal.organizationId, toExportRange(input)));
+  .query(({ ctx, input }) => ctx.services.exports.exportBundle(ctx.principal.organizationId, toExportRange(input)));
 
 /** `ledger.*`: checkpoints, proofs, leaves and keys. */
 export function ledgerRouter(o: Operations) {

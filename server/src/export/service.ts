@@ -1,0 +1,23 @@
+/**
+ * Export bundles of an organization's log for the API (docs/verification.md "Bundle format").
+ */
+import type { Database } from '../db/client';
+import type { BundleRecord } from '../ledger';
+import type { LedgerService } from '../tlog/service';
+import { exportBundle, type ExportRange } from './bundle-export';
+
+/** Streams export bundles. */
+export class ExportService {
+  constructor(
+    private readonly database: Database,
+    private readonly ledger: Pick<LedgerService, 'originOf'>,
+  ) {}
+
+  /**
+   * The organization's export bundle for `range` (ledger/bundle-format.ts), record by record,
+   * read in pages: stream it, never collect it.
+   */
+  exportBundle(org: string, range: ExportRange = {}): AsyncGenerator<BundleRecord> {
+    return exportBundle(this.database.db, org, this.ledger.originOf(org), range);
+  }
+}
