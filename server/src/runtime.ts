@@ -124,7 +124,10 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       { maxBatch: config.INGEST_MAX_BATCH, maxWaitMs: config.INGEST_MAX_WAIT_MS },
       {
         batchCommitted: metrics.ingestObserver.batchCommitted,
-        checkpointCommitted: (org, size, note) => witness?.enqueue(org, size, note),
+        checkpointCommitted: (org, size, note) => {
+          metrics.ingestObserver.checkpointCommitted(org, size);
+          witness?.enqueue(org, size, note);
+        },
         // A code and counts only: the database error itself carries the batch's values.
         appendFailed: (f) => (f.fault === 'input' ? logger.warn.bind(logger) : logger.error.bind(logger))(f, 'append failed'),
       },

@@ -53,6 +53,12 @@ export class Metrics {
     labelNames: ['destination', 'result'] as const,
     registers: [this.registry],
   });
+  readonly ledgerTreeSize = new client.Gauge({
+    name: METRIC_NAMES.ledgerTreeSize,
+    help: 'leaves in each organization\'s log as of the last append this process committed (take the max across replicas)',
+    labelNames: ['organization'] as const,
+    registers: [this.registry],
+  });
   readonly databaseUp = new client.Gauge({
     name: METRIC_NAMES.databaseUp,
     help: '1 when the last readiness check reached the database',
@@ -73,6 +79,10 @@ export class Metrics {
     batchCommitted: (size: number) => {
       this.eventsIngested.inc(size);
       this.ingestBatchSize.observe(size);
+    },
+    /** Set on every commit: the checkpoint's size is the tree size, known without a query. */
+    checkpointCommitted: (org: string, treeSize: number) => {
+      this.ledgerTreeSize.set({ organization: org }, treeSize);
     },
   };
 }
