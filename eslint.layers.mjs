@@ -1,4 +1,4 @@
-// Folder layers of server/src (docs/architecture.md "Layout"), enforced with no-restricted-imports.
+// Folder layers of server/src (docs/architecture.md §1.2), enforced with no-restricted-imports.
 // Separate from eslint.config.mjs so server/test/lint/layers.test.ts can lint code against exactly
 // these rules.
 

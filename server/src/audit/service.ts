@@ -1,6 +1,6 @@
 /**
  * The self-audit's findings for the API: what the worker's re-verification recorded in
- * `ledger_alerts` (docs/verification.md "Self-audit").
+ * `ledger_alerts` (docs/verification.md §8).
  */
 import type { Database } from '../db/client';
 import type { ledgerAlerts } from '../db/schema';

@@ -2,7 +2,7 @@
  * `audit-admin verify-ledger`: the whole log of every organization (or one) re-verified through
  * the self-audit's path (exporter → {@link BundleVerifier}, stored nodes, head row), trusting only
  * the verifier keys the operator gives — never the `signing_keys` table, which whoever rewrites
- * the log can rewrite too (docs/verification.md "Verifying a restored database").
+ * the log can rewrite too (docs/deploying.md "Backup and restore").
  */
 import type { Database } from '../db/client';
 import type { Verifier } from '../ledger';

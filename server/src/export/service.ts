@@ -1,5 +1,5 @@
 /**
- * Export bundles of an organization's log for the API (docs/verification.md "Bundle format").
+ * Export bundles of an organization's log for the API (docs/ledger-spec.md §11).
  */
 import type { Database } from '../db/client';
 import type { BundleRecord } from '../ledger';
