@@ -8,17 +8,19 @@ import { ExpressInstrumentation } from '@opentelemetry/instrumentation-express';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { NodeSDK } from '@opentelemetry/sdk-node';
+import { ScrubbingSpanExporter } from './trace-scrubber';
 
 /** Starts the SDK; returns a function that flushes and stops it. */
 export function startTracing(endpoint: string, serviceName: string): () => Promise<void> {
   const sdk = new NodeSDK({
     serviceName,
-    traceExporter: new OTLPTraceExporter({ url: endpoint.replace(/\/+$/, '') + '/v1/traces' }),
+    // Only allow-listed attributes, names without query strings (trace-scrubber.ts).
+    traceExporter: new ScrubbingSpanExporter(new OTLPTraceExporter({ url: endpoint.replace(/\/+$/, '') + '/v1/traces' })),
     instrumentations: [
       // Probes and scrapes would drown the traces that matter.
       new HttpInstrumentation({ ignoreIncomingRequestHook: (req) => /^\/(health|ready|metrics)\b/.test(req.url ?? '') }),
       new ExpressInstrumentation(),
-      // Statement text only: bound parameters may carry personal data (docs/architecture.md §7: no event value in telemetry).
+      // No parameters (they carry event values); the statement text is dropped by the scrubber too.
       new PgInstrumentation({ enhancedDatabaseReporting: false }),
     ],
   });
