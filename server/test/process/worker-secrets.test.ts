@@ -1,0 +1,47 @@
+/**
+ * A worker verifies with the public verifier key alone: it starts in production without
+ * AUDIT_SIGNING_KEY (or the bootstrap key), never loads a private key, and its self-audit accepts
+ * the checkpoints the api signed. A verifier key that does not match a configured signing key is
+ * refused at start-up.
+ */
+import fs from 'node:fs';
+import { loadConfig } from '../../src/config';
+import { generateSignerKey } from '../../src/ledger';
+import { createLogger } from '../../src/observability/logger';
+import { startRuntime } from '../../src/runtime';
+import { backendEnv, TEST_ADMIN_KEY } from '../helpers/server';
+
+jest.setTimeout(120_000);
+
+it('runs the self-audit with only AUDIT_VERIFIER_KEY', async () => {
+  const { env, cleanup } = await backendEnv('pglite');
+  const verifierKey = generateSignerKey('x').verifierKey; // replaced below by the real one
+  expect(verifierKey).toMatch(/^x\+/);
+  const base = { ...env, PORT: '0', HOST: '127.0.0.1', AUDIT_LOG_ORIGIN: 'test.audit', AUDIT_SELF_AUDIT_INTERVAL_MS: '0', RATE_LIMIT_PER_MINUTE: '0' };
+  try {
+    const api = await startRuntime(loadConfig({ ...base, NODE_ENV: 'test', AUDIT_BOOTSTRAP_API_KEY: TEST_ADMIN_KEY }), createLogger('silent'));
+    const org = api.bootstrap!.organizationId;
+    await api.services.events.bulkCreate(org, [{ action: 'record.read', status: 'success' }, { action: 'record.update', status: 'success' }]);
+    const realVerifier = api.signer!.verifierKey;
+    await api.close();
+
+    const { AUDIT_SIGNING_KEY: _unused, ...withoutKey } = base;
+    const workerEnv = { ...withoutKey, NODE_ENV: 'production', AUDIT_ROLE: 'worker', AUDIT_VERIFIER_KEY: realVerifier };
+    const worker = await startRuntime(loadConfig(workerEnv), createLogger('silent'));
+    try {
+      expect(worker.signer).toBeNull();
+      expect(fs.existsSync(`${env.AUDIT_DATA_DIR}/signing-key`)).toBe(false); // nothing generated either
+      const results = await worker.selfAudit!.runOnce();
+      expect(results).toEqual([expect.objectContaining({ organizationId: org, ok: true, events: 2 })]);
+    } finally {
+      await worker.close();
+    }
+
+    // A verifier key that is not the signing key's is a configuration error.
+    await expect(
+      startRuntime(loadConfig({ ...base, NODE_ENV: 'test', AUDIT_ROLE: 'worker', AUDIT_VERIFIER_KEY: verifierKey }), createLogger('silent')),
+    ).rejects.toThrow(/AUDIT_VERIFIER_KEY is not the verifier key of AUDIT_SIGNING_KEY/);
+  } finally {
+    await cleanup();
+  }
+});
