@@ -10,6 +10,7 @@ import { generateSignerKey } from '../../src/ledger';
 import { createLogger } from '../../src/observability/logger';
 import { startRuntime } from '../../src/runtime';
 import { backendEnv, TEST_ADMIN_KEY } from '../helpers/server';
+import { bulkItems } from '../helpers/events';
 
 jest.setTimeout(120_000);
 
@@ -21,11 +22,11 @@ it('runs the self-audit with only AUDIT_VERIFIER_KEY', async () => {
   try {
     const api = await startRuntime(loadConfig({ ...base, NODE_ENV: 'test', AUDIT_BOOTSTRAP_API_KEY: TEST_ADMIN_KEY }), createLogger('silent'));
     const org = api.bootstrap!.organizationId;
-    await api.services.events.bulkCreate(org, [{ action: 'record.read', status: 'success' }, { action: 'record.update', status: 'success' }]);
+    await api.services.events.bulkCreate(org, bulkItems([{ action: 'record.read', status: 'success' }, { action: 'record.update', status: 'success' }]));
     const realVerifier = api.signer!.verifierKey;
     await api.close();
 
-    const { AUDIT_SIGNING_KEY: _unused, ...withoutKey } = base;
+    const { AUDIT_SIGNING_KEY: _unused, ...withoutKey } = base as Record<string, string>;
     const workerEnv = { ...withoutKey, NODE_ENV: 'production', AUDIT_ROLE: 'worker', AUDIT_VERIFIER_KEY: realVerifier };
     const worker = await startRuntime(loadConfig(workerEnv), createLogger('silent'));
     try {
