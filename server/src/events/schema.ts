@@ -3,6 +3,7 @@
  * smedrec frontends already send; unknown top-level fields are rejected.
  */
 import { z } from 'zod';
+import { isRecordedAt } from '../ledger';
 import { instantSchema, safeText } from '../util/safe-input';
 import { cursorSchema } from './cursor';
 import { detailsIssues, type EventLimits } from './limits';
@@ -19,9 +20,6 @@ export const dataClassificationSchema = z.enum(['PUBLIC', 'INTERNAL', 'CONFIDENT
 
 /** A JSON value as stored in `details` (checked by {@link detailsIssues}, never by recursion). */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
-
-/** The RFC 3339 UTC millisecond form a signed event's timestamp must have (docs/verification.md). */
-const COMMITTED_TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /**
  * The schema of one event as sent by a producer, for the configured limits: every string is
@@ -86,7 +84,7 @@ export function eventInputSchemaFor(limits: EventLimits) {
       if (event.producerSignature) {
         // A signed event must be sent in committed form, so verifiers can rebuild the signed bytes
         // from the committed values alone: no defaults may be applied to it.
-        if (event.timestamp === undefined || !COMMITTED_TIMESTAMP.test(event.timestamp)) {
+        if (event.timestamp === undefined || !isRecordedAt(event.timestamp)) {
           ctx.addIssue({ code: 'custom', path: ['timestamp'], message: 'a signed event needs timestamp in RFC 3339 UTC with milliseconds and Z' });
         }
         if (event.dataClassification === undefined) {
