@@ -82,7 +82,7 @@ describe.each(backends().includes('postgres') ? (['postgres'] as const) : (['pgl
       });
       expect(created.status).toBe(201);
       const results = [
-        await call(`/api/v1/events?patientIds=${marker}&principalId=${marker}`, { headers: { ...auth, cookie: `sid=${marker}` } }),
+        await call(`/api/v1/events?patientIds=${marker}&principalIds=${marker}`, { headers: { ...auth, cookie: `sid=${marker}` } }),
         await call(`/api/v1/events/${idMarker}?withProof=true`, { headers: auth }),
         await call(`/api/v1/events/${marker}`, { headers: auth }),
         await call(`/trpc/events.getById,ledger.checkpoint?batch=1&input=${encodeURIComponent(JSON.stringify({ 0: { id: idMarker }, 1: {} }))}`, { headers: auth }),
