@@ -9,8 +9,9 @@ import { startTestServer, type TestServer } from '../helpers/server';
 
 describe('ingest prepares events before batching', () => {
   let srv: TestServer;
+  const logs: string[] = [];
   beforeAll(async () => {
-    srv = await startTestServer('pglite', { INGEST_MAX_WAIT_MS: '50' });
+    srv = await startTestServer('pglite', { INGEST_MAX_WAIT_MS: '50' }, { log: (line) => logs.push(line) });
   }, 60_000);
   afterAll(async () => {
     await srv?.close();
@@ -25,5 +26,9 @@ describe('ingest prepares events before batching', () => {
     for (const s of settled) if (s.status === 'fulfilled') verifyReceipt(s.value, srv.verifierKey, `test.audit/${srv.organizationId}`);
     const leaves = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value.leafIndex] : [])).sort((a, b) => a - b);
     expect(leaves.at(-1)! - leaves[0]! + 1).toBe(4);
+    // It failed before joining a batch: its own canonicalization error, and no transaction failed.
+    expect((settled[2] as PromiseRejectedResult).reason).toBeInstanceOf(TypeError);
+    expect(String((settled[2] as PromiseRejectedResult).reason)).toMatch(/lone surrogate/);
+    expect(logs.filter((l) => l.includes('append failed'))).toEqual([]);
   });
 });
