@@ -32,3 +32,20 @@ describe('ingest prepares events before batching', () => {
     expect(logs.filter((l) => l.includes('append failed'))).toEqual([]);
   });
 });
+
+describe('ingest shutdown', () => {
+  it('drains at once after appends of which nothing joined a batch (an all-invalid bulk left a queue that drain waited on forever)', async () => {
+    const srv = await startTestServer('pglite');
+    let closed = false;
+    try {
+      const res = await srv.request('POST', '/api/v1/events/bulk', { events: [{ action: 'x' }, { status: 'nope' }] });
+      expect(res.body).toMatchObject({ accepted: 0, rejected: 2 });
+      // An append whose every event fails before batching leaves nothing queued either.
+      await Promise.allSettled(srv.runtime.ingest.append(srv.organizationId, [{ action: 'a.b', status: 'success', details: { v: '\ud800' } } as never]));
+    } finally {
+      const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 20_000).unref());
+      closed = (await Promise.race([srv.close().then(() => 'closed' as const), deadline])) === 'closed';
+    }
+    expect(closed).toBe(true);
+  });
+});
