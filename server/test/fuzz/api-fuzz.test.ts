@@ -28,6 +28,8 @@ import { encodeParam, hostileParam, hostileString, hostileValue, poison, rawQuer
 const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 0);
 const runs = (ci: number) => (FUZZ_RUNS > 0 ? FUZZ_RUNS : ci);
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined;
+/** Jest's per-test limit: generous for CI, unbounded in practice for a long FUZZ_RUNS run. */
+const TEST_TIMEOUT_MS = FUZZ_RUNS > 0 ? 4 * 3600_000 : 180_000;
 const params = (numRuns: number): fc.Parameters<unknown> => ({ numRuns, ...(SEED === undefined ? {} : { seed: SEED }), endOnFailure: true });
 
 /** Text that must never appear in a response. */
@@ -149,7 +151,7 @@ describe.each(backends())('fuzzing the API on %s', (backend) => {
       }),
       params(runs(300)),
     );
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('tRPC: no call to any procedure gets a 5xx, and every 400 names a field, single or batched', async () => {
     const operations = createOperations({ event: DEFAULT_EVENT_LIMITS });
@@ -178,7 +180,7 @@ describe.each(backends())('fuzzing the API on %s', (backend) => {
       }),
       params(runs(300)),
     );
-  });
+  }, TEST_TIMEOUT_MS);
 
   it('stores and verifies every valid event sent concurrently with poisoned ones in one organization', async () => {
     const item = fc.record({ event: validEvent, poison: fc.option(poison, { freq: 3, nil: undefined }), via: fc.constantFrom('rest', 'trpc', 'bulk') });
@@ -246,5 +248,5 @@ describe.each(backends())('fuzzing the API on %s', (backend) => {
       }),
       params(runs(20)),
     );
-  });
+  }, TEST_TIMEOUT_MS);
 });
