@@ -89,7 +89,7 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
     requireBinary('openssl');
     database = await createThrowawayDatabase(pg.url!, 'prodsim');
     mkdirSync(join(temp.dir, 'redis'));
-    redis = await startRedis('redis.prod.conf', join(temp.dir, 'redis'), `redis-${newApiKey()}`);
+    redis = await startRedis('prod', join(temp.dir, 'redis'), `redis-${newApiKey()}`);
 
     // The same environment compose's x-audit-env gives every server container.
     const env: Record<string, string> = {

@@ -1,11 +1,15 @@
 /**
- * compose/redis.conf and compose/redis.prod.conf under the real redis-server: they start, demand
+ * The `redis` services of both compose files under the real redis-server, started as compose
+ * starts them (support/compose.ts): compose/redis.conf (development) and compose/redis.prod.conf
+ * through compose/redis-start.sh with the password from a secret file (production). They demand
  * the password, never evict (queues must not lose jobs), persist with AOF every second, and both
- * the server's Redis driver (ioredis) and the audit server itself work with the password.
+ * the server's Redis driver (ioredis) and the audit server itself work with the password. The
+ * production password appears in no process's command line or environment.
  */
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Redis from 'ioredis';
-import { freePort, makeTempDir, requireBinary, run, stopAll } from './support/tools';
+import { REPO_ROOT, freePort, makeTempDir, requireBinary, run, stopAll } from './support/tools';
 import { fetchOnce, startRedis } from './support/services';
 import type { RedisInstance } from './support/services';
 import { newApiKey, startAuditServer } from './support/server';
@@ -29,14 +33,14 @@ function cli(instance: RedisInstance, args: string[], withPassword = true): stri
 }
 
 describe.each([
-  ['redis.conf', undefined],
-  ['redis.prod.conf', PROD_PASSWORD],
-] as const)('compose/%s under redis-server', (confFile, password) => {
-  const temp = makeTempDir(`redis-${confFile}`);
+  ['dev', undefined],
+  ['prod', PROD_PASSWORD],
+] as const)("the %s compose file's redis under redis-server", (file, password) => {
+  const temp = makeTempDir(`redis-${file}`);
   let redis: RedisInstance;
 
   beforeAll(async () => {
-    redis = await startRedis(confFile, temp.dir, password);
+    redis = await startRedis(file, temp.dir, password);
   }, 60_000);
 
   afterAll(async () => {
@@ -87,7 +91,7 @@ describe.each([
   it('serves the audit server itself: /ready checks Redis and rate-limit windows land in it', async () => {
     // The embedded database keeps this about Redis; REDIS_URL carries the password as compose does.
     const apiKey = newApiKey();
-    const server = await startAuditServer(`server-on-${confFile}`, await freePort(), {
+    const server = await startAuditServer(`server-on-${file}-redis`, await freePort(), {
       NODE_ENV: 'test',
       AUDIT_DATA_DIR: join(temp.dir, 'server-data'),
       REDIS_URL: redis.url,
@@ -124,5 +128,76 @@ describe.each([
       },
     );
     expect(`${result.stdout}${result.stderr}`).toMatch(/WRONGPASS|invalid username-password/i);
+  });
+});
+
+describe('the production redis password', () => {
+  const temp = makeTempDir('redis-secret');
+  let redis: RedisInstance;
+
+  beforeAll(async () => {
+    redis = await startRedis('prod', temp.dir, PROD_PASSWORD);
+  }, 60_000);
+
+  afterAll(async () => {
+    await stopAll();
+    temp.remove();
+  });
+
+  const pid = () => redis.process.child.pid!;
+
+  it("is on no command line: not redis-server's, not any process's in `ps`", () => {
+    const cmdline = readFileSync(`/proc/${pid()}/cmdline`, 'utf8').split('\0').join(' ');
+    // The start script exec'ed redis-server in place: same process, now redis-server.
+    expect(cmdline).toMatch(/^redis-server /);
+    expect(cmdline).not.toContain(PROD_PASSWORD);
+    const ps = run(requireBinary('ps', 'procps'), ['-eo', 'pid,args', '--no-headers']);
+    expect(ps.status).toBe(0);
+    expect(ps.stdout).toContain(String(pid()));
+    expect(ps.stdout).not.toContain(PROD_PASSWORD);
+  });
+
+  it("is in no environment variable: not the container's (`docker inspect` shows them), not the process's", () => {
+    expect(Object.values(redis.command.env).join('\n')).not.toContain(PROD_PASSWORD);
+    expect(redis.command.argv.join(' ')).not.toContain(PROD_PASSWORD);
+    expect(readFileSync(`/proc/${pid()}/environ`, 'utf8')).not.toContain(PROD_PASSWORD);
+  });
+
+  it('lives only in the secret file and a generated file on the tmpfs that only its owner can read', () => {
+    const generated = readdirSync(redis.tmpDir).map((f) => join(redis.tmpDir, f));
+    expect(generated).toHaveLength(1);
+    expect(statSync(generated[0]!).mode & 0o777).toBe(0o600);
+    expect(readFileSync(generated[0]!, 'utf8')).toContain(`requirepass ${PROD_PASSWORD}`);
+  });
+});
+
+describe('compose/redis-start.sh refuses a password it cannot pass on safely', () => {
+  const temp = makeTempDir('redis-start');
+  const start = (password: string | null) => {
+    const file = join(temp.dir, 'redis-password');
+    if (password !== null) writeFileSync(file, password);
+    return run('/bin/sh', [join(REPO_ROOT, 'compose', 'redis-start.sh'), '--port', '0'], {
+      env: {
+        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        REDIS_PASSWORD_FILE: password === null ? join(temp.dir, 'missing') : file,
+        REDIS_CONFIG: join(REPO_ROOT, 'compose', 'redis.prod.conf'),
+        REDIS_RUNTIME_DIR: temp.dir,
+      },
+      timeoutMs: 10_000,
+    });
+  };
+  afterAll(() => temp.remove());
+
+  it.each([
+    ['a missing file', null, /cannot read the password file/],
+    ['an empty file', '', /is empty/],
+    ['a blank', `${'a'.repeat(40)} b`, /only letters, digits and \. _ ~ -/],
+    ['a quote', `${'a'.repeat(40)}"`, /only letters, digits and \. _ ~ -/],
+    ['a short password', 'abc123', /shorter than 32 characters/],
+  ])('%s: exit 1 with a clear message, redis-server never started', (_what, password, message) => {
+    const result = start(password);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr).not.toMatch(/Redis version|Server initialized/);
   });
 });

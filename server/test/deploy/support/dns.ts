@@ -126,7 +126,7 @@ export async function startDnsServer(initial: Record<string, readonly string[]>)
     socket.bind(0, '127.0.0.1', () => done());
   });
   return {
-    port: (socket.address()).port,
+    port: socket.address().port,
     setAddresses,
     queries: (name) => counts.get(name.toLowerCase()) ?? 0,
     askedBy: (name) => new Set(sources.get(name.toLowerCase())),

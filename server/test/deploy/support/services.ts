@@ -13,6 +13,18 @@ import type { Agent as HttpsAgent } from 'node:https';
 import { join } from 'node:path';
 import { Client } from 'pg';
 import { REPO_ROOT, describeResult, freePort, requireBinary, run, startProcess, waitFor } from './tools';
+import type { HostCommand } from './compose';
+import {
+  COMPOSE_DIR,
+  COMPOSE_FILES,
+  ensureDir,
+  filledEnv,
+  hostCommand,
+  mounts,
+  renderCompose,
+  serviceSecrets,
+  writeEnvFile,
+} from './compose';
 import type { ManagedProcess } from './tools';
 
 // ---------------------------------------------------------------------------------------------
@@ -88,61 +100,107 @@ export async function withClient<T>(url: string, fn: (client: Client) => Promise
 // Redis
 // ---------------------------------------------------------------------------------------------
 
-/** A redis-server started from one of the project's configuration files. */
+/** A redis-server started as a compose file's `redis` service starts it. */
 export interface RedisInstance {
   readonly port: number;
   readonly password: string | undefined;
   readonly url: string;
+  /** The process compose would run (the start script execs redis-server in place). */
   readonly process: ManagedProcess;
+  /** The secret file the password was read from (production file only). */
+  readonly passwordFile: string | undefined;
+  /** The directory standing in for the container's /tmp tmpfs. */
+  readonly tmpDir: string;
+  /** The container's command and environment (what `docker inspect` would show). */
+  readonly command: HostCommand;
 }
 
 /**
- * Starts `redis-server compose/<confFile>` on a free test port. Only what cannot work outside a
- * container is overridden on the command line (port, bind address, data dir, log file); for the
- * production file the password is passed exactly as compose/docker-compose.prod.yml passes it.
+ * Starts the `redis` service of a compose file (`dev`: docker-compose.yml, `prod`:
+ * docker-compose.prod.yml) the way its container would start: the service's entrypoint, command
+ * and environment from `docker-compose config`, with container paths mapped into `dir` (data
+ * volume, /tmp tmpfs, secret files under `dir/secrets`). The only changes to the mounted Redis
+ * configuration are the port and bind address (a copy on the test port, loopback only) and
+ * `set-proc-title no`, so the process shows the arguments it was started with. For
+ * `prod`, `password` is written to the secret file the compose file names.
  */
 export async function startRedis(
-  confFile: 'redis.conf' | 'redis.prod.conf',
-  dataDir: string,
+  file: 'dev' | 'prod',
+  dir: string,
   password?: string,
 ): Promise<RedisInstance> {
-  const redisServer = requireBinary('redis-server', 'redis-server');
   const redisCli = requireBinary('redis-cli', 'redis-tools');
+  requireBinary('redis-server', 'redis-server');
   const port = await freePort();
-  const args = [
-    join(REPO_ROOT, 'compose', confFile),
-    '--port',
-    String(port),
-    '--bind',
-    '127.0.0.1',
-    '--dir',
-    dataDir,
-    '--logfile',
-    '',
-    '--daemonize',
-    'no',
-  ];
-  if (password !== undefined) args.push('--requirepass', password);
-  const proc = startProcess(`redis-server (${confFile})`, redisServer, args);
-  const effectivePassword = password ?? readRequirePass(confFile);
+  const dataDir = ensureDir(join(dir, 'data'));
+  const tmpDir = ensureDir(join(dir, 'tmp'));
+  const secretsDir = ensureDir(join(dir, 'secrets'));
+  // The password goes wherever an operator would put it: the secret file and compose/.env.
+  const env =
+    file === 'prod'
+      ? {
+          ...filledEnv(join(COMPOSE_DIR, '.env.example')),
+          AUDIT_SECRETS_DIR: secretsDir,
+          ...(password !== undefined ? { REDIS_PASSWORD: password } : {}),
+        }
+      : {};
+  const model = renderCompose(COMPOSE_FILES[file], writeEnvFile(join(dir, 'compose.env'), env));
+  const service = model.services.redis!;
+  const config = mounts(service).find((m) => m.target.endsWith('.conf'));
+  if (!config) throw new Error(`the ${file} compose file mounts no Redis configuration`);
+  let passwordFile: string | undefined;
+  if (file === 'prod') {
+    if (password === undefined) throw new Error('the production Redis needs a password');
+    const secret = serviceSecrets(service).find((s) => s.source === 'redis-password');
+    passwordFile = secret && model.secrets?.[secret.source]?.file;
+    if (passwordFile !== undefined) writeFileSync(passwordFile, `${password}\n`, { mode: 0o400 });
+  }
+  let text = readFileSync(config.source, 'utf8');
+  text = replaceExactly(text, /^port 6379$/gm, `port ${port}`, 1, config.source);
+  text = replaceExactly(text, /^bind 0\.0\.0\.0$/gm, 'bind 127.0.0.1', 1, config.source);
+  // Redis overwrites its argv (and the environment beside it) with a process title once started;
+  // without that, /proc/<pid>/cmdline and environ keep what redis-server was really given.
+  text += '\nset-proc-title no\n';
+  const configCopy = join(dir, 'redis.conf');
+  writeFileSync(configCopy, text);
+  const command = hostCommand(model, 'redis', {
+    [config.target]: configCopy,
+    '/tmp': tmpDir,
+    '/data': dataDir,
+  });
+  const [program, ...args] = command.argv as [string, ...string[]];
+  // The image's working directory is the data volume, where Redis writes its AOF and RDB files.
+  const proc = startProcess(`redis-server (${file})`, program, args, { env: command.env, cwd: dataDir });
+  const effectivePassword = password ?? readRequirePass(config.source);
   await waitFor(
-    `redis-server with ${confFile} on port ${port}`,
+    `redis-server (${file}) on port ${port}`,
     () => {
       if (proc.hasExited()) throw new Error(`redis-server exited\n${proc.output()}`);
-      const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
-      if (effectivePassword !== undefined) env.REDISCLI_AUTH = effectivePassword;
-      const pong = run(redisCli, ['-h', '127.0.0.1', '-p', String(port), 'ping'], { env, timeoutMs: 5_000 });
+      const cliEnv: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
+      if (effectivePassword !== undefined) cliEnv.REDISCLI_AUTH = effectivePassword;
+      const pong = run(redisCli, ['-h', '127.0.0.1', '-p', String(port), 'ping'], {
+        env: cliEnv,
+        timeoutMs: 5_000,
+      });
       return pong.stdout.trim() === 'PONG' ? true : undefined;
     },
     { describe: () => proc.output() },
   );
   const auth = effectivePassword === undefined ? '' : `:${encodeURIComponent(effectivePassword)}@`;
-  return { port, password: effectivePassword, url: `redis://${auth}127.0.0.1:${port}/0`, process: proc };
+  return {
+    port,
+    password: effectivePassword,
+    url: `redis://${auth}127.0.0.1:${port}/0`,
+    process: proc,
+    passwordFile,
+    tmpDir,
+    command,
+  };
 }
 
 /** The literal `requirepass` of a configuration file, if it has one (the development file does). */
 export function readRequirePass(confFile: string): string | undefined {
-  const text = readFileSync(join(REPO_ROOT, 'compose', confFile), 'utf8');
+  const text = readFileSync(confFile, 'utf8');
   const match = /^\s*requirepass\s+(\S+)\s*$/m.exec(text);
   return match?.[1];
 }
@@ -199,13 +257,14 @@ function replaceExactly(
   search: string | RegExp,
   replacement: string,
   expected: number,
+  file = 'compose/nginx.conf',
 ): string {
   const pattern =
     typeof search === 'string' ? new RegExp(search.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'g') : search;
   const count = (text.match(pattern) ?? []).length;
   if (count !== expected) {
     throw new Error(
-      `compose/nginx.conf changed: expected ${expected} occurrence(s) of ${String(search)}, found ${count}; update the test template`,
+      `${file} changed: expected ${expected} occurrence(s) of ${String(search)}, found ${count}; update the test template`,
     );
   }
   return text.replace(pattern, replacement);
