@@ -1,35 +1,31 @@
 /**
  * Every compose file is accepted by `docker-compose config` (Debian's docker-compose v1, the
- * schema check Compose applies before `up`) and has the properties operators rely on: pinned
- * images, no private addresses, rotated logs, secrets required from the environment, read-only
- * production containers, no published database ports.
+ * schema check Compose applies before `up`) and has the properties operators rely on: images
+ * pinned to releases, no private addresses, rotated logs, secrets required (production: Docker
+ * secret files, each service only its own; the infrastructure files: from the environment),
+ * read-only production containers, no published database ports, the database role split.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { parse } from 'yaml';
+import { parseAllDocuments } from 'yaml';
+import {
+  COMPOSE_DIR,
+  COMPOSE_FILES,
+  composeConfig as composeConfigOf,
+  exampleEnv,
+  mounts,
+  renderCompose,
+  serviceSecrets,
+  writeEnvFile,
+} from './support/compose';
+import type { ComposeFileKey, ComposeModel, Service, Yaml } from './support/compose';
 import { REPO_ROOT, describeResult, makeTempDir, requireBinary, run } from './support/tools';
 
-// Untyped YAML printed by `docker-compose config`; the assertions below check its shape.
-type Yaml = any;
-type Service = Record<string, Yaml>;
-interface ComposeModel {
-  services: Record<string, Service>;
-  volumes?: Record<string, unknown>;
-  networks?: Record<string, Yaml>;
-}
-
-const COMPOSE = join(REPO_ROOT, 'compose');
-const FILES = {
-  dev: join(COMPOSE, 'docker-compose.yml'),
-  prod: join(COMPOSE, 'docker-compose.prod.yml'),
-  infisical: join(COMPOSE, 'infra', 'infisical.yml'),
-  inngest: join(COMPOSE, 'infra', 'inngest.yml'),
-  openobserve: join(COMPOSE, 'infra', 'openobserve.yml'),
-  pgvector: join(COMPOSE, 'infra', 'pgvector-electric.yml'),
-} as const;
-type FileKey = keyof typeof FILES;
+const COMPOSE = COMPOSE_DIR;
+const FILES = COMPOSE_FILES;
+type FileKey = ComposeFileKey;
 const ENV_EXAMPLE: Record<FileKey, string> = {
   dev: join(COMPOSE, '.env.example'),
   prod: join(COMPOSE, '.env.example'),
@@ -38,21 +34,6 @@ const ENV_EXAMPLE: Record<FileKey, string> = {
   openobserve: join(COMPOSE, 'infra', '.env.example'),
   pgvector: join(COMPOSE, 'infra', '.env.example'),
 };
-
-/** A volume in either syntax; docker-compose v1 prints `source:target[:mode]` strings. */
-interface Mount {
-  source: string;
-  target: string;
-  read_only: boolean;
-}
-function mounts(service: Service): Mount[] {
-  return ((service.volumes ?? []) as (string | Record<string, Yaml>)[]).map((v) => {
-    if (typeof v !== 'string')
-      return { source: String(v.source), target: String(v.target), read_only: v.read_only === true };
-    const [source = '', target = '', mode = 'rw'] = v.split(':');
-    return { source, target, read_only: mode.split(',').includes('ro') };
-  });
-}
 
 /** A published port in either syntax (`[ip:]published:target[/proto]` strings in v1). */
 interface Port {
@@ -134,43 +115,32 @@ describe('isReleaseTag', () => {
 const temp = makeTempDir('compose');
 afterAll(() => temp.remove());
 
-/** The .env.example with every empty value filled by a random hex secret, as an operator would. */
+/** The .env.example with every empty value filled by a random hex string. */
 function filledEnvFile(example: string): string {
-  const filled = readFileSync(example, 'utf8')
-    .split('\n')
-    .map((line) => (/^[A-Z0-9_]+=$/.test(line) ? `${line}${randomBytes(16).toString('hex')}` : line))
-    .join('\n');
-  const file = join(temp.dir, `${randomBytes(4).toString('hex')}.env`);
-  writeFileSync(file, filled);
-  return file;
-}
-
-function composeConfig(key: FileKey, envFile: string) {
-  return run(
-    requireBinary('docker-compose', 'docker-compose'),
-    ['--env-file', envFile, '-f', FILES[key], 'config'],
-    {
-      // Only PATH: the result must not depend on the caller's environment.
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-    },
+  return writeEnvFile(
+    join(temp.dir, `${randomBytes(4).toString('hex')}.env`),
+    exampleEnv(example, { fillEmpty: true }),
   );
 }
 
+const composeConfig = (key: FileKey, envFile: string) => composeConfigOf(FILES[key], envFile);
+
 const models = new Map<FileKey, ComposeModel>();
-/** The development file needs no .env at all: every variable has a default. */
+/**
+ * What an operator runs with: no .env at all for the development file; for the production file
+ * its .env.example as written (no secret goes in there); the infrastructure files need their
+ * secrets filled in.
+ */
 function operatorEnvFile(key: FileKey): string {
+  if (key === 'prod') return ENV_EXAMPLE.prod;
   if (key !== 'dev') return filledEnvFile(ENV_EXAMPLE[key]);
-  const empty = join(temp.dir, 'empty.env');
-  writeFileSync(empty, '');
-  return empty;
+  return writeEnvFile(join(temp.dir, 'empty.env'), {});
 }
 
 function model(key: FileKey): ComposeModel {
   let m = models.get(key);
   if (!m) {
-    const result = composeConfig(key, operatorEnvFile(key));
-    if (result.status !== 0) throw new Error(describeResult(`docker-compose config ${FILES[key]}`, result));
-    m = parse(result.stdout) as ComposeModel;
+    m = renderCompose(FILES[key], operatorEnvFile(key));
     models.set(key, m);
   }
   return m;
@@ -225,7 +195,7 @@ describe.each(Object.keys(FILES) as FileKey[])('compose file %s', (key) => {
   });
 });
 
-describe.each(['prod', 'infisical', 'inngest', 'openobserve', 'pgvector'] as const)(
+describe.each(['infisical', 'inngest', 'openobserve', 'pgvector'] as const)(
   'compose file %s without secrets',
   (key) => {
     it('refuses to render while a required secret is empty, naming the variable', () => {
@@ -344,12 +314,170 @@ describe('production-simulation compose file', () => {
     expect(conf?.source).toBe(join(COMPOSE, 'redis.prod.conf'));
   });
 
-  it('takes every secret from the environment, none from a committed literal', () => {
-    const text = readFileSync(FILES.prod, 'utf8');
-    for (const secret of ['POSTGRES_PASSWORD', 'REDIS_PASSWORD', 'AUDIT_SIGNING_KEY']) {
-      expect(text).toMatch(new RegExp(`\\$\\{${secret}:\\?`));
+  /** The secrets each service must receive: exactly what its role uses (docs/deploying.md). */
+  const SECRETS_BY_SERVICE: Record<string, string[]> = {
+    nginx: [],
+    'audit-migrate': ['migrator-database-url'],
+    'audit-server': ['audit-bootstrap-api-key', 'audit-signing-key', 'database-url', 'redis-url'],
+    'audit-worker': ['audit-verifier-key', 'database-url', 'redis-url'],
+    postgres: ['audit-migrator-password', 'audit-runtime-password', 'postgres-password'],
+    redis: ['redis-password'],
+  };
+
+  it('gives each service exactly the secrets its role uses, each read through a *_FILE variable', () => {
+    const { services, secrets } = model('prod');
+    const received = Object.fromEntries(
+      Object.entries(services).map(([name, s]) => [
+        name,
+        serviceSecrets(s)
+          .map((x) => x.source)
+          .sort(),
+      ]),
+    );
+    expect(received).toEqual(SECRETS_BY_SERVICE);
+    for (const [name, service] of Object.entries(services)) {
+      const paths = serviceSecrets(service).map((x) => x.path);
+      const fileVars = Object.entries((service.environment ?? {}) as Record<string, string>).filter(([k]) =>
+        k.endsWith('_FILE'),
+      );
+      // Every *_FILE variable names a secret of this service, and every secret is read by one.
+      for (const [variable, path] of fileVars)
+        expect({ name, variable, path, mounted: paths.includes(path) }).toEqual({
+          name,
+          variable,
+          path,
+          mounted: true,
+        });
+      expect({ name, unread: paths.filter((p) => !fileVars.some(([, v]) => v === p)) }).toEqual({
+        name,
+        unread: [],
+      });
     }
-    expect(readFileSync(join(COMPOSE, 'redis.prod.conf'), 'utf8')).not.toMatch(/^\s*requirepass/m);
+    // The files live in AUDIT_SECRETS_DIR (compose/secrets/ by default, git-ignored).
+    for (const [name, secret] of Object.entries(secrets ?? {})) {
+      expect({ name, file: secret.file }).toEqual({ name, file: join(COMPOSE, 'secrets', name) });
+    }
+    expect(run('git', ['-C', REPO_ROOT, 'check-ignore', '-q', 'compose/secrets/database-url']).status).toBe(
+      0,
+    );
+  });
+
+  it('puts no secret in an environment variable, a command line or a committed file', () => {
+    const secretVariables = [
+      'DATABASE_URL',
+      'REDIS_URL',
+      'AUDIT_SIGNING_KEY',
+      'AUDIT_BOOTSTRAP_API_KEY',
+      'POSTGRES_PASSWORD',
+      'REDIS_PASSWORD',
+      'AUDIT_MIGRATOR_PASSWORD',
+      'AUDIT_RUNTIME_PASSWORD',
+    ];
+    for (const [name, service] of Object.entries(model('prod').services)) {
+      const variables = Object.keys((service.environment ?? {}) as Record<string, string>);
+      expect({ name, secrets: variables.filter((v) => secretVariables.includes(v)) }).toEqual({
+        name,
+        secrets: [],
+      });
+      const commandLine = [service.entrypoint, service.command].flat().filter(Boolean).join(' ');
+      expect(commandLine).not.toMatch(/requirepass|password|PRIVATE\+KEY/i);
+    }
+    for (const file of [
+      FILES.prod,
+      ENV_EXAMPLE.prod,
+      join(COMPOSE, 'redis.prod.conf'),
+      join(COMPOSE, 'redis-start.sh'),
+      join(COMPOSE, 'postgres-roles.sh'),
+    ]) {
+      const text = readFileSync(file, 'utf8');
+      // No credentials in a URL, no requirepass line, no signing key, no literal password value.
+      expect({ file, url: /(postgres(ql)?|rediss?):\/\/[^\s'"@]*:[^\s'"@<>]+@/.test(text) }).toEqual({
+        file,
+        url: false,
+      });
+      expect({ file, requirepass: /^\s*requirepass\s/m.test(text) }).toEqual({ file, requirepass: false });
+      expect({ file, key: /PRIVATE\+KEY\+/.test(text) }).toEqual({ file, key: false });
+      expect({ file, assigned: /^\s*[A-Z_]*(PASSWORD|SECRET|_KEY)=(?!["']?\$)\S/m.test(text) }).toEqual({
+        file,
+        assigned: false,
+      });
+    }
+  });
+
+  it('connects migrate as the owner role and api and worker as the runtime role, after migrate succeeded', () => {
+    const { services } = model('prod');
+    expect(services['audit-migrate']!.environment.DATABASE_URL_FILE).toBe(
+      '/run/secrets/migrator-database-url',
+    );
+    for (const name of ['audit-server', 'audit-worker']) {
+      expect({ name, url: services[name]!.environment.DATABASE_URL_FILE }).toEqual({
+        name,
+        url: '/run/secrets/database-url',
+      });
+      expect({ name, migrates: services[name]!.environment.DATABASE_MIGRATE_ON_START }).toEqual({
+        name,
+        migrates: 'false',
+      });
+      expect({ name, after: services[name]!.depends_on['audit-migrate'] }).toEqual({
+        name,
+        after: { condition: 'service_completed_successfully' },
+      });
+    }
+    expect(services['audit-migrate']!.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
+    expect(services['audit-migrate']!.restart).toBe('no');
+    // The init script that creates the roles runs when the image initializes the volume.
+    const init = mounts(services.postgres!).filter((m) =>
+      m.target.startsWith('/docker-entrypoint-initdb.d/'),
+    );
+    expect(init).toEqual([
+      {
+        source: join(COMPOSE, 'postgres-roles.sh'),
+        target: '/docker-entrypoint-initdb.d/10-audit-roles.sh',
+        read_only: true,
+      },
+    ]);
+    // Healthy only once the real server listens on TCP (the init-time server has the socket only).
+    expect(services.postgres!.healthcheck.test.join(' ')).toContain('pg_isready --host=127.0.0.1');
+  });
+
+  it("creates the roles with the same SQL as PgVectorDb's init script in dist-k8s/", () => {
+    /** The SQL statements of a roles script's psql here-document, and its role names. */
+    const sqlOf = (script: string) => {
+      const body = /<<'SQL'\n([\s\S]*?)\nSQL\n/.exec(script)?.[1];
+      if (body === undefined) throw new Error("no <<'SQL' here-document");
+      return {
+        statements: body.split('\n').filter((line) => line.trim() !== '' && !line.trim().startsWith('--')),
+        roles: [...script.matchAll(/-v (migrator|app)=(\w+)/g)].map((m) => `${m[1]}=${m[2]}`),
+      };
+    };
+    const objects = parseAllDocuments(
+      readFileSync(join(REPO_ROOT, 'dist-k8s', 'prod', '0001-data.k8s.yaml'), 'utf8'),
+    ).map((d) => d.toJS() as Record<string, Yaml> | null);
+    const configMap = objects.find(
+      (o) => o?.kind === 'ConfigMap' && o.data?.['10-audit-roles.sh'] !== undefined,
+    );
+    expect(configMap).toBeDefined();
+    const kubernetes = sqlOf(String(configMap!.data['10-audit-roles.sh']));
+    const compose = sqlOf(readFileSync(join(COMPOSE, 'postgres-roles.sh'), 'utf8'));
+    expect(compose).toEqual(kubernetes);
+    expect(compose.roles).toEqual(['migrator=audit_migrator', 'app=audit_runtime']);
+  });
+});
+
+describe('shell scripts mounted into compose containers', () => {
+  const scripts = ['postgres-roles.sh', 'redis-start.sh'];
+
+  it.each(scripts)('%s passes shellcheck as POSIX sh (the images run dash or busybox ash)', (name) => {
+    const result = run(requireBinary('shellcheck'), ['--shell=sh', '--severity=style', join(COMPOSE, name)]);
+    expect(describeResult(`shellcheck ${name}`, result)).toMatch(/exited 0/);
+  });
+
+  it.each(scripts)('%s starts with #!/bin/sh, set -eu, and is executable', (name) => {
+    const file = join(COMPOSE, name);
+    const text = readFileSync(file, 'utf8');
+    expect(text.startsWith('#!/bin/sh\n')).toBe(true);
+    expect(text).toMatch(/^set -eu$/m);
+    expect(statSync(file).mode & 0o111).toBe(0o111);
   });
 });
 

@@ -1,56 +1,84 @@
 /**
- * Production simulation without a Docker engine: what compose/docker-compose.prod.yml wires
- * together, run as plain processes. A migration run (AUDIT_ROLE=migrate), two API replicas
- * (`npm start`'s command, NODE_ENV=production, AUDIT_ROLE=api) on a throwaway PostgreSQL
- * database, redis-server with compose/redis.prod.conf and a password, and real nginx running
- * compose/nginx.conf (ports, resolver address and certificate paths templated) with a certificate
- * made by openssl. As in compose, the replicas share one port on their own addresses (127.0.0.2,
- * .3, .4 stand for container addresses) and nginx finds them through DNS: a test DNS server
- * answers `audit-server` the way Docker's embedded DNS does. Replicas are told apart by their own
- * JSON request logs (`reqId`), which carry the request id nginx generated and passed upstream.
+ * Production simulation without a Docker engine: compose/docker-compose.prod.yml run as plain
+ * processes, each started from what `docker-compose config` renders for its service (support/
+ * compose.ts maps container paths, secrets and service names to this host):
+ *
+ * - the secret files made by scripts/compose-secrets.sh, as an operator makes them;
+ * - `postgres`: a private PostgreSQL cluster initialized the way the postgres image initializes an
+ *   empty volume (support/postgres-image.ts), which runs compose/postgres-roles.sh for real;
+ * - `redis`: compose/redis-start.sh with compose/redis.prod.conf and the password secret;
+ * - `audit-migrate` (AUDIT_ROLE=migrate, as the owner role audit_migrator), then two `audit-server`
+ *   replicas and an `audit-worker` as the runtime role audit_runtime, each with exactly the
+ *   environment and secret files its compose service has (`npm start`'s command for the image's);
+ * - real nginx running compose/nginx.conf (ports, resolver address and certificate paths
+ *   templated) with a certificate made by openssl. As in compose, the replicas share one port on
+ *   their own addresses (127.0.0.2, .3, .4 stand for container addresses) and nginx finds them
+ *   through DNS: a test DNS server answers `audit-server` the way Docker's embedded DNS does.
+ *
+ * Replicas are told apart by their own JSON request logs (`reqId`), which carry the request id
+ * nginx generated and passed upstream.
  */
 import { Agent as HttpsAgent } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Client } from 'pg';
 import {
-  createThrowawayDatabase,
-  fetchOnce,
-  generateCertificate,
-  postgresForTests,
-  startNginx,
-  startRedis,
-} from './support/services';
-import type {
-  FetchOptions,
-  FetchResult,
-  NginxInstance,
-  RedisInstance,
-  ThrowawayDatabase,
-} from './support/services';
+  COMPOSE_DIR,
+  COMPOSE_FILES,
+  exampleEnv,
+  hostCommand,
+  renderCompose,
+  serviceSecrets,
+  writeEnvFile,
+} from './support/compose';
+import type { ComposeModel } from './support/compose';
+import { fetchOnce, generateCertificate, startNginx, startRedis } from './support/services';
+import type { FetchOptions, FetchResult, NginxInstance, RedisInstance } from './support/services';
+import { startComposePostgres } from './support/postgres-image';
+import type { ImagePostgres } from './support/postgres-image';
 import { startDnsServer } from './support/dns';
 import type { DnsServer } from './support/dns';
-import { newApiKey, newSigningKey, runServerCommand, startAuditServer } from './support/server';
+import { runServerCommand, startAuditServer } from './support/server';
 import type { AuditServer } from './support/server';
-import { describeResult, freePort, makeTempDir, requireBinary, stopAll, waitFor } from './support/tools';
+import {
+  REPO_ROOT,
+  describeResult,
+  freePort,
+  makeTempDir,
+  requireBinary,
+  run,
+  stopAll,
+  waitFor,
+} from './support/tools';
 
-jest.setTimeout(180_000);
-
-const pg = postgresForTests();
-if (pg.url === undefined) console.warn(`production simulation: ${pg.reason}`);
-const describeWithPostgres = pg.url === undefined ? describe.skip : describe;
+jest.setTimeout(240_000);
 
 /** Addresses of the replicas (loopback aliases, as containers have their own addresses). */
 const REPLICA_HOSTS = ['127.0.0.2', '127.0.0.3', '127.0.0.4'];
 
-describeWithPostgres('production simulation: nginx → two replicas → PostgreSQL + Redis', () => {
+/** Debian's PostgreSQL has no pgvector package; the image has it. Everything else runs as is. */
+function withoutVectorUnlessAvailable(file: string, copyDir: string): string {
+  const available = existsSync('/usr/share/postgresql/15/extension/vector.control');
+  const text = readFileSync(file, 'utf8');
+  if (available || !text.includes('CREATE EXTENSION IF NOT EXISTS vector;\n')) return file;
+  const copy = join(copyDir, 'init-without-vector.sh');
+  writeFileSync(copy, text.replace('CREATE EXTENSION IF NOT EXISTS vector;\n', ''), { mode: 0o755 });
+  return copy;
+}
+
+describe('production simulation: nginx → two replicas + worker → PostgreSQL (two roles) + Redis', () => {
   const temp = makeTempDir('prod-sim');
-  const apiKey = newApiKey();
-  let database: ThrowawayDatabase;
+  let model: ComposeModel;
+  let secretsDir: string;
+  let apiKey: string;
+  let pg: ImagePostgres;
   let redis: RedisInstance;
+  /** The environment of each server service, on this host. */
+  const serviceEnv: Record<string, Record<string, string>> = {};
+  let worker: AuditServer;
   /** Every replica started so far (a killed one stays listed: its log still counts). */
   let replicas: AuditServer[];
-  let replicaEnv: Record<string, string>;
   /** The port every replica listens on, each on its own loopback address. */
   let replicaPort: number;
   let dns: DnsServer;
@@ -62,7 +90,7 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
   /** A request to nginx over HTTPS, verified against the test's own certificate. */
   const viaHttps = (options: Omit<FetchOptions, 'port' | 'tls'>): Promise<FetchResult> =>
     fetchOnce({ ...options, port: httpsPort, tls: { ca } });
-  const authorized = { authorization: `Bearer ${apiKey}` };
+  const authorized = () => ({ authorization: `Bearer ${apiKey}` });
   /** The replicas whose request log holds this id; waits (bounded) for the log line to arrive. */
   const servedBy = async (requestId: string | string[] | undefined): Promise<string[]> => {
     const find = () =>
@@ -82,36 +110,85 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
       return find();
     }
   };
+  const secret = (name: string) => readFileSync(join(secretsDir, name), 'utf8').trim();
+  /** A compose service name and port inside a URL, as this host reaches it. */
+  const onThisHost = (value: string) =>
+    value
+      .replaceAll('@postgres:5432/', `@127.0.0.1:${pg.port}/`)
+      .replaceAll('@redis:6379/', `@127.0.0.1:${redis.port}/`);
+
+  /**
+   * The environment a server service's container gets, on this host: the compose environment
+   * (plus the image's AUDIT_DATA_DIR under its /tmp tmpfs), each of its secrets as a file copy
+   * whose service addresses point at this host's PostgreSQL and Redis.
+   */
+  const environmentOf = (service: string): Record<string, string> => {
+    const dir = join(temp.dir, service);
+    mkdirSync(join(dir, 'secrets'), { recursive: true });
+    const overrides: Record<string, string> = { '/tmp': join(dir, 'tmp') };
+    for (const s of serviceSecrets(model.services[service]!)) {
+      const copy = join(dir, 'secrets', s.source);
+      writeFileSync(copy, onThisHost(readFileSync(model.secrets![s.source]!.file!, 'utf8')), { mode: 0o400 });
+      overrides[s.path] = copy;
+    }
+    const { env } = hostCommand(model, service, overrides);
+    const translated = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, onThisHost(v)]));
+    return { AUDIT_DATA_DIR: join(dir, 'tmp', 'audit-data'), ...translated };
+  };
+  /** A client connected with the URL in one of the secret files (as this host reaches it). */
+  const connectWith = async (secretName: string): Promise<Client> => {
+    const client = new Client({ connectionString: onThisHost(secret(secretName)) });
+    await client.connect();
+    return client;
+  };
 
   beforeAll(async () => {
     requireBinary('nginx', 'nginx');
     requireBinary('redis-server', 'redis-server');
     requireBinary('openssl');
-    database = await createThrowawayDatabase(pg.url!, 'prodsim');
-    mkdirSync(join(temp.dir, 'redis'));
-    redis = await startRedis('prod', join(temp.dir, 'redis'), `redis-${newApiKey()}`);
+    // The postgres user initializes its cluster under this directory.
+    chmodSync(temp.dir, 0o711);
 
-    // The same environment compose's x-audit-env gives every server container.
-    const env: Record<string, string> = {
-      NODE_ENV: 'production',
-      LOG_LEVEL: 'info',
-      DATABASE_URL: database.url,
-      DATABASE_MIGRATE_ON_START: 'false',
-      REDIS_URL: redis.url,
-      AUDIT_SIGNING_KEY: newSigningKey(),
-      AUDIT_BOOTSTRAP_API_KEY: apiKey,
-      AUDIT_DATA_DIR: join(temp.dir, 'data'),
-      TRUST_PROXY: 'loopback',
-    };
-    const migrate = runServerCommand({ ...env, AUDIT_ROLE: 'migrate' });
-    if (migrate.status !== 0) throw new Error(describeResult('AUDIT_ROLE=migrate', migrate));
+    // 1. The operator's secrets, then the compose file rendered with them.
+    secretsDir = join(temp.dir, 'secrets');
+    const made = run(join(REPO_ROOT, 'scripts', 'compose-secrets.sh'), ['-o', secretsDir], {
+      timeoutMs: 120_000,
+    });
+    if (made.status !== 0) throw new Error(describeResult('scripts/compose-secrets.sh', made));
+    apiKey = secret('audit-bootstrap-api-key');
+    const envFile = writeEnvFile(join(temp.dir, 'compose.env'), {
+      ...exampleEnv(join(COMPOSE_DIR, '.env.example')),
+      AUDIT_SECRETS_DIR: secretsDir,
+    });
+    model = renderCompose(COMPOSE_FILES.prod, envFile);
+
+    // 2. PostgreSQL and Redis as their services start them.
+    pg = await startComposePostgres(model, join(temp.dir, 'postgres'), (file) =>
+      withoutVectorUnlessAvailable(file, temp.dir),
+    );
+    mkdirSync(join(temp.dir, 'redis'));
+    redis = await startRedis('prod', join(temp.dir, 'redis'), secret('redis-password'));
+
+    // 3. The one-shot migration, then the replicas and the worker, as their services run them.
+    for (const service of ['audit-migrate', 'audit-server', 'audit-worker'])
+      serviceEnv[service] = environmentOf(service);
+    const migrate = runServerCommand(serviceEnv['audit-migrate']!);
+    if (migrate.status !== 0) throw new Error(describeResult('audit-migrate (AUDIT_ROLE=migrate)', migrate));
 
     // The first replica bootstraps the organization and its key; the second finds them.
-    replicaEnv = { ...env, AUDIT_ROLE: 'api' };
     replicaPort = await freePort(REPLICA_HOSTS);
-    const first = await startAuditServer('replica-a', replicaPort, replicaEnv, { host: REPLICA_HOSTS[0] });
-    const second = await startAuditServer('replica-b', replicaPort, replicaEnv, { host: REPLICA_HOSTS[1] });
+    const first = await startAuditServer('replica-a', replicaPort, serviceEnv['audit-server']!, {
+      host: REPLICA_HOSTS[0],
+    });
+    const second = await startAuditServer('replica-b', replicaPort, serviceEnv['audit-server']!, {
+      host: REPLICA_HOSTS[1],
+    });
     replicas = [first, second];
+    // The worker re-verifies the ledger every 2 s here (5 min by default) so the test sees a run.
+    worker = await startAuditServer('worker', await freePort(), {
+      ...serviceEnv['audit-worker']!,
+      AUDIT_SELF_AUDIT_INTERVAL_MS: '2000',
+    });
     dns = await startDnsServer({ 'audit-server': [first.host, second.host] });
 
     const certDir = join(temp.dir, 'certs');
@@ -132,8 +209,75 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
   afterAll(async () => {
     await stopAll();
     await dns?.close();
-    await database?.drop();
+    await pg?.stop();
     temp.remove();
+  });
+
+  it('initializes PostgreSQL as the image does: the init script creates both roles from the secret files', () => {
+    expect(pg.initOutput).toContain('--- 10-audit-roles.sh ---');
+    expect(pg.healthcheck().status).toBe(0);
+    expect(
+      pg
+        .psql("SELECT rolname, rolsuper FROM pg_roles WHERE rolname LIKE 'audit\\_%' ORDER BY 1")
+        .stdout.trim(),
+    ).toBe('audit_migrator|f\naudit_runtime|f');
+    expect(
+      pg
+        .psql(
+          "SELECT count(*) FROM pg_authid WHERE rolname LIKE 'audit\\_%' AND rolpassword LIKE 'SCRAM-SHA-256$%'",
+        )
+        .stdout.trim(),
+    ).toBe('2');
+    expect(
+      pg
+        .psql('SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()')
+        .stdout.trim(),
+    ).toBe('audit_migrator');
+    // The superuser is `postgres`, with the password from its own secret file, and no server uses it.
+    expect(pg.superuser).toBe('postgres');
+    for (const service of ['audit-migrate', 'audit-server', 'audit-worker']) {
+      expect(Object.values(serviceEnv[service]!).join('\n')).not.toContain(secret('postgres-password'));
+    }
+  });
+
+  it('runs the migrations as audit_migrator, which owns every table', () => {
+    expect(
+      pg.psql("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'").stdout.trim(),
+    ).toBe('audit_migrator');
+    expect(
+      Number(pg.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").stdout.trim()),
+    ).toBeGreaterThan(5);
+  });
+
+  it('connects the replicas and the worker as audit_runtime, never as the owner or the superuser', async () => {
+    await viaHttps({ path: '/ready' });
+    const sessions = pg
+      .psql(
+        "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+      )
+      .stdout.trim();
+    expect(sessions).toBe('audit_runtime');
+  });
+
+  it('leaves audit_runtime (the api and worker URL) without DDL, DELETE or TRUNCATE', async () => {
+    const client = await connectWith('database-url');
+    try {
+      expect((await client.query('SELECT current_user AS u')).rows[0].u).toBe('audit_runtime');
+      for (const sql of [
+        'CREATE TABLE intruder (id int)',
+        'DROP TABLE events',
+        'ALTER TABLE events DISABLE TRIGGER ALL',
+        'DELETE FROM events',
+        'TRUNCATE events',
+        'CREATE ROLE intruder',
+      ]) {
+        await expect(client.query(sql)).rejects.toMatchObject({
+          message: expect.stringMatching(/permission denied|must be owner/),
+        });
+      }
+    } finally {
+      await client.end();
+    }
   });
 
   it('reports ready through nginx with the database, migrations and Redis checked', async () => {
@@ -153,7 +297,7 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
       const response = await viaHttps({
         path: '/api/v1/events',
         method: 'POST',
-        headers: authorized,
+        headers: authorized(),
         body: JSON.stringify({ action: 'data.read', status: 'success' }),
       });
       expect({ i, status: response.status, body: response.body }).toEqual(
@@ -180,6 +324,29 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
     process.stdout.write(
       `production simulation: 24 POST /api/v1/events → replica-a ${counts['replica-a']}, replica-b ${counts['replica-b']}\n`,
     );
+  });
+
+  it('verifies the ledger in the worker, as audit_runtime with only the public verifier key', async () => {
+    // The worker's environment names no private key: it trusts the verifier key alone.
+    const env = serviceEnv['audit-worker']!;
+    expect(Object.keys(env).filter((k) => k.startsWith('AUDIT_SIGNING_KEY'))).toEqual([]);
+    expect(Object.values(env).join('\n')).not.toContain(secret('audit-signing-key'));
+    const lastSuccess = await waitFor(
+      'a successful self-audit run of the worker over the events appended through nginx',
+      async () => {
+        const metrics = await fetchOnce({ port: worker.port, path: '/metrics' });
+        const value = /^audit_ledger_last_verification_success_timestamp_seconds (\S+)$/m.exec(
+          metrics.body,
+        )?.[1];
+        return value !== undefined && Number(value) > 0 ? Number(value) : undefined;
+      },
+      { attempts: 150, intervalMs: 200, describe: () => worker.process.output() },
+    );
+    expect(lastSuccess).toBeGreaterThan(0);
+    const failures = worker
+      .logs()
+      .filter((l) => typeof l.msg === 'string' && /self-audit/.test(l.msg) && Number(l.level) >= 50);
+    expect(failures).toEqual([]);
   });
 
   it('serves TLS 1.2+ with the generated certificate and offers HTTP/2', async () => {
@@ -209,7 +376,7 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
   });
 
   it('sends each security header exactly once over HTTPS', async () => {
-    const response = await viaHttps({ path: '/api/v1/ledger/checkpoint', headers: authorized });
+    const response = await viaHttps({ path: '/api/v1/ledger/checkpoint', headers: authorized() });
     expect(response.status).toBe(200);
     expect(response.headers['strict-transport-security']).toBe('max-age=63072000; includeSubDomains');
     expect(response.headers['x-content-type-options']).toBe('nosniff');
@@ -261,7 +428,7 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
             tls: { ca },
             localAddress,
             agent,
-            headers: authorized,
+            headers: authorized(),
           });
           statuses.push(r.status);
         }
@@ -307,7 +474,7 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
         }
         const r = await viaHttps({
           path: '/api/v1/ledger/checkpoint',
-          headers: authorized,
+          headers: authorized(),
           localAddress: '127.0.0.11',
         });
         statuses.push(r.status);
@@ -324,7 +491,7 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
       const r = await viaHttps({
         path: '/api/v1/events',
         method: 'POST',
-        headers: authorized,
+        headers: authorized(),
         body: JSON.stringify({ action: 'data.read', status: 'success' }),
         localAddress: '127.0.0.12',
       });
@@ -365,7 +532,9 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
       },
       { attempts: 100, intervalMs: 50 },
     );
-    const added = await startAuditServer('replica-c', replicaPort, replicaEnv, { host: REPLICA_HOSTS[2] });
+    const added = await startAuditServer('replica-c', replicaPort, serviceEnv['audit-server']!, {
+      host: REPLICA_HOSTS[2],
+    });
     replicas.push(added);
     const queriesBefore = dns.queries('audit-server');
     const changedAt = Date.now();
@@ -377,7 +546,7 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
       async () => {
         const r = await viaHttps({
           path: '/api/v1/ledger/checkpoint',
-          headers: authorized,
+          headers: authorized(),
           localAddress: '127.0.0.13',
         });
         if (r.status !== 200) throw new Error(`status ${r.status}: ${r.body}`);
@@ -397,7 +566,7 @@ describeWithPostgres('production simulation: nginx → two replicas → PostgreS
     const write = await viaHttps({
       path: '/api/v1/events',
       method: 'POST',
-      headers: authorized,
+      headers: authorized(),
       body: JSON.stringify({ action: 'data.read', status: 'success' }),
       localAddress: '127.0.0.13',
     });

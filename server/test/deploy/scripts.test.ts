@@ -3,10 +3,11 @@
  * bad arguments and missing tools, and `--dry-run` printing exactly the commands a real run
  * executes (the README's deployment commands are these).
  */
-import { readdirSync, readFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, describeResult, makeTempDir, requireBinary, run } from './support/tools';
 import type { CommandResult } from './support/tools';
+import { parseSignerKey, parseVerifierKey } from '../../src/ledger';
 
 const SCRIPTS_DIR = join(REPO_ROOT, 'scripts');
 const scripts = readdirSync(SCRIPTS_DIR)
@@ -20,8 +21,8 @@ function sh(name: string, args: string[], env: Record<string, string> = {}): Com
 }
 
 describe('scripts/', () => {
-  it('holds the four operator scripts', () => {
-    expect(scripts).toEqual(['backup.sh', 'docker-build.sh', 'k8s-deploy.sh', 'restore.sh']);
+  it('holds the five operator scripts', () => {
+    expect(scripts).toEqual(['backup.sh', 'compose-secrets.sh', 'docker-build.sh', 'k8s-deploy.sh', 'restore.sh']);
   });
 
   it.each([...scripts, 'lib/common.sh'])('%s passes shellcheck (all optional checks on severity style)', (name) => {
@@ -250,5 +251,120 @@ describe('scripts/backup.sh and scripts/restore.sh argument checks', () => {
     expect(result.stderr).toContain(
       "'pg_restore' not found: install the PostgreSQL client (apt-get install postgresql-client)",
     );
+  });
+});
+
+describe('scripts/compose-secrets.sh', () => {
+  const FILES = [
+    'postgres-password',
+    'audit-migrator-password',
+    'audit-runtime-password',
+    'redis-password',
+    'migrator-database-url',
+    'database-url',
+    'redis-url',
+    'audit-signing-key',
+    'audit-verifier-key',
+    'audit-bootstrap-api-key',
+  ];
+  const secrets = (dir: string, args: string[] = []) => sh('compose-secrets.sh', ['-o', dir, ...args]);
+  const read = (dir: string, name: string) => readFileSync(join(dir, name), 'utf8').replace(/\n$/, '');
+
+  it('dry-runs as the list of files it would write, with no secret value', () => {
+    const dir = join(temp.dir, 'secrets-dry');
+    const result = secrets(dir, ['--dry-run']);
+    expect(result.status).toBe(0);
+    expect(result.stdout).toBe(
+      [
+        `install -d -m 700 ${dir}`,
+        `write ${dir}/postgres-password (mode 444): openssl rand -hex 32`,
+        `write ${dir}/audit-migrator-password (mode 444): openssl rand -hex 32`,
+        `write ${dir}/audit-runtime-password (mode 444): openssl rand -hex 32`,
+        `write ${dir}/redis-password (mode 444): openssl rand -hex 32`,
+        `write ${dir}/migrator-database-url (mode 444): postgres://audit_migrator:<audit-migrator-password>@postgres:5432/audit`,
+        `write ${dir}/database-url (mode 444): postgres://audit_runtime:<audit-runtime-password>@postgres:5432/audit`,
+        `write ${dir}/redis-url (mode 444): redis://:<redis-password>@redis:6379/0`,
+        `write ${dir}/audit-signing-key (mode 444): generateSignerKey('smedrec.audit') (server/src/ledger), private half`,
+        `write ${dir}/audit-verifier-key (mode 444): the same key's public half`,
+        `write ${dir}/audit-bootstrap-api-key (mode 444): openssl rand -hex 32`,
+        '',
+      ].join('\n'),
+    );
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('writes every secret the production compose file mounts, consistent with each other', () => {
+    const dir = join(temp.dir, 'secrets');
+    const result = secrets(dir, ['--origin', 'audit.example.org']);
+    expect(describeResult('compose-secrets.sh', result)).toMatch(/exited 0/);
+    expect(result.stdout.trim()).toBe(dir);
+    expect(readdirSync(dir).sort()).toEqual([...FILES].sort());
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    for (const name of FILES)
+      expect({ name, mode: statSync(join(dir, name)).mode & 0o777 }).toEqual({ name, mode: 0o444 });
+    for (const name of [
+      'postgres-password',
+      'audit-migrator-password',
+      'audit-runtime-password',
+      'redis-password',
+      'audit-bootstrap-api-key',
+    ]) {
+      expect({ name, value: read(dir, name) }).toEqual({
+        name,
+        value: expect.stringMatching(/^[0-9a-f]{64}$/),
+      });
+    }
+    expect(new Set(FILES.filter((f) => f.endsWith('password')).map((f) => read(dir, f))).size).toBe(4);
+    expect(read(dir, 'migrator-database-url')).toBe(
+      `postgres://audit_migrator:${read(dir, 'audit-migrator-password')}@postgres:5432/audit`,
+    );
+    expect(read(dir, 'database-url')).toBe(
+      `postgres://audit_runtime:${read(dir, 'audit-runtime-password')}@postgres:5432/audit`,
+    );
+    expect(read(dir, 'redis-url')).toBe(`redis://:${read(dir, 'redis-password')}@redis:6379/0`);
+    // The server parses the key, named by --origin, and the verifier key is its public half.
+    const signer = parseSignerKey(read(dir, 'audit-signing-key'));
+    expect(signer.name).toBe('audit.example.org');
+    expect(read(dir, 'audit-verifier-key')).toBe(signer.verifierKey);
+    expect(parseVerifierKey(read(dir, 'audit-verifier-key')).keyId).toEqual(signer.keyId);
+    // No secret on stdout or stderr.
+    for (const name of FILES) expect(`${result.stdout}${result.stderr}`).not.toContain(read(dir, name));
+  });
+
+  it('keeps existing files and rebuilds only what is missing, from the kept passwords', () => {
+    const dir = join(temp.dir, 'secrets-keep');
+    expect(secrets(dir).status).toBe(0);
+    const before = Object.fromEntries(FILES.map((f) => [f, read(dir, f)]));
+    run('rm', ['-f', join(dir, 'database-url'), join(dir, 'redis-password'), join(dir, 'redis-url')]);
+    const again = secrets(dir);
+    expect(again.status).toBe(0);
+    for (const name of FILES.filter((f) => !['redis-password', 'redis-url'].includes(f))) {
+      expect({ name, value: read(dir, name) }).toEqual({ name, value: before[name] });
+    }
+    expect(read(dir, 'redis-password')).not.toBe(before['redis-password']);
+    expect(read(dir, 'redis-url')).toBe(`redis://:${read(dir, 'redis-password')}@redis:6379/0`);
+    expect(secrets(dir, ['--dry-run']).stdout).toContain(`keep ${dir}/database-url`);
+  });
+
+  it('refuses a kept URL that no longer matches its password file', () => {
+    const dir = join(temp.dir, 'secrets-mismatch');
+    expect(secrets(dir).status).toBe(0);
+    chmodSync(join(dir, 'redis-url'), 0o644);
+    writeFileSync(join(dir, 'redis-url'), 'redis://:stale@redis:6379/0\n');
+    const result = secrets(dir);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain(
+      `${dir}/redis-url does not match ${dir}/redis-password: delete redis-url`,
+    );
+  });
+
+  it.each([
+    [['--origin', 'has space'], "origin 'has space' must be printable ASCII without spaces or '+'"],
+    [['--origin', 'a+b'], "origin 'a+b' must be printable ASCII without spaces or '+'"],
+    [['-o', ''], 'the output directory must not be empty'],
+  ])('rejects %j with a clear message', (args, message) => {
+    const result = sh('compose-secrets.sh', [...args, '--dry-run']);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(message);
   });
 });

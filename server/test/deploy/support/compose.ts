@@ -13,7 +13,6 @@ import { REPO_ROOT, describeResult, requireBinary, run } from './tools';
 import type { CommandResult } from './tools';
 
 // Untyped YAML printed by `docker-compose config`; callers check its shape.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Yaml = any;
 /** One service of a rendered compose file. */
 export type Service = Record<string, Yaml>;
@@ -64,12 +63,15 @@ export function serviceSecrets(service: Service): { source: string; path: string
   });
 }
 
-/** The variables of an .env.example with every empty value filled by a random hex secret. */
-export function filledEnv(example: string): Record<string, string> {
+/**
+ * The variables of an .env.example: as written (what `cp .env.example .env` gives an operator),
+ * or with every empty value filled by a random hex string (`fillEmpty`).
+ */
+export function exampleEnv(example: string, { fillEmpty = false } = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const line of readFileSync(example, 'utf8').split('\n')) {
     const match = /^([A-Z0-9_]+)=(.*)$/.exec(line);
-    if (match) env[match[1]!] = match[2] === '' ? randomBytes(16).toString('hex') : match[2]!;
+    if (match) env[match[1]!] = match[2] === '' && fillEmpty ? randomBytes(16).toString('hex') : match[2]!;
   }
   return env;
 }
@@ -105,6 +107,7 @@ export function renderCompose(file: string, envFile: string): ComposeModel {
 
 /** A service's container command and environment, translated to this host. */
 export interface HostCommand {
+  /** `entrypoint` + `command`; empty when the image's own ENTRYPOINT/CMD run. */
   readonly argv: string[];
   readonly env: Record<string, string>;
   /** Container path → host path, longest first. */
@@ -148,7 +151,6 @@ export function hostCommand(
   const asList = (v: Yaml): string[] =>
     v === undefined || v === null ? [] : Array.isArray(v) ? v.map(String) : [String(v)];
   const argv = [...asList(service.entrypoint), ...asList(service.command)].map(translate);
-  if (argv.length === 0) throw new Error(`${serviceName}: neither entrypoint nor command is set`);
   const env: Record<string, string> = {};
   const environment = (service.environment ?? {}) as Record<string, Yaml>;
   for (const [name, value] of Object.entries(environment)) env[name] = translate(String(value ?? ''));

@@ -18,7 +18,7 @@ import {
   COMPOSE_DIR,
   COMPOSE_FILES,
   ensureDir,
-  filledEnv,
+  exampleEnv,
   hostCommand,
   mounts,
   renderCompose,
@@ -139,7 +139,7 @@ export async function startRedis(
   const env =
     file === 'prod'
       ? {
-          ...filledEnv(join(COMPOSE_DIR, '.env.example')),
+          ...exampleEnv(join(COMPOSE_DIR, '.env.example')),
           AUDIT_SECRETS_DIR: secretsDir,
           ...(password !== undefined ? { REDIS_PASSWORD: password } : {}),
         }
@@ -168,7 +168,8 @@ export async function startRedis(
     '/tmp': tmpDir,
     '/data': dataDir,
   });
-  const [program, ...args] = command.argv as [string, ...string[]];
+  const [program, ...args] = command.argv;
+  if (program === undefined) throw new Error(`the ${file} redis service sets neither entrypoint nor command`);
   // The image's working directory is the data volume, where Redis writes its AOF and RDB files.
   const proc = startProcess(`redis-server (${file})`, program, args, { env: command.env, cwd: dataDir });
   const effectivePassword = password ?? readRequirePass(config.source);

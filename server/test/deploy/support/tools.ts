@@ -242,9 +242,13 @@ export function run(
     input?: string;
     timeoutMs?: number;
     stdoutFd?: number;
+    uid?: number;
+    gid?: number;
   } = {},
 ): CommandResult {
   const result = spawnSync(command, [...args], {
+    ...(options.uid !== undefined ? { uid: options.uid } : {}),
+    ...(options.gid !== undefined ? { gid: options.gid } : {}),
     cwd: options.cwd ?? REPO_ROOT,
     ...(options.stdoutFd !== undefined ? { stdio: ['pipe', options.stdoutFd, 'pipe'] } : {}),
     env: options.env ?? { PATH: process.env.PATH ?? '/usr/bin:/bin' },
