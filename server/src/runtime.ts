@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Express } from 'express';
 import type Redis from 'ioredis';
 import type { Services } from './api/context';
 import { SelfAuditor } from './audit/self-audit';
@@ -42,6 +43,8 @@ export interface Runtime {
   witness: WitnessPublisher | null;
   /** Base URL once listening (http://host:port). */
   url: string;
+  /** The Express application being served (tests walk its routes). */
+  app: Express;
   /** Graceful stop: refuse new work, drain appends, close connections and pools. */
   close(): Promise<void>;
 }
@@ -241,7 +244,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         for (const c of cleanups) await c().catch(() => undefined);
       })());
 
-    return { database, services, ingest, metrics, signer, bootstrap: boot, selfAudit, witness, url, close };
+    return { database, services, ingest, metrics, signer, bootstrap: boot, selfAudit, witness, url, app, close };
   } catch (err) {
     for (const c of cleanups) await c().catch(() => undefined);
     throw err;

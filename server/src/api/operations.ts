@@ -5,7 +5,7 @@
  * limits, because the event schema enforces them: the schemas here are the only parsers of input.
  */
 import { z } from 'zod';
-import { ROLES, type Permission } from '../auth/permissions';
+import { API_KEY_ROLES, ROLES, type Permission } from '../auth/permissions';
 import { AppError } from '../errors';
 import type { EventLimits } from '../events/limits';
 import {
@@ -105,6 +105,16 @@ export function createOperations(limits: InputLimits) {
     .meta(documentAs(eventInputSchema));
 
   return {
+    accountMe: op({
+      kind: 'query',
+      summary: 'The caller: organization, role and credential (API key, session or OIDC token)',
+      permission: 'account.self:read',
+      input: z.strictObject({}).default({}),
+      output: z.object({ organizationId: z.uuid(), role: z.enum(ROLES), credential: z.enum(['apiKey']), keyId: z.string() }),
+      rest: { method: 'get', path: '/me' },
+      example: {},
+      run: (ctx) => Promise.resolve({ organizationId: ctx.principal.organizationId, role: ctx.principal.role, credential: 'apiKey' as const, keyId: ctx.principal.keyId }),
+    }),
     eventsCreate: op({
       kind: 'mutation',
       summary: 'Append one audit event; answers after COMMIT with a verifiable receipt',
@@ -220,7 +230,7 @@ export function createOperations(limits: InputLimits) {
     ledgerLeaves: op({
       kind: 'query',
       summary: 'Leaves [start, end) with committed values, salts and commitments, for full re-verification',
-      permission: 'audit.events:read',
+      permission: 'audit.events:export',
       input: z
         .strictObject({ start: leafIndex, end: z.number().int().positive() })
         .refine((v) => v.end > v.start && v.end - v.start <= 1000, { message: 'need start < end and at most 1000 leaves', path: ['end'] }),
@@ -265,7 +275,7 @@ export function createOperations(limits: InputLimits) {
     ledgerAlerts: op({
       kind: 'query',
       summary: 'Findings of the continuous self-audit for the caller’s organization, newest first',
-      permission: 'audit.ledger:read',
+      permission: 'audit.alerts:read',
       input: z.strictObject({ limit: z.number().int().min(1).max(1000).default(100) }).default({ limit: 100 }),
       output: z.object({
         alerts: z.array(
@@ -286,7 +296,7 @@ export function createOperations(limits: InputLimits) {
     producerKeysRegister: op({
       kind: 'mutation',
       summary: 'Register a producer’s Ed25519 public key; events signed with it are verified on ingest',
-      permission: 'admin.apiKeys:manage',
+      permission: 'admin.producerKeys:manage',
       input: z.strictObject({
         name: safeText(200),
         publicKey: z
@@ -302,7 +312,7 @@ export function createOperations(limits: InputLimits) {
     producerKeysList: op({
       kind: 'query',
       summary: 'Producer keys of the caller’s organization (public keys, revocation times)',
-      permission: 'audit.ledger:read',
+      permission: 'admin.producerKeys:read',
       input: z.strictObject({}).default({}),
       output: z.object({ keys: z.array(producerKeySchema) }),
       rest: { method: 'get', path: '/producer-keys' },
@@ -313,7 +323,7 @@ export function createOperations(limits: InputLimits) {
       kind: 'mutation',
       summary: 'Create an API key for the caller’s organization; the secret is returned once',
       permission: 'admin.apiKeys:manage',
-      input: z.strictObject({ name: safeText(200), role: z.enum(ROLES) }),
+      input: z.strictObject({ name: safeText(200), role: z.enum(API_KEY_ROLES) }),
       output: apiKeyInfoSchema.extend({ key: z.string() }),
       rest: { method: 'post', path: '/api-keys', status: 201 },
       example: { name: 'ehr-backend', role: 'producer' },
@@ -322,7 +332,7 @@ export function createOperations(limits: InputLimits) {
     apiKeysList: op({
       kind: 'query',
       summary: 'API keys of the caller’s organization (never their secrets)',
-      permission: 'admin.apiKeys:manage',
+      permission: 'admin.apiKeys:read',
       input: z.strictObject({}).default({}),
       output: z.object({ keys: z.array(apiKeyInfoSchema) }),
       rest: { method: 'get', path: '/api-keys' },

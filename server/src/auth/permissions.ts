@@ -1,26 +1,87 @@
 /**
- * Roles and what they may do. Full identity and RBAC come later; API keys carry one role each,
- * and every endpoint except /health, /ready and /metrics requires one.
+ * Roles and what they may do: the one table that maps roles to permissions. Every tRPC procedure
+ * and REST route declares one permission (or that it is public); a caller is allowed when the
+ * role of its credential (API key, session membership or OIDC claim) holds that permission. The
+ * README renders this table (`npm run docs:config`; a test catches drift).
  */
-export const ROLES = ['admin', 'producer', 'auditor'] as const;
-/** A role an API key can hold. */
+
+/** Every role, most powerful first. */
+export const ROLES = ['owner', 'admin', 'auditor', 'compliance_officer', 'developer', 'member', 'producer'] as const;
+/** A role of an organization member or an API key. */
 export type Role = (typeof ROLES)[number];
 
-/** Permissions checked by procedures and REST routes. */
-export type Permission =
-  | 'audit.events:create'
-  | 'audit.events:read'
-  | 'audit.ledger:read'
-  | 'admin.apiKeys:manage';
+/**
+ * Roles an API key may be created with. `owner` and `member` describe people: an organization's
+ * owner is a person who signs in, and a key of a plain member would be a credential without a job.
+ */
+export const API_KEY_ROLES = ['admin', 'auditor', 'compliance_officer', 'developer', 'producer'] as const satisfies readonly Role[];
+/** A role an API key can hold. */
+export type ApiKeyRole = (typeof API_KEY_ROLES)[number];
 
-const GRANTS: Record<Role, ReadonlySet<Permission>> = {
-  admin: new Set<Permission>(['audit.events:create', 'audit.events:read', 'audit.ledger:read', 'admin.apiKeys:manage']),
-  // Producers write and may fetch proofs of what they wrote; they cannot read others' events.
-  producer: new Set<Permission>(['audit.events:create', 'audit.ledger:read']),
-  auditor: new Set<Permission>(['audit.events:read', 'audit.ledger:read']),
+/** What each role is for (the README shows it). */
+export const ROLE_DESCRIPTIONS: Record<Role, string> = {
+  owner: 'the organization’s accountable person: everything, including granting and removing owners',
+  admin: 'runs the organization: everything except granting or removing the owner role',
+  auditor: 'reads and exports the log and its proofs (internal or external audit)',
+  compliance_officer: 'reads and exports the log, sees who is a member (privacy and compliance reviews)',
+  developer: 'integrates producers: ledger data, self-audit findings, producer keys; never event contents',
+  member: 'signed-in person without a function yet: verification data only',
+  producer: 'a system that appends events and fetches proofs of them; never reads others’ events',
 };
+
+/** Permissions (`resource:action`) and what they allow. */
+export const PERMISSIONS = {
+  'audit.events:create': 'append events (single and bulk)',
+  'audit.events:read': 'query, count and fetch events of the organization (holds PHI)',
+  'audit.events:export': 'export bundles and ledger leaves with committed values (holds PHI)',
+  'audit.ledger:read': 'checkpoints, inclusion and consistency proofs, signing keys',
+  'audit.alerts:read': 'findings of the continuous self-audit',
+  'admin.producerKeys:read': 'list producer public keys',
+  'admin.producerKeys:manage': 'register producer public keys',
+  'admin.apiKeys:read': 'list API keys (never their secrets)',
+  'admin.apiKeys:manage': 'create and revoke API keys',
+  'admin.members:read': 'list members of the organization and their roles',
+  'admin.members:manage': 'add and remove members, change roles',
+  'account.self:read': 'who am I: the caller’s own identity, organization and role',
+} as const;
+/** A permission checked by procedures and REST routes. */
+export type Permission = keyof typeof PERMISSIONS;
+/** Every permission, in table order. */
+export const PERMISSION_NAMES = Object.keys(PERMISSIONS) as Permission[];
+
+const ALL = PERMISSION_NAMES;
+const READ_LOG: Permission[] = ['audit.events:read', 'audit.events:export', 'audit.ledger:read', 'audit.alerts:read', 'admin.producerKeys:read'];
+
+/**
+ * The table. API keys that predate the seven roles were `admin`, `producer` or `auditor` and keep
+ * exactly what they could do (a test compares every operation with the former grants).
+ */
+export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
+  owner: ALL,
+  admin: ALL,
+  auditor: [...READ_LOG, 'account.self:read'],
+  compliance_officer: [...READ_LOG, 'admin.members:read', 'account.self:read'],
+  developer: ['audit.ledger:read', 'audit.alerts:read', 'admin.producerKeys:read', 'admin.producerKeys:manage', 'admin.apiKeys:read', 'account.self:read'],
+  member: ['audit.ledger:read', 'account.self:read'],
+  producer: ['audit.events:create', 'audit.ledger:read', 'audit.alerts:read', 'admin.producerKeys:read', 'account.self:read'],
+};
+
+const GRANTS = new Map<Role, ReadonlySet<Permission>>(ROLES.map((r) => [r, new Set(ROLE_PERMISSIONS[r])]));
 
 /** Whether `role` holds `permission`. */
 export function can(role: Role, permission: Permission): boolean {
-  return GRANTS[role].has(permission);
+  return GRANTS.get(role)?.has(permission) ?? false;
+}
+
+/** Whether `value` names a role. */
+export function isRole(value: unknown): value is Role {
+  return typeof value === 'string' && (ROLES as readonly string[]).includes(value);
+}
+
+/** What a route or procedure needs: a permission, or nothing (`public`: health, sign-in). */
+export type Access = Permission | 'public';
+
+/** The message of a 403 (names the role and the missing permission, nothing else). */
+export function deniedMessage(role: Role, permission: Permission): string {
+  return `role ${role} lacks ${permission}`;
 }

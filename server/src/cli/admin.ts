@@ -2,7 +2,7 @@
 /**
  * Operator CLI against the configured database (same environment as the server):
  *
- *   audit-admin api-keys create --name NAME --role admin|producer|auditor [--org ID]
+ *   audit-admin api-keys create --name NAME --role admin|auditor|compliance_officer|developer|producer [--org ID]
  *   audit-admin api-keys list [--org ID]
  *   audit-admin api-keys revoke --id KEY_ID [--org ID]
  *   audit-admin organizations create --name NAME      (prints the new org's admin key once)
@@ -15,7 +15,7 @@
 import { parseArgs } from 'node:util';
 import { ApiKeyService } from '../auth/api-keys';
 import { createOrganization } from '../auth/organizations';
-import { ROLES, type Role } from '../auth/permissions';
+import { API_KEY_ROLES, type ApiKeyRole } from '../auth/permissions';
 import { ConfigError, loadConfig, type Config } from '../config';
 import { openDatabase, type Database } from '../db/client';
 import { organizations } from '../db/schema';
@@ -24,7 +24,7 @@ import { verifyLedgers } from '../audit/verify-ledger';
 import { parseSignerKey, parseVerifierKey, type Verifier } from '../ledger';
 
 const USAGE = `usage:
-  audit-admin api-keys create --name NAME --role ${ROLES.join('|')} [--org ID]
+  audit-admin api-keys create --name NAME --role ${API_KEY_ROLES.join('|')} [--org ID]
   audit-admin api-keys list [--org ID]
   audit-admin api-keys revoke --id KEY_ID [--org ID]
   audit-admin organizations create --name NAME
@@ -91,8 +91,8 @@ async function run(argv: string[], out: (s: string) => void): Promise<number> {
     const [group, command] = positionals;
     if (group === 'api-keys' && command === 'create') {
       if (!values.name) throw new UsageError('--name is required');
-      if (!ROLES.includes(values.role as Role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}`);
-      const created = await keys.create(await defaultOrg(database, values.org), values.name, values.role as Role);
+      if (!API_KEY_ROLES.includes(values.role as ApiKeyRole)) throw new UsageError(`--role must be one of ${API_KEY_ROLES.join(', ')}`);
+      const created = await keys.create(await defaultOrg(database, values.org), values.name, values.role as ApiKeyRole);
       out(JSON.stringify(created, null, 2));
       return 0;
     }

@@ -19,6 +19,7 @@ import {
   declaredBodyLimit,
   rateLimit,
   requestContext,
+  requireAccess,
   requireCredential,
   securityHeaders,
   stateOf,
@@ -60,7 +61,7 @@ export function createApp(deps: AppDeps): Express {
   const operations = createOperations(deps.limits);
   const openapi = openApiDocument(operations, '/api/v1');
   const api = express.Router();
-  api.get('/openapi.json', (_req, res) => {
+  api.get('/openapi.json', requireAccess('public'), (_req, res) => {
     res.json(openapi);
   });
   // Credentials, rate limit and declared size are checked from the headers before the body is

@@ -2,32 +2,30 @@
  * `GET /api/v1/ledger/export`: the organization's export bundle as NDJSON
  * (`application/x-ndjson`), streamed with backpressure so a million events leave in flat memory.
  * It sits beside the operation table because a stream has no JSON output schema; the permission
- * check is the same as `events.query` (the bundle holds event values).
+ * check is `audit.events:export`, as for `ledger.exportBundle` (the bundle holds event values).
  */
 import { once } from 'node:events';
 import { Router, type Request, type Response } from 'express';
-import { can } from '../auth/permissions';
-import { AppError, validationError } from '../errors';
+import { validationError } from '../errors';
 import { parseRestParams, restParams } from '../api/rest-input';
 import { exportBundleInputSchema, toExportRange, type ExportBundleInput } from '../export/schema';
 import { formatBundleRecord } from '../ledger';
-import { stateOf } from './middleware';
+import { requireAccess, stateOf } from './middleware';
 
 /** Query parameters derived from the input schema, as for the operation table (api/rest-input.ts). */
 const params = restParams(exportBundleInputSchema, []);
 
+/** The export route as the README's access table lists it. */
+export const EXPORT_ROUTE = { method: 'get', path: '/ledger/export', access: 'audit.events:export' } as const;
+
 /** The export route (mount under /api/v1 after authentication, before the REST router). */
 export function exportRouter(): Router {
   const r = Router();
-  r.get('/ledger/export', async (req: Request, res: Response) => {
+  r.get(EXPORT_ROUTE.path, requireAccess(EXPORT_ROUTE.access), async (req: Request, res: Response) => {
     const state = stateOf(req);
-    if (!state.principal) throw new AppError('UNAUTHORIZED', 'a valid API key is required');
-    if (!can(state.principal.role, 'audit.events:read')) {
-      throw new AppError('FORBIDDEN', `role ${state.principal.role} lacks audit.events:read`);
-    }
     const parsed = parseRestParams(params, exportBundleInputSchema, req.query);
     if (!parsed.ok) throw validationError(parsed.issues);
-    const org = state.principal.organizationId;
+    const org = state.principal!.organizationId; // the access gate checked it
     const records = state.services.exports.exportBundle(org, toExportRange(parsed.input as ExportBundleInput));
     // The first record resolves the range (and can fail with a 404) before any header is sent.
     const first = await records.next();

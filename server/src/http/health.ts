@@ -6,6 +6,7 @@ import { Router } from 'express';
 import type { Database } from '../db/client';
 import { currentSchemaVersion } from '../db/migrate';
 import type { Metrics } from '../observability/metrics';
+import { requireAccess } from './middleware';
 
 /** What readiness depends on. */
 export interface ReadinessDeps {
@@ -62,14 +63,14 @@ export async function readiness(deps: ReadinessDeps): Promise<{ ready: boolean; 
 /** `/health`, `/ready`, `/metrics`. */
 export function healthRouter(deps: ReadinessDeps): Router {
   const r = Router();
-  r.get('/health', (_req, res) => {
+  r.get('/health', requireAccess('public'), (_req, res) => {
     res.json({ status: 'ok' });
   });
-  r.get('/ready', async (_req, res) => {
+  r.get('/ready', requireAccess('public'), async (_req, res) => {
     const result = await readiness(deps);
     res.status(result.ready ? 200 : 503).json({ status: result.ready ? 'ready' : 'not ready', checks: result.checks });
   });
-  r.get('/metrics', async (_req, res) => {
+  r.get('/metrics', requireAccess('public'), async (_req, res) => {
     res.setHeader('content-type', deps.metrics.registry.contentType);
     res.send(await deps.metrics.registry.metrics());
   });

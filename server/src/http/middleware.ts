@@ -6,10 +6,11 @@ import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { ApiContext, Services } from '../api/context';
 import type { ApiKeyService } from '../auth/api-keys';
+import { can, deniedMessage, type Access } from '../auth/permissions';
 import type { RateLimiter } from '../cache/rate-limiter';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
-import type { AppErrorCode, FieldIssue } from '../errors';
+import { AppError, type AppErrorCode, type FieldIssue } from '../errors';
 import { sendError } from './errors';
 
 /** The API context of a request, attached as `req.state` by {@link requestContext}. */
@@ -142,6 +143,26 @@ export function authenticate(apiKeys: ApiKeyService, reply: ErrorReply = restRep
     stateOf(req).principal = principal;
     next();
   };
+}
+
+/** A route's first handler: it enforces the route's access decision and carries it (`access`). */
+export type AccessGate = RequestHandler & { readonly access: Access };
+
+/**
+ * The access check of one REST route, and its declaration: every route of the app starts with
+ * one (the role matrix test walks the app and reads `access` from each). A public route lets
+ * anyone through; otherwise 401 without a principal, 403 when its role lacks the permission.
+ */
+export function requireAccess(access: Access): AccessGate {
+  const gate: RequestHandler = (req, _res, next) => {
+    if (access !== 'public') {
+      const principal = stateOf(req).principal;
+      if (!principal) throw new AppError('UNAUTHORIZED', 'a valid API key is required');
+      if (!can(principal.role, access)) throw new AppError('FORBIDDEN', deniedMessage(principal.role, access));
+    }
+    next();
+  };
+  return Object.assign(gate, { access });
 }
 
 /** 401 for a request without a credential, before its body is read. */

@@ -7,10 +7,9 @@
 import { Router, type Request, type Response } from 'express';
 import type { AnyOperation, Operations } from '../api/operations';
 import { parseRestParams, restParams, type RestParam } from '../api/rest-input';
-import { can } from '../auth/permissions';
-import { AppError, validationError } from '../errors';
+import { validationError } from '../errors';
 import { jsonShapeIssue } from '../util/safe-input';
-import { stateOf } from './middleware';
+import { requireAccess, stateOf } from './middleware';
 
 /** The path parameter names of an Express route (`/events/:id` → `['id']`). */
 export function pathParamsOf(path: string): string[] {
@@ -46,14 +45,10 @@ export function restRouter(operations: Operations): Router {
   const r = Router();
   for (const op of Object.values(operations) as AnyOperation[]) {
     const params = paramsOf(op);
-    r[op.rest.method](op.rest.path, async (req: Request, res: Response) => {
+    r[op.rest.method](op.rest.path, requireAccess(op.permission), async (req: Request, res: Response) => {
       const state = stateOf(req);
-      if (!state.principal) throw new AppError('UNAUTHORIZED', 'a valid API key is required');
-      if (!can(state.principal.role, op.permission)) {
-        throw new AppError('FORBIDDEN', `role ${state.principal.role} lacks ${op.permission}`);
-      }
       const input = inputOf(op, params, req);
-      const ctx = { ...state, principal: state.principal };
+      const ctx = { ...state, principal: state.principal! }; // the access gate checked it
       const out = await (op.run as (c: typeof ctx, i: unknown) => Promise<unknown>)(ctx, input);
       res.status(op.rest.status ?? 200).json(op.output.parse(out));
     });

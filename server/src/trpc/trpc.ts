@@ -1,11 +1,12 @@
 /**
  * The only place that calls initTRPC. Every procedure is built from an approved base:
- * `publicProcedure`, `authedProcedure`, or `permitted(permission)`.
+ * `publicProcedure` or `permitted(permission)`, and carries its access decision as metadata
+ * (`meta.access`), which the role matrix test reads for every procedure of the router.
  */
 import { initTRPC, TRPCError } from '@trpc/server';
 import { ZodError } from 'zod';
 import type { ApiContext } from '../api/context';
-import { can, type Permission } from '../auth/permissions';
+import { can, deniedMessage, type Access, type Permission } from '../auth/permissions';
 import { AppError, ERROR_STATUS, validationError, type FieldIssue } from '../errors';
 import { jsonShapeIssue } from '../util/safe-input';
 
@@ -29,7 +30,12 @@ function describeError(error: TRPCError): { message: string; issues: FieldIssue[
   return { message: 'invalid request', issues: error.code === 'BAD_REQUEST' ? [{ path: '(root)', message: 'invalid request' }] : [] };
 }
 
-const t = initTRPC.context<ApiContext>().create({
+/** Metadata of every procedure: the permission it requires, or `public`. */
+export interface ProcedureMeta {
+  access: Access;
+}
+
+const t = initTRPC.context<ApiContext>().meta<ProcedureMeta>().create({
   // Stacks are never sent to clients; internal errors carry a generic message (see onError in http/app).
   isDev: false,
   errorFormatter({ shape, error, ctx }) {
@@ -53,10 +59,11 @@ const errorMapping = t.middleware(async ({ next }) => {
 });
 
 export const router = t.router;
+const baseProcedure = t.procedure.use(errorMapping);
 /** No credentials needed. */
-export const publicProcedure = t.procedure.use(errorMapping);
-/** Requires a valid API key; the organization comes from it. */
-export const authedProcedure = publicProcedure.use(({ ctx, next }) => {
+export const publicProcedure = baseProcedure.meta({ access: 'public' });
+/** Requires a credential; the organization comes from it. */
+const authedProcedure = baseProcedure.use(({ ctx, next }) => {
   if (!ctx.principal) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'a valid API key is required' });
   return next({ ctx: { ...ctx, principal: ctx.principal } });
 });
@@ -70,12 +77,13 @@ const inputShape = t.middleware(async ({ getRawInput, next }) => {
   return next();
 });
 
-/** Requires a key whose role holds `permission`; the input is read only after that. */
+/** Requires a credential whose role holds `permission`; the input is read only after that. */
 export function permitted(permission: Permission) {
   return authedProcedure
+    .meta({ access: permission })
     .use(({ ctx, next }) => {
       if (!can(ctx.principal.role, permission)) {
-        throw new TRPCError({ code: 'FORBIDDEN', message: `role ${ctx.principal.role} lacks ${permission}` });
+        throw new TRPCError({ code: 'FORBIDDEN', message: deniedMessage(ctx.principal.role, permission) });
       }
       return next({ ctx });
     })

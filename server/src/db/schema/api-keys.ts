@@ -3,7 +3,7 @@ import { organizations } from './organizations';
 import { bytea } from './types';
 
 /**
- * Producer/auditor/admin API keys. Only SHA-256 of the key is stored; `lookupId` (the first
+ * API keys, each with one role (auth/permissions.ts). Only SHA-256 of the key is stored; `lookupId` (the first
  * 16 hex digits of that hash) finds the row, then the full hash is compared in constant time.
  */
 export const apiKeys = pgTable(
@@ -12,7 +12,7 @@ export const apiKeys = pgTable(
     organizationId: uuid().notNull().references(() => organizations.id),
     id: uuid().notNull(),
     name: text().notNull(),
-    role: text({ enum: ['admin', 'producer', 'auditor'] }).notNull(),
+    role: text({ enum: ['owner', 'admin', 'auditor', 'compliance_officer', 'developer', 'member', 'producer'] }).notNull(),
     lookupId: text().notNull(),
     keyHash: bytea().notNull(),
     createdAt: timestamp({ withTimezone: true, mode: 'date' }).notNull().defaultNow(),

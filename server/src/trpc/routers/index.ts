@@ -1,4 +1,5 @@
 import type { Operations } from '../../api/operations';
+import { queryOf } from '../procedure';
 import { router } from '../trpc';
 import { apiKeysRouter } from './api-keys';
 import { eventsRouter } from './events';
@@ -7,6 +8,7 @@ import { ledgerRouter } from './ledger';
 /** The whole tRPC API, built from the operation table (which carries the configured limits). */
 export function createAppRouter(operations: Operations) {
   return router({
+    account: router({ me: queryOf(operations.accountMe) }),
     events: eventsRouter(operations),
     ledger: ledgerRouter(operations),
     apiKeys: apiKeysRouter(operations),

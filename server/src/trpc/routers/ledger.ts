@@ -11,7 +11,7 @@ import { permitted, router } from '../trpc';
  * twin is `GET /api/v1/ledger/export` (NDJSON). Not in the operation table: a stream has no JSON
  * output schema, so the output check is only that it is an async iterable.
  */
-const exportBundle = permitted('audit.events:read')
+const exportBundle = permitted('audit.events:export')
   .input(exportBundleInputSchema)
   .output(z.custom<AsyncGenerator<BundleRecord, void, undefined>>((v) => typeof (v as AsyncIterable<unknown>)?.[Symbol.asyncIterator] === 'function'))
   .query(({ ctx, input }) => ctx.services.exports.exportBundle(ctx.principal.organizationId, toExportRange(input)));
