@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { App, Chart } from 'cdk8s';
+import { AlertRouting } from './alert-routing';
 import { ArgoCdApplication } from './argo-cd-application';
 import { AuditServer, LogLevel, MigrationMode } from './audit-server';
 import { ObservabilityStack } from './observability-stack';
@@ -144,7 +145,15 @@ export function buildEnvironment(env: EnvironmentSettings, outRoot: string): Env
   let monitoringApp: App | undefined;
   if (env.monitoring) {
     monitoringApp = new App({ outdir: path.join(outRoot, monitoringDir(env.name)) });
-    observability.addPrometheusMonitoring(new Chart(monitoringApp, 'prometheus-operator'), server);
+    const monitoringChart = new Chart(monitoringApp, 'prometheus-operator');
+    observability.addPrometheusMonitoring(monitoringChart, server);
+    // Receivers come from the Secret `alert-receivers` (docs/operations.md, "Alert routing").
+    const receiverSecret = (key: string) => ({ secretName: 'alert-receivers', key });
+    new AlertRouting(monitoringChart, 'AlertRouting', {
+      namespace: env.namespace,
+      critical: { webhookUrlSecret: receiverSecret('critical-webhook-url'), pagerDutyRoutingKeySecret: receiverSecret('pagerduty-routing-key') },
+      warning: { webhookUrlSecret: receiverSecret('warning-webhook-url') },
+    });
   }
   return { app, monitoringApp, server, redis, postgres, observability };
 }

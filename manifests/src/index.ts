@@ -18,6 +18,8 @@ export { PgVectorDb } from './pg-vector-db';
 export type { ElectricOptions, PgVectorDbProps } from './pg-vector-db';
 export { ObservabilityStack } from './observability-stack';
 export type { AlertRule, ObservabilityStackProps, PrometheusMonitoringOptions } from './observability-stack';
+export { AlertRouting } from './alert-routing';
+export type { AlertReceiverOptions, AlertRoutingProps } from './alert-routing';
 export { ArgoCdApplication } from './argo-cd-application';
 export type { ArgoCdApplicationProps } from './argo-cd-application';
 export { ManifestValidationError, ManifestValidator } from './validate';

@@ -162,7 +162,7 @@ export function auditServerAlertRules(namespace: string, serviceName: string): A
   return [
     {
       alert: 'AuditServerDown',
-      expr: `sum(up{${sel}, service="${serviceName}"}) == 0`,
+      expr: `sum by (namespace) (up{${sel}, service="${serviceName}"}) == 0 or absent(up{${sel}, service="${serviceName}"})`,
       forDuration: '2m',
       severity: 'critical',
       summary: 'No audit server api replica is being scraped successfully.',
@@ -170,43 +170,43 @@ export function auditServerAlertRules(namespace: string, serviceName: string): A
     {
       alert: 'AuditServerHighErrorRate',
       expr:
-        `sum(rate(http_requests_total{${sel}, status=~"5.."}[5m]))` +
-        ` / sum(rate(http_requests_total{${sel}}[5m])) > 0.05`,
+        `sum by (namespace) (rate(http_requests_total{${sel}, status=~"5.."}[5m]))` +
+        ` / sum by (namespace) (rate(http_requests_total{${sel}}[5m])) > 0.05`,
       forDuration: '10m',
       severity: 'warning',
       summary: 'More than 5 % of HTTP requests fail with a 5xx status.',
     },
     {
       alert: 'AuditServerHighLatency',
-      expr: `histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{${sel}}[5m]))) > 1`,
+      expr: `histogram_quantile(0.99, sum by (namespace, le) (rate(http_request_duration_seconds_bucket{${sel}}[5m]))) > 1`,
       forDuration: '10m',
       severity: 'warning',
       summary: 'p99 HTTP latency is above one second.',
     },
     {
       alert: 'AuditLedgerVerificationFailed',
-      expr: `increase(audit_ledger_verification_failures_total{${sel}}[15m]) > 0`,
+      expr: `sum by (namespace) (increase(audit_ledger_verification_failures_total{${sel}}[15m])) > 0`,
       forDuration: '0m',
       severity: 'critical',
       summary: 'The ledger self-audit found a proof that does not verify: possible tampering.',
     },
     {
       alert: 'AuditLedgerVerificationStale',
-      expr: `time() - max(audit_ledger_last_verification_success_timestamp_seconds{${sel}}) > 7200`,
+      expr: `time() - max by (namespace) (audit_ledger_last_verification_success_timestamp_seconds{${sel}}) > 7200`,
       forDuration: '15m',
       severity: 'warning',
       summary: 'No successful ledger self-audit for two hours.',
     },
     {
       alert: 'AuditDatabaseDown',
-      expr: `max(audit_database_up{${sel}}) == 0`,
+      expr: `max by (namespace) (audit_database_up{${sel}}) == 0`,
       forDuration: '2m',
       severity: 'critical',
       summary: 'The audit server cannot reach PostgreSQL: ingestion is failing.',
     },
     {
       alert: 'AuditRedisDown',
-      expr: `max(audit_redis_up{${sel}}) == 0`,
+      expr: `max by (namespace) (audit_redis_up{${sel}}) == 0`,
       forDuration: '5m',
       severity: 'warning',
       summary: 'Redis is unreachable: rate limits are local and the cache is off (no data loss).',
@@ -214,15 +214,15 @@ export function auditServerAlertRules(namespace: string, serviceName: string): A
     {
       alert: 'AuditIngestRejectionsHigh',
       expr:
-        `sum(rate(audit_events_rejected_total{${sel}}[10m]))` +
-        ` / clamp_min(sum(rate(audit_events_ingested_total{${sel}}[10m])) + sum(rate(audit_events_rejected_total{${sel}}[10m])), 1e-9) > 0.1`,
+        `sum by (namespace) (rate(audit_events_rejected_total{${sel}}[10m]))` +
+        ` / clamp_min(sum by (namespace) (rate(audit_events_ingested_total{${sel}}[10m])) + sum by (namespace) (rate(audit_events_rejected_total{${sel}}[10m])), 1e-9) > 0.1`,
       forDuration: '15m',
       severity: 'warning',
       summary: 'More than 10 % of submitted events are rejected: a producer is sending bad events.',
     },
     {
       alert: 'AuditServerMemoryHigh',
-      expr: `max(process_resident_memory_bytes{${sel}, service="${serviceName}"}) > 900 * 1024 * 1024`,
+      expr: `max by (namespace, pod) (process_resident_memory_bytes{${sel}, service="${serviceName}"}) > 900 * 1024 * 1024`,
       forDuration: '15m',
       severity: 'warning',
       summary: 'An api replica uses more than 900 MiB resident memory (limit 1 GiB).',

@@ -63,6 +63,30 @@ const prometheusRule = root(
   obj({ groups: arr(obj({ name: str(/\S/), interval: duration, rules: arr(rule, 1) }, ['name', 'rules']), 1) }, ['groups']),
 );
 
+/** prometheus-operator monitoring.coreos.com/v1alpha1 AlertmanagerConfig (the fields AlertRouting uses). */
+const matcher = obj({ name: str(/\S/), value: str(), matchType: oneOf('=', '!=', '=~', '!~') }, ['name']);
+const secretKey = obj({ name: str(dnsLabel), key: str(/^[-._a-zA-Z0-9]+$/) }, ['name', 'key']);
+const amRoute = obj({ receiver: str(/\S/), groupBy: arr(str()), groupWait: duration, groupInterval: duration, repeatInterval: duration, matchers: arr(matcher), continue: bool });
+const alertmanagerConfig = root(
+  'monitoring.coreos.com/v1alpha1',
+  'AlertmanagerConfig',
+  obj({
+    route: obj({ ...(amRoute as { fields: Record<string, Shape> }).fields, routes: arr(amRoute) }),
+    receivers: arr(
+      obj(
+        {
+          name: str(/\S/),
+          webhookConfigs: arr(obj({ url: str(), urlSecret: secretKey, sendResolved: bool })),
+          emailConfigs: arr(obj({ to: str(), from: str(), smarthost: str(), requireTLS: bool, sendResolved: bool, authUsername: str(), authPassword: secretKey })),
+          pagerdutyConfigs: arr(obj({ routingKey: secretKey, serviceKey: secretKey, sendResolved: bool })),
+        },
+        ['name'],
+      ),
+    ),
+    inhibitRules: arr(obj({ sourceMatch: arr(matcher), targetMatch: arr(matcher), equal: arr(str()) })),
+  }),
+);
+
 /** Argo CD argoproj.io/v1alpha1 Application (https://argo-cd.readthedocs.io/en/stable/operator-manual/application.yaml). */
 const application = root(
   'argoproj.io/v1alpha1',
@@ -145,5 +169,6 @@ export const CRD_VALIDATORS: Readonly<Record<string, (o: KubeObject) => string[]
   'monitoring.coreos.com/v1/ServiceMonitor': validator(serviceMonitor),
   'monitoring.coreos.com/v1/PodMonitor': validator(podMonitor),
   'monitoring.coreos.com/v1/PrometheusRule': validator(prometheusRule),
+  'monitoring.coreos.com/v1alpha1/AlertmanagerConfig': validator(alertmanagerConfig),
   'argoproj.io/v1alpha1/Application': validator(application),
 };
