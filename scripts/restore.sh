@@ -8,6 +8,8 @@
 #     --key 'smedrec.audit+1a2b3c4d+AU…'
 #   scripts/restore.sh -i audit.dump.gz.gpg -p /run/secrets/backup-passphrase -d postgres://…
 #   scripts/restore.sh -i audit.dump.gz.gpg -d postgres://… --dry-run    # print the commands only
+#   scripts/restore.sh --to '2026-12-06 02:40:00+00' --pgdata /var/lib/postgresql/data --start -d …
+#     (point-in-time restore from pgBackRest: scripts/pitr-restore.sh, docs/disaster-recovery.md)
 set -euo pipefail
 
 readonly SCRIPT_NAME="${0##*/}"
@@ -15,6 +17,11 @@ readonly SCRIPT_NAME="${0##*/}"
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO_ROOT
+
+# A point-in-time restore (pgBackRest full backups + archived WAL) is its own script.
+for arg in "$@"; do
+  [[ "${arg}" != "--to" ]] || exec "$(dirname "${BASH_SOURCE[0]}")/pitr-restore.sh" "$@"
+done
 
 usage() {
   cat <<EOF
@@ -24,6 +31,9 @@ Decrypts (gpg), decompresses (gzip) and restores (pg_restore, one transaction) a
 empty database, then runs the audit server's 'verify-ledger' against it, trusting only the keys
 given with --key or by AUDIT_SIGNING_KEY / AUDIT_VERIFIER_KEY / AUDIT_TRUSTED_VERIFIER_KEYS
 (never the signing_keys table of the restored database).
+
+With --to TIMESTAMP it is a point-in-time restore from pgBackRest instead: see
+'scripts/pitr-restore.sh --help'.
 
 Options:
   -i, --input FILE            Backup file (*.dump.gz.gpg); FILE.sha256 is checked when present

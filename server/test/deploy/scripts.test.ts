@@ -21,8 +21,8 @@ function sh(name: string, args: string[], env: Record<string, string> = {}): Com
 }
 
 describe('scripts/', () => {
-  it('holds the five operator scripts', () => {
-    expect(scripts).toEqual(['backup.sh', 'compose-secrets.sh', 'docker-build.sh', 'k8s-deploy.sh', 'restore.sh']);
+  it('holds the operator scripts', () => {
+    expect(scripts).toEqual(['backup.sh', 'compose-secrets.sh', 'docker-build.sh', 'k8s-deploy.sh', 'pitr-restore.sh', 'restore.sh', 'secrets-backup.sh']);
   });
 
   it.each([...scripts, 'lib/common.sh'])('%s passes shellcheck (all optional checks on severity style)', (name) => {
