@@ -38,3 +38,22 @@ export async function createTestDatabase(): Promise<{ url: string; drop: () => P
     },
   };
 }
+
+/** Why the PostgreSQL variant does not run in this run, or null when it does. */
+export function postgresSkipReason(): string | null {
+  return process.env.TEST_DATABASE_URL ? null : 'TEST_DATABASE_URL is not set';
+}
+
+/**
+ * `describe` once per backend. A backend that cannot run here is still declared, as a skipped
+ * block whose name says why, so the run reports it (and the skip reporter fails CI on it) instead
+ * of the block vanishing from the count. `title` may contain `%s` for the backend's name.
+ */
+export function describeEachBackend(title: string, fn: (backend: BackendName) => void): void {
+  for (const backend of ['pglite', 'postgres'] as const) {
+    const name = title.includes('%s') ? title.replace('%s', backend) : `${title} (${backend})`;
+    const reason = backend === 'postgres' ? postgresSkipReason() : null;
+    if (reason === null) describe(name, () => fn(backend));
+    else describe.skip(`${name} [skipped: ${reason}]`, () => fn(backend));
+  }
+}
