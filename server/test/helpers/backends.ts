@@ -57,3 +57,10 @@ export function describeEachBackend(title: string, fn: (backend: BackendName) =>
     else describe.skip(`${name} [skipped: ${reason}]`, () => fn(backend));
   }
 }
+
+/** `describe` for a block that needs PostgreSQL, declared as skipped with the reason when it cannot run. */
+export function describePostgres(title: string, fn: () => void): void {
+  const reason = postgresSkipReason();
+  if (reason === null) describe(title, fn);
+  else describe.skip(`${title} [skipped: ${reason}]`, fn);
+}
