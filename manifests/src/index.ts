@@ -16,6 +16,8 @@ export { RedisCache, RedisEvictionPolicy } from './redis-cache';
 export type { RedisCacheProps } from './redis-cache';
 export { PgVectorDb } from './pg-vector-db';
 export type { ElectricOptions, PgVectorDbProps } from './pg-vector-db';
+export { PostgresCluster } from './postgres-cluster';
+export type { PostgresClusterProps } from './postgres-cluster';
 export { ObservabilityStack } from './observability-stack';
 export type { AlertRule, ObservabilityStackProps, PrometheusMonitoringOptions } from './observability-stack';
 export { AlertRouting } from './alert-routing';

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as api from '../src';
 
 const srcDir = path.resolve(__dirname, '..', 'src');
-const publicFiles = ['secret-reference.ts', 'network-peer.ts', 'container-resources.ts', 'audit-server.ts', 'redis-cache.ts', 'pg-vector-db.ts', 'observability-stack.ts', 'alert-routing.ts', 'argo-cd-application.ts'];
+const publicFiles = ['secret-reference.ts', 'network-peer.ts', 'container-resources.ts', 'audit-server.ts', 'redis-cache.ts', 'pg-vector-db.ts', 'postgres-cluster.ts', 'observability-stack.ts', 'alert-routing.ts', 'argo-cd-application.ts'];
 
 /** Exported interfaces of a file: name and body. */
 function interfaces(file: string): { name: string; body: string }[] {

@@ -87,6 +87,54 @@ const alertmanagerConfig = root(
   }),
 );
 
+/** CloudNativePG postgresql.cnpg.io/v1 Cluster and ScheduledBackup (the fields PostgresCluster uses). */
+const quantity = str(/^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$/);
+const resourceList = obj({ cpu: quantity, memory: quantity, 'ephemeral-storage': quantity });
+const cnpgCluster = root(
+  'postgresql.cnpg.io/v1',
+  'Cluster',
+  obj(
+    {
+      instances: int,
+      imageName: str(/\S/),
+      primaryUpdateStrategy: oneOf('unsupervised', 'supervised'),
+      enablePDB: bool,
+      postgresql: obj({ parameters: stringMap, synchronous: obj({ method: oneOf('any', 'first'), number: int, dataDurability: oneOf('required', 'preferred') }, ['method', 'number']) }),
+      bootstrap: obj({
+        initdb: obj({ database: str(/\S/), owner: str(/\S/), secret: obj({ name: str(dnsLabel) }, ['name']), dataChecksums: bool, postInitApplicationSQL: arr(str(/\S/)) }),
+      }),
+      managed: obj({ roles: arr(obj({ name: str(/\S/), ensure: oneOf('present', 'absent'), login: bool, passwordSecret: obj({ name: str(dnsLabel) }, ['name']) }, ['name'])) }),
+      enableSuperuserAccess: bool,
+      storage: obj({ size: quantity, storageClass: str(/\S/) }, ['size']),
+      resources: obj({ requests: resourceList, limits: resourceList }),
+      affinity: obj({ enablePodAntiAffinity: bool, podAntiAffinityType: oneOf('preferred', 'required'), topologyKey: str(/\S/) }),
+      monitoring: obj({ enablePodMonitor: bool }),
+      backup: obj({
+        retentionPolicy: str(/^[1-9][0-9]*[dwm]$/),
+        barmanObjectStore: obj(
+          {
+            destinationPath: str(/\S/),
+            endpointURL: str(/^https?:\/\//),
+            s3Credentials: obj({ accessKeyId: secretKey, secretAccessKey: secretKey }),
+            wal: obj({ compression: oneOf('bzip2', 'gzip', 'lz4', 'snappy', 'xz', 'zstd'), encryption: oneOf('AES256', 'aws:kms') }),
+            data: obj({ compression: oneOf('bzip2', 'gzip', 'snappy'), encryption: oneOf('AES256', 'aws:kms') }),
+          },
+          ['destinationPath'],
+        ),
+      }),
+    },
+    ['instances'],
+  ),
+);
+const cnpgScheduledBackup = root(
+  'postgresql.cnpg.io/v1',
+  'ScheduledBackup',
+  obj(
+    { schedule: str(/^\S+( \S+){5}$/), backupOwnerReference: oneOf('none', 'self', 'cluster'), cluster: obj({ name: str(dnsLabel) }, ['name']), method: oneOf('barmanObjectStore', 'volumeSnapshot', 'plugin'), immediate: bool },
+    ['schedule', 'cluster'],
+  ),
+);
+
 /** Argo CD argoproj.io/v1alpha1 Application (https://argo-cd.readthedocs.io/en/stable/operator-manual/application.yaml). */
 const application = root(
   'argoproj.io/v1alpha1',
@@ -170,5 +218,7 @@ export const CRD_VALIDATORS: Readonly<Record<string, (o: KubeObject) => string[]
   'monitoring.coreos.com/v1/PodMonitor': validator(podMonitor),
   'monitoring.coreos.com/v1/PrometheusRule': validator(prometheusRule),
   'monitoring.coreos.com/v1alpha1/AlertmanagerConfig': validator(alertmanagerConfig),
+  'postgresql.cnpg.io/v1/Cluster': validator(cnpgCluster),
+  'postgresql.cnpg.io/v1/ScheduledBackup': validator(cnpgScheduledBackup),
   'argoproj.io/v1alpha1/Application': validator(application),
 };

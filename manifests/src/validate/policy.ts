@@ -355,7 +355,13 @@ const ruleSelectors: Rule = (objects, pods) => {
     }
     if (o.kind === 'NetworkPolicy') {
       const ml = asRecord(asRecord(spec.podSelector).matchLabels);
-      if (Object.keys(ml).length > 0 && !inNs.some((p) => selects(ml, p.labels))) v(o, 'spec.podSelector selects no pod template');
+      // Pods an operator creates carry labels known from the custom resource: a CloudNativePG
+      // Cluster's instances are labelled cnpg.io/cluster=<name>.
+      const operatorPods = objects
+        .filter((c) => c.kind === 'Cluster' && String(c.apiVersion).startsWith('postgresql.cnpg.io/') && nsOf(c) === ns)
+        .map((c) => ({ 'cnpg.io/cluster': String(meta(c).name) }));
+      const selectsSome = inNs.some((p) => selects(ml, p.labels)) || operatorPods.some((labels) => selects(ml, labels));
+      if (Object.keys(ml).length > 0 && !selectsSome) v(o, 'spec.podSelector selects no pod template');
     }
     if (o.kind === 'HorizontalPodAutoscaler') {
       const ref = asRecord(spec.scaleTargetRef);
