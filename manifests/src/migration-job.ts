@@ -65,7 +65,7 @@ export class MigrationJob extends k8s.KubeJob {
             serviceAccountName: props.pod.serviceAccountName,
             restartPolicy: 'Never',
             containers: [migrateContainer(props.pod, props.resources)],
-            volumes: serverVolumes(),
+            volumes: serverVolumes(props.pod, ['migrate']),
           }),
         },
       },

@@ -1,7 +1,7 @@
 import { k8s } from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
 import type { ContainerResources } from './container-resources';
-import type { ServerPodOptions } from './server-pod';
+import type { ServerPodOptions, ServerRole } from './server-pod';
 import { serverContainerBase, serverVolumes } from './server-pod';
 import { hardenedPodSpec, setSyncWave, SyncWaves } from './workload-defaults';
 
@@ -65,7 +65,8 @@ export class ServerDeployment extends k8s.KubeDeployment {
             terminationGracePeriodSeconds: props.terminationGracePeriodSeconds,
             initContainers: props.initContainers,
             containers: [serverContainer(props)],
-            volumes: serverVolumes(),
+            // Each container mounts its own role's secrets; the init container is named after its role.
+            volumes: serverVolumes(props.pod, [props.role, ...(props.initContainers ?? []).map((c) => c.name as ServerRole)]),
             // Spread over zones when the cluster has several (best effort) and never stack two
             // replicas on one node while another node has room.
             topologySpreadConstraints: [

@@ -1,6 +1,6 @@
 // What the api, worker and migration pods of AuditServer share: the image, the configuration
-// and secrets each role reads, the migration container (a Job's or an init container) and the
-// writable /tmp. Internal to the library.
+// and the secrets each role reads, the migration container (a Job's or an init container) and
+// the writable /tmp. Internal to the library.
 import type { k8s } from 'cdk8s-plus-28';
 import type { ContainerResources } from './container-resources';
 import {
@@ -30,21 +30,88 @@ export interface ServerPodOptions {
 /** The `/tmp` emptyDir every server container mounts (the root filesystem is read-only). */
 export const SERVER_TMP_VOLUME = 'tmp';
 
-/** The pod volumes of a server pod. */
-export function serverVolumes(): k8s.Volume[] {
-  return [emptyDirVolume(SERVER_TMP_VOLUME, '256Mi')];
+/** Where a server container finds its secret files (`<NAME>_FILE`). */
+export const SERVER_SECRETS_DIR = '/run/secrets/audit-server';
+
+/** A secret-bearing server variable and the key of the Secret it comes from. */
+interface SecretBinding {
+  /** Server variable (`FILE_VARIABLES` in server/src/config.ts). */
+  readonly variable: string;
+  /** Key in the Secret. */
+  readonly key: string;
+  /** The role starts without it (then it is an optional env reference, see below). */
+  readonly optional?: boolean;
 }
 
-/** Environment of a server container of `role`: the role, then the secrets, by reference. */
+/**
+ * The secrets a role uses and nothing else (docs/deploying.md "Secrets per role"; the server's
+ * `ROLE_SECRETS` is the list a test holds this against): `migrate` only the owner's connection
+ * string, `api` the signing and bootstrap keys, `worker` only public verifier keys.
+ */
+function roleSecrets(pod: ServerPodOptions, role: ServerRole): SecretBinding[] {
+  switch (role) {
+    case 'migrate':
+      return [{ variable: 'DATABASE_URL', key: pod.migrationDatabaseUrlKey }];
+    case 'api':
+      return [
+        { variable: 'DATABASE_URL', key: 'database-url' },
+        { variable: 'REDIS_URL', key: 'redis-url' },
+        { variable: 'AUDIT_SIGNING_KEY', key: 'signing-key' },
+        { variable: 'AUDIT_BOOTSTRAP_API_KEY', key: 'bootstrap-api-key', optional: true },
+      ];
+    case 'worker':
+      return [
+        { variable: 'DATABASE_URL', key: 'database-url' },
+        { variable: 'REDIS_URL', key: 'redis-url' },
+        // The public key of the active signing key: the self-audit never needs the private one.
+        { variable: 'AUDIT_VERIFIER_KEY', key: 'verifier-key' },
+        { variable: 'AUDIT_TRUSTED_VERIFIER_KEYS', key: 'trusted-verifier-keys', optional: true },
+      ];
+  }
+}
+
+/** Name of the Secret volume of a role's container: one per role, so no container sees another's. */
+const secretsVolumeName = (role: ServerRole) => `${role}-secrets`;
+
+/**
+ * The Secret volume of a role: only the required keys of that role (`items`), read-only, readable
+ * by the pod's group alone. A pod holding the migration init container gets two such volumes and
+ * each container mounts only its own.
+ */
+export function serverSecretsVolume(pod: ServerPodOptions, role: ServerRole): k8s.Volume {
+  return {
+    name: secretsVolumeName(role),
+    secret: {
+      secretName: pod.secretName,
+      // 0440: the pod's fsGroup (the server's gid) reads, nobody writes.
+      defaultMode: 0o440,
+      items: roleSecrets(pod, role)
+        .filter((s) => !s.optional)
+        .map((s) => ({ key: s.key, path: s.key })),
+    },
+  };
+}
+
+/** The pod volumes of a server pod whose containers run `roles`. */
+export function serverVolumes(pod: ServerPodOptions, roles: readonly ServerRole[]): k8s.Volume[] {
+  return [emptyDirVolume(SERVER_TMP_VOLUME, '256Mi'), ...roles.map((role) => serverSecretsVolume(pod, role))];
+}
+
+/**
+ * Environment of a server container of `role`: the role, then each required secret as a file
+ * (`<NAME>_FILE`, so the value is in no process environment, diagnostic report or child process),
+ * and each optional one as an optional `secretKeyRef`. Kubernetes can make one env reference
+ * optional but only a whole Secret volume, and the server refuses a `<NAME>_FILE` it cannot read,
+ * so a key the operator may leave out of the Secret cannot be a file.
+ */
 export function serverEnv(pod: ServerPodOptions, role: ServerRole): k8s.EnvVar[] {
-  const secret = (key: string) => ({ secretName: pod.secretName, key });
   return [
     { name: 'AUDIT_ROLE', value: role },
-    secretEnv('DATABASE_URL', secret(role === 'migrate' ? pod.migrationDatabaseUrlKey : 'database-url')),
-    secretEnv('REDIS_URL', secret('redis-url')),
-    // loadConfig() refuses NODE_ENV=production without a signing key, in every role.
-    secretEnv('AUDIT_SIGNING_KEY', secret('signing-key')),
-    secretEnv('AUDIT_BOOTSTRAP_API_KEY', secret('bootstrap-api-key'), true),
+    ...roleSecrets(pod, role).map((s) =>
+      s.optional
+        ? secretEnv(s.variable, { secretName: pod.secretName, key: s.key }, true)
+        : { name: `${s.variable}_FILE`, value: `${SERVER_SECRETS_DIR}/${s.key}` },
+    ),
   ];
 }
 
@@ -56,7 +123,10 @@ export function serverContainerBase(pod: ServerPodOptions, role: ServerRole, res
     envFrom: [{ configMapRef: { name: pod.configMapName } }],
     env: serverEnv(pod, role),
     resources: toResourceRequirements(resources),
-    volumeMounts: [{ name: SERVER_TMP_VOLUME, mountPath: '/tmp' }],
+    volumeMounts: [
+      { name: SERVER_TMP_VOLUME, mountPath: '/tmp' },
+      { name: secretsVolumeName(role), mountPath: SERVER_SECRETS_DIR, readOnly: true },
+    ],
   });
 }
 

@@ -65,17 +65,35 @@ describe('AuditServer', () => {
     });
   });
 
-  it('references every secret from the Secret, never inline', () => {
-    const ref = (key: string, optional?: boolean) => ({ secretKeyRef: { name: 'audit-server-secrets', key, ...(optional ? { optional } : {}) } });
-    expect(envOf(container(objects, 'audit-server'))).toEqual({
+  it('gives each role its secrets as read-only files of the Secret, optional keys as optional references', () => {
+    const file = (key: string) => `/run/secrets/audit-server/${key}`;
+    const ref = (key: string) => ({ secretKeyRef: { name: 'audit-server-secrets', key, optional: true } });
+    const api = container(objects, 'audit-server');
+    expect(envOf(api)).toEqual({
       AUDIT_ROLE: 'api',
-      DATABASE_URL: ref('database-url'),
-      REDIS_URL: ref('redis-url'),
-      AUDIT_SIGNING_KEY: ref('signing-key'),
-      AUDIT_BOOTSTRAP_API_KEY: ref('bootstrap-api-key', true),
+      DATABASE_URL_FILE: file('database-url'),
+      REDIS_URL_FILE: file('redis-url'),
+      AUDIT_SIGNING_KEY_FILE: file('signing-key'),
+      AUDIT_BOOTSTRAP_API_KEY: ref('bootstrap-api-key'),
     });
-    // The worker runs as the runtime role too: partition upkeep goes through a SECURITY DEFINER function.
-    expect(envOf(container(objects, 'audit-server-worker'))).toMatchObject({ AUDIT_ROLE: 'worker', DATABASE_URL: ref('database-url') });
+    expect(api.volumeMounts).toContainEqual({ name: 'api-secrets', mountPath: '/run/secrets/audit-server', readOnly: true });
+    expect(get(objects, 'Deployment', 'audit-server').spec.template.spec.volumes).toContainEqual({
+      name: 'api-secrets',
+      secret: {
+        secretName: 'audit-server-secrets',
+        defaultMode: 0o440,
+        items: ['database-url', 'redis-url', 'signing-key'].map((key) => ({ key, path: key })),
+      },
+    });
+    // The worker runs as the runtime role too (partition upkeep goes through a SECURITY DEFINER
+    // function) and verifies with the public key: no signing key, no bootstrap key.
+    expect(envOf(container(objects, 'audit-server-worker'))).toEqual({
+      AUDIT_ROLE: 'worker',
+      DATABASE_URL_FILE: file('database-url'),
+      REDIS_URL_FILE: file('redis-url'),
+      AUDIT_VERIFIER_KEY_FILE: file('verifier-key'),
+      AUDIT_TRUSTED_VERIFIER_KEYS: ref('trusted-verifier-keys'),
+    });
   });
 
   it('runs the api image pinned to the package version on port http 3000', () => {
@@ -142,8 +160,10 @@ describe('AuditServer', () => {
         capabilities: { drop: ['ALL'] },
         seccompProfile: { type: 'RuntimeDefault' },
       });
-      expect(pod.volumes).toEqual([{ name: 'tmp', emptyDir: { sizeLimit: '256Mi' } }]);
-      expect(pod.containers[0].volumeMounts).toEqual([{ name: 'tmp', mountPath: '/tmp' }]);
+      // Writable: /tmp only. The role's secrets are a read-only volume (role-secrets.test.ts).
+      expect(pod.volumes[0]).toEqual({ name: 'tmp', emptyDir: { sizeLimit: '256Mi' } });
+      expect(pod.volumes.slice(1).every((v: any) => v.secret !== undefined)).toBe(true);
+      expect(pod.containers[0].volumeMounts.filter((m: any) => m.readOnly !== true)).toEqual([{ name: 'tmp', mountPath: '/tmp' }]);
     }
   });
 
@@ -176,9 +196,9 @@ describe('AuditServer', () => {
       'argocd.argoproj.io/hook': 'PreSync',
       'argocd.argoproj.io/hook-delete-policy': 'BeforeHookCreation',
     });
-    expect(envOf(job.spec.template.spec.containers[0])).toMatchObject({
+    expect(envOf(job.spec.template.spec.containers[0])).toEqual({
       AUDIT_ROLE: 'migrate',
-      DATABASE_URL: { secretKeyRef: { name: 'audit-server-secrets', key: 'migration-database-url' } },
+      DATABASE_URL_FILE: '/run/secrets/audit-server/migration-database-url',
     });
     expect(job.spec.template.spec.restartPolicy).toBe('Never');
   });
@@ -381,7 +401,9 @@ describe('AuditServer', () => {
   it('sets only variables the server reads, with values its config schema accepts in every role', () => {
     const known = Object.keys(configSchema.shape);
     const cm = get(objects, 'ConfigMap', 'audit-server-config').data as Record<string, string>;
-    for (const name of [...Object.keys(cm), ...container(objects, 'audit-server').env.map((e: any) => e.name)]) expect(known).toContain(name);
+    // A secret-bearing variable may come as `<NAME>_FILE` (manifests/test/role-secrets.test.ts).
+    const envNames = container(objects, 'audit-server').env.map((e: any) => String(e.name).replace(/_FILE$/, ''));
+    for (const name of [...Object.keys(cm), ...envNames]) expect(known).toContain(name);
     for (const role of ['api', 'worker', 'migrate']) {
       // Stand-ins for the Secret values, in the shapes the schema demands.
       const config = loadConfig({

@@ -207,11 +207,15 @@ describe('policy rules', () => {
     const v = violationsOf((o) => {
       o.push({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'leak', namespace: NS }, stringData: { password: 'hunter2' } });
       find(o, 'Deployment', 'audit-server').spec.template.spec.containers[0].env.push({ name: 'AUDIT_SIGNING_KEY', value: 'PRIVATE+KEY+x' });
+      // `<NAME>_FILE` passes only when it names a file in a read-only mount (the api's own do).
+      find(o, 'Deployment', 'audit-server-worker').spec.template.spec.containers[0].env.push({ name: 'AUDIT_BOOTSTRAP_API_KEY_FILE', value: '/tmp/key' });
       find(o, 'ConfigMap', 'audit-server-config').data.DB_PASSWORD = 'x';
       find(o, 'ConfigMap', 'audit-server-config').data.OTEL_EXPORTER_OTLP_ENDPOINT = 'http://user:pw@collector:4318';
     });
     expectViolation(v, 'no-literal-secrets', `Secret ${NS}/leak`, /literal stringData/);
     expectViolation(v, 'no-literal-secrets', `Deployment ${NS}/audit-server`, /env AUDIT_SIGNING_KEY has a literal value/);
+    expectViolation(v, 'no-literal-secrets', `Deployment ${NS}/audit-server-worker`, /env AUDIT_BOOTSTRAP_API_KEY_FILE has a literal value/);
+    expect(v.filter((x) => x.rule === 'no-literal-secrets' && /_FILE/.test(x.message))).toHaveLength(1);
     expectViolation(v, 'no-literal-secrets', `ConfigMap ${NS}/audit-server-config`, /key 'DB_PASSWORD' looks like a credential/);
     expectViolation(v, 'no-literal-secrets', `ConfigMap ${NS}/audit-server-config`, /data.OTEL_EXPORTER_OTLP_ENDPOINT contains a URL with a password/);
   });

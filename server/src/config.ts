@@ -98,6 +98,22 @@ export const FILE_VARIABLES = [
   'AUDIT_WITNESS_URL',
 ] as const satisfies ReadonlyArray<keyof typeof configSchema.shape>;
 
+/** A variable that may carry a secret ({@link FILE_VARIABLES}). */
+export type SecretVariable = (typeof FILE_VARIABLES)[number];
+
+/**
+ * The secret-bearing variables each process role uses (docs/deploying.md "Secrets per role"): a
+ * deployment gives a role these and no other. `migrate` connects to the database and nothing else;
+ * `api` signs checkpoints, bootstraps the first organization and publishes to a witness; `worker`
+ * verifies with public keys only (`all` is `api` plus `worker`). The Kubernetes manifests are
+ * tested against this list.
+ */
+export const ROLE_SECRETS = {
+  migrate: ['DATABASE_URL'],
+  api: ['DATABASE_URL', 'REDIS_URL', 'AUDIT_SIGNING_KEY', 'AUDIT_BOOTSTRAP_API_KEY', 'AUDIT_WITNESS_URL'],
+  worker: ['DATABASE_URL', 'REDIS_URL', 'AUDIT_VERIFIER_KEY', 'AUDIT_TRUSTED_VERIFIER_KEYS'],
+} as const satisfies Record<'migrate' | 'api' | 'worker', readonly SecretVariable[]>;
+
 /** The validated configuration. */
 export type Config = z.infer<typeof configSchema>;
 

@@ -249,6 +249,18 @@ function* strings(value: unknown, path: string): Generator<[string, string]> {
   else if (typeof value === 'object' && value !== null) for (const [k, v] of Object.entries(value)) yield* strings(v, path ? `${path}.${k}` : k);
 }
 
+/**
+ * `<NAME>_FILE` naming a file in a read-only mount of the container (the Docker and Kubernetes
+ * secrets convention, server/src/config.ts): the value is a path, the secret stays in the volume.
+ */
+function isSecretFilePath(env: Json, container: Json): boolean {
+  if (!String(env.name).endsWith('_FILE')) return false;
+  const file = String(env.value);
+  return asArray(container.volumeMounts).some(
+    (m) => m.readOnly === true && typeof m.mountPath === 'string' && file.startsWith(`${m.mountPath.replace(/\/+$/, '')}/`),
+  );
+}
+
 const ruleNoLiteralSecrets: Rule = (objects, pods) => {
   const out: Violation[] = [];
   for (const o of objects) {
@@ -272,7 +284,7 @@ const ruleNoLiteralSecrets: Rule = (objects, pods) => {
   for (const pod of pods) {
     for (const { container, kind } of containersOf(pod.spec)) {
       for (const env of asArray(container.env)) {
-        if (typeof env.value === 'string' && env.value !== '' && SECRET_ENV_NAME.test(String(env.name))) {
+        if (typeof env.value === 'string' && env.value !== '' && SECRET_ENV_NAME.test(String(env.name)) && !isSecretFilePath(env, container)) {
           out.push({
             rule: 'no-literal-secrets',
             object: describeObject(pod.owner),

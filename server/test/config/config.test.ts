@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { FILE_VARIABLES, loadConfig } from '../../src/config';
+import { FILE_VARIABLES, loadConfig, ROLE_SECRETS } from '../../src/config';
 import { withConfigTable } from '../../src/config-docs';
 
 describe('configuration', () => {
@@ -62,6 +62,25 @@ describe('configuration', () => {
     it('a production worker needs a verifier key, never the signing key', () => {
       expect(loadConfig({ NODE_ENV: 'production', AUDIT_ROLE: 'worker', AUDIT_VERIFIER_KEY: 'k+01020304+AQ==' }).AUDIT_SIGNING_KEY).toBeUndefined();
       expect(loadConfig({ NODE_ENV: 'production', AUDIT_ROLE: 'worker', AUDIT_TRUSTED_VERIFIER_KEYS: 'k+01020304+AQ==' }).AUDIT_TRUSTED_VERIFIER_KEYS).toHaveLength(1);
+    });
+
+    it('ROLE_SECRETS assigns every secret variable to a role, and each role starts in production with its own alone', () => {
+      expect(new Set(Object.values(ROLE_SECRETS).flat())).toEqual(new Set(FILE_VARIABLES));
+      const standIn: Record<string, string> = {
+        DATABASE_URL: 'postgres://u@db/audit',
+        REDIS_URL: 'redis://redis:6379',
+        AUDIT_SIGNING_KEY: 'PRIVATE+KEY+x',
+        AUDIT_VERIFIER_KEY: 'k+01020304+AQ==',
+        AUDIT_BOOTSTRAP_API_KEY: 'b'.repeat(40),
+        AUDIT_TRUSTED_VERIFIER_KEYS: 'old+01020304+AQ==',
+        AUDIT_WITNESS_URL: 'https://witness.example/add',
+      };
+      for (const [role, names] of Object.entries(ROLE_SECRETS)) {
+        const env = Object.fromEntries(names.map((n) => [n, standIn[n]]));
+        expect(loadConfig({ NODE_ENV: 'production', AUDIT_ROLE: role, ...env }).AUDIT_ROLE).toBe(role);
+      }
+      // The worker's list holds no private key: it starts on the public one.
+      expect(ROLE_SECRETS.worker).not.toContain('AUDIT_SIGNING_KEY');
     });
 
     it('the admin CLI (roleSecrets: false) needs no signing key in production', () => {

@@ -27,7 +27,11 @@ it('runs the self-audit with only AUDIT_VERIFIER_KEY', async () => {
     await api.close();
 
     const { AUDIT_SIGNING_KEY: _unused, ...withoutKey } = base as Record<string, string>;
-    const workerEnv = { ...withoutKey, NODE_ENV: 'production', AUDIT_ROLE: 'worker', AUDIT_VERIFIER_KEY: realVerifier };
+    // As the Kubernetes manifests give it (docs/deploying.md "Secrets per role"): the verifier key
+    // as a file, no signing key, no bootstrap key.
+    const keyFile = `${env.AUDIT_DATA_DIR}/verifier-key`;
+    fs.writeFileSync(keyFile, `${realVerifier}\n`, { mode: 0o440 });
+    const workerEnv = { ...withoutKey, NODE_ENV: 'production', AUDIT_ROLE: 'worker', AUDIT_VERIFIER_KEY_FILE: keyFile };
     const worker = await startRuntime(loadConfig(workerEnv), createLogger('silent'));
     try {
       expect(worker.signer).toBeNull();
