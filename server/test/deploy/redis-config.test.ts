@@ -112,9 +112,10 @@ describe.each([
       expect(write.status).toBe(201);
       expect(cli(redis, ['--scan', '--pattern', 'audit:rl:*'])).toMatch(/^audit:rl:/m);
     } finally {
-      expect(await server.process.stop()).toBe(0);
+      // A graceful stop, however slow the machine is (SIGKILL only after a minute).
+      expect(await server.process.stop(60_000)).toBe(0);
     }
-  });
+  }, 300_000);
 
   it('rejects a wrong password', () => {
     // redis-cli rather than an ioredis client: a client whose AUTH failed keeps a handle open.

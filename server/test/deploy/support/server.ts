@@ -88,7 +88,8 @@ export async function startAuditServer(
       const response = await fetchOnce({ host, port, path: '/ready', timeoutMs: 2_000 });
       return response.status === 200 ? true : undefined;
     },
-    { attempts: 300, intervalMs: 200, describe: () => proc.output() },
+    // Generous: a server compiled by tsx on a busy 2-core machine can need well over a minute.
+    { attempts: 900, intervalMs: 200, describe: () => proc.output() },
   );
   const logs = () => parseLogs(proc.stdoutLines);
   return {
