@@ -9,8 +9,9 @@ const transform: Config['transform'] = {
 const config: Config = {
   maxWorkers: 2,
   // Integration tests start real servers (PGlite boots in seconds) on a 2-core machine that may be
-  // busy; no test asserts on time, so a generous ceiling only catches hangs.
-  testTimeout: 60_000,
+  // busy (several suites at once: a PGlite server can take over a minute to start); no test asserts
+  // on time, so a generous ceiling only catches hangs.
+  testTimeout: 180_000,
   projects: [
     {
       displayName: 'server',

@@ -224,6 +224,8 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     const address = server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${address.port}`;
+    // A refused `audit-admin` names the running server to act through instead.
+    database.dataDirLock?.setUrl(url);
 
     let closing: Promise<void> | null = null;
     const close = () =>

@@ -10,14 +10,24 @@
  *       (exit 0 only when every ledger verifies with the trusted keys: --key, the verifier key of
  *        AUDIT_SIGNING_KEY, AUDIT_VERIFIER_KEY, AUDIT_TRUSTED_VERIFIER_KEYS; never the database's)
  *
- * With the embedded default (no DATABASE_URL) the server must be stopped: PGlite allows one process.
+ * The api-keys commands can also act through a running server's API instead of the database:
+ *
+ *   audit-admin api-keys create|list|revoke … --url http://127.0.0.1:3000 --api-key-file FILE
+ *
+ * (FILE holds an admin key; `-` reads it from stdin; the organization is the key's). With the
+ * embedded default (no DATABASE_URL) the data directory belongs to the server while it runs: the
+ * CLI refuses (exit 3) rather than open it beside the server, and names the server to use with
+ * `--url`. With PostgreSQL a revocation reaches running servers within the API key look-up cache's
+ * lifetime (10 s); through `--url` it takes effect on that server at once.
  */
+import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ApiKeyService } from '../auth/api-keys';
 import { createOrganization } from '../auth/organizations';
 import { API_KEY_ROLES, type ApiKeyRole } from '../auth/permissions';
 import { ConfigError, loadConfig, type Config } from '../config';
 import { openDatabase, type Database } from '../db/client';
+import { DataDirInUseError } from '../db/data-dir-lock';
 import { organizations } from '../db/schema';
 import { migrate } from '../db/migrate';
 import { verifyLedgers } from '../audit/verify-ledger';
@@ -27,10 +37,59 @@ const USAGE = `usage:
   audit-admin api-keys create --name NAME --role ${API_KEY_ROLES.join('|')} [--org ID]
   audit-admin api-keys list [--org ID]
   audit-admin api-keys revoke --id KEY_ID [--org ID]
+  audit-admin api-keys create|list|revoke … --url SERVER_URL --api-key-file FILE|-   (through a running server)
   audit-admin organizations create --name NAME
   audit-admin verify-ledger [--organization ID] [--key VERIFIER_KEY]...`;
 
 class UsageError extends Error {}
+
+/** Exit status when the embedded data directory belongs to a running server. */
+const EXIT_IN_USE = 3;
+
+/** The admin key for `--url`: from a file, or stdin for `-` (never a flag: argv is visible to all). */
+function readApiKey(file: string | undefined): string {
+  if (!file) throw new UsageError('--url needs --api-key-file FILE (or - for stdin) holding an admin API key');
+  const key = fs.readFileSync(file === '-' ? 0 : file, 'utf8').trim();
+  if (key === '') throw new UsageError('the API key file is empty');
+  return key;
+}
+
+/** api-keys create|list|revoke through a running server's REST API (docs: README "API"). */
+async function viaServer(base: string, key: string, command: string | undefined, values: { name?: string | undefined; role?: string | undefined; id?: string | undefined }, out: (s: string) => void): Promise<number> {
+  let url: URL;
+  try {
+    url = new URL('/api/v1/api-keys', base);
+  } catch {
+    throw new UsageError(`--url is not a URL: ${base.slice(0, 200)}`);
+  }
+  const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
+  let res: Response;
+  if (command === 'create') {
+    if (!values.name) throw new UsageError('--name is required');
+    if (!API_KEY_ROLES.includes(values.role as ApiKeyRole)) throw new UsageError(`--role must be one of ${API_KEY_ROLES.join(', ')}`);
+    res = await fetch(url, { method: 'POST', headers, body: JSON.stringify({ name: values.name, role: values.role }) });
+  } else if (command === 'list') {
+    res = await fetch(url, { headers });
+  } else if (command === 'revoke') {
+    if (!values.id) throw new UsageError('--id is required');
+    res = await fetch(new URL(`/api/v1/api-keys/${encodeURIComponent(values.id)}`, base), { method: 'DELETE', headers });
+  } else {
+    throw new UsageError(`unknown command: api-keys ${command ?? ''}`);
+  }
+  const text = await res.text();
+  if (!res.ok) {
+    let message = text.slice(0, 500);
+    try {
+      message = (JSON.parse(text) as { error: { message: string } }).error.message;
+    } catch {
+      /* not the API's error shape */
+    }
+    process.stderr.write(`audit-admin: the server answered ${res.status}: ${message}\n`);
+    return 1;
+  }
+  out(JSON.stringify(JSON.parse(text), null, 2));
+  return 0;
+}
 
 async function defaultOrg(database: Database, given: string | undefined): Promise<string> {
   if (given) return given;
@@ -75,6 +134,8 @@ async function run(argv: string[], out: (s: string) => void): Promise<number> {
       organization: { type: 'string' },
       id: { type: 'string' },
       key: { type: 'string', multiple: true },
+      url: { type: 'string' },
+      'api-key-file': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -82,9 +143,25 @@ async function run(argv: string[], out: (s: string) => void): Promise<number> {
     out(USAGE);
     return values.help ? 0 : 2;
   }
+  if (values.url !== undefined) {
+    if (positionals[0] !== 'api-keys') throw new UsageError('--url is for the api-keys commands');
+    return viaServer(values.url, readApiKey(values['api-key-file']), positionals[1], values, out);
+  }
   // The CLI signs nothing: it needs the database, and for verify-ledger only verifier keys.
   const config = loadConfig(undefined, { roleSecrets: false });
-  const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.AUDIT_DATA_DIR });
+  let database: Database;
+  try {
+    // With the embedded default this refuses while a server holds the data directory.
+    database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATABASE_URL ? undefined : config.AUDIT_DATA_DIR });
+  } catch (err) {
+    if (!(err instanceof DataDirInUseError)) throw err;
+    const through = err.holder.url ?? 'http://127.0.0.1:3000';
+    process.stderr.write(
+      `audit-admin: refused: ${err.message}, and a change made beside a running server would not reach it.\n` +
+        `Stop the server first, or act through it: audit-admin ${positionals.join(' ')} … --url ${through} --api-key-file FILE (an admin key)\n`,
+    );
+    return EXIT_IN_USE;
+  }
   try {
     await migrate(database);
     const keys = new ApiKeyService(database);

@@ -10,6 +10,7 @@ import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import pg from 'pg';
+import { acquireDataDirLock, type DataDirLock } from './data-dir-lock';
 import * as schema from './schema';
 
 /** The Drizzle database every repository uses, whichever driver is underneath. */
@@ -33,6 +34,8 @@ export interface Database {
   connect(): Promise<RawConnection>;
   ping(): Promise<void>;
   close(): Promise<void>;
+  /** PGlite in a data directory: this process's lock on it (see data-dir-lock.ts). */
+  readonly dataDirLock?: DataDirLock;
 }
 
 /** Options for {@link openDatabase}. */
@@ -97,12 +100,21 @@ function openPostgres(url: string, poolMax: number): Database {
 
 async function openPglite(dataDir: string | undefined): Promise<Database> {
   if (dataDir) fs.mkdirSync(path.resolve(dataDir), { recursive: true });
-  const client = dataDir ? new PGlite(path.resolve(dataDir)) : new PGlite();
-  await client.waitReady;
+  // Refuses (DataDirInUseError) before PGlite touches a directory another process has open.
+  const lock = dataDir ? acquireDataDirLock(dataDir) : undefined;
+  let client: PGlite;
+  try {
+    client = dataDir ? new PGlite(path.resolve(dataDir)) : new PGlite();
+    await client.waitReady;
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
   const db = drizzlePglite({ client, ...drizzleConfig }) as unknown as Db;
   return {
     kind: 'pglite',
     db,
+    ...(lock ? { dataDirLock: lock } : {}),
     connect() {
       return Promise.resolve({
         query: async <R>(text: string, params?: unknown[]) => {
@@ -119,7 +131,11 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
       await client.query('SELECT 1');
     },
     async close() {
-      await client.close();
+      try {
+        await client.close();
+      } finally {
+        lock?.release();
+      }
     },
   };
 }

@@ -18,7 +18,7 @@ const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 async function until(
   what: string,
   probe: () => Promise<boolean> | boolean,
-  limitMs = 120_000,
+  limitMs = 300_000,
 ): Promise<void> {
   const deadline = Date.now() + limitMs;
   for (;;) {
@@ -126,7 +126,7 @@ describe('the README quick start', () => {
   });
 });
 
-jest.setTimeout(180_000);
+jest.setTimeout(400_000);
 
 const describePg = process.env.TEST_DATABASE_URL ? describe : describe.skip;
 
