@@ -16,7 +16,7 @@ import { getJson, killServer, postJson, spawnServer, type ServerProcess } from '
 
 const ROOT = path.resolve(__dirname, '../../..');
 const ADMIN = 'sak_cli_test_admin_key_0123456789abcdefghijklmnop';
-jest.setTimeout(240_000);
+jest.setTimeout(600_000);
 
 /** Runs the CLI (as operators do, from source) with `env`; resolves with status and output. */
 function cli(

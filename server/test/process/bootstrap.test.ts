@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { getJson, killServer, spawnServer } from '../helpers/process';
 
-jest.setTimeout(120_000);
+jest.setTimeout(400_000);
 
 it('prints a generated admin key on first start only, and keeps the signing key across restarts', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-bootstrap-'));

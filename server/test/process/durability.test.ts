@@ -9,7 +9,7 @@ import { getJson, killServer, postJson, spawnServer, type ServerProcess } from '
 import { backendEnv, TEST_ADMIN_KEY } from '../helpers/server';
 import { generateSignerKey } from '../../src/ledger';
 
-jest.setTimeout(240_000);
+jest.setTimeout(400_000);
 
 interface Ack {
   id: string;

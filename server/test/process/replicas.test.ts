@@ -9,7 +9,7 @@ import { createTestDatabase, testRedisUrl } from '../helpers/backends';
 import { getJson, killServer, postJson, spawnServer, type ServerProcess } from '../helpers/process';
 import { TEST_ADMIN_KEY } from '../helpers/server';
 
-jest.setTimeout(180_000);
+jest.setTimeout(400_000);
 const b = (s: string) => Buffer.from(s, 'base64');
 const maybe = process.env.TEST_DATABASE_URL ? describe : describe.skip;
 

@@ -12,7 +12,7 @@ import { startRuntime } from '../../src/runtime';
 import { backendEnv, TEST_ADMIN_KEY } from '../helpers/server';
 import { bulkItems } from '../helpers/events';
 
-jest.setTimeout(120_000);
+jest.setTimeout(400_000);
 
 it('runs the self-audit with only AUDIT_VERIFIER_KEY', async () => {
   const { env, cleanup } = await backendEnv('pglite');
