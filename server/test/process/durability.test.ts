@@ -26,7 +26,13 @@ describe.each(backends())('durability under SIGKILL on %s', (backend) => {
   it('keeps every acknowledged event across random kills', async () => {
     const { env: benv, cleanup } = await backendEnv(backend);
     const { signerKey, verifierKey } = generateSignerKey('durability.audit');
-    const env = { ...benv, AUDIT_SIGNING_KEY: signerKey, AUDIT_BOOTSTRAP_API_KEY: TEST_ADMIN_KEY, RATE_LIMIT_PER_MINUTE: '0', AUDIT_LOG_ORIGIN: 'durability.audit' };
+    const env = {
+      ...benv,
+      AUDIT_SIGNING_KEY: signerKey,
+      AUDIT_BOOTSTRAP_API_KEY: TEST_ADMIN_KEY,
+      RATE_LIMIT_PER_MINUTE: '0',
+      AUDIT_LOG_ORIGIN: 'durability.audit',
+    };
     const acks: Ack[] = [];
     let server: ServerProcess | null = null;
     try {
@@ -39,11 +45,19 @@ describe.each(backends())('durability under SIGKILL on %s', (backend) => {
             try {
               if (i % 5 === 0) {
                 const res = await postJson(`${url}/api/v1/events/bulk`, TEST_ADMIN_KEY, {
-                  events: Array.from({ length: 20 }, (_, k) => ({ action: 'durability.bulk', status: 'success', correlationId: `r${round}-c${c}-i${i}-k${k}` })),
+                  events: Array.from({ length: 20 }, (_, k) => ({
+                    action: 'durability.bulk',
+                    status: 'success',
+                    correlationId: `r${round}-c${c}-i${i}-k${k}`,
+                  })),
                 });
                 if (res.status === 200) for (const r of res.body.results) if (r.ok) acks.push(r.receipt);
               } else {
-                const res = await postJson(`${url}/api/v1/events`, TEST_ADMIN_KEY, { action: 'durability.single', status: 'success', correlationId: `r${round}-c${c}-i${i}` });
+                const res = await postJson(`${url}/api/v1/events`, TEST_ADMIN_KEY, {
+                  action: 'durability.single',
+                  status: 'success',
+                  correlationId: `r${round}-c${c}-i${i}`,
+                });
                 if (res.status === 201) acks.push(res.body);
               }
             } catch {
@@ -51,8 +65,12 @@ describe.each(backends())('durability under SIGKILL on %s', (backend) => {
             }
           }
         };
+        const before = acks.length;
         const clients = Array.from({ length: 6 }, (_, c) => client(c));
-        // Kill at a random moment between 0.4 s and 1.6 s into the load.
+        // Once the server is acknowledging (however slow the machine), kill it at a random moment
+        // between 0.4 s and 1.6 s later.
+        for (const deadline = Date.now() + 120_000; acks.length < before + 20 && Date.now() < deadline;)
+          await new Promise((r) => setTimeout(r, 50));
         await new Promise((r) => setTimeout(r, 400 + Math.floor(Math.random() * 1200)));
         await killServer(server, 'SIGKILL');
         stop = true;
@@ -75,8 +93,17 @@ describe.each(backends())('durability under SIGKILL on %s', (backend) => {
       for (const size of sizes) {
         const a = acks.find((x) => x.treeSize === size)!;
         const opened = openCheckpoint(a.checkpoint, [verifier]);
-        const proof = await getJson(`${server.url}/api/v1/ledger/proofs/consistency?fromSize=${size}&toSize=${checkpoint.size}`, TEST_ADMIN_KEY);
-        verifyConsistency(size, checkpoint.size, proof.body.hashes.map(b), opened.checkpoint.rootHash, checkpoint.rootHash);
+        const proof = await getJson(
+          `${server.url}/api/v1/ledger/proofs/consistency?fromSize=${size}&toSize=${checkpoint.size}`,
+          TEST_ADMIN_KEY,
+        );
+        verifyConsistency(
+          size,
+          checkpoint.size,
+          proof.body.hashes.map(b),
+          opened.checkpoint.rootHash,
+          checkpoint.rootHash,
+        );
       }
       // Every acknowledged event is present, unchanged, and included in the current tree.
       for (const a of acks) {
@@ -86,8 +113,17 @@ describe.each(backends())('durability under SIGKILL on %s', (backend) => {
         expect(ev.body.event.leafIndex).toBe(a.leafIndex);
       }
       for (const a of acks.filter((_, i) => i % 7 === 0)) {
-        const p = await getJson(`${server.url}/api/v1/ledger/proofs/inclusion?leafIndex=${a.leafIndex}&treeSize=${checkpoint.size}`, TEST_ADMIN_KEY);
-        verifyInclusion(b(a.leafHash), a.leafIndex, checkpoint.size, p.body.hashes.map(b), checkpoint.rootHash);
+        const p = await getJson(
+          `${server.url}/api/v1/ledger/proofs/inclusion?leafIndex=${a.leafIndex}&treeSize=${checkpoint.size}`,
+          TEST_ADMIN_KEY,
+        );
+        verifyInclusion(
+          b(a.leafHash),
+          a.leafIndex,
+          checkpoint.size,
+          p.body.hashes.map(b),
+          checkpoint.rootHash,
+        );
       }
     } finally {
       if (server) await killServer(server, 'SIGTERM');
