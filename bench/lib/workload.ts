@@ -129,9 +129,9 @@ export function makeEvent(seed: number, i: number): BenchEvent {
   return event;
 }
 
-/** Events [start, start + count) serialized as a bulk body `{"events":[…]}`. */
-export function bulkBody(seed: number, start: number, count: number): string {
+/** Events [start, start + count) serialized as a bulk body `{"events":[…]}`, with `receipts` when given. */
+export function bulkBody(seed: number, start: number, count: number, receipts?: 'full' | 'compact'): string {
   const events: BenchEvent[] = [];
   for (let i = start; i < start + count; i++) events.push(makeEvent(seed, i));
-  return JSON.stringify({ events });
+  return JSON.stringify(receipts ? { events, receipts } : { events });
 }

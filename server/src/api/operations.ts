@@ -43,6 +43,12 @@ export interface Operation<I extends z.ZodType, O extends z.ZodType> {
   /** A valid input, published as the OpenAPI example; a test sends it for every operation. */
   example: z.input<I>;
   run: (ctx: AuthedContext, input: z.output<I>) => Promise<z.input<O>>;
+  /**
+   * The output is built by the server in exactly the output schema's shape (the compiler checks
+   * `run`'s type), so the adapters do not validate it at run time: set on the ingest hot path,
+   * where validating every receipt cost more than building it.
+   */
+  trustedOutput?: true;
 }
 
 function op<I extends z.ZodType, O extends z.ZodType>(o: Operation<I, O>): Operation<I, O> {
@@ -81,6 +87,18 @@ const itemErrorSchema = z.object({
   issues: z.array(z.object({ path: z.string(), message: z.string() })),
 });
 
+/** A failed bulk item. */
+const itemFailureSchema = z.object({ index: z.number().int(), ok: z.literal(false), error: itemErrorSchema });
+
+/** A receipt of a compact bulk answer: the event's place in the log, without checkpoint or proof. */
+const compactReceiptSchema = z.object({
+  id: z.uuid(),
+  leafIndex: z.number().int().nonnegative(),
+  leafHash: b64,
+  recordedAt: z.string(),
+  duplicate: z.boolean(),
+});
+
 const EXAMPLE_EVENT = {
   action: 'data.read',
   status: 'success',
@@ -117,6 +135,7 @@ export function createOperations(limits: InputLimits) {
     }),
     eventsCreate: op({
       kind: 'mutation',
+      trustedOutput: true,
       summary: 'Append one audit event; answers after COMMIT with a verifiable receipt',
       permission: 'audit.events:create',
       input: eventInputSchema,
@@ -129,23 +148,54 @@ export function createOperations(limits: InputLimits) {
       kind: 'mutation',
       summary: 'Append 1–1000 events; each item is validated and acknowledged on its own',
       permission: 'audit.events:create',
-      input: z.strictObject({ events: z.array(bulkItem).min(1).max(1000) }),
-      output: z.object({
-        accepted: z.number().int(),
-        rejected: z.number().int(),
-        results: z.array(
-          z.union([
-            z.object({ index: z.number().int(), ok: z.literal(true), receipt: receiptSchema }),
-            z.object({ index: z.number().int(), ok: z.literal(false), error: itemErrorSchema }),
-          ]),
-        ),
+      trustedOutput: true,
+      input: z.strictObject({
+        events: z.array(bulkItem).min(1).max(1000),
+        receipts: z
+          .enum(['full', 'compact'])
+          .default('full')
+          .describe(
+            '"full" (default): every receipt carries its checkpoint and inclusion proof. "compact": the answer carries the newest checkpoint once, ' +
+              'each receipt only id, leafIndex, leafHash, recordedAt and duplicate; proofs are fetched at checkpoint.treeSize from /ledger/proofs/inclusion',
+          ),
       }),
+      output: z.union([
+        z.object({
+          accepted: z.number().int(),
+          rejected: z.number().int(),
+          results: z.array(z.union([z.object({ index: z.number().int(), ok: z.literal(true), receipt: receiptSchema }), itemFailureSchema])),
+        }),
+        z.object({
+          accepted: z.number().int(),
+          rejected: z.number().int(),
+          receipts: z.literal('compact'),
+          checkpoint: z
+            .object({ treeSize: z.number().int().positive(), rootHash: b64, note: z.string() })
+            .nullable()
+            .describe('the newest signed checkpoint of this answer: it covers every accepted event (null when none was accepted)'),
+          results: z.array(z.union([z.object({ index: z.number().int(), ok: z.literal(true), receipt: compactReceiptSchema }), itemFailureSchema])),
+        }),
+      ]),
       rest: { method: 'post', path: '/events/bulk' },
       example: { events: [EXAMPLE_EVENT, { ...EXAMPLE_EVENT, action: 'data.write' }] },
       run: async (ctx, input) => {
-        const results = await ctx.services.events.bulkCreate(ctx.principal.organizationId, input.events);
-        const accepted = results.filter((r) => r.ok).length;
-        return { accepted, rejected: results.length - accepted, results };
+        const org = ctx.principal.organizationId;
+        if (input.receipts === 'full') {
+          const results = await ctx.services.events.bulkCreate(org, input.events);
+          const accepted = results.filter((r) => r.ok).length;
+          return { accepted, rejected: results.length - accepted, results };
+        }
+        const placed = await ctx.services.events.bulkCreate(org, input.events, { proofs: false });
+        let newest: { treeSize: number; rootHash: string; note: string } | null = null;
+        let accepted = 0;
+        const results = placed.map((r) => {
+          if (!r.ok) return r;
+          accepted++;
+          const { id, leafIndex, leafHash, recordedAt, duplicate, treeSize, rootHash, checkpoint } = r.receipt;
+          if (!newest || treeSize > newest.treeSize) newest = { treeSize, rootHash, note: checkpoint };
+          return { index: r.index, ok: true as const, receipt: { id, leafIndex, leafHash, recordedAt, duplicate } };
+        });
+        return { accepted, rejected: results.length - accepted, receipts: 'compact' as const, checkpoint: newest, results };
       },
     }),
     eventsQuery: op({

@@ -8,7 +8,9 @@
  * (id, recordedAt, a defaulted timestamp) and builds the leaf — which cannot fail for any input.
  */
 import { randomBytes } from 'node:crypto';
-import { commitField, formatRecordedAt, leafBytes, leafHash, SALT_SIZE } from '../ledger';
+import { formatRecordedAt, SALT_SIZE } from '../ledger';
+// Imported from the module itself, not through the index's re-export (a getter call per use).
+import { commitFieldFast, rebuildLeafHash } from '../ledger/fast-commitment';
 import { EVENT_FIELDS, type EventField, type EventInput } from './schema';
 
 /** Field values exactly as committed (JSON values). */
@@ -52,6 +54,8 @@ export function createSaltSource(chunk = 1024): () => Buffer {
 /**
  * Commits every field the client sent; the timestamp becomes RFC 3339 UTC with millisecond
  * precision. Throws only for a value the event schema should have refused (a server bug).
+ * Commitments are computed by `commitFieldFast`, which tests check against the reference
+ * `commitField` (server/test/ledger/fast-commitment.test.ts).
  */
 export function prepareEvent(input: EventInput, salt: () => Buffer): PreparedEvent {
   const values: FieldValues = {};
@@ -62,7 +66,7 @@ export function prepareEvent(input: EventInput, salt: () => Buffer): PreparedEve
     if (v === undefined) continue;
     if (field === 'timestamp') v = formatRecordedAt(new Date(v as string));
     const s = salt();
-    commitments[field] = commitField(s, v);
+    commitments[field] = commitFieldFast(s, v);
     salts[field] = s.toString('base64');
     values[field] = v;
   }
@@ -71,18 +75,26 @@ export function prepareEvent(input: EventInput, salt: () => Buffer): PreparedEve
 
 /**
  * Places a prepared event: the timestamp defaults to `recordedAt` (committed here), and the leaf
- * is `UTF-8(JCS({"v":1,"org","id","recordedAt","fields"}))` (docs/ledger-spec.md §5).
+ * is `UTF-8(JCS({"v":1,"org","id","recordedAt","fields"}))` (docs/ledger-spec.md §5), hashed by
+ * `rebuildLeafHash` (checked against `leafHash(leafBytes(…))` in tests).
+ * `recordedAtText` is `formatRecordedAt(recordedAt)`, computed once per batch by the caller.
  * Does not modify `prepared`, so a batch can be retried.
  */
-export function sealEvent(org: string, id: string, recordedAt: Date, prepared: PreparedEvent, salt: () => Buffer): CommittedEvent {
+export function sealEvent(
+  org: string,
+  id: string,
+  recordedAt: Date,
+  prepared: PreparedEvent,
+  salt: () => Buffer,
+  recordedAtText: string = formatRecordedAt(recordedAt),
+): CommittedEvent {
   let { values, commitments, salts } = prepared;
   if (values.timestamp === undefined) {
-    const timestamp = formatRecordedAt(recordedAt);
+    const timestamp = recordedAtText;
     const s = salt();
     values = { ...values, timestamp };
-    commitments = { ...commitments, timestamp: commitField(s, timestamp) };
+    commitments = { ...commitments, timestamp: commitFieldFast(s, timestamp) };
     salts = { ...salts, timestamp: s.toString('base64') };
   }
-  const leaf = leafBytes({ org, id, recordedAt: formatRecordedAt(recordedAt), fields: commitments });
-  return { values, commitments, salts, leafHash: leafHash(leaf) };
+  return { values, commitments, salts, leafHash: rebuildLeafHash(org, id, recordedAtText, commitments) };
 }

@@ -47,9 +47,20 @@ export interface IngestOptions {
   maxWaitMs: number;
 }
 
+/** A receipt without its inclusion proof (what a compact bulk answer carries per event). */
+export type Placement = Omit<Receipt, 'inclusionProof'>;
+
+/** Per-append options of {@link IngestService.append}. */
+export interface AppendOptions {
+  /** Whether each receipt carries its inclusion proof (default true). */
+  proofs?: boolean;
+}
+
 interface Pending {
   event: PreparedEvent;
-  resolve: (r: Receipt) => void;
+  /** Whether the receipt needs its inclusion proof (computed only then). */
+  proof: boolean;
+  resolve: (r: Receipt | Placement) => void;
   reject: (e: unknown) => void;
 }
 
@@ -105,9 +116,13 @@ export class IngestService {
 
   /**
    * Appends parsed events; returns one promise per event, each resolving after COMMIT with its
-   * receipt or rejecting on its own (an event's failure never fails another's promise).
+   * receipt or rejecting on its own (an event's failure never fails another's promise). With
+   * `{ proofs: false }` the receipts carry no inclusion proof and none is computed.
    */
-  append(org: string, inputs: EventInput[]): Array<Promise<Receipt>> {
+  append(org: string, inputs: EventInput[], options?: { proofs?: true }): Array<Promise<Receipt>>;
+  append(org: string, inputs: EventInput[], options: AppendOptions): Array<Promise<Receipt | Placement>>;
+  append(org: string, inputs: EventInput[], options: AppendOptions = {}): Array<Promise<Receipt | Placement>> {
+    const proof = options.proofs ?? true;
     // 503, not 500: a proxy may retry the request on another replica.
     if (this.closed) return inputs.map(() => Promise.reject(new AppError('UNAVAILABLE', 'server is shutting down; retry on another replica')));
     // Nothing to append (a bulk request whose every item was invalid): no queue entry, which would
@@ -126,7 +141,7 @@ export class IngestService {
       } catch (err) {
         return Promise.reject(err instanceof Error ? err : new Error(String(err)));
       }
-      return new Promise<Receipt>((resolve, reject) => queue.pending.push({ event, resolve, reject }));
+      return new Promise<Receipt | Placement>((resolve, reject) => queue.pending.push({ event, proof, resolve, reject }));
     });
     this.schedule(org, queue);
     return promises;
@@ -184,7 +199,7 @@ export class IngestService {
       batch.forEach((p) => p.reject(error));
       return;
     }
-    const settled = this.receipts(org, committed).then(
+    const settled = this.receipts(org, committed, batch).then(
       (receipts) => batch.forEach((p, i) => p.resolve(receipts[i]!)),
       (err: unknown) => {
         // Committed, but the receipts could not be read: a retry with the same idempotency key
@@ -225,9 +240,10 @@ export class IngestService {
   /** One transaction: lock head, dedupe idempotency keys, insert rows and nodes, sign, COMMIT. */
   private async commit(org: string, batch: Pending[]): Promise<Committed> {
     const recordedAt = new Date(); // one time per batch; millisecond precision (docs/ledger-spec.md §5)
+    const recordedAtText = formatRecordedAt(recordedAt);
     const prepared = batch.map((p) => {
       const id = uuidv7(recordedAt.getTime());
-      const committed = sealEvent(org, id, recordedAt, p.event, this.salt);
+      const committed = sealEvent(org, id, recordedAt, p.event, this.salt, recordedAtText);
       return { id, values: committed.values, committed, key: p.event.idempotencyKey, signature: p.event.producerSignature };
     });
 
@@ -275,35 +291,58 @@ export class IngestService {
     return committed;
   }
 
-  /** Receipts of a committed batch (pure CPU, plus one read only for idempotent repeats). */
-  private async receipts(org: string, { placed, size, root, note, nodes, before }: Committed): Promise<Receipt[]> {
+  /**
+   * Receipts of a committed batch (pure CPU, plus one read only for idempotent repeats), in batch
+   * order; an inclusion proof only for the events whose append asked for one.
+   */
+  private async receipts(org: string, { placed, size, root, note, nodes, before }: Committed, batch: Pending[]): Promise<Array<Receipt | Placement>> {
+    const rootB64 = root.toString('base64');
+    // Leaf hashes of new leaves by index; idempotent repeats of older events are read below.
+    const leaves = new Map<number, Buffer>();
+    for (const n of nodes) if (n.level === 0) leaves.set(n.index, n.hash);
+    const wanted = placed.some((_, i) => batch[i]!.proof);
     // Proofs at the new size. A new leaf's audit path uses only new nodes and the old
     // frontier (the complete subtrees left of the old size), both in memory; only idempotent
     // repeats of older events need stored nodes, read in one query.
-    const known = new Map(nodes.map((n) => [`${n.level}/${n.index}`, n.hash]));
-    frontierNodes(before.size).forEach((id, i) => known.set(`${id.level}/${id.index}`, before.frontier[i]!));
-    const plans = placed.map((p) => [{ level: 0, index: p.leafIndex }, ...planInclusion(p.leafIndex, size)]);
+    const known = new Map<string, Buffer>();
+    if (wanted) {
+      for (const n of nodes) known.set(`${n.level}/${n.index}`, n.hash);
+      frontierNodes(before.size).forEach((id, i) => known.set(`${id.level}/${id.index}`, before.frontier[i]!));
+    }
+    const plans = placed.map((p, i) => (batch[i]!.proof ? planInclusion(p.leafIndex, size) : []));
     const missing = new Map<string, NodeId>();
-    for (const plan of plans) for (const id of plan) if (!known.has(`${id.level}/${id.index}`)) missing.set(`${id.level}/${id.index}`, id);
+    placed.forEach((p, i) => {
+      const ids = [{ level: 0, index: p.leafIndex }, ...plans[i]!];
+      for (const id of ids) {
+        const key = `${id.level}/${id.index}`;
+        if (!(id.level === 0 && leaves.has(id.index)) && !known.has(key)) missing.set(key, id);
+      }
+    });
     const ids = [...missing.values()];
     const hashes = await readNodes(this.database.db, org, ids);
-    ids.forEach((id, i) => known.set(`${id.level}/${id.index}`, hashes[i]!));
-    const rootB64 = root.toString('base64');
+    ids.forEach((id, i) => {
+      known.set(`${id.level}/${id.index}`, hashes[i]!);
+      if (id.level === 0) leaves.set(id.index, hashes[i]!);
+    });
+    const recordedAtText = new Map<number, string>();
     return placed.map((p, i) => {
-      const [leaf, ...path] = plans[i]!.map((id) => known.get(`${id.level}/${id.index}`)!);
+      const t = p.recordedAt.getTime();
+      let recordedAt = recordedAtText.get(t);
+      if (recordedAt === undefined) recordedAtText.set(t, (recordedAt = formatRecordedAt(p.recordedAt)));
+      const leafHash = (leaves.get(p.leafIndex) ?? known.get(`0/${p.leafIndex}`)!).toString('base64');
+      if (!batch[i]!.proof) {
+        return { id: p.id, leafIndex: p.leafIndex, leafHash, recordedAt, treeSize: size, rootHash: rootB64, checkpoint: note, duplicate: p.duplicate };
+      }
+      const path = plans[i]!.map((id) => known.get(`${id.level}/${id.index}`)!);
       return {
         id: p.id,
         leafIndex: p.leafIndex,
-        leafHash: leaf!.toString('base64'),
-        recordedAt: formatRecordedAt(p.recordedAt),
+        leafHash,
+        recordedAt,
         treeSize: size,
         rootHash: rootB64,
         checkpoint: note,
-        inclusionProof: {
-          leafIndex: p.leafIndex,
-          treeSize: size,
-          hashes: proveInclusion(p.leafIndex, size, path).map((h) => h.toString('base64')),
-        },
+        inclusionProof: { leafIndex: p.leafIndex, treeSize: size, hashes: proveInclusion(p.leafIndex, size, path).map((h) => h.toString('base64')) },
         duplicate: p.duplicate,
       };
     });

@@ -10,16 +10,16 @@ import { verifyProducerSignature } from '../ledger';
 import { isStorableInstant } from '../util/safe-input';
 import { uuidv7Time } from '../util/uuid';
 import { encodeCursor } from './cursor';
-import type { IngestService } from './ingest';
+import type { IngestService, Placement } from './ingest';
 import * as repo from './repository';
 import type { BulkItem, EventInput, EventPage, EventQuery, EventRecord, EventStats, EventStatsInput, Receipt } from './schema';
 
 /** Codes a failed bulk item can carry: the input's fault, or the server's. */
 type ItemErrorCode = 'BAD_REQUEST' | 'UNAVAILABLE' | 'INTERNAL';
 
-/** Result of one item of a bulk append. */
-export type BulkItemResult =
-  | { index: number; ok: true; receipt: Receipt }
+/** Result of one item of a bulk append (`R`: a full receipt, or a placement without proof). */
+export type BulkItemResult<R extends Placement = Receipt> =
+  | { index: number; ok: true; receipt: R }
   | { index: number; ok: false; error: { code: ItemErrorCode; message: string; issues: FieldIssue[] } };
 
 /** Validates, appends and queries events of the caller's organization. */
@@ -69,10 +69,14 @@ export class EventService {
   /**
    * Appends 1–1000 items parsed one by one by the event schema. Valid ones are appended (in
    * order, in as few transactions as group commit allows), and every item gets its own answer:
-   * a receipt, or the error of that item alone (its input's fault, or the server's).
+   * a receipt, or the error of that item alone (its input's fault, or the server's). With
+   * `{ proofs: false }` the receipts carry no inclusion proof (none is computed).
    */
-  async bulkCreate(org: string, items: BulkItem[]): Promise<BulkItemResult[]> {
-    const results: BulkItemResult[] = new Array<BulkItemResult>(items.length);
+  async bulkCreate(org: string, items: BulkItem[], options?: { proofs?: true }): Promise<BulkItemResult[]>;
+  async bulkCreate(org: string, items: BulkItem[], options: { proofs?: boolean }): Promise<Array<BulkItemResult<Receipt | Placement>>>;
+  async bulkCreate(org: string, items: BulkItem[], options: { proofs?: boolean } = {}): Promise<Array<BulkItemResult<Receipt | Placement>>> {
+    type Result = BulkItemResult<Receipt | Placement>;
+    const results: Result[] = new Array<Result>(items.length);
     const valid: Array<{ index: number; input: EventInput }> = [];
     items.forEach((item, index) => {
       if (item.ok) {
@@ -88,7 +92,7 @@ export class EventService {
       results[v.index] = { index: v.index, ok: false, error: { code: 'BAD_REQUEST', message, issues: [{ path: 'producerSignature', message }] } };
     }
     const appending = valid.filter((_, i) => !badSignatures.has(i));
-    const settled = await Promise.allSettled(this.ingest.append(org, appending.map((v) => v.input)));
+    const settled = await Promise.allSettled(this.ingest.append(org, appending.map((v) => v.input), { proofs: options.proofs ?? true }));
     const failures = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected');
     // Nothing committed and the server is at fault: the whole request fails (retry it as a whole).
     if (failures.length === settled.length && failures.length > 0 && !isInputFault(failures[0]!.reason)) throw failures[0]!.reason;
