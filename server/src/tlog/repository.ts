@@ -106,6 +106,28 @@ export async function readNodes(db: Conn, org: string, ids: NodeId[]): Promise<B
   });
 }
 
+/**
+ * The head's size and the hashes of `ids` in ONE query (a proof's single round trip); the hashes
+ * in the order of `ids`, undefined where no node is stored. `size` is null without a head.
+ */
+export async function readNodesAndSize(db: Conn, org: string, ids: NodeId[]): Promise<{ size: number | null; hashes: Array<Buffer | undefined> }> {
+  const rows = await db
+    .select({ size: ledgerHeads.size, level: ledgerNodes.level, index: ledgerNodes.index, hash: ledgerNodes.hash })
+    .from(ledgerHeads)
+    .leftJoin(
+      ledgerNodes,
+      and(
+        eq(ledgerNodes.organizationId, org),
+        sql`(${ledgerNodes.level}, ${ledgerNodes.index}) IN (SELECT * FROM unnest(${sql.param(ids.map((i) => i.level))}::smallint[], ${sql.param(ids.map((i) => i.index))}::bigint[]))`,
+      ),
+    )
+    .where(eq(ledgerHeads.organizationId, org));
+  if (rows.length === 0) return { size: null, hashes: ids.map(() => undefined) };
+  const byKey = new Map<string, Buffer>();
+  for (const r of rows) if (r.hash !== null && r.level !== null && r.index !== null) byKey.set(`${r.level}/${r.index}`, r.hash);
+  return { size: rows[0]!.size, hashes: ids.map((id) => byKey.get(`${id.level}/${id.index}`)) };
+}
+
 /** The INSERT of a signed checkpoint. */
 export function insertCheckpointSql(org: string, c: Omit<CheckpointRow, 'createdAt'>): SQL {
   return sql`

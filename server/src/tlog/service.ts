@@ -87,20 +87,41 @@ export class LedgerService {
     return rootAt(size, await repo.readNodes(this.database.db, org, planRoot(size)));
   }
 
-  /** Audit path of leaf `index` in the tree of `treeSize` (default: current size). */
+  /** The last head size a proof saw per organization: the guess that makes a proof one query. */
+  private readonly lastSize = new Map<string, number>();
+
+  /**
+   * Audit path of leaf `index` in the tree of `treeSize` (default: current size). One query reads
+   * the head size and the nodes planned for the requested size (or, without one, for the size the
+   * last proof saw); only when the log grew in between is the plan read again for the new size.
+   */
   async inclusionProof(org: string, index: number, treeSize?: number) {
-    const current = await this.size(org);
-    const size = treeSize ?? current;
-    if (size > current) throw new AppError('NOT_FOUND', `treeSize ${size} is larger than the log (${current})`);
-    if (index >= size) throw new AppError('NOT_FOUND', `leafIndex ${index} is not in a tree of size ${size}`);
-    const plan = planInclusion(index, size);
-    const [leaf, ...hashes] = await repo.readNodes(this.database.db, org, [{ level: 0, index }, ...plan]);
-    return {
-      leafIndex: index,
-      treeSize: size,
-      leafHash: leaf!.toString('base64'),
-      hashes: proveInclusion(index, size, hashes).map((h) => h.toString('base64')),
-    };
+    let guess = treeSize ?? this.lastSize.get(org) ?? 0;
+    for (;;) {
+      const plan = index < guess ? [{ level: 0, index }, ...planInclusion(index, guess)] : [];
+      const read = await repo.readNodesAndSize(this.database.db, org, plan);
+      const current = read.size ?? 0;
+      if (this.lastSize.size > 10_000) this.lastSize.clear();
+      this.lastSize.set(org, current);
+      const size = treeSize ?? current;
+      if (size > current) throw new AppError('NOT_FOUND', `treeSize ${size} is larger than the log (${current})`);
+      if (index >= size) throw new AppError('NOT_FOUND', `leafIndex ${index} is not in a tree of size ${size}`);
+      if (size !== guess) {
+        guess = size; // the log grew since the last proof: plan for its size now
+        continue;
+      }
+      const hashes = read.hashes.map((h, i) => {
+        if (!h) throw new Error(`ledger node ${plan[i]!.level}/${plan[i]!.index} of ${org} is missing`);
+        return h;
+      });
+      const [leaf, ...path] = hashes;
+      return {
+        leafIndex: index,
+        treeSize: size,
+        leafHash: leaf!.toString('base64'),
+        hashes: proveInclusion(index, size, path).map((h) => h.toString('base64')),
+      };
+    }
   }
 
   /** Consistency proof between two sizes (RFC 9162 §2.1.4). */

@@ -20,7 +20,7 @@ describe.each(backends())('bulk receipts on %s', (backend) => {
     await srv?.close();
   });
 
-  const event = (i: number, extra: Record<string, unknown> = {}) => ({ action: 'data.read', status: 'success', principalId: `bulk-${i}`, ...extra });
+  const event = (i: number, extra: Record<string, unknown> = {}) => ({ action: 'data.read', status: 'success' as const, principalId: `bulk-${i}`, ...extra });
 
   /** Checks a compact answer: the checkpoint is signed and covers every accepted event, each provable. */
   async function checkCompact(body: any) {
