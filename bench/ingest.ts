@@ -19,6 +19,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -33,7 +34,7 @@ import { runBounded } from './lib/concurrency';
 import { createBenchDatabase, type BenchDatabase } from './lib/database';
 import { HttpClient, expectStatus, type HttpResult } from './lib/http-client';
 import { runRawBaseline, type RawBaselineResult } from './lib/raw-baseline';
-import { RssSampler, sampleProcess, startServer, type ServerProcess } from './lib/server-process';
+import { REPO_ROOT, RssSampler, sampleProcess, startServer, type ServerProcess } from './lib/server-process';
 import { formatTable, mib, ms, num, section } from './lib/report';
 import { nowMs, rate, summarize, type LatencySummary } from './lib/stats';
 import { ACTIONS, bulkBody, makeEvent, prng } from './lib/workload';
@@ -55,6 +56,8 @@ const HELP = `Usage: npm run bench:ingest -- [options]
                       (default $BENCH_DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres)
   --redis-url URL     pass REDIS_URL to the server (default: none, in-process cache)
   --server-cpu-prof DIR  run the server with --cpu-prof and write its V8 CPU profile to DIR on exit
+  --compiled          build the server (npm run build -w server) and run server/dist/main.js, as the
+                      image does, instead of the sources through tsx (RSS without the tsx loader)
   --receipts MODE     receipts of the bulk phases: compact (default; the checkpoint once, no proofs) or
                       full (a checkpoint and an inclusion proof per event)
   --role ROLE         AUDIT_ROLE of the server: api (default; the API pods of a deployment) or all
@@ -81,6 +84,7 @@ interface Options {
   serverCpuProf: string | undefined;
   role: 'api' | 'all';
   receipts: 'full' | 'compact';
+  compiled: boolean;
 }
 
 function fail(message: string): never {
@@ -108,6 +112,7 @@ function parseOptions(argv: string[]): Options | null {
       'server-cpu-prof': { type: 'string' },
       role: { type: 'string', default: 'api' },
       receipts: { type: 'string', default: 'compact' },
+      compiled: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -138,6 +143,7 @@ function parseOptions(argv: string[]): Options | null {
     keep: values.keep,
     serverCpuProf: values['server-cpu-prof'],
     role: values.role === 'all' ? 'all' : values.role === 'api' ? 'api' : fail(`--role must be api or all, got ${values.role}`),
+    compiled: values.compiled,
     receipts: values.receipts === 'full' || values.receipts === 'compact' ? values.receipts : fail(`--receipts must be full or compact, got ${values.receipts}`),
   };
 }
@@ -563,13 +569,18 @@ async function main(): Promise<void> {
       LOG_LEVEL: 'warn',
     };
     if (o.redisUrl) env.REDIS_URL = o.redisUrl;
+    if (o.compiled) {
+      const build = spawnSync('npm', ['run', 'build', '-w', 'server'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+      if (build.status !== 0) throw new Error('npm run build -w server failed');
+    }
     const t0 = nowMs();
     server = await startServer(env, {
+      compiled: o.compiled,
       nodeArgs: o.serverCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(o.serverCpuProf)}`] : [],
     });
     if (o.serverCpuProf) console.log(`server CPU profile will be written to ${path.resolve(o.serverCpuProf)} (profiling slows the server)`);
     const srv: ServerProcess = server;
-    console.log(`server (AUDIT_ROLE=${o.role}) pid ${srv.pid} at ${srv.url} ready in ${((nowMs() - t0) / 1000).toFixed(1)} s (migrations applied on start)`);
+    console.log(`server (AUDIT_ROLE=${o.role}, ${o.compiled ? 'compiled: server/dist/main.js' : 'sources through tsx'}) pid ${srv.pid} at ${srv.url} ready in ${((nowMs() - t0) / 1000).toFixed(1)} s (migrations applied on start)`);
     sampler = new RssSampler(srv.pid);
     sampler.start();
     const rss = sampler;

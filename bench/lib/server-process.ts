@@ -75,16 +75,19 @@ export interface ServerProcess {
 /**
  * Starts the server with `env` added to this process's environment (PORT and HOST are set here)
  * and waits until `/ready` answers 200, at most `readyTimeoutMs` (default 120 s). `nodeArgs` go
- * before the script (e.g. `--cpu-prof`).
+ * before the script (e.g. `--cpu-prof`); `compiled` runs `server/dist/main.js` instead of the
+ * TypeScript sources through tsx.
  */
 export async function startServer(
   env: Record<string, string>,
-  options: { readyTimeoutMs?: number; nodeArgs?: string[] } = {},
+  options: { readyTimeoutMs?: number; nodeArgs?: string[]; compiled?: boolean } = {},
 ): Promise<ServerProcess> {
   const readyTimeoutMs = options.readyTimeoutMs ?? 120_000;
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', 'server/src/main.ts'], {
+  // The compiled server (`npm run build -w server`, what the image runs) or the sources through tsx.
+  const script = options.compiled ? ['server/dist/main.js'] : ['--import', 'tsx', 'server/src/main.ts'];
+  const child: ChildProcess = spawn(process.execPath, [...(options.nodeArgs ?? []), ...script], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
