@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Build and push the SMEDREC Audit server image (the top-level Dockerfile).
 #
-#   scripts/docker-build.sh build                      # local image smedrec/audit-server:dev
-#   scripts/docker-build.sh build-prod -t v1.0.0       # release image with OCI labels, fresh base
-#   scripts/docker-build.sh push -t v1.0.0 -r registry.example.org
-#   scripts/docker-build.sh build-prod -t v1.0.0 --dry-run   # print the commands, run nothing
+#   scripts/docker-build.sh build                      # local image smedrec/audit-server:<version>
+#   scripts/docker-build.sh build-prod                 # release image with OCI labels, fresh base
+#   scripts/docker-build.sh push -r registry.example.org
+#   scripts/docker-build.sh build-prod --dry-run       # print the commands, run nothing
+# <version> is server/package.json's: the one tag of the manifests (manifests/environments.yaml)
+# and compose/.env.example too.
 set -euo pipefail
 
 readonly SCRIPT_NAME="${0##*/}"
@@ -24,7 +26,7 @@ Commands:
   push          Tag IMAGE:TAG as REGISTRY/IMAGE:TAG and push it (needs -r).
 
 Options:
-  -t, --tag TAG            Image tag (default: dev for build, required for build-prod and push)
+  -t, --tag TAG            Image tag (default: the version in server/package.json)
   -r, --registry REGISTRY  Registry host[/path] to push to, e.g. registry.example.org
   -i, --image NAME         Image name (default: smedrec/audit-server)
   -p, --platform LIST      Target platform(s) for build-prod, e.g. linux/amd64
@@ -97,17 +99,21 @@ fi
 [[ "${TAG}" != "latest" ]] || usage_error "refusing the tag 'latest': use an explicit version"
 
 DOCKER="${DOCKER:-docker}"
+# The project's one image tag: the server's version (manifests/environments.yaml and
+# compose/.env.example use the same; manifests/test/image-tag.test.ts checks).
+if [[ -z "${TAG}" ]]; then
+  TAG="$(sed -n 's/^  "version": "\([^"]*\)",$/\1/p' "${REPO_ROOT}/server/package.json")"
+  [[ -n "${TAG}" ]] || die "cannot read the version from ${REPO_ROOT}/server/package.json: pass -t TAG" 1
+fi
 
 case "${COMMAND}" in
   build)
-    TAG="${TAG:-dev}"
     require_docker
     # BuildKit is required: the Dockerfile uses RUN --mount=type=cache.
     run env DOCKER_BUILDKIT=1 "${DOCKER}" build --file "${REPO_ROOT}/Dockerfile" --target runner \
       --tag "${IMAGE}:${TAG}" "${REPO_ROOT}"
     ;;
   build-prod)
-    [[ -n "${TAG}" ]] || usage_error "build-prod needs -t TAG"
     require_docker
     revision="$(git -C "${REPO_ROOT}" rev-parse HEAD 2>/dev/null || echo unknown)"
     source_url="$(git -C "${REPO_ROOT}" config --get remote.origin.url 2>/dev/null || true)"
@@ -132,7 +138,6 @@ case "${COMMAND}" in
     run env DOCKER_BUILDKIT=1 "${DOCKER}" "${args[@]}"
     ;;
   push)
-    [[ -n "${TAG}" ]] || usage_error "push needs -t TAG"
     [[ -n "${REGISTRY}" ]] || usage_error "push needs -r REGISTRY"
     require_docker
     run "${DOCKER}" tag "${IMAGE}:${TAG}" "${REGISTRY}/${IMAGE}:${TAG}"

@@ -75,8 +75,9 @@ export class ArgoCdApplication extends Construct {
           repoURL: props.repoUrl,
           targetRevision: props.targetRevision ?? 'main',
           path: props.path,
-          // Plain YAML: no kustomization.yaml may sit in the path, or Argo CD would switch the
-          // source type to Kustomize and ignore `directory`.
+          // Plain YAML: the directory source reads every .yaml/.yml/.json file, so no
+          // kustomization.yaml may sit in the path (the synthesized folders name theirs
+          // `Kustomization`, which it skips).
           directory: { recurse: true },
         },
         destination: { server: props.destinationServer ?? 'https://kubernetes.default.svc', namespace: props.destinationNamespace },

@@ -3,79 +3,22 @@ import * as path from 'node:path';
 import { App, Chart } from 'cdk8s';
 import { AlertRouting } from './alert-routing';
 import { ArgoCdApplication } from './argo-cd-application';
-import { AuditServer, LogLevel, MigrationMode } from './audit-server';
+import { AuditServer, MigrationMode } from './audit-server';
+import type { EnvironmentSettings, SynthConfig } from './environment-config';
+import { DEFAULT_CONFIG_FILE, loadSynthConfig } from './environment-config';
 import { ObservabilityStack } from './observability-stack';
 import { PgVectorDb } from './pg-vector-db';
 import { RedisCache } from './redis-cache';
 import type { KubeObject } from './validate';
 import { assertValidManifests } from './validate';
 
-/** Settings that differ between environments. */
-export interface EnvironmentSettings {
-  /** Environment name; also the output folder `dist-k8s/<name>`. */
-  readonly name: string;
-  /** Namespace of the whole stack. */
-  readonly namespace: string;
-  /** Public host of the api. */
-  readonly host: string;
-  /** cert-manager ClusterIssuer. */
-  readonly clusterIssuer: string;
-  /** Browser origins allowed by CORS. */
-  readonly corsOrigins: string[];
-  /** Minimum (HPA) replicas of the api. */
-  readonly apiReplicas: number;
-  /** HPA maximum. */
-  readonly apiMaxReplicas: number;
-  /** Worker replicas. */
-  readonly workerReplicas: number;
-  /** Server log level. */
-  readonly logLevel: LogLevel;
-  /** Redis maxmemory, MiB. */
-  readonly redisMaxMemoryMiB: number;
-  /** PostgreSQL data volume, GiB. */
-  readonly postgresStorageGiB: number;
-  /** Deploy ElectricSQL. */
-  readonly electric: boolean;
-  /** Redis exporter sidecar and prometheus-operator objects. */
-  readonly monitoring: boolean;
-}
+export type { EnvironmentSettings, SynthConfig } from './environment-config';
 
-/** The environments `npm run synth` writes. */
-export const ENVIRONMENTS: readonly EnvironmentSettings[] = [
-  {
-    name: 'dev',
-    namespace: 'smedrec-audit-dev',
-    host: 'api.dev.smedrec.com',
-    clusterIssuer: 'letsencrypt-staging',
-    corsOrigins: ['http://localhost:5173', 'https://app.dev.smedrec.com'],
-    apiReplicas: 2,
-    apiMaxReplicas: 4,
-    workerReplicas: 1,
-    logLevel: LogLevel.DEBUG,
-    redisMaxMemoryMiB: 256,
-    postgresStorageGiB: 10,
-    electric: true,
-    monitoring: false,
-  },
-  {
-    name: 'prod',
-    namespace: 'smedrec-audit',
-    host: 'api.smedrec.com',
-    clusterIssuer: 'letsencrypt-prod',
-    corsOrigins: ['https://app.smedrec.com'],
-    apiReplicas: 3,
-    apiMaxReplicas: 10,
-    workerReplicas: 2,
-    logLevel: LogLevel.INFO,
-    redisMaxMemoryMiB: 512,
-    postgresStorageGiB: 100,
-    electric: false,
-    monitoring: true,
-  },
-];
+/** The committed example configuration (manifests/environments.yaml): what dist-k8s/ is synthesized from. */
+export const EXAMPLE_CONFIG: SynthConfig = loadSynthConfig(DEFAULT_CONFIG_FILE);
 
-/** Git repository Argo CD pulls `dist-k8s/` from. */
-export const GITOPS_REPO_URL = 'https://github.com/smedrec/smedrec-audit.git';
+/** The environments of the committed example configuration. */
+export const ENVIRONMENTS: readonly EnvironmentSettings[] = EXAMPLE_CONFIG.environments;
 
 /** Folder (under the output root) of the prometheus-operator objects of an environment. */
 export const monitoringDir = (env: string): string => path.join('monitoring', env);
@@ -92,8 +35,8 @@ export interface EnvironmentStack {
   readonly redis: RedisCache;
   /** The PostgreSQL construct. */
   readonly postgres: PgVectorDb;
-  /** The observability construct. */
-  readonly observability: ObservabilityStack;
+  /** The observability construct, when the environment deploys it. */
+  readonly observability?: ObservabilityStack;
 }
 
 /**
@@ -105,25 +48,37 @@ export function buildEnvironment(env: EnvironmentSettings, outRoot: string): Env
   const app = new App({ outdir: path.join(outRoot, env.name) });
   const appChart = new Chart(app, 'audit-server');
   const dataChart = new Chart(app, 'data');
-  const observabilityChart = new Chart(app, 'observability');
   // File order is apply order for `kubectl apply -f dir --recursive`: the namespace (in the
   // audit-server chart) must exist before anything is created in it.
   dataChart.addDependency(appChart);
-  observabilityChart.addDependency(dataChart);
 
   const ns = env.namespace;
-  const redis = new RedisCache(dataChart, 'Redis', { namespace: ns, maxMemoryMiB: env.redisMaxMemoryMiB, exporterEnabled: env.monitoring });
+  const redis = new RedisCache(dataChart, 'Redis', {
+    namespace: ns,
+    maxMemoryMiB: env.redisMaxMemoryMiB,
+    exporterEnabled: env.monitoring,
+    storageClassName: env.storageClasses.redis,
+  });
   const postgres = new PgVectorDb(dataChart, 'Postgres', {
     namespace: ns,
     storageGiB: env.postgresStorageGiB,
+    storageClassName: env.storageClasses.postgres,
     electricEnabled: env.electric,
   });
-  const observability = new ObservabilityStack(observabilityChart, 'Observability', {
-    namespace: ns,
-    collectorReplicas: env.name === 'prod' ? 2 : 1,
-  });
+  let observability: ObservabilityStack | undefined;
+  if (env.observability) {
+    const observabilityChart = new Chart(app, 'observability');
+    observabilityChart.addDependency(dataChart);
+    observability = new ObservabilityStack(observabilityChart, 'Observability', {
+      namespace: ns,
+      collectorReplicas: env.collectorReplicas,
+      storageClassName: env.storageClasses.observability,
+    });
+  }
   const server = new AuditServer(appChart, 'AuditServer', {
     namespace: ns,
+    imageRepository: env.imageRepository,
+    imageTag: env.imageTag,
     // PostgreSQL is synced by the same Argo CD Application, so a PreSync hook would run before it
     // exists on the first sync; the Sync-phase hook runs in the wave after the data tier.
     migrations: MigrationMode.JOB_SYNC_WAVE,
@@ -133,17 +88,18 @@ export function buildEnvironment(env: EnvironmentSettings, outRoot: string): Env
     config: {
       logLevel: env.logLevel,
       corsOrigins: env.corsOrigins,
-      otelExporterOtlpEndpoint: observability.otlpHttpEndpoint,
+      otelExporterOtlpEndpoint: observability?.otlpHttpEndpoint,
       otelServiceName: 'audit-server',
     },
+    ingressEnabled: env.ingress,
     ingress: { host: env.host, clusterIssuer: env.clusterIssuer },
     database: postgres.peer,
     redis: redis.peer,
-    otlpCollector: observability.otlpPeer,
+    otlpCollector: observability?.otlpPeer,
   });
 
   let monitoringApp: App | undefined;
-  if (env.monitoring) {
+  if (env.monitoring && observability) {
     monitoringApp = new App({ outdir: path.join(outRoot, monitoringDir(env.name)) });
     const monitoringChart = new Chart(monitoringApp, 'prometheus-operator');
     observability.addPrometheusMonitoring(monitoringChart, server);
@@ -159,21 +115,24 @@ export function buildEnvironment(env: EnvironmentSettings, outRoot: string): Env
 }
 
 /** Argo CD Applications of every environment (written to `dist-k8s/argocd`). */
-export function buildArgoCd(outRoot: string, environments: readonly EnvironmentSettings[] = ENVIRONMENTS): App {
+export function buildArgoCd(outRoot: string, config: SynthConfig = EXAMPLE_CONFIG): App {
   const app = new App({ outdir: path.join(outRoot, 'argocd') });
-  for (const env of environments) {
+  const source = config.argocd;
+  for (const env of config.environments) {
     const chart = new Chart(app, `smedrec-audit-${env.name}`);
     new ArgoCdApplication(chart, 'Application', {
       name: `smedrec-audit-${env.name}`,
-      repoUrl: GITOPS_REPO_URL,
-      path: `dist-k8s/${env.name}`,
+      repoUrl: source.repoUrl,
+      targetRevision: source.targetRevision,
+      path: `${source.path}/${env.name}`,
       destinationNamespace: env.namespace,
     });
     if (env.monitoring) {
       new ArgoCdApplication(chart, 'MonitoringApplication', {
         name: `smedrec-audit-${env.name}-monitoring`,
-        repoUrl: GITOPS_REPO_URL,
-        path: `dist-k8s/${monitoringDir(env.name).split(path.sep).join('/')}`,
+        repoUrl: source.repoUrl,
+        targetRevision: source.targetRevision,
+        path: `${source.path}/${monitoringDir(env.name).split(path.sep).join('/')}`,
         destinationNamespace: env.namespace,
       });
     }
@@ -196,25 +155,37 @@ export interface SynthSummary {
 
 const README = `# dist-k8s — generated, do not edit
 
-Written by \`npm run synth\` (manifests/main.ts) from the constructs in \`manifests/src\`.
-A test fails when this folder differs from a fresh synth. See manifests/README.md.
+Written by \`npm run synth\` (manifests/main.ts) from the constructs in \`manifests/src\` and the
+environments in \`manifests/environments.yaml\`. A test fails when this folder differs from a
+fresh synth. See manifests/README.md.
 
 - \`<env>/\`: everything one environment needs; \`kubectl apply -f dist-k8s/<env> --recursive\`
-  works on an empty cluster (files are numbered in apply order).
+  works on an empty cluster (files are numbered in apply order). Its \`Kustomization\` file
+  lists them for overlays (\`resources: [<repo>/dist-k8s/<env>]\`, \`kubectl apply -k\`); it has
+  no \`.yaml\` extension, so \`kubectl apply -f\` and Argo CD's directory source skip it.
 - \`monitoring/<env>/\`: prometheus-operator ServiceMonitor/PodMonitor/PrometheusRule; apply once
   the prometheus-operator CRDs are installed.
 - \`argocd/\`: one Argo CD Application per folder above (\`kubectl apply -k dist-k8s/argocd\`).
 `;
+
+/** A Kustomization listing `files` (kustomize's `Kustomization` file, in output order). */
+function kustomization(files: readonly string[]): string {
+  return `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n${files.map((f) => `  - ${f}\n`).join('')}`;
+}
+
+/** Name of the Kustomization file in a synced folder: kustomize reads it, `kubectl -f` and Argo CD's directory source do not. */
+export const FOLDER_KUSTOMIZATION = 'Kustomization';
 
 /**
  * Synthesizes every environment into `outRoot`, validating each deployable set first: nothing
  * is written when a single object breaks a rule. The output root is emptied first, so the
  * result is exactly a fresh synth.
  */
-export function synthesizeAll(outRoot: string, environments: readonly EnvironmentSettings[] = ENVIRONMENTS): SynthSummary {
+export function synthesizeAll(outRoot: string, config: SynthConfig = EXAMPLE_CONFIG): SynthSummary {
   const objectCounts: Record<string, number> = {};
   const apps: App[] = [];
-  for (const env of environments) {
+  const folders: string[] = [];
+  for (const env of config.environments) {
     const stack = buildEnvironment(env, outRoot);
     // The monitoring objects are validated together with the environment (their selectors
     // refer to its Services and pods) but written to their own folder.
@@ -222,8 +193,9 @@ export function synthesizeAll(outRoot: string, environments: readonly Environmen
     assertValidManifests(env.name, objects);
     objectCounts[env.name] = objects.length;
     apps.push(stack.app, ...(stack.monitoringApp ? [stack.monitoringApp] : []));
+    folders.push(env.name, ...(stack.monitoringApp ? [monitoringDir(env.name)] : []));
   }
-  const argo = buildArgoCd(outRoot, environments);
+  const argo = buildArgoCd(outRoot, config);
   const argoObjects = appObjects(argo);
   assertValidManifests('argocd', argoObjects);
   objectCounts.argocd = argoObjects.length;
@@ -231,16 +203,13 @@ export function synthesizeAll(outRoot: string, environments: readonly Environmen
 
   emptyDirectory(outRoot);
   for (const app of apps) app.synth();
-  // Not under an Application's directory source, so Kustomize cannot conflict with it.
-  const argoFiles = fs.readdirSync(path.join(outRoot, 'argocd')).filter((f) => f.endsWith('.yaml')).sort();
-  fs.writeFileSync(
-    path.join(outRoot, 'argocd', 'kustomization.yaml'),
-    `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n${argoFiles.map((f) => `  - ${f}\n`).join('')}`,
-  );
+  const yamlFiles = (dir: string) => fs.readdirSync(path.join(outRoot, dir)).filter((f) => f.endsWith('.yaml')).sort();
+  // Not under an Application's directory source, so it may be a plain kustomization.yaml.
+  fs.writeFileSync(path.join(outRoot, 'argocd', 'kustomization.yaml'), kustomization(yamlFiles('argocd')));
+  for (const dir of folders) fs.writeFileSync(path.join(outRoot, dir, FOLDER_KUSTOMIZATION), kustomization(yamlFiles(dir)));
   fs.writeFileSync(path.join(outRoot, 'README.md'), README);
   return { files: listFiles(outRoot), objectCounts };
 }
-
 /** Removes everything inside `dir` (creating it when missing); refuses obviously wrong roots. */
 function emptyDirectory(dir: string): void {
   const resolved = path.resolve(dir);

@@ -9,8 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Yaml } from 'cdk8s';
-import { ENVIRONMENTS, listFiles, synthesizeAll } from '../src/environments';
-import type { EnvironmentSettings } from '../src/environments';
+import { ENVIRONMENTS, EXAMPLE_CONFIG, listFiles, synthesizeAll } from '../src/environments';
 import { AUDIT_SERVER_VERSION } from '../src/version';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
@@ -46,10 +45,13 @@ describe('dist-k8s', () => {
       'dev/0000-audit-server.k8s.yaml',
       'dev/0001-data.k8s.yaml',
       'dev/0002-observability.k8s.yaml',
+      'dev/Kustomization',
+      'monitoring/prod/Kustomization',
       'monitoring/prod/prometheus-operator.k8s.yaml',
       'prod/0000-audit-server.k8s.yaml',
       'prod/0001-data.k8s.yaml',
       'prod/0002-observability.k8s.yaml',
+      'prod/Kustomization',
     ]);
   });
 
@@ -57,7 +59,8 @@ describe('dist-k8s', () => {
     '%s: the Namespace is the first object kubectl applies and every other object lives in it',
     (env, namespace) => {
       // kubectl walks the directory in lexical order and applies each file's documents in order.
-      const docs = listFiles(path.join(fresh, env)).flatMap((f) => load(path.join(fresh, env, f)));
+      // What `kubectl apply -f --recursive` reads: the .yaml files (the Kustomization is skipped).
+      const docs = listFiles(path.join(fresh, env)).filter((f) => f.endsWith('.yaml')).flatMap((f) => load(path.join(fresh, env, f)));
       expect(docs[0]).toMatchObject({ kind: 'Namespace', metadata: { name: namespace } });
       expect(docs.slice(1).every((d) => d.metadata.namespace === namespace)).toBe(true);
       // No custom resource in an environment folder: an empty cluster has no CRDs.
@@ -65,9 +68,15 @@ describe('dist-k8s', () => {
     },
   );
 
-  it('keeps kustomization.yaml out of every Argo CD directory source (it would switch the source type)', () => {
+  it('keeps kustomization.yaml out of every Argo CD directory source; its Kustomization file has no .yaml extension', () => {
+    // A kustomization.yaml would be read by Argo CD's directory source and `kubectl apply -f` as
+    // an object; `Kustomization` is a name kustomize accepts and both of them skip.
     const sources = ['dev', 'prod', 'monitoring/prod'];
-    for (const dir of sources) expect(listFiles(path.join(fresh, dir)).some((f) => f.endsWith('kustomization.yaml'))).toBe(false);
+    for (const dir of sources) {
+      expect(listFiles(path.join(fresh, dir)).filter((f) => !/\.k8s\.yaml$/.test(f))).toEqual(['Kustomization']);
+      const k = load(path.join(fresh, dir, 'Kustomization'))[0];
+      expect(k).toEqual({ apiVersion: 'kustomize.config.k8s.io/v1beta1', kind: 'Kustomization', resources: listFiles(path.join(fresh, dir)).filter((f) => f.endsWith('.yaml')) });
+    }
     const kustomization = load(path.join(fresh, 'argocd', 'kustomization.yaml'))[0];
     expect(kustomization.resources).toEqual(['smedrec-audit-dev.k8s.yaml', 'smedrec-audit-prod.k8s.yaml']);
   });
@@ -116,6 +125,13 @@ describe('dist-k8s', () => {
   it('is what cdk8s.yaml points the CLI at', () => {
     const config = load(path.join(repoRoot, 'cdk8s.yaml'))[0];
     expect(config).toEqual({ language: 'typescript', app: 'npx tsx manifests/main.ts', output: 'dist-k8s' });
+    // No local cdk8s CLI: the `cdk8s` package is the library and has no `bin`, so `npx cdk8s synth`
+    // cannot run; the READMEs name `cdk8s synth` (a global cdk8s-cli) or `npm run synth`.
+    expect((JSON.parse(fs.readFileSync(require.resolve('cdk8s/package.json'), 'utf8')) as { bin?: unknown }).bin).toBeUndefined();
+    for (const readme of ['README.md', 'manifests/README.md', 'docs/deploying.md']) {
+      const commands = [...fs.readFileSync(path.join(repoRoot, readme), 'utf8').matchAll(/```(?:sh|bash)\n([\s\S]*?)```/g)].flatMap((m) => m[1]!.split('\n'));
+      expect(commands.filter((c) => /\bnpx cdk8s\b/.test(c))).toEqual([]);
+    }
   });
 
   it('is written by main.ts into CDK8S_OUTDIR, the way `cdk8s synth` runs it', () => {
@@ -129,7 +145,7 @@ describe('dist-k8s', () => {
       });
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
-      expect(r.stdout).toMatch(/^synthesized 11 files into .* \(dev: \d+ objects, prod: \d+ objects, argocd: 3 objects\)\n$/);
+      expect(r.stdout).toMatch(/^synthesized 14 files into .* \(dev: \d+ objects, prod: \d+ objects, argocd: 3 objects\)\n$/);
       expect(listFiles(out)).toEqual(summary.files);
     } finally {
       fs.rmSync(out, { recursive: true, force: true });
@@ -140,8 +156,9 @@ describe('dist-k8s', () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'dist-invalid-'));
     try {
       fs.writeFileSync(path.join(out, 'previous.yaml'), 'kept');
-      const bad: EnvironmentSettings = { ...ENVIRONMENTS[0]!, name: 'bad', apiReplicas: 1 };
-      expect(() => synthesizeAll(out, [bad])).toThrow('invalid replicas: 1 (the HPA minimum must be >= 2 for availability)');
+      // A value the configuration file's schema cannot see: the constructs' own checks.
+      const bad = { ...EXAMPLE_CONFIG, environments: [{ ...ENVIRONMENTS[0]!, name: 'bad', apiReplicas: 1 }] };
+      expect(() => synthesizeAll(out, bad)).toThrow('invalid replicas: 1 (the HPA minimum must be >= 2 for availability)');
       expect(listFiles(out)).toEqual(['previous.yaml']);
     } finally {
       fs.rmSync(out, { recursive: true, force: true });

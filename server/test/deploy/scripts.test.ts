@@ -61,11 +61,22 @@ describe('scripts/', () => {
 describe('scripts/docker-build.sh', () => {
   const revision = run('git', ['-C', REPO_ROOT, 'rev-parse', 'HEAD']).stdout.trim();
 
-  it('dry-runs `build` as a BuildKit build of the runner target', () => {
+  // Without -t the tag is the server's version, the project's one image tag (image-tag.test.ts).
+  const version = (JSON.parse(readFileSync(join(REPO_ROOT, 'server', 'package.json'), 'utf8')) as { version: string }).version;
+
+  it('dry-runs `build` as a BuildKit build of the runner target, tagged with the server version', () => {
     const result = sh('docker-build.sh', ['build', '--dry-run']);
     expect(result.status).toBe(0);
     expect(result.stdout).toBe(
-      `env DOCKER_BUILDKIT=1 docker build --file ${REPO_ROOT}/Dockerfile --target runner --tag smedrec/audit-server:dev ${REPO_ROOT}\n`,
+      `env DOCKER_BUILDKIT=1 docker build --file ${REPO_ROOT}/Dockerfile --target runner --tag smedrec/audit-server:${version} ${REPO_ROOT}\n`,
+    );
+  });
+
+  it('dry-runs `build-prod` and `push` with the server version when -t is not given', () => {
+    expect(sh('docker-build.sh', ['build-prod', '--dry-run']).stdout).toContain(`--build-arg VERSION=${version} `);
+    expect(sh('docker-build.sh', ['push', '-r', 'ghcr.io', '--dry-run']).stdout).toBe(
+      `docker tag smedrec/audit-server:${version} ghcr.io/smedrec/audit-server:${version}\n` +
+        `docker push ghcr.io/smedrec/audit-server:${version}\n`,
     );
   });
 
@@ -93,7 +104,6 @@ describe('scripts/docker-build.sh', () => {
 
   it.each([
     [['push', '-t', 'v1'], 'push needs -r REGISTRY'],
-    [['build-prod'], 'build-prod needs -t TAG'],
     [['build', '-t', 'latest'], "refusing the tag 'latest'"],
     [['build', '-t', 'bad tag'], "invalid tag 'bad tag'"],
     [[], 'no command given'],
