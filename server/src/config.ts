@@ -50,6 +50,10 @@ export const configSchema = z.object({
     .describe('Express `trust proxy` setting, so client IPs are right behind nginx/ingress'),
   RATE_LIMIT_PER_MINUTE: int(0, 1_000_000).default(6000)
     .describe('requests per minute per API key (0 = off); shared through Redis when configured'),
+  AUDIT_PUBLIC_LOG: bool.default(false)
+    .describe('serve `GET /api/v1/ledger/checkpoint?organizationId=…` and `/api/v1/ledger/keys` without an API key (off: tree sizes reveal how many events an organization records)'),
+  AUDIT_PUBLIC_LOG_RATE_PER_MINUTE: int(0, 1_000_000).default(60)
+    .describe('requests per minute per client address to the public log routes (0 = off); shared through Redis when configured'),
   HTTP_BODY_LIMIT_BYTES: int(1024, 64 * 1024 * 1024).default(8 * 1024 * 1024)
     .describe('largest request body accepted; a larger declared Content-Length is refused (413) before the body is read'),
   TRPC_MAX_BATCH: int(1, 1000).default(20)

@@ -175,6 +175,17 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         },
       },
       trpcMaxBatch: config.TRPC_MAX_BATCH,
+      publicLog:
+        serveApi && config.AUDIT_PUBLIC_LOG
+          ? {
+              limiter:
+                config.AUDIT_PUBLIC_LOG_RATE_PER_MINUTE === 0
+                  ? null
+                  : redis
+                    ? new RedisRateLimiter(redis, config.AUDIT_PUBLIC_LOG_RATE_PER_MINUTE)
+                    : new MemoryRateLimiter(config.AUDIT_PUBLIC_LOG_RATE_PER_MINUTE),
+            }
+          : null,
     });
 
     // The worker keeps monthly partitions ahead of time (docs/architecture.md §4.2).

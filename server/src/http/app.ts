@@ -27,6 +27,7 @@ import {
 } from './middleware';
 import { exportRouter } from './export';
 import { openApiDocument } from './openapi';
+import { publicLogRouter } from './public-log';
 import { restRouter } from './rest';
 
 /** Everything the HTTP layer needs. */
@@ -43,6 +44,8 @@ export interface AppDeps {
   limits: InputLimits;
   /** Most calls one tRPC batch request may hold. */
   trpcMaxBatch: number;
+  /** AUDIT_PUBLIC_LOG: anonymous checkpoint and keys, with this per-address limiter (null = unlimited). */
+  publicLog?: { limiter: RateLimiter | null } | null;
 }
 
 const trpcReply: ErrorReply = (req, res, code, message, issues) => sendTrpcError(req, res, code, message, stateOf(req).requestId, issues);
@@ -66,8 +69,10 @@ export function createApp(deps: AppDeps): Express {
   });
   // Credentials, rate limit and declared size are checked from the headers before the body is
   // read: an anonymous or oversized upload is refused without being received.
+  api.use(authenticate(deps.services.apiKeys));
+  // Anonymous checkpoint and keys when the log is public (a GET has no body to refuse).
+  if (deps.publicLog) api.use(publicLogRouter(operations, deps.publicLog.limiter));
   api.use(
-    authenticate(deps.services.apiKeys),
     requireCredential(),
     rateLimit(deps.rateLimiter),
     declaredBodyLimit(deps.bodyLimitBytes),

@@ -73,6 +73,12 @@ export class LedgerService {
     return stored ? this.view(org, stored) : this.freshCheckpoint(org, size);
   }
 
+  /** The latest checkpoint stored for `org` (signed at commit time), or null: never signs anything. */
+  async publishedCheckpoint(org: string): Promise<CheckpointView | null> {
+    const latest = await repo.latestCheckpoint(this.database.db, org);
+    return latest ? this.view(org, latest) : null;
+  }
+
   private async freshCheckpoint(org: string, size: number): Promise<CheckpointView> {
     const root = await this.rootAt(org, size);
     return { origin: this.originOf(org), treeSize: size, rootHash: root.toString('base64'), note: this.signCheckpoint(org, size, root) };
