@@ -8,7 +8,7 @@
  * internal error (XX000) for `outage-`.
  */
 import { randomBytes } from 'node:crypto';
-import { backends } from '../helpers/backends';
+import { describeEachBackend } from '../helpers/backends';
 import { verifyReceipt } from '../helpers/receipts';
 import { startTestServer, type TestServer } from '../helpers/server';
 
@@ -42,7 +42,7 @@ function marked(marker: string, patientId: string) {
   };
 }
 
-describe.each(backends())('append isolation on %s', (backend) => {
+describeEachBackend('append isolation on %s', (backend) => {
   let srv: TestServer;
   const logs: string[] = [];
   beforeAll(async () => {
@@ -62,23 +62,37 @@ describe.each(backends())('append isolation on %s', (backend) => {
 
   it('commits every valid event of a batch in which the database refuses some, and answers those with 400', async () => {
     const markers = Array.from({ length: 33 }, mark);
-    const sends = markers.map((m, i) => ({ poisoned: i % 11 === 5, body: marked(m, i % 11 === 5 ? `poison-${m}` : `patient-${m}`) }));
+    const sends = markers.map((m, i) => ({
+      poisoned: i % 11 === 5,
+      body: marked(m, i % 11 === 5 ? `poison-${m}` : `patient-${m}`),
+    }));
     const answers = await Promise.all(sends.map((s) => srv.request('POST', '/api/v1/events', s.body)));
     answers.forEach((res, i) => {
       if (sends[i]!.poisoned) {
         expect(res.status).toBe(400);
-        expect(res.body.error).toMatchObject({ code: 'BAD_REQUEST', message: 'the database refused this event (SQLSTATE 22023)', issues: [{ path: '(root)' }] });
+        expect(res.body.error).toMatchObject({
+          code: 'BAD_REQUEST',
+          message: 'the database refused this event (SQLSTATE 22023)',
+          issues: [{ path: '(root)' }],
+        });
       } else {
         expect(res.status).toBe(201);
         verifyReceipt(res.body, srv.verifierKey, origin());
       }
     });
-    const stored = answers.filter((_, i) => !sends[i]!.poisoned).map((r) => r.body.leafIndex as number).sort((a, b) => a - b);
+    const stored = answers
+      .filter((_, i) => !sends[i]!.poisoned)
+      .map((r) => r.body.leafIndex as number)
+      .sort((a, b) => a - b);
     expect(stored).toHaveLength(30);
     expect(stored.at(-1)! - stored[0]! + 1).toBe(30); // contiguous: no gap where a refused event was
     for (const m of markers) expect(logs.filter((l) => l.includes(m))).toEqual([]);
-    const failures = logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'append failed');
-    expect(failures).toEqual(Array(3).fill(expect.objectContaining({ sqlstate: '22023', fault: 'input', events: 1 })));
+    const failures = logs
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === 'append failed');
+    expect(failures).toEqual(
+      Array(3).fill(expect.objectContaining({ sqlstate: '22023', fault: 'input', events: 1 })),
+    );
   });
 
   it('answers a bulk append per item when the database refuses one item', async () => {
@@ -88,13 +102,17 @@ describe.each(backends())('append isolation on %s', (backend) => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ accepted: 5, rejected: 1 });
     expect(res.body.results[2]).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST' } });
-    for (const r of res.body.results.filter((x: { ok: boolean }) => x.ok)) verifyReceipt(r.receipt, srv.verifierKey, origin());
+    for (const r of res.body.results.filter((x: { ok: boolean }) => x.ok))
+      verifyReceipt(r.receipt, srv.verifierKey, origin());
     for (const m of markers) expect(logs.filter((l) => l.includes(m))).toEqual([]);
   });
 
   it('fails only the event that meets a server fault, with a 500 that says nothing internal', async () => {
     const markers = Array.from({ length: 12 }, mark);
-    const sends = markers.map((m, i) => ({ broken: i === 7, body: marked(m, i === 7 ? `outage-${m}` : `patient-${m}`) }));
+    const sends = markers.map((m, i) => ({
+      broken: i === 7,
+      body: marked(m, i === 7 ? `outage-${m}` : `patient-${m}`),
+    }));
     const answers = await Promise.all(sends.map((s) => srv.request('POST', '/api/v1/events', s.body)));
     answers.forEach((res, i) => {
       if (sends[i]!.broken) {
@@ -105,7 +123,11 @@ describe.each(backends())('append isolation on %s', (backend) => {
       }
     });
     for (const m of markers) expect(logs.filter((l) => l.includes(m))).toEqual([]);
-    expect(logs.some((l) => /"msg":"append failed"/.test(l) && /"sqlstate":"XX000"/.test(l) && /"level":50/.test(l))).toBe(true);
+    expect(
+      logs.some(
+        (l) => /"msg":"append failed"/.test(l) && /"sqlstate":"XX000"/.test(l) && /"level":50/.test(l),
+      ),
+    ).toBe(true);
     // Nothing of any statement reaches the log: no SQL, no parameter list, no salt.
     expect(logs.filter((l) => /INSERT INTO|params|salts/i.test(l))).toEqual([]);
   });

@@ -12,12 +12,12 @@ import {
   verifyConsistency,
   verifyInclusion,
 } from '../../src/ledger';
-import { backends } from '../helpers/backends';
+import { describeEachBackend } from '../helpers/backends';
 import { startTestServer, type TestServer } from '../helpers/server';
 
 const b = (s: string) => Buffer.from(s, 'base64');
 
-describe.each(backends())('ingestion and proofs on %s', (backend) => {
+describeEachBackend('ingestion and proofs on %s', (backend) => {
   let srv: TestServer;
   beforeAll(async () => {
     srv = await startTestServer(backend);
@@ -26,12 +26,25 @@ describe.each(backends())('ingestion and proofs on %s', (backend) => {
     await srv?.close();
   });
 
-  function checkReceipt(r: { leafHash: string; leafIndex: number; treeSize: number; rootHash: string; checkpoint: string; inclusionProof: { hashes: string[] } }) {
+  function checkReceipt(r: {
+    leafHash: string;
+    leafIndex: number;
+    treeSize: number;
+    rootHash: string;
+    checkpoint: string;
+    inclusionProof: { hashes: string[] };
+  }) {
     const opened = openCheckpoint(r.checkpoint, [parseVerifierKey(srv.verifierKey)]);
     expect(opened.checkpoint.origin).toBe(`test.audit/${srv.organizationId}`);
     expect(opened.checkpoint.size).toBe(r.treeSize);
     expect(opened.checkpoint.rootHash.toString('base64')).toBe(r.rootHash);
-    verifyInclusion(b(r.leafHash), r.leafIndex, r.treeSize, r.inclusionProof.hashes.map(b), opened.checkpoint.rootHash);
+    verifyInclusion(
+      b(r.leafHash),
+      r.leafIndex,
+      r.treeSize,
+      r.inclusionProof.hashes.map(b),
+      opened.checkpoint.rootHash,
+    );
   }
 
   it('acknowledges a tRPC events.create with a receipt that verifies offline', async () => {
@@ -50,16 +63,28 @@ describe.each(backends())('ingestion and proofs on %s', (backend) => {
   });
 
   it('rebuilds the leaf from ledger.leaves values, salts and commitments', async () => {
-    const receipt = await srv.client().events.create.mutate({ action: 'record.update', status: 'attempt', details: { n: 1.5, s: 'é' } });
-    const { leaves } = await srv.client().ledger.leaves.query({ start: receipt.leafIndex, end: receipt.leafIndex + 1 });
+    const receipt = await srv
+      .client()
+      .events.create.mutate({ action: 'record.update', status: 'attempt', details: { n: 1.5, s: 'é' } });
+    const { leaves } = await srv
+      .client()
+      .ledger.leaves.query({ start: receipt.leafIndex, end: receipt.leafIndex + 1 });
     const leaf = leaves[0]!;
     const commitments: Record<string, string> = {};
     for (const [name, f] of Object.entries(leaf.fields)) {
       expect(verifyCommittedField(f)).toBe('ok');
       commitments[name] = f.commitment;
     }
-    expect(Object.keys(leaf.fields).sort()).toEqual(['action', 'dataClassification', 'details', 'status', 'timestamp']);
-    const rebuilt = hashLeaf(leafBytes({ org: srv.organizationId, id: leaf.id, recordedAt: leaf.recordedAt, fields: commitments }));
+    expect(Object.keys(leaf.fields).sort()).toEqual([
+      'action',
+      'dataClassification',
+      'details',
+      'status',
+      'timestamp',
+    ]);
+    const rebuilt = hashLeaf(
+      leafBytes({ org: srv.organizationId, id: leaf.id, recordedAt: leaf.recordedAt, fields: commitments }),
+    );
     expect(rebuilt.toString('base64')).toBe(receipt.leafHash);
   });
 
@@ -67,14 +92,25 @@ describe.each(backends())('ingestion and proofs on %s', (backend) => {
     const client = srv.client(undefined, { batch: false });
     const before = await client.ledger.checkpoint.query();
     const receipts = await Promise.all(
-      Array.from({ length: 60 }, (_, i) => client.events.create.mutate({ action: 'data.write', status: 'success', correlationId: `c-${i}` })),
+      Array.from({ length: 60 }, (_, i) =>
+        client.events.create.mutate({ action: 'data.write', status: 'success', correlationId: `c-${i}` }),
+      ),
     );
     const indexes = receipts.map((r) => r.leafIndex).sort((x, y) => x - y);
     expect(indexes).toEqual(Array.from({ length: 60 }, (_, i) => before.treeSize + i));
     receipts.forEach(checkReceipt);
     const after = await client.ledger.checkpoint.query();
-    const proof = await client.ledger.consistencyProof.query({ fromSize: before.treeSize, toSize: after.treeSize });
-    verifyConsistency(before.treeSize, after.treeSize, proof.hashes.map(b), b(before.rootHash), b(after.rootHash));
+    const proof = await client.ledger.consistencyProof.query({
+      fromSize: before.treeSize,
+      toSize: after.treeSize,
+    });
+    verifyConsistency(
+      before.treeSize,
+      after.treeSize,
+      proof.hashes.map(b),
+      b(before.rootHash),
+      b(after.rootHash),
+    );
     // Every receipt's checkpoint is a prefix of the final tree.
     for (const r of receipts) {
       const p = await client.ledger.consistencyProof.query({ fromSize: r.treeSize, toSize: after.treeSize });
@@ -95,15 +131,27 @@ describe.each(backends())('ingestion and proofs on %s', (backend) => {
     expect(res.body.rejected).toBe(1);
     const bad = res.body.results[1];
     expect(bad.ok).toBe(false);
-    expect(bad.error.issues.map((i: { path: string }) => i.path).sort()).toEqual(['action', 'extra', 'status']);
+    expect(bad.error.issues.map((i: { path: string }) => i.path).sort()).toEqual([
+      'action',
+      'extra',
+      'status',
+    ]);
     expect(res.body.results[2].receipt.leafIndex).toBe(res.body.results[0].receipt.leafIndex + 1);
     checkReceipt(res.body.results[0].receipt);
   });
 
   it('returns the original receipt for a repeated idempotency key, also within one batch', async () => {
     const client = srv.client();
-    const first = await client.events.create.mutate({ action: 'data.export', status: 'success', idempotencyKey: 'idem-1' });
-    const again = await client.events.create.mutate({ action: 'data.export', status: 'success', idempotencyKey: 'idem-1' });
+    const first = await client.events.create.mutate({
+      action: 'data.export',
+      status: 'success',
+      idempotencyKey: 'idem-1',
+    });
+    const again = await client.events.create.mutate({
+      action: 'data.export',
+      status: 'success',
+      idempotencyKey: 'idem-1',
+    });
     expect(again.duplicate).toBe(true);
     expect(again.id).toBe(first.id);
     expect(again.leafIndex).toBe(first.leafIndex);
@@ -130,13 +178,23 @@ describe.each(backends())('ingestion and proofs on %s', (backend) => {
     const got = await client.events.getById.query({ id: r.id, withProof: true });
     expect(got.event.leafIndex).toBe(r.leafIndex);
     const current = got.checkpoint!;
-    verifyInclusion(b(r.leafHash), r.leafIndex, current.treeSize, got.inclusionProof!.hashes.map(b), b(current.rootHash));
+    verifyInclusion(
+      b(r.leafHash),
+      r.leafIndex,
+      current.treeSize,
+      got.inclusionProof!.hashes.map(b),
+      b(current.rootHash),
+    );
   });
 
   it('rejects a tRPC input that fails validation with the offending paths', async () => {
     const err = await srv
       .client()
-      .events.create.mutate({ action: 'data.read', status: 'success', sessionContext: { ipAddress: 'not-an-ip' } } as never)
+      .events.create.mutate({
+        action: 'data.read',
+        status: 'success',
+        sessionContext: { ipAddress: 'not-an-ip' },
+      } as never)
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TRPCClientError);
     const e = err as TRPCClientError<any>;

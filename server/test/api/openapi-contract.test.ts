@@ -3,7 +3,7 @@
  * document alone (its parameter and body examples, serialized as the document says) is accepted,
  * and what the document marks required is required.
  */
-import { backends } from '../helpers/backends';
+import { describeEachBackend } from '../helpers/backends';
 import { startTestServer, type TestServer } from '../helpers/server';
 
 interface Parameter {
@@ -19,7 +19,10 @@ interface OperationDoc {
   operationId: string;
   'x-exactly-one-of'?: string[];
   parameters: Parameter[];
-  requestBody?: { required: boolean; content: { 'application/json': { schema: Record<string, unknown>; example: unknown } } };
+  requestBody?: {
+    required: boolean;
+    content: { 'application/json': { schema: Record<string, unknown>; example: unknown } };
+  };
   responses: Record<string, unknown>;
 }
 
@@ -27,7 +30,11 @@ interface OperationDoc {
  * A request for `op` at `template` from the document: every parameter with an example, or only
  * the required ones (and the first of an `x-exactly-one-of` group).
  */
-function requestOf(template: string, op: OperationDoc, onlyRequired: boolean): { path: string; body?: unknown } {
+function requestOf(
+  template: string,
+  op: OperationDoc,
+  onlyRequired: boolean,
+): { path: string; body?: unknown } {
   let path = template;
   const query = new URLSearchParams();
   const oneOf = op['x-exactly-one-of'] ?? [];
@@ -42,16 +49,22 @@ function requestOf(template: string, op: OperationDoc, onlyRequired: boolean): {
     else query.set(p.name, p.example);
   }
   const qs = query.toString();
-  return { path: `/api/v1${path}${qs ? `?${qs}` : ''}`, body: op.requestBody?.content['application/json'].example };
+  return {
+    path: `/api/v1${path}${qs ? `?${qs}` : ''}`,
+    body: op.requestBody?.content['application/json'].example,
+  };
 }
 
-describe.each(backends())('OpenAPI document against the server on %s', (backend) => {
+describeEachBackend('OpenAPI document against the server on %s', (backend) => {
   let srv: TestServer;
   let doc: { paths: Record<string, Record<string, OperationDoc>> };
   beforeAll(async () => {
     srv = await startTestServer(backend);
     // A few events so the ledger examples (leaf 0, tree size 1) exist.
-    for (let i = 0; i < 3; i++) expect((await srv.request('POST', '/api/v1/events', { action: 'seed.event', status: 'success' })).status).toBe(201);
+    for (let i = 0; i < 3; i++)
+      expect(
+        (await srv.request('POST', '/api/v1/events', { action: 'seed.event', status: 'success' })).status,
+      ).toBe(201);
     doc = (await srv.request('GET', '/api/v1/openapi.json', undefined, null)).body;
   }, 60_000);
   afterAll(async () => {
@@ -68,7 +81,12 @@ describe.each(backends())('OpenAPI document against the server on %s', (backend)
           // Accepted: a success, or a 404 when the example names something that does not exist.
           const expected = Object.keys(op.responses).find((s) => s.startsWith('2'));
           const ok = String(res.status) === expected || res.status === 404;
-          expect({ operation: op.operationId, onlyRequired, status: res.status, ok }).toEqual({ operation: op.operationId, onlyRequired, status: res.status, ok: true });
+          expect({ operation: op.operationId, onlyRequired, status: res.status, ok }).toEqual({
+            operation: op.operationId,
+            onlyRequired,
+            status: res.status,
+            ok: true,
+          });
         }
         seen.push(op.operationId);
       }
@@ -79,7 +97,10 @@ describe.each(backends())('OpenAPI document against the server on %s', (backend)
 
   it('marks required what the server requires, and types query parameters as the strings they are', async () => {
     const stats = doc.paths['/events/stats']!.get!;
-    expect(stats.parameters.find((p) => p.name === 'groupBy')).toMatchObject({ required: true, schema: { enum: ['action', 'status', 'dataClassification', 'day', 'hour'] } });
+    expect(stats.parameters.find((p) => p.name === 'groupBy')).toMatchObject({
+      required: true,
+      schema: { enum: ['action', 'status', 'dataClassification', 'day', 'hour'] },
+    });
     expect((await srv.request('GET', '/api/v1/events/stats')).status).toBe(400);
     const withProof = doc.paths['/events/{id}']!.get!.parameters.find((p) => p.name === 'withProof')!;
     expect(withProof).toMatchObject({ required: false, schema: { type: 'string', enum: ['true', 'false'] } });
@@ -93,9 +114,17 @@ describe.each(backends())('OpenAPI document against the server on %s', (backend)
     for (const [template, methods] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(methods)) {
         for (const p of op.parameters.filter((x) => x.required && x.in === 'query')) {
-          const { path } = requestOf(template, { ...op, parameters: op.parameters.filter((x) => x !== p) }, true);
+          const { path } = requestOf(
+            template,
+            { ...op, parameters: op.parameters.filter((x) => x !== p) },
+            true,
+          );
           const res = await srv.request(method.toUpperCase(), path);
-          expect({ op: op.operationId, p: p.name, status: res.status }).toEqual({ op: op.operationId, p: p.name, status: 400 });
+          expect({ op: op.operationId, p: p.name, status: res.status }).toEqual({
+            op: op.operationId,
+            p: p.name,
+            status: 400,
+          });
           expect(res.body.error.issues.map((i: { path: string }) => i.path)).toContain(p.name);
         }
       }

@@ -2,22 +2,22 @@
  * events.query filters and keyset pagination, events.stats, getById — over tRPC and REST.
  */
 import type { EventInputBody } from '../../src/events/schema';
-import { backends } from '../helpers/backends';
+import { describeEachBackend } from '../helpers/backends';
 import { startTestServer, type TestServer } from '../helpers/server';
 
-describe.each(backends())('queries on %s', (backend) => {
+describeEachBackend('queries on %s', (backend) => {
   let srv: TestServer;
   const ids: string[] = [];
   beforeAll(async () => {
     srv = await startTestServer(backend);
     const events: EventInputBody[] = Array.from({ length: 45 }, (_, i) => ({
       action: i % 3 === 0 ? 'data.read' : i % 3 === 1 ? 'data.write' : 'auth.login',
-      status: (i % 5 === 0 ? 'failure' : 'success'),
+      status: i % 5 === 0 ? 'failure' : 'success',
       principalId: `user-${i % 4}`,
       patientId: i % 2 === 0 ? 'patient-even' : 'patient-odd',
       targetResourceType: i % 2 === 0 ? 'Patient' : 'Observation',
       targetResourceId: `res-${i % 6}`,
-      dataClassification: (i % 4 === 0 ? 'PHI' : 'INTERNAL'),
+      dataClassification: i % 4 === 0 ? 'PHI' : 'INTERNAL',
       correlationId: `corr-${i % 9}`,
     }));
     // Several batches so recordedAt differs between groups and ties exist within a batch.
@@ -80,9 +80,14 @@ describe.each(backends())('queries on %s', (backend) => {
   });
 
   it('mirrors the query over REST with comma-separated lists', async () => {
-    const res = await srv.request('GET', '/api/v1/events?actions=data.read,data.write&statuses=success&limit=100');
+    const res = await srv.request(
+      'GET',
+      '/api/v1/events?actions=data.read,data.write&statuses=success&limit=100',
+    );
     expect(res.status).toBe(200);
-    expect(res.body.items).toHaveLength(await all({ actions: ['data.read', 'data.write'], statuses: ['success'] }).then((r) => r.length));
+    expect(res.body.items).toHaveLength(
+      await all({ actions: ['data.read', 'data.write'], statuses: ['success'] }).then((r) => r.length),
+    );
   });
 
   it('rejects a forged cursor and an out-of-range limit with the field named', async () => {

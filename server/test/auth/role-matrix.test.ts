@@ -9,7 +9,7 @@ import { ROLES, can, type Role } from '../../src/auth/permissions';
 import { DEFAULT_EVENT_LIMITS } from '../../src/events/limits';
 import { procedureAccess } from '../../src/trpc/access';
 import { createAppRouter } from '../../src/trpc/routers';
-import { backends } from '../helpers/backends';
+import { describeEachBackend } from '../helpers/backends';
 import { appRoutes, type AppRoute } from '../helpers/routes';
 import { startTestServer, type TestServer } from '../helpers/server';
 
@@ -17,13 +17,17 @@ const operations = createOperations({ event: DEFAULT_EVENT_LIMITS });
 const procedures = procedureAccess(createAppRouter(operations));
 const SOME_UUID = '00000000-0000-4000-8000-000000000000';
 
-describe.each(backends())('role matrix on %s', (backend) => {
+describeEachBackend('role matrix on %s', (backend) => {
   let srv: TestServer;
   let routes: AppRoute[];
   const keyOf = new Map<Role, string>();
   beforeAll(async () => {
     srv = await startTestServer(backend);
-    for (const role of ROLES) keyOf.set(role, (await srv.runtime.services.apiKeys.create(srv.organizationId, `matrix ${role}`, role)).key);
+    for (const role of ROLES)
+      keyOf.set(
+        role,
+        (await srv.runtime.services.apiKeys.create(srv.organizationId, `matrix ${role}`, role)).key,
+      );
     routes = appRoutes(srv.runtime.app);
   }, 60_000);
   afterAll(async () => {
@@ -32,10 +36,14 @@ describe.each(backends())('role matrix on %s', (backend) => {
 
   it('finds every REST route of the operation table in the app, and each declares its access', () => {
     const found = new Set(routes.map((r) => `${r.method} ${r.path}`));
-    for (const op of Object.values(operations) as AnyOperation[]) expect(found).toContain(`${op.rest.method.toUpperCase()} /api/v1${op.rest.path}`);
+    for (const op of Object.values(operations) as AnyOperation[])
+      expect(found).toContain(`${op.rest.method.toUpperCase()} /api/v1${op.rest.path}`);
     expect(routes.filter((r) => r.access === null)).toEqual([]);
     for (const op of Object.values(operations) as AnyOperation[]) {
-      expect(routes.find((r) => r.path === `/api/v1${op.rest.path}` && r.method === op.rest.method.toUpperCase())?.access).toBe(op.permission);
+      expect(
+        routes.find((r) => r.path === `/api/v1${op.rest.path}` && r.method === op.rest.method.toUpperCase())
+          ?.access,
+      ).toBe(op.permission);
     }
   });
 
@@ -66,7 +74,8 @@ describe.each(backends())('role matrix on %s', (backend) => {
       const status = await restStatus(route, route.access === 'public' ? null : keyOf.get(role)!);
       const allowed = route.access === 'public' || can(role, route.access!);
       const denied = status === 401 || status === 403;
-      if (allowed === denied || (!allowed && status !== 403)) wrong.push(`${route.method} ${route.path} (${route.access}): ${status}`);
+      if (allowed === denied || (!allowed && status !== 403))
+        wrong.push(`${route.method} ${route.path} (${route.access}): ${status}`);
     }
     expect(wrong).toEqual([]);
   });
@@ -77,7 +86,8 @@ describe.each(backends())('role matrix on %s', (backend) => {
       const status = await trpcStatus(p.path, p.type, keyOf.get(role)!);
       const allowed = p.access === 'public' || can(role, p.access!);
       const denied = status === 401 || status === 403;
-      if (allowed === denied || (!allowed && status !== 403)) wrong.push(`${p.path} (${p.access}): ${status}`);
+      if (allowed === denied || (!allowed && status !== 403))
+        wrong.push(`${p.path} (${p.access}): ${status}`);
     }
     expect(wrong).toEqual([]);
   });

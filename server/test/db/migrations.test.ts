@@ -11,7 +11,7 @@ import { PgTable } from 'drizzle-orm/pg-core';
 import { openDatabase, type Database } from '../../src/db/client';
 import { currentSchemaVersion, expectedSchemaVersion, loadMigrations, migrate } from '../../src/db/migrate';
 import * as schema from '../../src/db/schema';
-import { backends, createTestDatabase } from '../helpers/backends';
+import { describeEachBackend, createTestDatabase } from '../helpers/backends';
 
 async function open(backend: string): Promise<{ database: Database; cleanup: () => Promise<void> }> {
   if (backend === 'pglite') {
@@ -29,7 +29,11 @@ async function open(backend: string): Promise<{ database: Database; cleanup: () 
   };
 }
 
-async function q<R = Record<string, unknown>>(database: Database, text: string, params: unknown[] = []): Promise<R[]> {
+async function q<R = Record<string, unknown>>(
+  database: Database,
+  text: string,
+  params: unknown[] = [],
+): Promise<R[]> {
   const c = await database.connect();
   try {
     return (await c.query<R>(text, params)).rows;
@@ -38,7 +42,7 @@ async function q<R = Record<string, unknown>>(database: Database, text: string, 
   }
 }
 
-describe.each(backends())('migrations on %s', (backend) => {
+describeEachBackend('migrations on %s', (backend) => {
   let database: Database;
   let cleanup: () => Promise<void>;
   beforeAll(async () => {
@@ -58,7 +62,9 @@ describe.each(backends())('migrations on %s', (backend) => {
 
   it('refuses to run when an applied migration was edited', async () => {
     const edited = loadMigrations().map((m, i) => (i === 0 ? { ...m, checksum: 'x' } : m));
-    await expect(migrate(database, edited)).rejects.toThrow(/0001_core_schema was changed after it was applied/);
+    await expect(migrate(database, edited)).rejects.toThrow(
+      /0001_core_schema was changed after it was applied/,
+    );
   });
 
   it('has every column the Drizzle schema declares, with matching types', async () => {
@@ -67,7 +73,16 @@ describe.each(backends())('migrations on %s', (backend) => {
       `SELECT table_name, column_name, udt_name FROM information_schema.columns WHERE table_schema = 'public'`,
     );
     const have = new Map(cols.map((c) => [`${c.table_name}.${c.column_name}`, c.udt_name]));
-    const udt: Record<string, string> = { PgUUID: 'uuid', PgText: 'text', PgTimestamp: 'timestamptz', PgTimestampString: 'timestamptz', PgBigInt53: 'int8', PgJsonb: 'jsonb', PgSmallInt: 'int2', PgCustomColumn: 'bytea' };
+    const udt: Record<string, string> = {
+      PgUUID: 'uuid',
+      PgText: 'text',
+      PgTimestamp: 'timestamptz',
+      PgTimestampString: 'timestamptz',
+      PgBigInt53: 'int8',
+      PgJsonb: 'jsonb',
+      PgSmallInt: 'int2',
+      PgCustomColumn: 'bytea',
+    };
     for (const table of Object.values(schema)) {
       if (!(table instanceof PgTable)) continue;
       for (const [key, col] of Object.entries(getTableColumns(table))) {
@@ -95,9 +110,17 @@ describe.each(backends())('migrations on %s', (backend) => {
     const org = '11111111-1111-4111-8111-111111111111';
     beforeAll(async () => {
       await q(database, `INSERT INTO organizations (id, name) VALUES ($1, 't')`, [org]);
-      await q(database, `INSERT INTO ledger_heads (organization_id, size, root_hash, frontier) VALUES ($1, 1, '\\x00', '\\x')`, [org]);
+      await q(
+        database,
+        `INSERT INTO ledger_heads (organization_id, size, root_hash, frontier) VALUES ($1, 1, '\\x00', '\\x')`,
+        [org],
+      );
       await q(database, `INSERT INTO ledger_nodes VALUES ($1, 0, 0, decode(repeat('ab', 32), 'hex'))`, [org]);
-      await q(database, `INSERT INTO checkpoints (organization_id, tree_size, root_hash, note, key_id) VALUES ($1, 1, '\\x00', 'n', 'k')`, [org]);
+      await q(
+        database,
+        `INSERT INTO checkpoints (organization_id, tree_size, root_hash, note, key_id) VALUES ($1, 1, '\\x00', 'n', 'k')`,
+        [org],
+      );
       await q(
         database,
         `INSERT INTO events (organization_id, id, recorded_at, leaf_index, leaf_hash, action, status, patient_id, commitments, salts)
@@ -116,7 +139,10 @@ describe.each(backends())('migrations on %s', (backend) => {
       ['UPDATE events SET action = $1', /a value may only be set to NULL/],
       ['UPDATE events SET leaf_index = 5 WHERE organization_id = $1', /committed columns changed/],
       [`UPDATE events SET commitments = '{}' WHERE organization_id = $1`, /committed columns changed/],
-      [`UPDATE events SET salts = '{"action":"other"}' WHERE organization_id = $1`, /salts may only be removed/],
+      [
+        `UPDATE events SET salts = '{"action":"other"}' WHERE organization_id = $1`,
+        /salts may only be removed/,
+      ],
       ['UPDATE ledger_heads SET size = 0 WHERE organization_id = $1', /may only grow/],
       ['DELETE FROM ledger_heads WHERE organization_id = $1', /append-only: DELETE/],
     ])('rejects %s', async (sql, message) => {
@@ -128,12 +154,16 @@ describe.each(backends())('migrations on %s', (backend) => {
     });
 
     it('allows erasure: nulling a value and removing its salt', async () => {
-      await q(database, `UPDATE events SET patient_id = NULL, salts = salts - 'patientId', erased_at = now() WHERE organization_id = $1`, [org]);
-      const [row] = await q<{ patient_id: string | null; salts: Record<string, string>; commitments: Record<string, string> }>(
+      await q(
         database,
-        'SELECT patient_id, salts, commitments FROM events WHERE organization_id = $1',
+        `UPDATE events SET patient_id = NULL, salts = salts - 'patientId', erased_at = now() WHERE organization_id = $1`,
         [org],
       );
+      const [row] = await q<{
+        patient_id: string | null;
+        salts: Record<string, string>;
+        commitments: Record<string, string>;
+      }>(database, 'SELECT patient_id, salts, commitments FROM events WHERE organization_id = $1', [org]);
       expect(row!.patient_id).toBeNull();
       expect(row!.salts).toEqual({ action: 'x', status: 'y' });
       expect(row!.commitments.patientId).toBe('p'); // the commitment stays

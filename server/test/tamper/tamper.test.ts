@@ -12,9 +12,18 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { createOrganization } from '../../src/auth/organizations';
-import { commitField, formatBundleRecord, leafBytes, leafHash, newSalt, planRoot, rootAt, frontierNodes } from '../../src/ledger';
+import {
+  commitField,
+  formatBundleRecord,
+  leafBytes,
+  leafHash,
+  newSalt,
+  planRoot,
+  rootAt,
+  frontierNodes,
+} from '../../src/ledger';
 import { readNodes } from '../../src/tlog/repository';
-import { backends } from '../helpers/backends';
+import { describeEachBackend } from '../helpers/backends';
 import { startTestServer, type TestServer } from '../helpers/server';
 import { bulkItems } from '../helpers/events';
 
@@ -33,7 +42,7 @@ function auditVerify(args: string[]): { status: number | null; stdout: string; s
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-describe.each(backends())('tampering on %s', (backend) => {
+describeEachBackend('tampering on %s', (backend) => {
   let srv: TestServer;
   let dir: string;
   let su: { query(text: string, params?: unknown[]): Promise<{ rows: any[] }>; close(): Promise<void> };
@@ -63,7 +72,14 @@ describe.each(backends())('tampering on %s', (backend) => {
     for (let batch = 0; batch < 5; batch++) {
       const results = await srv.runtime.services.events.bulkCreate(
         org,
-        bulkItems(Array.from({ length: 4 }, (_, i) => ({ action: 'record.read', status: 'success', principalId: `u-${batch}-${i}`, details: { batch, i } }))),
+        bulkItems(
+          Array.from({ length: 4 }, (_, i) => ({
+            action: 'record.read',
+            status: 'success',
+            principalId: `u-${batch}-${i}`,
+            details: { batch, i },
+          })),
+        ),
       );
       expect(results.every((r) => r.ok)).toBe(true);
     }
@@ -95,7 +111,11 @@ describe.each(backends())('tampering on %s', (backend) => {
     }
   }
 
-  async function expectDetected(org: string, cli: RegExp, selfAudit: { kind: string; leafIndex?: number; treeSize?: number; reason: RegExp }) {
+  async function expectDetected(
+    org: string,
+    cli: RegExp,
+    selfAudit: { kind: string; leafIndex?: number; treeSize?: number; reason: RegExp },
+  ) {
     const r = await verifyExport(org);
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(cli);
@@ -110,16 +130,29 @@ describe.each(backends())('tampering on %s', (backend) => {
 
   it('the triggers refuse the same changes without superuser tricks', async () => {
     const org = await freshLog('guarded');
-    await expect(su.query(`UPDATE events SET principal_id = 'x' WHERE organization_id = $1 AND leaf_index = 1`, [org])).rejects.toThrow(/only erasure/);
-    await expect(su.query(`DELETE FROM events WHERE organization_id = $1 AND leaf_index = 1`, [org])).rejects.toThrow(/append-only/);
-    await expect(su.query(`UPDATE ledger_nodes SET hash = hash WHERE organization_id = $1`, [org])).rejects.toThrow(/append-only/);
-    await expect(su.query(`UPDATE ledger_heads SET size = 3 WHERE organization_id = $1`, [org])).rejects.toThrow(/may only grow/);
-    await expect(su.query(`DELETE FROM checkpoints WHERE organization_id = $1`, [org])).rejects.toThrow(/append-only/);
+    await expect(
+      su.query(`UPDATE events SET principal_id = 'x' WHERE organization_id = $1 AND leaf_index = 1`, [org]),
+    ).rejects.toThrow(/only erasure/);
+    await expect(
+      su.query(`DELETE FROM events WHERE organization_id = $1 AND leaf_index = 1`, [org]),
+    ).rejects.toThrow(/append-only/);
+    await expect(
+      su.query(`UPDATE ledger_nodes SET hash = hash WHERE organization_id = $1`, [org]),
+    ).rejects.toThrow(/append-only/);
+    await expect(
+      su.query(`UPDATE ledger_heads SET size = 3 WHERE organization_id = $1`, [org]),
+    ).rejects.toThrow(/may only grow/);
+    await expect(su.query(`DELETE FROM checkpoints WHERE organization_id = $1`, [org])).rejects.toThrow(
+      /append-only/,
+    );
   });
 
   it('detects a changed field value', async () => {
     const org = await freshLog('changed-field');
-    await asAttacker(`UPDATE events SET principal_id = 'mallory' WHERE organization_id = $1 AND leaf_index = 6`, [org]);
+    await asAttacker(
+      `UPDATE events SET principal_id = 'mallory' WHERE organization_id = $1 AND leaf_index = 6`,
+      [org],
+    );
     await expectDetected(org, /leaf 6: .*field principalId does not match its commitment/, {
       kind: 'leaf',
       leafIndex: 6,
@@ -130,7 +163,11 @@ describe.each(backends())('tampering on %s', (backend) => {
   it('detects a deleted row', async () => {
     const org = await freshLog('deleted-row');
     await asAttacker(`DELETE FROM events WHERE organization_id = $1 AND leaf_index = 9`, [org]);
-    await expectDetected(org, /leaf 9: .*leaf 9 is missing/, { kind: 'leaf', leafIndex: 9, reason: /leaf 9 is missing/ });
+    await expectDetected(org, /leaf 9: .*leaf 9 is missing/, {
+      kind: 'leaf',
+      leafIndex: 9,
+      reason: /leaf 9 is missing/,
+    });
   });
 
   it('detects two swapped rows', async () => {
@@ -139,16 +176,28 @@ describe.each(backends())('tampering on %s', (backend) => {
       `UPDATE events SET leaf_index = CASE leaf_index WHEN 10 THEN 13 ELSE 10 END WHERE organization_id = $1 AND leaf_index IN (10, 13)`,
       [org],
     );
-    await expectDetected(org, /leaf 10: .*differs from the log's leaf/, { kind: 'leaf', leafIndex: 10, reason: /differs from the log's leaf/ });
+    await expectDetected(org, /leaf 10: .*differs from the log's leaf/, {
+      kind: 'leaf',
+      leafIndex: 10,
+      reason: /differs from the log's leaf/,
+    });
   });
 
   it('detects a forged row inserted with a well-formed commitment and leaf hash', async () => {
     const org = await freshLog('forged-row');
     // The attacker knows the format: fresh salts, correct commitments, a correct leaf hash.
-    const { rows } = await su.query(`SELECT id, recorded_at FROM events WHERE organization_id = $1 AND leaf_index = 5`, [org]);
+    const { rows } = await su.query(
+      `SELECT id, recorded_at FROM events WHERE organization_id = $1 AND leaf_index = 5`,
+      [org],
+    );
     const recordedAt = new Date(rows[0].recorded_at as string);
     const id = (rows[0].id as string).replace(/.$/, (c) => (c === '0' ? '1' : '0'));
-    const values = { action: 'record.delete', status: 'success', dataClassification: 'INTERNAL', timestamp: recordedAt.toISOString() };
+    const values = {
+      action: 'record.delete',
+      status: 'success',
+      dataClassification: 'INTERNAL',
+      timestamp: recordedAt.toISOString(),
+    };
     const salts: Record<string, string> = {};
     const commitments: Record<string, string> = {};
     for (const [k, v] of Object.entries(values)) {
@@ -168,14 +217,21 @@ describe.each(backends())('tampering on %s', (backend) => {
   it('detects a rewritten tree node', async () => {
     const org = await freshLog('rewritten-node');
     // Node (level 2, index 1) = MTH(leaves 4..7): the consistency proof from 4 to 8 is made of it.
-    await asAttacker(`UPDATE ledger_nodes SET hash = $2 WHERE organization_id = $1 AND level = 2 AND idx = 1`, [org, Buffer.alloc(32, 0xab)]);
+    await asAttacker(
+      `UPDATE ledger_nodes SET hash = $2 WHERE organization_id = $1 AND level = 2 AND idx = 1`,
+      [org, Buffer.alloc(32, 0xab)],
+    );
     await expectDetected(org, /checkpoint 8: .*not consistent with checkpoint 4/, {
       kind: 'checkpoint',
       treeSize: 8,
       reason: /not consistent with checkpoint 4/,
     });
     const result = await srv.runtime.selfAudit!.auditOrganization(org);
-    expect(result.findings.some((f) => f.kind === 'node' && f.leafIndex === 4 && /level 2, index 1/.test(f.reason))).toBe(true);
+    expect(
+      result.findings.some(
+        (f) => f.kind === 'node' && f.leafIndex === 4 && /level 2, index 1/.test(f.reason),
+      ),
+    ).toBe(true);
   });
 
   it('detects the head rolled back', async () => {
@@ -183,8 +239,15 @@ describe.each(backends())('tampering on %s', (backend) => {
     const db = srv.runtime.database.db;
     const root = rootAt(12, await readNodes(db, org, planRoot(12)));
     const frontier = Buffer.concat(await readNodes(db, org, frontierNodes(12)));
-    await asAttacker(`UPDATE ledger_heads SET size = 12, root_hash = $2, frontier = $3 WHERE organization_id = $1`, [org, root, frontier]);
-    await expectDetected(org, /checkpoint 20: .*rolled back/, { kind: 'checkpoint', treeSize: 20, reason: /rolled back/ });
+    await asAttacker(
+      `UPDATE ledger_heads SET size = 12, root_hash = $2, frontier = $3 WHERE organization_id = $1`,
+      [org, root, frontier],
+    );
+    await expectDetected(org, /checkpoint 20: .*rolled back/, {
+      kind: 'checkpoint',
+      treeSize: 20,
+      reason: /rolled back/,
+    });
   });
 
   it('detects a complete rollback (rows, nodes, checkpoints, head) against the pinned checkpoint', async () => {
@@ -198,9 +261,15 @@ describe.each(backends())('tampering on %s', (backend) => {
     const root = rootAt(12, await readNodes(db, org, planRoot(12)));
     const frontier = Buffer.concat(await readNodes(db, org, frontierNodes(12)));
     await asAttacker(`DELETE FROM events WHERE organization_id = $1 AND leaf_index >= 12`, [org]);
-    await asAttacker(`DELETE FROM ledger_nodes WHERE organization_id = $1 AND (idx + 1) * (1::bigint << level) > 12`, [org]);
+    await asAttacker(
+      `DELETE FROM ledger_nodes WHERE organization_id = $1 AND (idx + 1) * (1::bigint << level) > 12`,
+      [org],
+    );
     await asAttacker(`DELETE FROM checkpoints WHERE organization_id = $1 AND tree_size > 12`, [org]);
-    await asAttacker(`UPDATE ledger_heads SET size = 12, root_hash = $2, frontier = $3 WHERE organization_id = $1`, [org, root, frontier]);
+    await asAttacker(
+      `UPDATE ledger_heads SET size = 12, root_hash = $2, frontier = $3 WHERE organization_id = $1`,
+      [org, root, frontier],
+    );
     // Internally consistent now: only the pin (client) and the pinned memory (server) know better.
     expect((await verifyExport(org)).status).toBe(0);
     const r = await verifyExport(org, ['--pin', pinFile]);
@@ -214,7 +283,8 @@ describe.each(backends())('tampering on %s', (backend) => {
 
   it('records an alert, counts the failure in metrics and stays ready', async () => {
     const before = await srv.request('GET', '/metrics', undefined, null);
-    const count = (text: string) => Number(/^audit_ledger_verification_failures_total (\d+)/m.exec(text)?.[1] ?? 0);
+    const count = (text: string) =>
+      Number(/^audit_ledger_verification_failures_total (\d+)/m.exec(text)?.[1] ?? 0);
     const results = await srv.runtime.selfAudit!.runOnce();
     expect(results.filter((r) => !r.ok).length).toBeGreaterThanOrEqual(6);
     const after = await srv.request('GET', '/metrics', undefined, null);

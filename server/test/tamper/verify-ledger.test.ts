@@ -25,7 +25,7 @@ import {
 import { createLogger } from '../../src/observability/logger';
 import { startRuntime } from '../../src/runtime';
 import { backendEnv, TEST_ADMIN_KEY } from '../helpers/server';
-import { backends } from '../helpers/backends';
+import { describeEachBackend } from '../helpers/backends';
 import { bulkItems } from '../helpers/events';
 
 const ROOT = path.resolve(__dirname, '../../..');
@@ -33,10 +33,15 @@ jest.setTimeout(120_000);
 
 interface Report {
   ok: boolean;
-  organizations: Array<{ organizationId: string; ok: boolean; size: number; failure?: { kind: string; leafIndex: number | null; treeSize: number | null; reason: string } }>;
+  organizations: Array<{
+    organizationId: string;
+    ok: boolean;
+    size: number;
+    failure?: { kind: string; leafIndex: number | null; treeSize: number | null; reason: string };
+  }>;
 }
 
-describe.each(backends())('audit-admin verify-ledger on %s', (backend) => {
+describeEachBackend('audit-admin verify-ledger on %s', (backend) => {
   let env: Record<string, string>;
   let cleanup: () => Promise<void>;
   let org: string;
@@ -44,18 +49,36 @@ describe.each(backends())('audit-admin verify-ledger on %s', (backend) => {
   let genuineVerifier: string;
 
   function verifyLedger(args: string[], extraEnv: Record<string, string> = {}) {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'server/src/cli/admin.ts', 'verify-ledger', ...args], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      timeout: 90_000,
-      // Only the database: no signing key, so every trusted key is the one passed here.
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'test', AUDIT_LOG_ORIGIN: 'test.audit', ...(env.DATABASE_URL ? { DATABASE_URL: env.DATABASE_URL } : { AUDIT_DATA_DIR: env.AUDIT_DATA_DIR! }), ...extraEnv },
-    });
-    return { status: r.status, stderr: r.stderr, report: (r.stdout ? JSON.parse(r.stdout) : null) as Report | null };
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', 'server/src/cli/admin.ts', 'verify-ledger', ...args],
+      {
+        cwd: ROOT,
+        encoding: 'utf8',
+        timeout: 90_000,
+        // Only the database: no signing key, so every trusted key is the one passed here.
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          NODE_ENV: 'test',
+          AUDIT_LOG_ORIGIN: 'test.audit',
+          ...(env.DATABASE_URL
+            ? { DATABASE_URL: env.DATABASE_URL }
+            : { AUDIT_DATA_DIR: env.AUDIT_DATA_DIR! }),
+          ...extraEnv,
+        },
+      },
+    );
+    return {
+      status: r.status,
+      stderr: r.stderr,
+      report: (r.stdout ? JSON.parse(r.stdout) : null) as Report | null,
+    };
   }
 
   async function withDatabase<T>(fn: (database: Database) => Promise<T>): Promise<T> {
-    const database = await openDatabase(env.DATABASE_URL ? { url: env.DATABASE_URL, poolMax: 2 } : { dataDir: env.AUDIT_DATA_DIR });
+    const database = await openDatabase(
+      env.DATABASE_URL ? { url: env.DATABASE_URL, poolMax: 2 } : { dataDir: env.AUDIT_DATA_DIR },
+    );
     try {
       return await fn(database);
     } finally {
@@ -82,9 +105,23 @@ describe.each(backends())('audit-admin verify-ledger on %s', (backend) => {
     other = (await createOrganization(rt.database, 'second')).id;
     // Checkpoints at 4, 8, 12, 16, 20 (one batch each) in the first organization, 3 events in the second.
     for (let b = 0; b < 5; b++) {
-      await rt.services.events.bulkCreate(org, bulkItems(Array.from({ length: 4 }, (_, i) => ({ action: 'record.read', status: 'success', principalId: `user-${b * 4 + i}` }))));
+      await rt.services.events.bulkCreate(
+        org,
+        bulkItems(
+          Array.from({ length: 4 }, (_, i) => ({
+            action: 'record.read',
+            status: 'success',
+            principalId: `user-${b * 4 + i}`,
+          })),
+        ),
+      );
     }
-    const third = await rt.services.events.bulkCreate(other, bulkItems(['record.create', 'record.update', 'record.read'].map((action) => ({ action, status: 'success' }))));
+    const third = await rt.services.events.bulkCreate(
+      other,
+      bulkItems(
+        ['record.create', 'record.update', 'record.read'].map((action) => ({ action, status: 'success' })),
+      ),
+    );
     expect(third.every((r) => r.ok)).toBe(true);
     await rt.close();
   }, 120_000);
@@ -95,7 +132,9 @@ describe.each(backends())('audit-admin verify-ledger on %s', (backend) => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.report!.ok).toBe(true);
-    expect(Object.fromEntries(r.report!.organizations.map((o) => [o.organizationId, [o.ok, o.size]]))).toEqual({ [org]: [true, 20], [other]: [true, 3] });
+    expect(
+      Object.fromEntries(r.report!.organizations.map((o) => [o.organizationId, [o.ok, o.size]])),
+    ).toEqual({ [org]: [true, 20], [other]: [true, 3] });
   });
 
   it('refuses to run without a trusted key (the signing_keys table is never one)', () => {
@@ -115,33 +154,64 @@ describe.each(backends())('audit-admin verify-ledger on %s', (backend) => {
         await q('BEGIN');
         await q('SET LOCAL session_replication_role = replica'); // triggers off, as a superuser can
         // 1. Rewrite leaf 9's action, with a fresh salt and commitment, and its leaf hash.
-        const row = (await q('SELECT id, recorded_at, commitments, salts FROM events WHERE organization_id = $1 AND leaf_index = $2', [org, rewritten])).rows[0]!;
+        const row = (
+          await q(
+            'SELECT id, recorded_at, commitments, salts FROM events WHERE organization_id = $1 AND leaf_index = $2',
+            [org, rewritten],
+          )
+        ).rows[0]!;
         const salt = newSalt();
         const commitments = { ...row.commitments, action: commitField(salt, 'record.delete') };
         const salts = { ...row.salts, action: salt.toString('base64') };
         const recordedAt = new Date(row.recorded_at).toISOString();
         const forged = leafHash(leafBytes({ org, id: row.id, recordedAt, fields: commitments }));
-        await q('UPDATE events SET action = $3, commitments = $4, salts = $5, leaf_hash = $6 WHERE organization_id = $1 AND leaf_index = $2', [org, rewritten, 'record.delete', commitments, salts, forged]);
+        await q(
+          'UPDATE events SET action = $3, commitments = $4, salts = $5, leaf_hash = $6 WHERE organization_id = $1 AND leaf_index = $2',
+          [org, rewritten, 'record.delete', commitments, salts, forged],
+        );
         // 2. Rebuild every tree node and the head from the (rewritten) leaves.
-        const leaves = (await q('SELECT leaf_hash FROM events WHERE organization_id = $1 ORDER BY leaf_index', [org])).rows.map((r) => r.leaf_hash as Buffer);
+        const leaves = (
+          await q('SELECT leaf_hash FROM events WHERE organization_id = $1 ORDER BY leaf_index', [org])
+        ).rows.map((r) => r.leaf_hash as Buffer);
         await q('DELETE FROM ledger_nodes WHERE organization_id = $1', [org]);
-        const sizes = (await q('SELECT tree_size FROM checkpoints WHERE organization_id = $1 ORDER BY tree_size', [org])).rows.map((r) => Number(r.tree_size));
+        const sizes = (
+          await q('SELECT tree_size FROM checkpoints WHERE organization_id = $1 ORDER BY tree_size', [org])
+        ).rows.map((r) => Number(r.tree_size));
         let size = 0;
         let frontier: Buffer[] = [];
         for (const end of sizes) {
           const step = appendLeaves(size, frontier, leaves.slice(size, end));
-          for (const n of step.nodes) await q('INSERT INTO ledger_nodes (organization_id, level, idx, hash) VALUES ($1, $2, $3, $4)', [org, n.level, n.index, n.hash]);
+          for (const n of step.nodes)
+            await q('INSERT INTO ledger_nodes (organization_id, level, idx, hash) VALUES ($1, $2, $3, $4)', [
+              org,
+              n.level,
+              n.index,
+              n.hash,
+            ]);
           // 3. Re-sign every checkpoint with the attacker's key (the table will publish only that key).
           {
-            const note = signNote(formatCheckpoint({ origin: `test.audit/${org}`, size: end, rootHash: step.root }), [attackerSigner]);
-            await q('UPDATE checkpoints SET root_hash = $3, note = $4, key_id = $5 WHERE organization_id = $1 AND tree_size = $2', [org, end, step.root, note, attackerSigner.keyId.toString('hex')]);
+            const note = signNote(
+              formatCheckpoint({ origin: `test.audit/${org}`, size: end, rootHash: step.root }),
+              [attackerSigner],
+            );
+            await q(
+              'UPDATE checkpoints SET root_hash = $3, note = $4, key_id = $5 WHERE organization_id = $1 AND tree_size = $2',
+              [org, end, step.root, note, attackerSigner.keyId.toString('hex')],
+            );
           }
           ({ size, frontier } = step);
         }
-        await q('UPDATE ledger_heads SET root_hash = $2, frontier = $3 WHERE organization_id = $1', [org, appendLeaves(0, [], leaves).root, Buffer.concat(frontier)]);
+        await q('UPDATE ledger_heads SET root_hash = $2, frontier = $3 WHERE organization_id = $1', [
+          org,
+          appendLeaves(0, [], leaves).root,
+          Buffer.concat(frontier),
+        ]);
         // 4. Replace the published key row by the attacker's.
         await q('DELETE FROM signing_keys');
-        await q('INSERT INTO signing_keys (key_id, name, verifier_key, not_before) VALUES ($1, $2, $3, now() - interval \'1 day\')', [attackerSigner.keyId.toString('hex'), attackerSigner.name, attacker.verifierKey]);
+        await q(
+          "INSERT INTO signing_keys (key_id, name, verifier_key, not_before) VALUES ($1, $2, $3, now() - interval '1 day')",
+          [attackerSigner.keyId.toString('hex'), attackerSigner.name, attacker.verifierKey],
+        );
         await q('COMMIT');
       } catch (err) {
         await q('ROLLBACK');
@@ -155,7 +225,9 @@ describe.each(backends())('audit-admin verify-ledger on %s', (backend) => {
     const keyInDb = await withDatabase(async (d) => {
       const c = await d.connect();
       try {
-        return (await c.query<{ verifier_key: string }>('SELECT verifier_key FROM signing_keys')).rows.map((r) => r.verifier_key);
+        return (await c.query<{ verifier_key: string }>('SELECT verifier_key FROM signing_keys')).rows.map(
+          (r) => r.verifier_key,
+        );
       } finally {
         c.release();
       }
@@ -164,7 +236,10 @@ describe.each(backends())('audit-admin verify-ledger on %s', (backend) => {
     expect(verifyLedger(['--key', attacker.verifierKey, '--organization', org]).status).toBe(0);
 
     // Trusting only the configured key, it fails and names the first checkpoint it cannot trust.
-    for (const r of [verifyLedger(['--key', genuineVerifier]), verifyLedger([], { AUDIT_VERIFIER_KEY: genuineVerifier })]) {
+    for (const r of [
+      verifyLedger(['--key', genuineVerifier]),
+      verifyLedger([], { AUDIT_VERIFIER_KEY: genuineVerifier }),
+    ]) {
       expect(r.status).toBe(1);
       expect(r.report!.ok).toBe(false);
       const bad = r.report!.organizations.find((o) => o.organizationId === org)!;

@@ -13,16 +13,20 @@ import {
   type BundleReport,
 } from '../../src/ledger';
 import type { AppRouter } from '../../src/trpc/routers';
-import { backends } from '../helpers/backends';
+import { describeEachBackend } from '../helpers/backends';
 import { startTestServer, TEST_ADMIN_KEY, type TestServer } from '../helpers/server';
 
-function verify(records: unknown[], key: string, extra: Partial<ConstructorParameters<typeof BundleVerifier>[0]> = {}): BundleReport {
+function verify(
+  records: unknown[],
+  key: string,
+  extra: Partial<ConstructorParameters<typeof BundleVerifier>[0]> = {},
+): BundleReport {
   const v = new BundleVerifier({ verifiers: [parseVerifierKey(key)], ...extra });
   for (const r of records) v.push(r);
   return v.finish();
 }
 
-describe.each(backends())('bundle export on %s', (backend) => {
+describeEachBackend('bundle export on %s', (backend) => {
   let srv: TestServer;
   beforeAll(async () => {
     srv = await startTestServer(backend, { INGEST_MAX_WAIT_MS: '0' });
@@ -45,12 +49,17 @@ describe.each(backends())('bundle export on %s', (backend) => {
   });
 
   async function exportRest(query = ''): Promise<unknown[]> {
-    const res = await fetch(`${srv.url}/api/v1/ledger/export${query}`, { headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` } });
+    const res = await fetch(`${srv.url}/api/v1/ledger/export${query}`, {
+      headers: { authorization: `Bearer ${TEST_ADMIN_KEY}` },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
     const text = await res.text();
     expect(text.endsWith('\n')).toBe(true);
-    return text.trimEnd().split('\n').map((l) => JSON.parse(l) as unknown);
+    return text
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as unknown);
   }
 
   it('exports every event over REST as NDJSON that verifies offline with the public key', async () => {
@@ -72,7 +81,12 @@ describe.each(backends())('bundle export on %s', (backend) => {
 
   it('streams the same bundle through tRPC ledger.exportBundle with httpBatchStreamLink', async () => {
     const client = createTRPCClient<AppRouter>({
-      links: [httpBatchStreamLink({ url: `${srv.url}/trpc`, headers: () => ({ authorization: `Bearer ${TEST_ADMIN_KEY}` }) })],
+      links: [
+        httpBatchStreamLink({
+          url: `${srv.url}/trpc`,
+          headers: () => ({ authorization: `Bearer ${TEST_ADMIN_KEY}` }),
+        }),
+      ],
     });
     const iterable = await client.ledger.exportBundle.query({});
     const records: unknown[] = [];
@@ -136,7 +150,9 @@ describe.each(backends())('bundle export on %s', (backend) => {
 
   it('refuses the export to a producer key (the bundle holds event values)', async () => {
     const { key } = await srv.client().apiKeys.create.mutate({ name: 'producer', role: 'producer' });
-    const res = await fetch(`${srv.url}/api/v1/ledger/export`, { headers: { authorization: `Bearer ${key}` } });
+    const res = await fetch(`${srv.url}/api/v1/ledger/export`, {
+      headers: { authorization: `Bearer ${key}` },
+    });
     expect(res.status).toBe(403);
     const unauth = await fetch(`${srv.url}/api/v1/ledger/export`);
     expect(unauth.status).toBe(401);

@@ -6,7 +6,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { TRPCClientError } from '@trpc/client';
 import { BundleVerifier, parseVerifierKey, signProducerEvent, type BundleRecord } from '../../src/ledger';
-import { backends } from '../helpers/backends';
+import { describeEachBackend } from '../helpers/backends';
 import { startTestServer, type TestServer } from '../helpers/server';
 
 function producerKeyPair(): { seed: Buffer; publicKey: Buffer } {
@@ -16,14 +16,19 @@ function producerKeyPair(): { seed: Buffer; publicKey: Buffer } {
   return { seed: Buffer.from(seed), publicKey: Buffer.from(pub) };
 }
 
-describe.each(backends())('producer signatures on %s', (backend) => {
+describeEachBackend('producer signatures on %s', (backend) => {
   let srv: TestServer;
   const producer = producerKeyPair();
   let keyId: string;
 
   beforeAll(async () => {
     srv = await startTestServer(backend, { AUDIT_SELF_AUDIT_INTERVAL_MS: '0' });
-    const key = await srv.client().ledger.registerProducerKey.mutate({ name: 'ehr-frontend', publicKey: producer.publicKey.toString('base64') });
+    const key = await srv
+      .client()
+      .ledger.registerProducerKey.mutate({
+        name: 'ehr-frontend',
+        publicKey: producer.publicKey.toString('base64'),
+      });
     keyId = key.keyId;
   }, 60_000);
   afterAll(async () => {
@@ -39,26 +44,48 @@ describe.each(backends())('producer signatures on %s', (backend) => {
     dataClassification: 'PHI' as const,
     details: { purpose: 'treatment', n },
   });
-  const signed = (e: Record<string, unknown>) => ({ ...e, producerSignature: signProducerEvent(e, producer.seed, producer.publicKey) });
+  const signed = (e: Record<string, unknown>) => ({
+    ...e,
+    producerSignature: signProducerEvent(e, producer.seed, producer.publicKey),
+  });
 
   it('accepts a correctly signed event and lists the producer key', async () => {
     const receipt = await srv.client().events.create.mutate(signed(event(1)) as never);
     expect(receipt.leafIndex).toBeGreaterThanOrEqual(0);
     const { keys } = await srv.client().ledger.producerKeys.query();
-    expect(keys).toEqual([expect.objectContaining({ keyId, name: 'ehr-frontend', publicKey: producer.publicKey.toString('base64'), revokedAt: null })]);
+    expect(keys).toEqual([
+      expect.objectContaining({
+        keyId,
+        name: 'ehr-frontend',
+        publicKey: producer.publicKey.toString('base64'),
+        revokedAt: null,
+      }),
+    ]);
   });
 
   it('rejects a signature that does not match the event, an unknown key and a non-committed form', async () => {
     const tampered = { ...signed(event(2)), principalId: 'someone-else' };
-    const err = (await srv.client().events.create.mutate(tampered as never).catch((e: unknown) => e)) as TRPCClientError<any>;
+    const err = (await srv
+      .client()
+      .events.create.mutate(tampered as never)
+      .catch((e: unknown) => e)) as TRPCClientError<any>;
     expect(err).toBeInstanceOf(TRPCClientError);
     expect(err.message).toBe('producer signature does not verify');
     const other = producerKeyPair();
-    const stranger = { ...event(3), producerSignature: signProducerEvent(event(3), other.seed, other.publicKey) };
-    const err2 = (await srv.client().events.create.mutate(stranger as never).catch((e: unknown) => e)) as TRPCClientError<any>;
+    const stranger = {
+      ...event(3),
+      producerSignature: signProducerEvent(event(3), other.seed, other.publicKey),
+    };
+    const err2 = (await srv
+      .client()
+      .events.create.mutate(stranger as never)
+      .catch((e: unknown) => e)) as TRPCClientError<any>;
     expect(err2.message).toMatch(/is not registered or was revoked/);
     const loose = signed({ ...event(4), timestamp: '2026-11-27T11:00:00+01:00' });
-    const err3 = (await srv.client().events.create.mutate(loose as never).catch((e: unknown) => e)) as TRPCClientError<any>;
+    const err3 = (await srv
+      .client()
+      .events.create.mutate(loose as never)
+      .catch((e: unknown) => e)) as TRPCClientError<any>;
     expect(err3.data.issues.map((i: { path: string }) => i.path)).toEqual(['timestamp']);
   });
 
@@ -67,21 +94,34 @@ describe.each(backends())('producer signatures on %s', (backend) => {
     const body = signed(unclassified); // validly signed, but the server would default the field
     const rest = await srv.request('POST', '/api/v1/events', body);
     expect(rest.status).toBe(400);
-    expect(rest.body.error.issues).toEqual([{ path: 'dataClassification', message: 'a signed event needs an explicit dataClassification' }]);
-    const err = (await srv.client().events.create.mutate(body as never).catch((e: unknown) => e)) as TRPCClientError<any>;
+    expect(rest.body.error.issues).toEqual([
+      { path: 'dataClassification', message: 'a signed event needs an explicit dataClassification' },
+    ]);
+    const err = (await srv
+      .client()
+      .events.create.mutate(body as never)
+      .catch((e: unknown) => e)) as TRPCClientError<any>;
     expect(err.data.issues).toEqual(rest.body.error.issues);
     const bulk = await srv.request('POST', '/api/v1/events/bulk', { events: [body, event(9)] });
-    expect(bulk.body.results[0]).toMatchObject({ ok: false, error: { code: 'BAD_REQUEST', issues: rest.body.error.issues } });
+    expect(bulk.body.results[0]).toMatchObject({
+      ok: false,
+      error: { code: 'BAD_REQUEST', issues: rest.body.error.issues },
+    });
     expect(bulk.body.results[1].ok).toBe(true);
     const trpcBulk = await srv.client().events.bulkCreate.mutate({ events: [body as never] });
     expect(trpcBulk.results[0]).toMatchObject({ ok: false, error: { issues: rest.body.error.issues } });
   });
 
   it('reports a bad signature per item in a bulk append, accepting the others', async () => {
-    const res = await srv.request('POST', '/api/v1/events/bulk', { events: [signed(event(5)), { ...signed(event(6)), status: 'failure' }, event(7)] });
+    const res = await srv.request('POST', '/api/v1/events/bulk', {
+      events: [signed(event(5)), { ...signed(event(6)), status: 'failure' }, event(7)],
+    });
     expect(res.status).toBe(200);
     expect(res.body.accepted).toBe(2);
-    expect(res.body.results[1]).toMatchObject({ ok: false, error: { message: 'producer signature does not verify', issues: [{ path: 'producerSignature' }] } });
+    expect(res.body.results[1]).toMatchObject({
+      ok: false,
+      error: { message: 'producer signature does not verify', issues: [{ path: 'producerSignature' }] },
+    });
   });
 
   it('exports signatures and producer keys; the offline verifier checks them, and an erasure makes them unverifiable, not failed', async () => {
@@ -99,15 +139,34 @@ describe.each(backends())('producer signatures on %s', (backend) => {
 
     // A forged signature in the bundle names the leaf.
     const forged = structuredClone(records);
-    const ev = forged.find((r) => r.type === 'event' && r.producerSignature) as Extract<BundleRecord, { type: 'event' }>;
-    ev.producerSignature!.signature = signProducerEvent({ other: true }, producer.seed, producer.publicKey).signature;
-    expect(verify(forged).failures[0]).toMatchObject({ kind: 'leaf', leafIndex: ev.leafIndex, reason: `leaf ${ev.leafIndex}: producer signature of key ${keyId} does not verify` });
+    const ev = forged.find((r) => r.type === 'event' && r.producerSignature) as Extract<
+      BundleRecord,
+      { type: 'event' }
+    >;
+    ev.producerSignature!.signature = signProducerEvent(
+      { other: true },
+      producer.seed,
+      producer.publicKey,
+    ).signature;
+    expect(verify(forged).failures[0]).toMatchObject({
+      kind: 'leaf',
+      leafIndex: ev.leafIndex,
+      reason: `leaf ${ev.leafIndex}: producer signature of key ${keyId} does not verify`,
+    });
 
     const conn = await srv.runtime.database.connect();
     try {
-      await conn.query(`UPDATE events SET patient_id = NULL, salts = salts - 'patientId', erased_at = now() WHERE organization_id = $1 AND producer_key_id IS NOT NULL AND leaf_index = $2`, [srv.organizationId, ev.leafIndex]);
+      await conn.query(
+        `UPDATE events SET patient_id = NULL, salts = salts - 'patientId', erased_at = now() WHERE organization_id = $1 AND producer_key_id IS NOT NULL AND leaf_index = $2`,
+        [srv.organizationId, ev.leafIndex],
+      );
       // The signature itself can never be changed or dropped, even by the erasure path.
-      await expect(conn.query(`UPDATE events SET producer_signature = NULL WHERE organization_id = $1 AND leaf_index = $2`, [srv.organizationId, ev.leafIndex])).rejects.toThrow(/immutable/);
+      await expect(
+        conn.query(
+          `UPDATE events SET producer_signature = NULL WHERE organization_id = $1 AND leaf_index = $2`,
+          [srv.organizationId, ev.leafIndex],
+        ),
+      ).rejects.toThrow(/immutable/);
     } finally {
       conn.release();
     }
