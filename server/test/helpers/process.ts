@@ -30,39 +30,69 @@ export interface ServerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Spawns `node --import tsx server/src/main.ts` with `env` and waits until /health answers. */
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+/**
+ * Spawns `node --import tsx server/src/main.ts` with `env` and waits until /health answers.
+ * The server listens on port 0 and the kernel picks the port, which the server's "listening" log
+ * line reports (nothing can take it in between); with a LOG_LEVEL above `info`, which hides that
+ * line, a kernel-picked free port is passed as PORT instead. The wait has a deadline and watches
+ * the child: one that exits during start-up is reported as exited, with its output, at once.
+ */
 export async function spawnServer(env: Record<string, string>, timeoutMs = 180_000): Promise<ServerProcess> {
-  const port = env.PORT ? Number(env.PORT) : await freePort();
+  const level = env.LOG_LEVEL ?? 'info';
+  const fixedPort = env.PORT
+    ? Number(env.PORT)
+    : LEVELS.indexOf(level) > LEVELS.indexOf('info')
+      ? await freePort()
+      : 0;
   const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/main.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'warn', HOST: '127.0.0.1', ...env, PORT: String(port) },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      HOST: '127.0.0.1',
+      ...env,
+      LOG_LEVEL: level,
+      PORT: String(fixedPort),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  let announced: string | null = null;
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (announced === null)
+      announced =
+        /"url":"(http:\/\/[^"]+)"[^\n]*audit server listening|audit server listening[^\n]*"url":"(http:\/\/[^"]+)"/
+          .exec(out)
+          ?.slice(1)
+          .find(Boolean) ?? null;
+  });
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once('exit', (code, signal) => resolve({ code, signal })),
   );
-  const url = `http://127.0.0.1:${port}`;
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  void exited.then((e) => (exit = e));
   const deadline = Date.now() + timeoutMs;
-  let dead = false;
-  void exited.then(() => (dead = true));
   for (;;) {
-    if (dead) throw new Error(`server exited during start-up:\n${out}`);
-    try {
-      const res = await fetch(`${url}/health`);
-      if (res.ok) break;
-    } catch {
-      /* not listening yet */
+    if (exit) throw new Error(`server exited during start-up (${JSON.stringify(exit)}):\n${out}`);
+    const url = fixedPort === 0 ? announced : `http://127.0.0.1:${fixedPort}`;
+    if (url !== null) {
+      try {
+        const res = await fetch(`${url}/health`);
+        if (res.ok) return { child, url, output: () => out, exited };
+      } catch {
+        /* not answering yet */
+      }
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`server did not become healthy within ${timeoutMs} ms:\n${out}`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 100))]);
   }
-  return { child, url, output: () => out, exited };
 }
 
 /** Kills a server process and waits for it to be gone. */
@@ -72,7 +102,11 @@ export async function killServer(p: ServerProcess, signal: NodeJS.Signals = 'SIG
 }
 
 /** POSTs JSON with a key; returns status and parsed body (throws on network errors). */
-export async function postJson(url: string, key: string, body: unknown): Promise<{ status: number; body: any }> {
+export async function postJson(
+  url: string,
+  key: string,
+  body: unknown,
+): Promise<{ status: number; body: any }> {
   const res = await fetch(url, {
     method: 'POST',
     headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },

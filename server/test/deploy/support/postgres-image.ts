@@ -27,7 +27,7 @@ import {
 import { basename, join } from 'node:path';
 import { hostCommand, mounts, serviceSecrets } from './compose';
 import type { ComposeModel } from './compose';
-import { describeResult, freePort, run, startProcess, waitFor } from './tools';
+import { StopWaiting, describeResult, freePort, run, startProcess, waitFor } from './tools';
 import type { CommandResult, ManagedProcess } from './tools';
 
 const INITDB_DIR = '/docker-entrypoint-initdb.d';
@@ -212,13 +212,13 @@ export async function startComposePostgres(
     await waitFor(
       `${name} on ${listen === '' ? 'its socket' : listen}`,
       () => {
-        if (proc.hasExited()) throw new Error(`${name} exited\n${proc.output()}`);
+        if (proc.hasExited()) throw new StopWaiting(`${name} exited during start-up`);
         const host = listen === '' ? socketDir : listen;
         return run(join(bin, 'pg_isready'), ['-q', '-h', host, '-p', String(port)]).status === 0
           ? true
           : undefined;
       },
-      { attempts: 300, intervalMs: 100, describe: () => proc.output() },
+      { intervalMs: 100, timeoutMs: 120_000, describe: () => proc.output() },
     );
     return proc;
   };

@@ -8,7 +8,7 @@ import { cpSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateSignerKey } from '../../../src/ledger';
 import { fetchOnce } from './services';
-import { REPO_ROOT, describeResult, run, startProcess, waitFor } from './tools';
+import { REPO_ROOT, StopWaiting, describeResult, run, startProcess, waitFor } from './tools';
 import type { ManagedProcess } from './tools';
 
 /** A fresh Ed25519 checkpoint signing key in the form AUDIT_SIGNING_KEY takes. */
@@ -84,12 +84,14 @@ export async function startAuditServer(
   await waitFor(
     `${name} /ready on port ${port}`,
     async () => {
-      if (proc.hasExited()) throw new Error(`${name} exited\n${proc.output()}`);
+      if (proc.hasExited())
+        throw new StopWaiting(`${name} exited with ${String(await proc.exited)} during start-up`);
       const response = await fetchOnce({ host, port, path: '/ready', timeoutMs: 2_000 });
       return response.status === 200 ? true : undefined;
     },
-    // Generous: a server compiled by tsx on a busy 2-core machine can need well over a minute.
-    { attempts: 900, intervalMs: 200, describe: () => proc.output() },
+    // A deadline, not a count of attempts: a server compiled by tsx on a busy 2-core machine can
+    // need well over a minute.
+    { intervalMs: 200, timeoutMs: 180_000, describe: () => proc.output() },
   );
   const logs = () => parseLogs(proc.stdoutLines);
   return {

@@ -6,7 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess, SpawnOptions } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 
@@ -51,25 +51,40 @@ function tryBind(port: number, host: string): Promise<boolean> {
   });
 }
 
+/** A port the kernel picks (listen on 0) on `host`. */
+function kernelPort(host: string): Promise<number> {
+  return new Promise((done, fail) => {
+    const server = createServer();
+    server.once('error', fail);
+    server.listen({ port: 0, host, exclusive: true }, () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => done(port));
+    });
+  });
+}
+
 const handedOut = new Set<number>();
 
 /**
- * Picks a port above 20000 that is free right now on every one of `hosts` (default 127.0.0.1;
- * several loopback addresses let replicas share one port, as containers do). Ports already handed
- * out in this process are never reused, so two helpers started in parallel cannot collide.
+ * A TCP port for a program that must be told its port up front (nginx, redis-server, postgres):
+ * one the kernel picks by listening on port 0, so never a guess from a range that overlaps the
+ * ephemeral ports of outgoing connections, and free right now on every one of `hosts` (default
+ * 127.0.0.1; several loopback addresses let replicas share one port, as containers do). Ports
+ * already handed out in this process are never reused. The audit server itself listens on 0 and
+ * reports its address instead (see support/server.ts).
  */
 export async function freePort(hosts: readonly string[] = ['127.0.0.1']): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const port = 20000 + Math.floor(Math.random() * 40000);
+    const port = await kernelPort(hosts[0] ?? '127.0.0.1');
     if (handedOut.has(port)) continue;
     let free = true;
-    for (const host of hosts) free = free && (await tryBind(port, host));
+    for (const host of hosts.slice(1)) free = free && (await tryBind(port, host));
     if (free) {
       handedOut.add(port);
       return port;
     }
   }
-  throw new Error(`no TCP port above 20000 free on ${hosts.join(', ')} after 200 attempts`);
+  throw new Error(`no TCP port free on ${hosts.join(', ')} after 200 attempts`);
 }
 
 /** A child process whose output is captured line by line. */
@@ -197,9 +212,15 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((done) => setTimeout(done, ms));
 }
 
+/** Thrown by a probe to stop {@link waitFor} at once (the process it waits for has exited). */
+export class StopWaiting extends Error {}
+
 /**
- * Polls `probe` until it returns a value that is not `undefined`, at most `attempts` times with
- * `intervalMs` between tries; throws with `describe()` (typically process output) if it never does.
+ * Polls `probe` until it returns a value that is not `undefined`, every `intervalMs`, until a
+ * deadline (`timeoutMs`, default `attempts × intervalMs`, measured on the clock so a slow probe on
+ * a loaded machine does not stretch it); throws with `describe()` (typically process output) if it
+ * never does. A probe that throws {@link StopWaiting} ends the wait at once with that error (a
+ * crashed process is reported as exited, not as a timeout).
  */
 export async function waitFor<T>(
   what: string,
@@ -207,21 +228,25 @@ export async function waitFor<T>(
   {
     attempts = 150,
     intervalMs = 200,
+    timeoutMs = attempts * intervalMs,
     describe = () => '',
-  }: { attempts?: number; intervalMs?: number; describe?: () => string } = {},
+  }: { attempts?: number; intervalMs?: number; timeoutMs?: number; describe?: () => string } = {},
 ): Promise<T> {
   let lastError = '';
-  for (let i = 0; i < attempts; i++) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
     try {
       const value = await probe();
       if (value !== undefined) return value;
     } catch (error) {
+      if (error instanceof StopWaiting) throw new Error(`${what}: ${error.message}\n${describe()}`);
       lastError = error instanceof Error ? error.message : String(error);
     }
+    if (Date.now() > deadline) break;
     await sleep(intervalMs);
   }
   throw new Error(
-    `timed out waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}\n${describe()}`,
+    `timed out waiting for ${what} after ${timeoutMs} ms${lastError ? ` (last error: ${lastError})` : ''}\n${describe()}`,
   );
 }
 
