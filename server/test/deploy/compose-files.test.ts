@@ -5,6 +5,7 @@
  * secret files, each service only its own; the infrastructure files: from the environment),
  * read-only production containers, no published database ports, the database role split.
  */
+import { execFile } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -21,7 +22,8 @@ import {
   writeEnvFile,
 } from './support/compose';
 import type { ComposeFileKey, ComposeModel, Service, Yaml } from './support/compose';
-import { REPO_ROOT, describeResult, makeTempDir, requireBinary, run } from './support/tools';
+import { REPO_ROOT, describeResult, freePort, makeTempDir, requireBinary, run } from './support/tools';
+import { startTestServer } from '../helpers/server';
 
 const COMPOSE = COMPOSE_DIR;
 const FILES = COMPOSE_FILES;
@@ -126,6 +128,16 @@ function filledEnvFile(example: string): string {
 const composeConfig = (key: FileKey, envFile: string) => composeConfigOf(FILES[key], envFile);
 
 const models = new Map<FileKey, ComposeModel>();
+
+/** The exit code of `node -e script`, run without blocking this process. */
+function nodeExit(script: string): Promise<number | null> {
+  return new Promise((resolve) =>
+    execFile(process.execPath, ['-e', script], { timeout: 60_000 }, (err) =>
+      resolve(err ? (typeof err.code === 'number' ? err.code : null) : 0),
+    ),
+  );
+}
+
 /**
  * What an operator runs with: no .env at all for the development file; for the production file
  * its .env.example as written (no secret goes in there); the infrastructure files need their
@@ -226,6 +238,29 @@ describe('development compose file', () => {
       expect(model('dev').services[name]!.healthcheck.test.length).toBeGreaterThan(0);
     }
   });
+
+  it.each([
+    ['dev', 'audit-server', '/health'],
+    ['prod', 'audit-server', '/ready'],
+  ] as const)(
+    'has a %s %s health check that passes against a running server and fails against none',
+    async (file, service, probe) => {
+      const test = model(file).services[service]!.healthcheck.test as string[];
+      expect(test.slice(0, 3)).toEqual(['CMD', 'node', '-e']);
+      const script = test[3]!;
+      expect(script).toContain(`http://127.0.0.1:3000${probe}`);
+      const srv = await startTestServer('pglite');
+      try {
+        const port = new URL(srv.url).port;
+        // Asynchronously: the server answers from this process.
+        expect(await nodeExit(script.replace('127.0.0.1:3000', `127.0.0.1:${port}`))).toBe(0);
+      } finally {
+        await srv.close();
+      }
+      const closed = await freePort();
+      expect(await nodeExit(script.replace('127.0.0.1:3000', `127.0.0.1:${closed}`))).toBe(1);
+    },
+  );
 
   it('runs pgvector PostgreSQL 17 with pg_stat_statements and logical WAL', () => {
     const postgres = model('dev').services.postgres!;
