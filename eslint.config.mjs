@@ -5,7 +5,7 @@ import globals from 'globals';
 import { layerRules } from './eslint.layers.mjs';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '**/dist/**', 'manifests/lib/**', 'dist-k8s/**', 'coverage/**', 'data/**', '**/*.js', '**/*.mjs', '**/*.cjs'] },
+  { ignores: ['**/node_modules/**', '**/dist/**', 'manifests/lib/**', 'dist-k8s/**', 'coverage/**', 'data/**', '**/*.js', '**/*.mjs', '**/*.cjs', '.stryker-tmp/**', 'reports/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -1,0 +1,16 @@
+// Jest configuration for mutation testing (stryker.config.mjs): one project, the unit tests of the
+// scope being mutated only (they run once per mutant), transpiled by SWC like the main config.
+const { scopeOf } = require('./stryker.scopes.cjs');
+
+const scope = scopeOf(process.env.MUTATION_SCOPE);
+
+/** @type {import('jest').Config} */
+module.exports = {
+  rootDir: __dirname,
+  testEnvironment: 'node',
+  testMatch: scope.tests.map((t) => `<rootDir>/${t}`),
+  transform: {
+    '^.+\\.tsx?$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } }],
+  },
+  testTimeout: 60_000,
+};

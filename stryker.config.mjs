@@ -1,0 +1,33 @@
+// Mutation testing of the core (docs/mutation-testing.md). Not part of `npm test`: run
+//   MUTATION_SCOPE=ledger npm run test:mutation       (ledger | ingest | auth | manifests)
+// Incremental: a rerun only tests mutants whose code or tests changed since the stored result.
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const { scopeOf } = require('./stryker.scopes.cjs');
+const scope = scopeOf(process.env.MUTATION_SCOPE);
+
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  packageManager: 'npm',
+  testRunner: 'jest',
+  jest: { projectType: 'custom', configFile: 'jest.mutation.config.cjs', enableFindRelatedTests: false },
+  checkers: ['typescript'],
+  tsconfigFile: scope.tsconfig,
+  typescriptChecker: { prioritizePerformanceOverAccuracy: true },
+  mutate: scope.mutate,
+  coverageAnalysis: 'perTest',
+  // Static mutants (module-level constants) need every test of the scope per mutant, about 90 % of
+  // the run time; they are reported as ignored and listed in docs/mutation-testing.md.
+  ignoreStatic: true,
+  concurrency: Number(process.env.MUTATION_CONCURRENCY ?? 2),
+  timeoutMS: 20_000,
+  incremental: true,
+  incrementalFile: `reports/mutation/${scope.name}/stryker-incremental.json`,
+  reporters: ['clear-text', 'progress-append-only', 'json'],
+  jsonReporter: { fileName: `reports/mutation/${scope.name}/mutation.json` },
+  thresholds: { high: 90, low: 80, break: null },
+  tempDirName: `.stryker-tmp/${scope.name}`,
+  ignorePatterns: ['bench/out', 'coverage', 'reports', 'dist-k8s', 'data'],
+  cleanTempDir: true,
+};

@@ -1,0 +1,49 @@
+// Scopes of the mutation run (docs/mutation-testing.md): what is mutated and which tests judge it.
+// Each scope runs on its own (MUTATION_SCOPE=<name> npm run test:mutation) so a run fits a shared
+// two-core machine; the tests are the fast, in-process ones of that part of the core.
+const scopes = {
+  ledger: {
+    mutate: ['server/src/ledger/**/*.ts', '!server/src/ledger/index.ts'],
+    // The ledger imports nothing outside itself (a lint rule): type-checking it alone is enough.
+    tsconfig: 'server/tsconfig.ledger.json',
+    tests: [
+      'server/test/ledger/commitment.test.ts',
+      'server/test/ledger/compact-range.test.ts',
+      'server/test/ledger/jcs.test.ts',
+      'server/test/ledger/note.test.ts',
+      'server/test/ledger/rfc6962-vectors.test.ts',
+      'server/test/ledger/spec-vectors.test.ts',
+      'server/test/ledger/tree.test.ts',
+      'server/test/verify/bundle-verifier.test.ts',
+    ],
+  },
+  ingest: {
+    tsconfig: 'server/tsconfig.json',
+    mutate: ['server/src/events/ingest.ts', 'server/src/events/commit-form.ts', 'server/src/tlog/log-writer.ts', 'server/src/tlog/repository.ts', 'server/src/events/repository.ts'],
+    tests: [
+      'server/test/events/append-transaction.test.ts',
+      'server/test/events/ingest-prepare.test.ts',
+      'server/test/api/append-isolation.test.ts',
+    ],
+  },
+  auth: {
+    tsconfig: 'server/tsconfig.json',
+    mutate: ['server/src/auth/**/*.ts'],
+    tests: ['server/test/api/auth.test.ts'],
+  },
+  manifests: {
+    tsconfig: 'manifests/tsconfig.json',
+    mutate: ['manifests/src/server-pod.ts', 'manifests/src/workload-defaults.ts', 'manifests/src/restricted-namespace.ts', 'manifests/src/pod-network-policy.ts'],
+    tests: ['manifests/test/**/*.test.ts'],
+  },
+};
+
+/** The scope named `name` (default: ledger); throws on an unknown name. */
+function scopeOf(name) {
+  const key = name || 'ledger';
+  const scope = scopes[key];
+  if (!scope) throw new Error(`unknown MUTATION_SCOPE ${JSON.stringify(name)}; one of ${Object.keys(scopes).join(', ')}`);
+  return { name: key, ...scope };
+}
+
+module.exports = { scopes, scopeOf };
