@@ -16,7 +16,7 @@ import { createTestDatabase, describePostgres } from '../helpers/backends';
 import { killServer, spawnServer, type ServerProcess } from '../helpers/process';
 import { TEST_ADMIN_KEY } from '../helpers/server';
 
-jest.setTimeout(180_000);
+jest.setTimeout(400_000);
 
 /** Polls until `condition` holds; a hang fails with `what` (no assertion on time). */
 async function waitFor(what: string, condition: () => Promise<boolean>, ms = 60_000): Promise<void> {
