@@ -221,6 +221,20 @@ export function auditServerAlertRules(namespace: string, serviceName: string): A
       summary: 'More than 10 % of submitted events are rejected: a producer is sending bad events.',
     },
     {
+      alert: 'AuditDatabasePoolSaturated',
+      expr: `max by (namespace, pod) (audit_db_pool_waiting_clients{${sel}}) > 0`,
+      forDuration: '5m',
+      severity: 'warning',
+      summary: 'Requests of a replica wait for a PostgreSQL connection: raise DATABASE_POOL_MAX or find the slow queries.',
+    },
+    {
+      alert: 'AuditDatabaseSlowQueries',
+      expr: `histogram_quantile(0.99, sum by (namespace, le) (rate(audit_db_query_duration_seconds_bucket{${sel}}[5m]))) > 0.5`,
+      forDuration: '10m',
+      severity: 'warning',
+      summary: 'p99 PostgreSQL query duration is above 500 ms.',
+    },
+    {
       alert: 'AuditServerMemoryHigh',
       expr: `max by (namespace, pod) (process_resident_memory_bytes{${sel}, service="${serviceName}"}) > 900 * 1024 * 1024`,
       forDuration: '15m',

@@ -125,7 +125,7 @@ describe('alert expressions', () => {
   });
 
   it('use only names from the server metric registry (metric-names.ts)', () => {
-    const histograms = [METRIC_NAMES.httpRequestDurationSeconds, METRIC_NAMES.ingestBatchSize];
+    const histograms = [METRIC_NAMES.httpRequestDurationSeconds, METRIC_NAMES.ingestBatchSize, METRIC_NAMES.dbQueryDurationSeconds];
     const allowed = new Set<string>([
       ...Object.values(METRIC_NAMES),
       ...histograms.flatMap((h) => [`${h}_bucket`, `${h}_sum`, `${h}_count`]),

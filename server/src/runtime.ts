@@ -53,11 +53,14 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** Starts what `config.AUDIT_ROLE` asks for and listens on PORT (0 = ephemeral). */
 export async function startRuntime(config: Config, logger: Logger): Promise<Runtime> {
+  const metrics = new Metrics();
   const database = await openDatabase({
     url: config.DATABASE_URL,
     dataDir: config.DATABASE_URL ? undefined : config.AUDIT_DATA_DIR,
     poolMax: config.DATABASE_POOL_MAX,
+    observer: metrics.databaseObserver,
   });
+  metrics.observeDatabasePool(() => database.poolStats?.());
   const cleanups: Array<() => Promise<void>> = [() => database.close()];
   try {
     if (config.DATABASE_MIGRATE_ON_START || !config.DATABASE_URL) {
@@ -106,7 +109,6 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       });
     }
 
-    const metrics = new Metrics();
     const destinations: WitnessDestination[] = [];
     if (config.AUDIT_WITNESS_DIR) destinations.push(new DirectoryWitness(config.AUDIT_WITNESS_DIR));
     if (config.AUDIT_WITNESS_URL) destinations.push(new HttpWitness(config.AUDIT_WITNESS_URL, config.AUDIT_WITNESS_TIMEOUT_MS));

@@ -26,10 +26,27 @@ export interface RawConnection {
   release(): void;
 }
 
+/** Connection pool state at one moment (PostgreSQL only: PGlite has one in-process connection). */
+export interface PoolStats {
+  /** Connections open, idle or checked out. */
+  total: number;
+  idle: number;
+  /** Callers waiting for a connection: the pool is saturated while this is above zero. */
+  waiting: number;
+  max: number;
+}
+
+/** Receives the duration of every query sent to PostgreSQL (the metrics of docs/operations.md). */
+export interface DatabaseObserver {
+  queryFinished(seconds: number, ok: boolean): void;
+}
+
 /** An open database: Drizzle for queries, raw connections for migrations, and lifecycle. */
 export interface Database {
   readonly kind: 'postgres' | 'pglite';
   readonly db: Db;
+  /** Pool state, or undefined on PGlite (and absent on test doubles). */
+  poolStats?(): PoolStats | undefined;
   /** Borrows one connection (PGlite has exactly one; it is shared). */
   connect(): Promise<RawConnection>;
   ping(): Promise<void>;
@@ -45,6 +62,8 @@ export interface OpenDatabaseOptions {
   /** PGlite data directory; absent = in memory. */
   dataDir?: string | undefined;
   poolMax?: number;
+  /** Told the duration and outcome of every PostgreSQL query. */
+  observer?: DatabaseObserver | undefined;
 }
 
 // Drizzle maps camelCase fields to snake_case columns everywhere through this one option.
@@ -52,11 +71,11 @@ const drizzleConfig = { schema, casing: 'snake_case' } as const;
 
 /** Opens the database the configuration asks for. */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
-  if (options.url) return openPostgres(options.url, options.poolMax ?? 10);
+  if (options.url) return openPostgres(options.url, options.poolMax ?? 10, options.observer);
   return openPglite(options.dataDir);
 }
 
-function openPostgres(url: string, poolMax: number): Database {
+function openPostgres(url: string, poolMax: number, observer: DatabaseObserver | undefined): Database {
   const pool = new pg.Pool({
     connectionString: url,
     max: poolMax,
@@ -71,6 +90,7 @@ function openPostgres(url: string, poolMax: number): Database {
   pool.on('error', () => undefined);
   pool.on('connect', (client) => {
     client.on('error', () => undefined);
+    if (observer) timeQueries(client, observer);
   });
   const db = drizzlePg({ client: pool, ...drizzleConfig }) as unknown as Db;
   return {
@@ -89,6 +109,7 @@ function openPostgres(url: string, poolMax: number): Database {
         release: () => client.release(),
       };
     },
+    poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: poolMax }),
     async ping() {
       await pool.query('SELECT 1');
     },
@@ -96,6 +117,37 @@ function openPostgres(url: string, poolMax: number): Database {
       await pool.end();
     },
   };
+}
+
+/**
+ * Wraps one pooled client's `query` so that every call reports its duration and outcome: the
+ * promise form (Drizzle's transactions and the raw connections) and the callback form (pg-pool's
+ * `pool.query`, which Drizzle uses outside transactions). Stream forms (a Submittable) pass
+ * through untimed. The caller still gets the original result, errors included.
+ */
+function timeQueries(client: pg.PoolClient, observer: DatabaseObserver): void {
+  const original = client.query.bind(client) as (...args: unknown[]) => unknown;
+  const timed = (...args: unknown[]): unknown => {
+    const started = process.hrtime.bigint();
+    const done = (ok: boolean) => observer.queryFinished(Number(process.hrtime.bigint() - started) / 1e9, ok);
+    const callback = args[args.length - 1];
+    if (typeof callback === 'function') {
+      args[args.length - 1] = (err: unknown, res: unknown) => {
+        done(!err);
+        (callback as (e: unknown, r: unknown) => void)(err, res);
+      };
+      return original(...args);
+    }
+    const result = original(...args);
+    if (result instanceof Promise) {
+      result.then(
+        () => done(true),
+        () => done(false),
+      );
+    }
+    return result;
+  };
+  (client as unknown as { query: typeof timed }).query = timed;
 }
 
 async function openPglite(dataDir: string | undefined): Promise<Database> {
@@ -127,6 +179,7 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
         release: () => undefined,
       });
     },
+    poolStats: () => undefined,
     async ping() {
       await client.query('SELECT 1');
     },

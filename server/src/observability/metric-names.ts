@@ -14,6 +14,10 @@ export const METRIC_NAMES = {
   witnessPublicationsTotal: 'audit_witness_publications_total',
   redisUp: 'audit_redis_up',
   databaseUp: 'audit_database_up',
+  dbQueryDurationSeconds: 'audit_db_query_duration_seconds',
+  dbPoolConnections: 'audit_db_pool_connections',
+  dbPoolWaiting: 'audit_db_pool_waiting_clients',
+  dbPoolMax: 'audit_db_pool_max_connections',
 } as const;
 
 /** Prefix of Node.js process metrics from prom-client's default collectors. */

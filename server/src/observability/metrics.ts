@@ -3,6 +3,7 @@
  * from metric-names.ts so dashboards and alert rules can be checked against them.
  */
 import client from 'prom-client';
+import type { DatabaseObserver, PoolStats } from '../db/client';
 import { METRIC_NAMES } from './metric-names';
 
 /** All metrics of one server process. */
@@ -70,8 +71,57 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly dbQueryDuration = new client.Histogram({
+    name: METRIC_NAMES.dbQueryDurationSeconds,
+    help: 'PostgreSQL query duration in seconds, by outcome (ok, error); absent on PGlite',
+    labelNames: ['outcome'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  private poolStats: () => PoolStats | undefined = () => undefined;
+  readonly dbPoolConnections = new client.Gauge({
+    name: METRIC_NAMES.dbPoolConnections,
+    help: 'PostgreSQL pool connections by state (idle, active) at scrape time',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+    collect: () => {
+      const s = this.poolStats();
+      if (!s) return;
+      this.dbPoolConnections.set({ state: 'idle' }, s.idle);
+      this.dbPoolConnections.set({ state: 'active' }, s.total - s.idle);
+    },
+  });
+  readonly dbPoolWaiting = new client.Gauge({
+    name: METRIC_NAMES.dbPoolWaiting,
+    help: 'Callers waiting for a PostgreSQL pool connection at scrape time (saturation)',
+    registers: [this.registry],
+    collect: () => {
+      const s = this.poolStats();
+      if (s) this.dbPoolWaiting.set(s.waiting);
+    },
+  });
+  readonly dbPoolMax = new client.Gauge({
+    name: METRIC_NAMES.dbPoolMax,
+    help: 'Size limit of the PostgreSQL pool (DATABASE_POOL_MAX)',
+    registers: [this.registry],
+    collect: () => {
+      const s = this.poolStats();
+      if (s) this.dbPoolMax.set(s.max);
+    },
+  });
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Observer for the PostgreSQL client: every query's duration and outcome. */
+  readonly databaseObserver: DatabaseObserver = {
+    queryFinished: (seconds, ok) => this.dbQueryDuration.observe({ outcome: ok ? 'ok' : 'error' }, seconds),
+  };
+
+  /** Reports the pool of an open database at every scrape. */
+  observeDatabasePool(stats: () => PoolStats | undefined): void {
+    this.poolStats = stats;
   }
 
   /** Observer for the ingest service. */
