@@ -198,6 +198,29 @@ export function auditServerAlertRules(namespace: string, serviceName: string): A
       summary: 'No successful ledger self-audit for two hours.',
     },
     {
+      alert: 'AuditIngestRejectionsHigh',
+      expr:
+        `sum by (namespace) (rate(audit_events_rejected_total{${sel}}[10m]))` +
+        ` / clamp_min(sum by (namespace) (rate(audit_events_ingested_total{${sel}}[10m])) + sum by (namespace) (rate(audit_events_rejected_total{${sel}}[10m])), 1e-9) > 0.1`,
+      forDuration: '15m',
+      severity: 'warning',
+      summary: 'More than 10 % of submitted events are rejected: a producer is sending bad events.',
+    },
+    ...dataTierAlertRules(sel),
+    {
+      alert: 'AuditServerMemoryHigh',
+      expr: `max by (namespace, pod) (process_resident_memory_bytes{${sel}, service="${serviceName}"}) > 900 * 1024 * 1024`,
+      forDuration: '15m',
+      severity: 'warning',
+      summary: 'An api replica uses more than 900 MiB resident memory (limit 1 GiB).',
+    },
+  ];
+}
+
+/** Alerts about the audit server's view of PostgreSQL and Redis (reachability, pool, query time). */
+function dataTierAlertRules(sel: string): AlertRule[] {
+  return [
+    {
       alert: 'AuditDatabaseDown',
       expr: `max by (namespace) (audit_database_up{${sel}}) == 0`,
       forDuration: '2m',
@@ -212,15 +235,6 @@ export function auditServerAlertRules(namespace: string, serviceName: string): A
       summary: 'Redis is unreachable: rate limits are local and the cache is off (no data loss).',
     },
     {
-      alert: 'AuditIngestRejectionsHigh',
-      expr:
-        `sum by (namespace) (rate(audit_events_rejected_total{${sel}}[10m]))` +
-        ` / clamp_min(sum by (namespace) (rate(audit_events_ingested_total{${sel}}[10m])) + sum by (namespace) (rate(audit_events_rejected_total{${sel}}[10m])), 1e-9) > 0.1`,
-      forDuration: '15m',
-      severity: 'warning',
-      summary: 'More than 10 % of submitted events are rejected: a producer is sending bad events.',
-    },
-    {
       alert: 'AuditDatabasePoolSaturated',
       expr: `max by (namespace, pod) (audit_db_pool_waiting_clients{${sel}}) > 0`,
       forDuration: '5m',
@@ -233,13 +247,6 @@ export function auditServerAlertRules(namespace: string, serviceName: string): A
       forDuration: '10m',
       severity: 'warning',
       summary: 'p99 PostgreSQL query duration is above 500 ms.',
-    },
-    {
-      alert: 'AuditServerMemoryHigh',
-      expr: `max by (namespace, pod) (process_resident_memory_bytes{${sel}, service="${serviceName}"}) > 900 * 1024 * 1024`,
-      forDuration: '15m',
-      severity: 'warning',
-      summary: 'An api replica uses more than 900 MiB resident memory (limit 1 GiB).',
     },
   ];
 }

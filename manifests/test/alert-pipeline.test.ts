@@ -18,7 +18,7 @@ import type { ThrowawayDatabase } from '../../server/test/deploy/support/service
 import { newApiKey, startAuditServer } from '../../server/test/deploy/support/server';
 import { freePort, makeTempDir, requireBinary, startProcess, stopAll, waitFor } from '../../server/test/deploy/support/tools';
 
-jest.setTimeout(240_000);
+jest.setTimeout(600_000);
 
 const NAMESPACE = 'smedrec-audit';
 const pg = postgresForTests();
@@ -155,7 +155,7 @@ describeWithPostgres('Prometheus → Alertmanager → webhook with a real server
       const samples = await query(`count_over_time(audit_ledger_verification_failures_total{namespace="${NAMESPACE}"}[1m])`);
       const failures = await query(`max(audit_ledger_verification_failures_total{namespace="${NAMESPACE}"})`);
       return ok.length === 1 && Number(samples[0]?.value[1] ?? 0) >= 2 && failures[0]?.value[1] === '0' ? true : undefined;
-    }, { attempts: 300, intervalMs: 500 });
+    }, { attempts: 600, intervalMs: 500 });
     expect(received.filter((d) => d.path === '/critical')).toEqual([]);
 
     // The attacker: a superuser bypassing the append-only triggers.
@@ -166,7 +166,7 @@ describeWithPostgres('Prometheus → Alertmanager → webhook with a real server
 
     const delivery = await waitFor('the critical webhook to receive the alert', () =>
       received.find((d) => d.path === '/critical' && d.body.alerts.some((a) => a.labels.alertname === 'AuditLedgerVerificationFailed')),
-      { attempts: 600, intervalMs: 200 },
+      { attempts: 1500, intervalMs: 200 },
     );
     const alert = delivery.body.alerts.find((a) => a.labels.alertname === 'AuditLedgerVerificationFailed')!;
     expect(alert.status).toBe('firing');
