@@ -11,7 +11,7 @@ import path from 'node:path';
 import { openDatabase } from '../../src/db/client';
 import { acquireDataDirLock, DataDirInUseError, LOCK_FILE } from '../../src/db/data-dir-lock';
 import { generateSignerKey } from '../../src/ledger';
-import { createTestDatabase } from '../helpers/backends';
+import { createTestDatabase, describePostgres } from '../helpers/backends';
 import { getJson, killServer, postJson, spawnServer, type ServerProcess } from '../helpers/process';
 
 const ROOT = path.resolve(__dirname, '../../..');
@@ -152,49 +152,45 @@ describe('audit-admin beside a server on the embedded default', () => {
   });
 });
 
-(process.env.TEST_DATABASE_URL ? describe : describe.skip)(
-  'audit-admin beside a server on PostgreSQL',
-  () => {
-    let server: ServerProcess;
-    let db: { url: string; drop: () => Promise<void> };
+describePostgres('audit-admin beside a server on PostgreSQL', () => {
+  let server: ServerProcess;
+  let db: { url: string; drop: () => Promise<void> };
 
-    beforeAll(async () => {
-      db = await createTestDatabase();
-      server = await spawnServer({
-        DATABASE_URL: db.url,
-        NODE_ENV: 'test',
-        AUDIT_SIGNING_KEY: generateSignerKey('test.audit').signerKey,
-        AUDIT_LOG_ORIGIN: 'test.audit',
-        AUDIT_BOOTSTRAP_API_KEY: ADMIN,
-        RATE_LIMIT_PER_MINUTE: '0',
-      });
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    server = await spawnServer({
+      DATABASE_URL: db.url,
+      NODE_ENV: 'test',
+      AUDIT_SIGNING_KEY: generateSignerKey('test.audit').signerKey,
+      AUDIT_LOG_ORIGIN: 'test.audit',
+      AUDIT_BOOTSTRAP_API_KEY: ADMIN,
+      RATE_LIMIT_PER_MINUTE: '0',
     });
+  });
 
-    afterAll(async () => {
-      if (server) await killServer(server, 'SIGTERM');
-      await db?.drop();
-    });
+  afterAll(async () => {
+    if (server) await killServer(server, 'SIGTERM');
+    await db?.drop();
+  });
 
-    it('revokes in the shared database and the running server then refuses the key', async () => {
-      const producer = (
-        await postJson(`${server.url}/api/v1/api-keys`, ADMIN, { name: 'p', role: 'producer' })
-      ).body as { id: string; key: string };
-      // Authenticated once, so the server's look-up cache holds the key when it is revoked.
-      expect((await postJson(`${server.url}/api/v1/events`, producer.key, eventBody)).status).toBe(201);
-      const revoked = await cli(['api-keys', 'revoke', '--id', producer.id], { DATABASE_URL: db.url });
-      expect(revoked.stderr).toBe('');
-      expect(revoked.status).toBe(0);
-      expect(JSON.parse(revoked.stdout)).toEqual({ id: producer.id, revoked: true });
-      // Within the look-up cache's lifetime (10 s) the server refuses it, and for good.
-      await until(
-        'the server to refuse the revoked key',
-        async () => (await postJson(`${server.url}/api/v1/events`, producer.key, eventBody)).status === 401,
-      );
-      const list = await getJson(`${server.url}/api/v1/api-keys`, ADMIN);
-      expect(list.body.keys.find((k: { id: string }) => k.id === producer.id).revokedAt).not.toBeNull();
-    });
-  },
-);
+  it('revokes in the shared database and the running server then refuses the key', async () => {
+    const producer = (await postJson(`${server.url}/api/v1/api-keys`, ADMIN, { name: 'p', role: 'producer' }))
+      .body as { id: string; key: string };
+    // Authenticated once, so the server's look-up cache holds the key when it is revoked.
+    expect((await postJson(`${server.url}/api/v1/events`, producer.key, eventBody)).status).toBe(201);
+    const revoked = await cli(['api-keys', 'revoke', '--id', producer.id], { DATABASE_URL: db.url });
+    expect(revoked.stderr).toBe('');
+    expect(revoked.status).toBe(0);
+    expect(JSON.parse(revoked.stdout)).toEqual({ id: producer.id, revoked: true });
+    // Within the look-up cache's lifetime (10 s) the server refuses it, and for good.
+    await until(
+      'the server to refuse the revoked key',
+      async () => (await postJson(`${server.url}/api/v1/events`, producer.key, eventBody)).status === 401,
+    );
+    const list = await getJson(`${server.url}/api/v1/api-keys`, ADMIN);
+    expect(list.body.keys.find((k: { id: string }) => k.id === producer.id).revokedAt).not.toBeNull();
+  });
+});
 
 describe('the data directory lock', () => {
   let dir: string;

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { describePostgres } from '../helpers/backends';
 import { freePort } from '../helpers/process';
 
 const ROOT = path.resolve(__dirname, '../../..');
@@ -128,9 +129,7 @@ describe('the README quick start', () => {
 
 jest.setTimeout(400_000);
 
-const describePg = process.env.TEST_DATABASE_URL ? describe : describe.skip;
-
-describePg('.ci/ensure-database (run by .ci/run)', () => {
+describePostgres('.ci/ensure-database (run by .ci/run)', () => {
   const name = `ensure_db_${randomBytes(5).toString('hex')}`;
   const base = process.env.TEST_DATABASE_URL ?? 'postgres://unset/unset';
   const url = Object.assign(new URL(base), { pathname: `/${name}` }).toString();
