@@ -58,6 +58,12 @@ export const configSchema = z.object({
     .describe('largest request body accepted; a larger declared Content-Length is refused (413) before the body is read'),
   TRPC_MAX_BATCH: int(1, 1000).default(20)
     .describe('most calls one tRPC batch request may hold (set `maxItems` of the client\'s batch link to at most this); each call counts against RATE_LIMIT_PER_MINUTE'),
+  GRAPHQL_INTROSPECTION: bool.optional()
+    .describe('answer GraphQL introspection (`__schema`, `__type`); unset = on outside production, off in production'),
+  GRAPHQL_MAX_DEPTH: int(1, 64).default(10).describe('deepest selection nesting of a GraphQL document'),
+  GRAPHQL_MAX_COMPLEXITY: int(10, 100_000).default(250)
+    .describe('highest complexity of a GraphQL document: 1 per field selected, 10 per operation called'),
+  GRAPHQL_MAX_ALIASES: int(0, 1000).default(20).describe('most aliases in one GraphQL document'),
   EVENT_MAX_BYTES: int(256, 1024 * 1024).default(32 * 1024)
     .describe('largest single event (JSON bytes)'),
   EVENT_MAX_DEPTH: int(1, 64).default(8).describe('deepest nesting allowed in `details`'),

@@ -188,6 +188,11 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
                     : new MemoryRateLimiter(config.AUDIT_PUBLIC_LOG_RATE_PER_MINUTE),
             }
           : null,
+      graphql: {
+        limits: { maxDepth: config.GRAPHQL_MAX_DEPTH, maxComplexity: config.GRAPHQL_MAX_COMPLEXITY, maxAliases: config.GRAPHQL_MAX_ALIASES },
+        introspection: config.GRAPHQL_INTROSPECTION ?? config.NODE_ENV !== 'production',
+        explorer: config.NODE_ENV !== 'production',
+      },
     });
 
     // The worker keeps monthly partitions ahead of time (docs/architecture.md §4.2).

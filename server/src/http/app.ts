@@ -9,6 +9,10 @@ import { createOperations, type InputLimits } from '../api/operations';
 import type { RateLimiter } from '../cache/rate-limiter';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
+import { explorer } from '../graphql/explorer';
+import { graphqlHandler, sendGraphQLError } from '../graphql/handler';
+import type { GraphQLLimits } from '../graphql/limits';
+import { buildGraphQLSchema } from '../graphql/schema';
 import { sendTrpcError, trpcCallsOf } from '../trpc/http-reply';
 import { createAppRouter } from '../trpc/routers';
 import { errorHandler, sendError } from './errors';
@@ -46,9 +50,12 @@ export interface AppDeps {
   trpcMaxBatch: number;
   /** AUDIT_PUBLIC_LOG: anonymous checkpoint and keys, with this per-address limiter (null = unlimited). */
   publicLog?: { limiter: RateLimiter | null } | null;
+  /** GraphQL document limits, introspection, and the explorer page (never in production). */
+  graphql: { limits: GraphQLLimits; introspection: boolean; explorer: boolean };
 }
 
 const trpcReply: ErrorReply = (req, res, code, message, issues) => sendTrpcError(req, res, code, message, stateOf(req).requestId, issues);
+const graphqlReply: ErrorReply = (req, res, code, message, issues) => sendGraphQLError(req, res, code, message, stateOf(req).requestId, issues);
 
 /** Builds the app (no listening: tests mount it on an ephemeral port). */
 export function createApp(deps: AppDeps): Express {
@@ -111,6 +118,29 @@ export function createApp(deps: AppDeps): Express {
       },
     }),
   );
+
+  // GraphQL over the same operation table; the body is read as text (bounded) and parsed by graphql-http.
+  app.use(
+    '/graphql',
+    ...(deps.graphql.explorer ? [explorer] : []),
+    authenticate(deps.services.apiKeys, graphqlReply),
+    requireCredential(graphqlReply),
+    rateLimit(deps.rateLimiter, graphqlReply),
+    declaredBodyLimit(deps.bodyLimitBytes, graphqlReply),
+    express.text({ type: () => true, limit: deps.bodyLimitBytes }),
+    graphqlHandler({
+      schema: buildGraphQLSchema(operations),
+      limits: deps.graphql.limits,
+      introspection: deps.graphql.introspection,
+      contextOf: stateOf,
+    }),
+  );
+  app.use('/graphql', ((err, req, res, next) => {
+    const type = (err as { type?: string }).type;
+    if (type === 'entity.too.large') return graphqlReply(req, res, 'PAYLOAD_TOO_LARGE', `request body is over ${deps.bodyLimitBytes} bytes`);
+    if (type !== undefined) return graphqlReply(req, res, 'BAD_REQUEST', 'malformed request body', [{ path: '(root)', message: 'malformed request body' }]);
+    next(err);
+  }) as express.ErrorRequestHandler);
 
   app.use((req, res) => sendError(res, 'NOT_FOUND', `no route ${req.method} ${req.path}`, stateOf(req).requestId));
   app.use(errorHandler);
