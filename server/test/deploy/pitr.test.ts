@@ -144,6 +144,16 @@ describeWithTools('point-in-time recovery with pgBackRest on a private PostgreSQ
     acknowledged.before.push(...(await ingest('before-backup', 15)));
     must('full backup', asOwner('pgbackrest', [`--config=${conf}`, '--stanza=audit', '--type=full', 'backup'], {}, 240_000));
     acknowledged.before.push(...(await ingest('after-backup', 15)));
+    // pgBackRest restores from a backup whose stop time (whole seconds) is before the target; on a
+    // fast machine the batch above can finish within the backup's last second, so let the clock
+    // pass that second before noting the target.
+    const info = JSON.parse(must('pgbackrest info', asOwner('pgbackrest', [`--config=${conf}`, '--stanza=audit', '--output=json', 'info'])).stdout) as Array<{
+      backup: Array<{ timestamp: { stop: number } }>;
+    }>;
+    const backupStop = Math.max(...info[0]!.backup.map((b) => b.timestamp.stop));
+    await waitFor("the database clock to pass the backup's stop second", () =>
+      withClient(url, async (c) => ((await c.query<{ later: boolean }>('SELECT clock_timestamp() >= to_timestamp($1) AS later', [backupStop + 1])).rows[0]!.later ? true : undefined)),
+    );
     // The noted time, from the database's clock (the clock commit timestamps come from). Every
     // event acknowledged so far committed before it; the next batch starts only once the clock has
     // moved past it, so all of its commits are later.
