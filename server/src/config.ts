@@ -64,6 +64,12 @@ export const configSchema = z.object({
   GRAPHQL_MAX_COMPLEXITY: int(10, 100_000).default(250)
     .describe('highest complexity of a GraphQL document: 1 per field selected, 10 per operation called'),
   GRAPHQL_MAX_ALIASES: int(0, 1000).default(20).describe('most aliases in one GraphQL document'),
+  CACHE_TTL_SECONDS: int(0, 86_400).default(300)
+    .describe('how long a cached read (stats, event reads, checkpoints, API-key and signing-key look-ups) may be served; writes invalidate at once (0 = no cache)'),
+  CACHE_MAX_ENTRIES: int(1, 10_000_000).default(10_000)
+    .describe('most values of the in-process LRU cache (embedded default, without REDIS_URL)'),
+  CACHE_KEY_PREFIX: z.string().regex(/^[\x21-\x7e]{1,64}$/, 'printable ASCII without spaces, at most 64 characters').default('audit:cache:')
+    .describe('prefix of every cache key in Redis: deployments sharing one Redis database need different prefixes'),
   EVENT_MAX_BYTES: int(256, 1024 * 1024).default(32 * 1024)
     .describe('largest single event (JSON bytes)'),
   EVENT_MAX_DEPTH: int(1, 64).default(8).describe('deepest nesting allowed in `details`'),

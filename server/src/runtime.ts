@@ -12,7 +12,9 @@ import { AuditService } from './audit/service';
 import { DirectoryWitness, HttpWitness, WitnessPublisher, type WitnessDestination } from './audit/witness';
 import { ApiKeyService } from './auth/api-keys';
 import { bootstrap, type BootstrapResult } from './auth/organizations';
+import { cacheServices, invalidateSigningKeys } from './api/cached-services';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './cache/rate-limiter';
+import { MemoryCacheStore, ReadCache, RedisCacheStore } from './cache/read-cache';
 import { openRedis, pingRedis } from './cache/redis';
 import type { Config } from './config';
 import { openDatabase, type Database } from './db/client';
@@ -137,9 +139,23 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         appendFailed: (f) => (f.fault === 'input' ? logger.warn.bind(logger) : logger.error.bind(logger))(f, 'append failed'),
       },
     );
-    const apiKeys = new ApiKeyService(database);
+    // Look-ups are cached by the read cache below (revocation effective on every replica at once),
+    // not by the service's own per-process cache.
+    const apiKeys = new ApiKeyService(database, 0);
     const events = new EventService(database, ingest, ledger);
-    const services: Services = { events, ledger, exports: new ExportService(database, ledger), audit: new AuditService(database), apiKeys };
+    // The read cache: Redis when configured (shared by every replica), else an in-process LRU.
+    const cache = new ReadCache(
+      redis ? new RedisCacheStore(redis) : new MemoryCacheStore(config.CACHE_MAX_ENTRIES),
+      { ttlSeconds: config.CACHE_TTL_SECONDS, prefix: config.CACHE_KEY_PREFIX },
+      metrics.cacheObserver,
+    );
+    cleanups.unshift(() => Promise.resolve(cache.close()));
+    // This process may have registered or retired a signing key: other replicas re-read the keys.
+    if (signer) await invalidateSigningKeys(cache);
+    const services: Services = cacheServices(
+      { events, ledger, exports: new ExportService(database, ledger), audit: new AuditService(database), apiKeys },
+      cache,
+    );
 
     const serveApi = config.AUDIT_ROLE === 'api' || config.AUDIT_ROLE === 'all';
     const runWorker = config.AUDIT_ROLE === 'worker' || config.AUDIT_ROLE === 'all';

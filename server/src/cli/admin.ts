@@ -22,6 +22,7 @@
  */
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
+import { invalidateApiKeys } from '../api/cached-services';
 import { ApiKeyService } from '../auth/api-keys';
 import { createOrganization } from '../auth/organizations';
 import { API_KEY_ROLES, type ApiKeyRole } from '../auth/permissions';
@@ -180,6 +181,10 @@ async function run(argv: string[], out: (s: string) => void): Promise<number> {
     if (group === 'api-keys' && command === 'revoke') {
       if (!values.id) throw new UsageError('--id is required');
       await keys.revoke(await defaultOrg(database, values.org), values.id);
+      // Running servers may hold the key's look-up in Redis: invalidate it there too.
+      if (config.REDIS_URL && !(await invalidateApiKeys(config.REDIS_URL, config.CACHE_KEY_PREFIX, config.CACHE_TTL_SECONDS))) {
+        process.stderr.write(`warning: could not reach Redis; running servers may accept the key for up to ${config.CACHE_TTL_SECONDS} s\n`);
+      }
       out(JSON.stringify({ id: values.id, revoked: true }));
       return 0;
     }

@@ -12,6 +12,8 @@ export const METRIC_NAMES = {
   ledgerVerificationFailuresTotal: 'audit_ledger_verification_failures_total',
   ledgerLastVerificationSuccessTimestamp: 'audit_ledger_last_verification_success_timestamp_seconds',
   witnessPublicationsTotal: 'audit_witness_publications_total',
+  cacheRequestsTotal: 'audit_cache_requests_total',
+  cacheErrorsTotal: 'audit_cache_errors_total',
   redisUp: 'audit_redis_up',
   databaseUp: 'audit_database_up',
   dbQueryDurationSeconds: 'audit_db_query_duration_seconds',

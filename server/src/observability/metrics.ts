@@ -110,6 +110,26 @@ export class Metrics {
     },
   });
 
+  readonly cacheRequests = new client.Counter({
+    name: METRIC_NAMES.cacheRequestsTotal,
+    help: 'Read-cache look-ups by cache and result (hit, miss); hit ratio = hit / (hit + miss)',
+    labelNames: ['cache', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly cacheErrors = new client.Counter({
+    name: METRIC_NAMES.cacheErrorsTotal,
+    help: 'Read-cache failures by cache (or invalidation group) and operation (read, write, invalidate); the request was served from the database',
+    labelNames: ['cache', 'operation'] as const,
+    registers: [this.registry],
+  });
+
+  /** Observer for the read cache. */
+  readonly cacheObserver = {
+    hit: (cache: string) => this.cacheRequests.inc({ cache, result: 'hit' }),
+    miss: (cache: string) => this.cacheRequests.inc({ cache, result: 'miss' }),
+    error: (cache: string, operation: 'read' | 'write' | 'invalidate') => this.cacheErrors.inc({ cache, operation }),
+  };
+
   constructor() {
     client.collectDefaultMetrics({ register: this.registry });
   }

@@ -2,6 +2,7 @@
  * Starts a real server in-process on an ephemeral port for integration tests, on PGlite (temp
  * data dir) or a fresh PostgreSQL database (+ Redis when configured), with a known admin key.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,7 +46,8 @@ export async function backendEnv(backend: BackendName): Promise<{ env: Record<st
   const db = await createTestDatabase();
   const redis = testRedisUrl();
   return {
-    env: { DATABASE_URL: db.url, AUDIT_SIGNING_KEY: signerKey, ...(redis ? { REDIS_URL: redis } : {}) },
+    // Redis db 15 is shared by every test run: each server gets its own cache key prefix.
+    env: { DATABASE_URL: db.url, AUDIT_SIGNING_KEY: signerKey, ...(redis ? { REDIS_URL: redis, CACHE_KEY_PREFIX: `test:${randomBytes(6).toString('hex')}:` } : {}) },
     cleanup: db.drop,
   };
 }

@@ -3,6 +3,7 @@
  * head-row lock keeps leaf indexes contiguous and unique, every receipt verifies, and the
  * checkpoints the clients saw all lie on one tree (no fork). SIGTERM draining is drain.test.ts.
  */
+import { randomBytes } from 'node:crypto';
 import {
   openCheckpoint,
   parseVerifierKey,
@@ -32,7 +33,8 @@ describePostgres('several replicas on one PostgreSQL', () => {
       AUDIT_BOOTSTRAP_API_KEY: TEST_ADMIN_KEY,
       AUDIT_LOG_ORIGIN: 'replicas.audit',
       RATE_LIMIT_PER_MINUTE: '0',
-      ...(redis ? { REDIS_URL: redis } : {}),
+      // Redis db 15 is shared by every test run: a cache key prefix of its own.
+      ...(redis ? { REDIS_URL: redis, CACHE_KEY_PREFIX: `test:${randomBytes(6).toString('hex')}:` } : {}),
     };
     // Started together: migrations and bootstrap must each happen exactly once.
     servers.push(...(await Promise.all([spawnServer(env), spawnServer(env), spawnServer(env)])));
