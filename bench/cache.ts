@@ -2,21 +2,23 @@
  * `npm run bench:cache`: the read cache, off and on, in the same run over the same database.
  *
  *  1. fill one organization's log to `--events` (default 1,000,000) through the bulk API,
- *  2. with the cache off (CACHE_TTL_SECONDS=0), then on (the default TTL, Redis when --redis-url
- *     is given, the in-process LRU otherwise), each on a fresh server process over that database:
+ *  2. two server processes over that database, one with the cache off (CACHE_TTL_SECONDS=0), one
+ *     with it on (the default TTL; Redis when --redis-url is given, the in-process LRU otherwise);
+ *     every request of every phase is sent to both in turn, so both see the same machine load:
  *     - stats: sequential `GET /api/v1/events/stats` over 10 shapes (groupBy × with/without a date
  *       range), after one warm-up pass: p50/p95/p99,
  *     - getById: sequential `GET /api/v1/events/:id` over ids drawn from the log: p50/p95/p99,
  *     - a read mix on `--clients` concurrent clients (getById 50 %, stats 25 %, checkpoint 10 %,
  *       filtered query 15 %, each id and shape drawn with a skew) with `--write-share` single
- *       appends interleaved (each invalidates the organization's log caches), and the hit ratio
- *       per cache from the server's own /metrics,
+ *       appends interleaved (each invalidates the organization's log caches),
+ *     - the hit ratio per cache from the cache-on server's own /metrics,
  *     - server CPU per request of every phase from /proc/<pid>/stat (utime + stime),
  *  3. the target: cached stats p95 ≤ 2 ms at the filled size (met / not met).
  *
  * Figures are printed, never asserted (docs/architecture.md §9). Every loop is bounded by a count.
  */
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { generateSignerKey } from '../server/src/ledger';
 import { runBounded } from './lib/concurrency';
@@ -94,25 +96,6 @@ const STATS_SHAPES = ['action', 'status', 'dataClassification', 'day', 'hour'].f
 ]);
 const QUERY_SHAPES = ['statuses=failure&limit=20', 'dataClassifications=PHI&limit=50', 'actions=data.read&limit=20', 'limit=100'].map((q) => `/api/v1/events?${q}`);
 
-/** CPU seconds the server used while `work` ran, and what `work` returned. */
-async function withCpu<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; cpuSeconds: number }> {
-  const before = sampleProcess(pid).cpuSeconds;
-  const result = await work();
-  return { result, cpuSeconds: sampleProcess(pid).cpuSeconds - before };
-}
-
-/** Sequential GETs of `paths` (cycled), after one warm-up pass over the distinct paths. */
-async function sequential(client: HttpClient, paths: string[], count: number): Promise<number[]> {
-  for (const p of new Set(paths)) expectStatus(await client.get(p), 200, `warm-up ${p}`);
-  const samples: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const r = await client.get(paths[i % paths.length]!);
-    expectStatus(r, 200, paths[i % paths.length]!);
-    samples.push(r.ms);
-  }
-  return samples;
-}
-
 /** The `audit_cache_requests_total` samples of a server, by `cache/result`. */
 async function cacheCounters(url: string): Promise<Map<string, number>> {
   const text = await (await fetch(`${url}/metrics`)).text();
@@ -125,65 +108,56 @@ async function cacheCounters(url: string): Promise<Map<string, number>> {
 }
 
 interface Phase {
-  latency?: LatencySummary;
+  latency: LatencySummary;
   requests: number;
   cpuSeconds: number;
-  elapsedMs: number;
 }
 
-interface Run {
-  stats: Phase;
-  getById: Phase;
-  mix: Phase;
-  hitRatio: Map<string, { hits: number; misses: number }>;
+/** A server under test and its client. */
+interface Target {
+  label: string;
+  srv: ServerProcess;
+  client: HttpClient;
 }
 
-async function measure(srv: ServerProcess, key: string, ids: string[], o: Options, label: string): Promise<Run> {
-  const client = new HttpClient(srv.url, key, o.clients);
-  try {
-    section(`${label}: stats, ${num(o.requests)} sequential requests over ${STATS_SHAPES.length} shapes`);
-    let t = nowMs();
-    const stats = await withCpu(srv.pid, () => sequential(client, STATS_SHAPES, o.requests));
-    const statsPhase: Phase = { latency: summarize(stats.result), requests: o.requests, cpuSeconds: stats.cpuSeconds, elapsedMs: nowMs() - t };
-
-    section(`${label}: getById, ${num(o.requests)} sequential requests over ${num(Math.min(ids.length, 500))} ids`);
-    const byIdPaths = ids.slice(0, 500).map((id) => `/api/v1/events/${id}`);
-    t = nowMs();
-    const byId = await withCpu(srv.pid, () => sequential(client, byIdPaths, o.requests));
-    const byIdPhase: Phase = { latency: summarize(byId.result), requests: o.requests, cpuSeconds: byId.cpuSeconds, elapsedMs: nowMs() - t };
-
-    section(`${label}: read mix, ${num(o.mix)} requests on ${o.clients} clients, ${(o.writeShare * 100).toFixed(1)} % appends`);
-    const before = await cacheCounters(srv.url);
-    const r = prng(o.seed + 7);
-    const skewed = <T>(xs: readonly T[]) => xs[Math.floor(Math.pow(r(), 3) * xs.length)]!;
-    const samples: number[] = [];
-    t = nowMs();
-    const mix = await withCpu(srv.pid, () =>
-      runBounded(o.mix, o.clients, async (i) => {
-        const u = r();
-        if (u < o.writeShare) {
-          const res = await client.post('/api/v1/events', JSON.stringify(makeEvent(o.seed + 1, i)));
-          expectStatus(res, 201, 'append');
-          return;
-        }
-        const v = r();
-        const path = v < 0.5 ? `/api/v1/events/${skewed(ids)}` : v < 0.75 ? skewed(STATS_SHAPES) : v < 0.85 ? '/api/v1/ledger/checkpoint' : skewed(QUERY_SHAPES);
-        const res = await client.get(path);
-        expectStatus(res, 200, path);
-        samples.push(res.ms);
-      }),
-    );
-    const mixPhase: Phase = { latency: summarize(samples), requests: o.mix, cpuSeconds: mix.cpuSeconds, elapsedMs: nowMs() - t };
-    const after = await cacheCounters(srv.url);
-    const hitRatio = new Map<string, { hits: number; misses: number }>();
-    for (const cache of new Set([...after.keys()].map((k) => k.split('/')[0]!))) {
-      const d = (result: string) => (after.get(`${cache}/${result}`) ?? 0) - (before.get(`${cache}/${result}`) ?? 0);
-      hitRatio.set(cache, { hits: d('hit'), misses: d('miss') });
+/**
+ * Runs `count` requests alternating between the targets (request i goes to every target in turn),
+ * so both see the same moments of a machine whose load changes; returns each target's phase.
+ */
+async function alternate(targets: Target[], count: number, workers: number, pick: (i: number) => { method: 'get' | 'post'; path: string; body?: string; status: number }): Promise<Phase[]> {
+  const samples = targets.map(() => [] as number[]);
+  const before = targets.map((t) => sampleProcess(t.srv.pid).cpuSeconds);
+  await runBounded(count, workers, async (i) => {
+    const req = pick(i);
+    for (const [k, t] of targets.entries()) {
+      const res = req.method === 'get' ? await t.client.get(req.path) : await t.client.post(req.path, req.body!);
+      expectStatus(res, req.status, `${t.label} ${req.path}`);
+      if (req.method === 'get') samples[k]!.push(res.ms);
     }
-    return { stats: statsPhase, getById: byIdPhase, mix: mixPhase, hitRatio };
-  } finally {
-    client.close();
-  }
+  });
+  return targets.map((t, k) => ({ latency: summarize(samples[k]!), requests: count, cpuSeconds: sampleProcess(t.srv.pid).cpuSeconds - before[k]! }));
+}
+
+async function measure(targets: Target[], ids: string[], o: Options): Promise<Array<{ stats: Phase; getById: Phase; mix: Phase }>> {
+  for (const t of targets) for (const p of STATS_SHAPES) expectStatus(await t.client.get(p), 200, `warm-up ${p}`);
+  section(`stats: ${num(o.requests)} sequential requests per server over ${STATS_SHAPES.length} shapes, alternating servers`);
+  const stats = await alternate(targets, o.requests, 1, (i) => ({ method: 'get', path: STATS_SHAPES[i % STATS_SHAPES.length]!, status: 200 }));
+
+  const byIdPaths = ids.slice(0, 500).map((id) => `/api/v1/events/${id}`);
+  for (const t of targets) for (const p of byIdPaths) expectStatus(await t.client.get(p), 200, `warm-up ${p}`);
+  section(`getById: ${num(o.requests)} sequential requests per server over ${num(byIdPaths.length)} ids, alternating servers`);
+  const getById = await alternate(targets, o.requests, 1, (i) => ({ method: 'get', path: byIdPaths[i % byIdPaths.length]!, status: 200 }));
+
+  section(`read mix: ${num(o.mix)} requests per server on ${o.clients} clients, ${(o.writeShare * 100).toFixed(1)} % appends`);
+  const r = prng(o.seed + 7);
+  const skewed = <T>(xs: readonly T[]) => xs[Math.floor(Math.pow(r(), 3) * xs.length)]!;
+  const mix = await alternate(targets, o.mix, o.clients, (i) => {
+    if (r() < o.writeShare) return { method: 'post', path: '/api/v1/events', body: JSON.stringify(makeEvent(o.seed + 1, i)), status: 201 };
+    const v = r();
+    const path = v < 0.5 ? `/api/v1/events/${skewed(ids)}` : v < 0.75 ? skewed(STATS_SHAPES) : v < 0.85 ? '/api/v1/ledger/checkpoint' : skewed(QUERY_SHAPES);
+    return { method: 'get', path, status: 200 };
+  });
+  return targets.map((_, k) => ({ stats: stats[k]!, getById: getById[k]!, mix: mix[k]! }));
 }
 
 /** Fills the log to `events` through the bulk API; returns a sample of event ids spread over it. */
@@ -235,41 +209,50 @@ async function main(): Promise<void> {
       NODE_ENV: 'production',
       HTTP_BODY_LIMIT_BYTES: String(16 * 1024 * 1024),
     };
-    const runs: Array<[string, Run]> = [];
-    let ids: string[] = [];
-    for (const [label, env] of [
-      ['cache off', { ...base, CACHE_TTL_SECONDS: '0' }],
-      ['cache on', { ...base, CACHE_TTL_SECONDS: '300', CACHE_KEY_PREFIX: `bench:${randomBytes(4).toString('hex')}:`, ...(o.redisUrl ? { REDIS_URL: o.redisUrl } : {}) }],
-    ] as Array<[string, Record<string, string>]>) {
-      const srv = await startServer(env);
-      try {
-        if (ids.length === 0) {
-          section(`Fill to ${num(o.events)} events (bulk API, 1000 per request, ${o.clients} clients)`);
-          ids = await fill(srv, key, o);
-        }
-        runs.push([label, await measure(srv, key, ids, o, label)]);
-      } finally {
-        await srv.stop();
-      }
-    }
+    const off = await startServer({ ...base, CACHE_TTL_SECONDS: '0' });
+    const on = await startServer({
+      ...base,
+      CACHE_TTL_SECONDS: '300',
+      CACHE_KEY_PREFIX: `bench:${randomBytes(4).toString('hex')}:`,
+      ...(o.redisUrl ? { REDIS_URL: o.redisUrl } : {}),
+    });
+    const targets: Target[] = [
+      { label: 'cache off', srv: off, client: new HttpClient(off.url, key, o.clients) },
+      { label: 'cache on', srv: on, client: new HttpClient(on.url, key, o.clients) },
+    ];
+    try {
+      section(`Fill to ${num(o.events)} events (bulk API on the cache-off server, 1000 per request, ${o.clients} clients)`);
+      const ids = await fill(off, key, o);
+      console.log(`load average before measuring: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} on ${os.cpus().length} cores`);
+      const before = await cacheCounters(on.url);
+      const results = await measure(targets, ids, o);
+      const after = await cacheCounters(on.url);
+      console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 
-    section(`Results at ${num(o.events)} events (latency in ms, server CPU per request from /proc/<pid>/stat)`);
-    const rows: string[][] = [];
-    for (const [label, run] of runs) {
-      for (const [name, p] of [['stats', run.stats], ['getById', run.getById], ['read mix', run.mix]] as Array<[string, Phase]>) {
-        rows.push([label, name, num(p.requests), ms(p.latency!.p50), ms(p.latency!.p95), ms(p.latency!.p99), `${((p.cpuSeconds * 1e6) / p.requests).toFixed(0)} µs`]);
+      section(`Results at ${num(o.events)} events (latency in ms; server CPU per request from /proc/<pid>/stat)`);
+      const rows: string[][] = [];
+      for (const [k, t] of targets.entries()) {
+        for (const [name, p] of Object.entries(results[k]!)) {
+          rows.push([t.label, name, num(p.requests), ms(p.latency.p50), ms(p.latency.p95), ms(p.latency.p99), `${((p.cpuSeconds * 1e6) / p.requests).toFixed(0)} µs`]);
+        }
       }
+      console.log(formatTable(['server', 'phase', 'requests', 'p50', 'p95', 'p99', 'CPU/request'], rows));
+      console.log('\nhit ratio of the cache-on server over all measured phases (the read mix includes appends, which invalidate):');
+      for (const cache of new Set([...after.keys()].map((k) => k.split('/')[0]!))) {
+        const d = (result: string) => (after.get(`${cache}/${result}`) ?? 0) - (before.get(`${cache}/${result}`) ?? 0);
+        const hits = d('hit');
+        const total = hits + d('miss');
+        console.log(`  ${cache.padEnd(11)} ${num(hits)} hits / ${num(total)} look-ups = ${total === 0 ? 'n/a' : `${((100 * hits) / total).toFixed(1)} %`}`);
+      }
+      const offR = results[0]!;
+      const onR = results[1]!;
+      console.log(`\nstats p95: ${ms(offR.stats.latency.p95)} off → ${ms(onR.stats.latency.p95)} on; getById p95: ${ms(offR.getById.latency.p95)} off → ${ms(onR.getById.latency.p95)} on`);
+      const met = onR.stats.latency.p95 <= 2;
+      console.log(`target: cached stats p95 ≤ 2 ms at ${num(o.events)} events: ${ms(onR.stats.latency.p95)} — ${met ? 'met' : 'NOT met'}`);
+    } finally {
+      for (const t of targets) t.client.close();
+      await Promise.all([off.stop(), on.stop()]);
     }
-    console.log(formatTable(['server', 'phase', 'requests', 'p50', 'p95', 'p99', 'CPU/request'], rows));
-    const on = runs.find(([l]) => l === 'cache on')![1];
-    const off = runs.find(([l]) => l === 'cache off')![1];
-    console.log('\nhit ratio under the read mix (cache on):');
-    for (const [cache, { hits, misses }] of on.hitRatio) {
-      console.log(`  ${cache.padEnd(11)} ${num(hits)} hits / ${num(hits + misses)} lookups = ${hits + misses === 0 ? 'n/a' : `${((100 * hits) / (hits + misses)).toFixed(1)} %`}`);
-    }
-    console.log(`\nstats p95: ${ms(off.stats.latency!.p95)} off → ${ms(on.stats.latency!.p95)} on; getById p95: ${ms(off.getById.latency!.p95)} off → ${ms(on.getById.latency!.p95)} on`);
-    const met = on.stats.latency!.p95 <= 2;
-    console.log(`target: cached stats p95 ≤ 2 ms at ${num(o.events)} events: ${ms(on.stats.latency!.p95)} — ${met ? 'met' : 'NOT met'}`);
   } finally {
     if (db && !o.keep) await db.drop();
     else if (db) console.log(`kept database ${db.name}`);

@@ -150,8 +150,12 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       metrics.cacheObserver,
     );
     cleanups.unshift(() => Promise.resolve(cache.close()));
-    // This process may have registered or retired a signing key: other replicas re-read the keys.
-    if (signer) await invalidateSigningKeys(cache);
+    // This process may have registered or retired a signing key: other replicas re-read the keys
+    // (once Redis is connected: commands fail fast before that).
+    if (signer) {
+      if (!redis || redis.status === 'ready') await invalidateSigningKeys(cache);
+      else redis.once('ready', () => void invalidateSigningKeys(cache));
+    }
     const services: Services = cacheServices(
       { events, ledger, exports: new ExportService(database, ledger), audit: new AuditService(database), apiKeys },
       cache,
