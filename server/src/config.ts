@@ -94,6 +94,29 @@ export const configSchema = z.object({
   PARTITION_MONTHS_AHEAD: int(1, 36).default(3).describe('monthly event partitions created ahead'),
   SHUTDOWN_TIMEOUT_MS: int(1000, 120_000).default(25_000)
     .describe('graceful shutdown deadline after SIGTERM'),
+  AUTH_SECRET: z.string().min(32, 'at least 32 characters').max(512).optional()
+    .describe('signs session cookies (the same on every replica); unset = sign-in at /auth is off in production, and uses a per-process secret otherwise'),
+  AUTH_BASE_URL: z.url({ protocol: /^https?$/ }).optional()
+    .describe('public URL of the server (`https://audit.example.org`), for sign-in cookies and origin checks; unset = taken from each request'),
+  AUTH_SECURE_COOKIES: bool.default(true)
+    .describe('mark session cookies `Secure` (`__Secure-` prefix); turn off only for plain-http development with curl'),
+  AUTH_SIGN_UP_ENABLED: bool.default(false)
+    .describe('allow self sign-up at /auth/sign-up/email (off: operators create users with `audit-admin users create`)'),
+  AUTH_SESSION_TTL_SECONDS: int(300, 30 * 24 * 3600).default(12 * 3600)
+    .describe('lifetime of a sign-in session (extended while in use)'),
+  AUTH_LOGIN_MAX_ATTEMPTS: int(1, 1000).default(5)
+    .describe('failed sign-ins allowed per client address and per account in AUTH_LOGIN_WINDOW_SECONDS (then 429 with Retry-After; shared through Redis)'),
+  AUTH_LOGIN_WINDOW_SECONDS: int(1, 24 * 3600).default(15 * 60).describe('window of AUTH_LOGIN_MAX_ATTEMPTS'),
+  AUTH_OIDC_ISSUER: z.url({ protocol: /^https?$/ }).optional()
+    .describe('OpenID provider whose JWT access tokens are accepted as `Authorization: Bearer` (with AUTH_OIDC_AUDIENCE)'),
+  AUTH_OIDC_AUDIENCE: z.string().min(1).optional().describe('the `aud` those tokens must carry'),
+  AUTH_OIDC_ORGANIZATION_CLAIM: z.string().min(1).default('org_id').describe('claim holding the organization id'),
+  AUTH_OIDC_ROLE_CLAIM: z.string().min(1).default('roles').describe('claim holding a role name or a list of them'),
+  AUTH_OIDC_ROLE_MAP: csv.default([])
+    .describe('comma-separated `claim-value=role` pairs mapping the provider\'s values to roles (a value that is a role name maps to itself)'),
+  AUTH_OIDC_ALGORITHMS: csv.default(['RS256', 'ES256', 'PS256', 'EdDSA']).describe('accepted JWS algorithms (asymmetric only)'),
+  AUTH_OIDC_JWKS_COOLDOWN_MS: int(0, 3_600_000).default(30_000)
+    .describe('least time between two key-set fetches caused by tokens with an unknown `kid`'),
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional()
     .describe('OTLP/HTTP endpoint for traces; unset = no tracing'),
   OTEL_SERVICE_NAME: z.string().default('audit-server').describe('service.name resource attribute'),
@@ -112,6 +135,7 @@ export const FILE_VARIABLES = [
   'AUDIT_BOOTSTRAP_API_KEY',
   'AUDIT_TRUSTED_VERIFIER_KEYS',
   'AUDIT_WITNESS_URL',
+  'AUTH_SECRET',
 ] as const satisfies ReadonlyArray<keyof typeof configSchema.shape>;
 
 /** A variable that may carry a secret ({@link FILE_VARIABLES}). */
@@ -126,7 +150,7 @@ export type SecretVariable = (typeof FILE_VARIABLES)[number];
  */
 export const ROLE_SECRETS = {
   migrate: ['DATABASE_URL'],
-  api: ['DATABASE_URL', 'REDIS_URL', 'AUDIT_SIGNING_KEY', 'AUDIT_BOOTSTRAP_API_KEY', 'AUDIT_WITNESS_URL'],
+  api: ['DATABASE_URL', 'REDIS_URL', 'AUDIT_SIGNING_KEY', 'AUDIT_BOOTSTRAP_API_KEY', 'AUDIT_WITNESS_URL', 'AUTH_SECRET'],
   worker: ['DATABASE_URL', 'REDIS_URL', 'AUDIT_VERIFIER_KEY', 'AUDIT_TRUSTED_VERIFIER_KEYS'],
 } as const satisfies Record<'migrate' | 'api' | 'worker', readonly SecretVariable[]>;
 
@@ -170,7 +194,7 @@ export function loadConfig(
     throw new ConfigError(lines.join('\n'));
   }
   const config = parsed.data;
-  const problem = options.roleSecrets === false ? null : roleProblem(config);
+  const problem = (options.roleSecrets === false ? null : roleProblem(config)) ?? authProblem(config);
   if (problem) throw new ConfigError(`invalid configuration: ${problem}`);
   return config;
 }
@@ -187,6 +211,15 @@ function roleProblem(c: Config): string | null {
   if (production && signs && !c.AUDIT_SIGNING_KEY) return `AUDIT_SIGNING_KEY: required when NODE_ENV=production and AUDIT_ROLE=${c.AUDIT_ROLE}`;
   if (production && c.AUDIT_ROLE === 'worker' && !c.AUDIT_VERIFIER_KEY && !c.AUDIT_SIGNING_KEY && c.AUDIT_TRUSTED_VERIFIER_KEYS.length === 0) {
     return 'AUDIT_VERIFIER_KEY: required when NODE_ENV=production and AUDIT_ROLE=worker (the verifier key of the active signing key; the worker never needs the private key)';
+  }
+  return null;
+}
+
+/** Sign-in settings that only make sense together. */
+function authProblem(c: Config): string | null {
+  if ((c.AUTH_OIDC_ISSUER === undefined) !== (c.AUTH_OIDC_AUDIENCE === undefined)) return 'AUTH_OIDC_ISSUER and AUTH_OIDC_AUDIENCE: set both or neither';
+  for (const pair of c.AUTH_OIDC_ROLE_MAP) {
+    if (!/^[^=]+=(owner|admin|auditor|compliance_officer|developer|member|producer)$/.test(pair)) return `AUTH_OIDC_ROLE_MAP: "${pair}" is not claim-value=role`;
   }
   return null;
 }

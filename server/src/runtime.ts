@@ -2,6 +2,7 @@
  * Builds a running server from a configuration: database (migrated), Redis, signer, services,
  * HTTP app, and the worker's periodic upkeep. main.ts and the tests both use it.
  */
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
@@ -11,6 +12,11 @@ import { SelfAuditor } from './audit/self-audit';
 import { AuditService } from './audit/service';
 import { DirectoryWitness, HttpWitness, WitnessPublisher, type WitnessDestination } from './audit/witness';
 import { ApiKeyService } from './auth/api-keys';
+import { IdentityService } from './auth/identity';
+import { LoginLimiter } from './auth/login-limiter';
+import { OidcVerifier } from './auth/oidc';
+import { isRole, type Role } from './auth/permissions';
+import { memorySessionStore, redisSessionStore } from './auth/session-store';
 import { bootstrap, type BootstrapResult } from './auth/organizations';
 import { cacheServices, invalidateSigningKeys } from './api/cached-services';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './cache/rate-limiter';
@@ -52,6 +58,50 @@ export interface Runtime {
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Users and sign-in (AUTH_*). Sessions go to Redis when configured so every replica shares them;
+ * without AUTH_SECRET sign-in is off in production and uses a per-process secret elsewhere.
+ */
+export function createIdentity(config: Config, database: Database, redis: Redis | null, logger: Logger): IdentityService | null {
+  let secret = config.AUTH_SECRET;
+  if (!secret) {
+    if (config.NODE_ENV === 'production') {
+      logger.warn('AUTH_SECRET is not set: sign-in at /auth is off (API keys and OIDC tokens still work)');
+      return null;
+    }
+    secret = randomBytes(32).toString('base64url');
+  }
+  return new IdentityService(database, {
+    secret,
+    baseURL: config.AUTH_BASE_URL,
+    trustedOrigins: [...config.CORS_ORIGINS, ...(config.AUTH_BASE_URL ? [new URL(config.AUTH_BASE_URL).origin] : [])],
+    secureCookies: config.AUTH_SECURE_COOKIES,
+    signUpEnabled: config.AUTH_SIGN_UP_ENABLED,
+    sessionTtlSeconds: config.AUTH_SESSION_TTL_SECONDS,
+    store: redis ? redisSessionStore(redis) : memorySessionStore(),
+    logger,
+  });
+}
+
+function oidcOptions(config: Config) {
+  const roleMap: Record<string, Role> = {};
+  for (const pair of config.AUTH_OIDC_ROLE_MAP) {
+    const i = pair.lastIndexOf('=');
+    const role = pair.slice(i + 1);
+    if (isRole(role)) roleMap[pair.slice(0, i)] = role;
+  }
+  return {
+    issuer: config.AUTH_OIDC_ISSUER!,
+    audience: config.AUTH_OIDC_AUDIENCE!,
+    organizationClaim: config.AUTH_OIDC_ORGANIZATION_CLAIM,
+    roleClaim: config.AUTH_OIDC_ROLE_CLAIM,
+    roleMap,
+    algorithms: config.AUTH_OIDC_ALGORITHMS,
+    jwksCooldownMs: config.AUTH_OIDC_JWKS_COOLDOWN_MS,
+    clockToleranceSeconds: 5,
+  };
+}
 
 /** Starts what `config.AUDIT_ROLE` asks for and listens on PORT (0 = ephemeral). */
 export async function startRuntime(config: Config, logger: Logger): Promise<Runtime> {
@@ -143,6 +193,8 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     // not by the service's own per-process cache.
     const apiKeys = new ApiKeyService(database, 0);
     const events = new EventService(database, ingest, ledger);
+    const serveApi = config.AUDIT_ROLE === 'api' || config.AUDIT_ROLE === 'all';
+    const identity = serveApi ? createIdentity(config, database, redis, logger) : null;
     // The read cache: Redis when configured (shared by every replica), else an in-process LRU.
     const cache = new ReadCache(
       redis ? new RedisCacheStore(redis) : new MemoryCacheStore(config.CACHE_MAX_ENTRIES),
@@ -157,11 +209,11 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       else redis.once('ready', () => void invalidateSigningKeys(cache));
     }
     const services: Services = cacheServices(
-      { events, ledger, exports: new ExportService(database, ledger), audit: new AuditService(database), apiKeys },
+      { events, ledger, exports: new ExportService(database, ledger), audit: new AuditService(database), apiKeys, identity },
       cache,
     );
 
-    const serveApi = config.AUDIT_ROLE === 'api' || config.AUDIT_ROLE === 'all';
+    const oidc = serveApi && config.AUTH_OIDC_ISSUER && config.AUTH_OIDC_AUDIENCE ? await OidcVerifier.create(database, oidcOptions(config)) : null;
     const runWorker = config.AUDIT_ROLE === 'worker' || config.AUDIT_ROLE === 'all';
     const boot = serveApi
       ? await bootstrap(database, apiKeys, config.AUDIT_BOOTSTRAP_ORG_NAME, config.AUDIT_BOOTSTRAP_API_KEY)
@@ -213,6 +265,8 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         introspection: config.GRAPHQL_INTROSPECTION ?? config.NODE_ENV !== 'production',
         explorer: config.NODE_ENV !== 'production',
       },
+      oidc,
+      loginLimiter: new LoginLimiter(redis, config.AUTH_LOGIN_MAX_ATTEMPTS, config.AUTH_LOGIN_WINDOW_SECONDS),
     });
 
     // The worker keeps monthly partitions ahead of time (docs/architecture.md §4.2).

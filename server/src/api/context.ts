@@ -4,6 +4,7 @@
  */
 import type { AuditService } from '../audit/service';
 import type { ApiKeyService, Principal } from '../auth/api-keys';
+import type { IdentityService } from '../auth/identity';
 import type { EventService } from '../events/service';
 import type { ExportService } from '../export/service';
 import type { Logger } from '../observability/logger';
@@ -16,6 +17,8 @@ export interface Services {
   exports: ExportService;
   audit: AuditService;
   apiKeys: ApiKeyService;
+  /** Users, memberships and sign-in; null when sign-in is off (no AUTH_SECRET in production). */
+  identity: IdentityService | null;
 }
 
 /** Per-request context, independent of the transport (tRPC's inner context: https://trpc.io/docs/server/context#inner-and-outer-context). */

@@ -5,7 +5,8 @@
  * limits, because the event schema enforces them: the schemas here are the only parsers of input.
  */
 import { z } from 'zod';
-import { API_KEY_ROLES, ROLES, type Permission } from '../auth/permissions';
+import type { IdentityService } from '../auth/identity';
+import { API_KEY_ROLES, ROLES, type Permission, type Role } from '../auth/permissions';
 import { AppError } from '../errors';
 import type { EventLimits } from '../events/limits';
 import {
@@ -21,6 +22,7 @@ import {
   type EventInputBody,
 } from '../events/schema';
 import { safeText } from '../util/safe-input';
+import { recordAuthEvent, recordRead, type AuditedAccess } from './accountability';
 import type { AuthedContext } from './context';
 
 /** How an operation is exposed over REST. */
@@ -55,6 +57,17 @@ function op<I extends z.ZodType, O extends z.ZodType>(o: Operation<I, O>): Opera
   return o;
 }
 
+/**
+ * A read of the log that is itself audited (api/accountability.ts): the event is appended
+ * concurrently with the read, through the same group commit; if it fails, so does the read.
+ */
+function audited<I, R>(access: AuditedAccess, operation: string, run: (ctx: AuthedContext, input: I) => Promise<R>) {
+  return async (ctx: AuthedContext, input: I): Promise<R> => {
+    const [out] = await Promise.all([run(ctx, input), recordRead(ctx, access, operation, input)]);
+    return out;
+  };
+}
+
 /** What the operation table is built for (from configuration). */
 export interface InputLimits {
   event: EventLimits;
@@ -79,6 +92,27 @@ const apiKeyInfoSchema = z.object({
   createdAt: z.string(),
   revokedAt: z.string().nullable(),
 });
+
+const memberSchema = z.object({
+  userId: z.string(),
+  email: z.string(),
+  name: z.string(),
+  role: z.enum(ROLES),
+  createdAt: z.string(),
+});
+
+/** The identity service, or 503 when sign-in is off on this server. */
+function identityOf(ctx: AuthedContext): IdentityService {
+  if (!ctx.services.identity) throw new AppError('UNAVAILABLE', 'people and sign-in are not configured on this server (AUTH_SECRET)');
+  return ctx.services.identity;
+}
+
+/** Only an owner may grant, change or take away the owner role. */
+async function checkOwnerRule(ctx: AuthedContext, identity: IdentityService, email: string, newRole: Role | null): Promise<void> {
+  if (ctx.principal.role === 'owner') return;
+  const current = await identity.roleOf(ctx.principal.organizationId, email);
+  if (newRole === 'owner' || current === 'owner') throw new AppError('FORBIDDEN', 'only an owner may grant, change or remove the owner role');
+}
 
 /** The error of one failed bulk item: the input's fault (400) or the server's (503/500). */
 const itemErrorSchema = z.object({
@@ -128,10 +162,24 @@ export function createOperations(limits: InputLimits) {
       summary: 'The caller: organization, role and credential (API key, session or OIDC token)',
       permission: 'account.self:read',
       input: z.strictObject({}).default({}),
-      output: z.object({ organizationId: z.uuid(), role: z.enum(ROLES), credential: z.enum(['apiKey']), keyId: z.string() }),
+      output: z.object({
+        organizationId: z.uuid(),
+        role: z.enum(ROLES),
+        credential: z.enum(['apiKey', 'session', 'oidc']),
+        /** The key id, the user's e-mail address, or the token's subject. */
+        subject: z.string(),
+        userId: z.string().nullable(),
+      }),
       rest: { method: 'get', path: '/me' },
       example: {},
-      run: (ctx) => Promise.resolve({ organizationId: ctx.principal.organizationId, role: ctx.principal.role, credential: 'apiKey' as const, keyId: ctx.principal.keyId }),
+      run: (ctx) =>
+        Promise.resolve({
+          organizationId: ctx.principal.organizationId,
+          role: ctx.principal.role,
+          credential: ctx.principal.kind,
+          subject: ctx.principal.subject,
+          userId: ctx.principal.userId ?? null,
+        }),
     }),
     eventsCreate: op({
       kind: 'mutation',
@@ -206,7 +254,7 @@ export function createOperations(limits: InputLimits) {
       output: eventPageSchema,
       rest: { method: 'get', path: '/events' },
       example: { patientIds: ['patient-42'], statuses: ['success', 'failure'], dateRange: { from: '2020-01-01T00:00:00Z' }, limit: 10 },
-      run: (ctx, input) => ctx.services.events.query(ctx.principal.organizationId, input),
+      run: audited('read', 'events.query', (ctx, input) => ctx.services.events.query(ctx.principal.organizationId, input)),
     }),
     eventsStats: op({
       kind: 'query',
@@ -216,7 +264,7 @@ export function createOperations(limits: InputLimits) {
       output: eventStatsSchema,
       rest: { method: 'get', path: '/events/stats' },
       example: { groupBy: 'action', dateRange: { from: '2020-01-01T00:00:00Z' } },
-      run: (ctx, input) => ctx.services.events.stats(ctx.principal.organizationId, input),
+      run: audited('read', 'events.stats', (ctx, input) => ctx.services.events.stats(ctx.principal.organizationId, input)),
     }),
     eventsGetById: op({
       kind: 'query',
@@ -230,7 +278,7 @@ export function createOperations(limits: InputLimits) {
       }),
       rest: { method: 'get', path: '/events/:id' },
       example: { id: EXAMPLE_UUID, withProof: true },
-      run: (ctx, input) => ctx.services.events.getById(ctx.principal.organizationId, input.id, input.withProof),
+      run: audited('read', 'events.getById', (ctx, input) => ctx.services.events.getById(ctx.principal.organizationId, input.id, input.withProof)),
     }),
     ledgerCheckpoint: op({
       kind: 'query',
@@ -261,11 +309,11 @@ export function createOperations(limits: InputLimits) {
       output: inclusionProofSchema.extend({ leafHash: b64 }),
       rest: { method: 'get', path: '/ledger/proofs/inclusion' },
       example: { leafIndex: 0, treeSize: 1 },
-      run: async (ctx, input) => {
+      run: audited('read', 'ledger.inclusionProof', async (ctx, input) => {
         const org = ctx.principal.organizationId;
         const index = input.leafIndex ?? (await ctx.services.events.leafIndexOf(org, input.eventId!));
         return ctx.services.ledger.inclusionProof(org, index, input.treeSize);
-      },
+      }),
     }),
     ledgerConsistencyProof: op({
       kind: 'query',
@@ -275,7 +323,7 @@ export function createOperations(limits: InputLimits) {
       output: z.object({ fromSize: z.number().int(), toSize: z.number().int(), hashes: z.array(b64) }),
       rest: { method: 'get', path: '/ledger/proofs/consistency' },
       example: { fromSize: 1, toSize: 1 },
-      run: (ctx, input) => ctx.services.ledger.consistencyProof(ctx.principal.organizationId, input.fromSize, input.toSize),
+      run: audited('read', 'ledger.consistencyProof', (ctx, input) => ctx.services.ledger.consistencyProof(ctx.principal.organizationId, input.fromSize, input.toSize)),
     }),
     ledgerLeaves: op({
       kind: 'query',
@@ -298,7 +346,7 @@ export function createOperations(limits: InputLimits) {
       }),
       rest: { method: 'get', path: '/ledger/leaves' },
       example: { start: 0, end: 1 },
-      run: async (ctx, input) => ({ leaves: await ctx.services.events.leaves(ctx.principal.organizationId, input.start, input.end) }),
+      run: audited('export', 'ledger.leaves', async (ctx, input) => ({ leaves: await ctx.services.events.leaves(ctx.principal.organizationId, input.start, input.end) })),
     }),
     ledgerKeys: op({
       kind: 'query',
@@ -369,6 +417,53 @@ export function createOperations(limits: InputLimits) {
       example: {},
       run: async (ctx) => ({ keys: await ctx.services.events.listProducerKeys(ctx.principal.organizationId) }),
     }),
+    membersList: op({
+      kind: 'query',
+      summary: 'Members of the caller’s organization (people who sign in) and their roles',
+      permission: 'admin.members:read',
+      input: z.strictObject({}).default({}),
+      output: z.object({ members: z.array(memberSchema) }),
+      rest: { method: 'get', path: '/members' },
+      example: {},
+      run: async (ctx) => ({ members: await identityOf(ctx).listMembers(ctx.principal.organizationId) }),
+    }),
+    membersAdd: op({
+      kind: 'mutation',
+      summary: 'Make an existing user a member of the caller’s organization, or change a member’s role',
+      permission: 'admin.members:manage',
+      input: z.strictObject({ email: safeText(254), role: z.enum(ROLES) }),
+      output: memberSchema,
+      rest: { method: 'post', path: '/members', status: 201 },
+      example: { email: 'alice@example.org', role: 'auditor' },
+      run: async (ctx, input) => {
+        const identity = identityOf(ctx);
+        await checkOwnerRule(ctx, identity, input.email, input.role);
+        const member = await identity.addMember(ctx.principal.organizationId, input.email, input.role);
+        await recordAuthEvent(ctx, ctx.principal.organizationId, 'auth.member.add', {
+          principal: ctx.principal,
+          targetResourceType: 'User',
+          targetResourceId: member.userId,
+          details: { email: member.email, role: member.role },
+        });
+        return member;
+      },
+    }),
+    membersRemove: op({
+      kind: 'mutation',
+      summary: 'Remove a member from the caller’s organization (the user keeps other memberships)',
+      permission: 'admin.members:manage',
+      input: z.strictObject({ email: safeText(254) }),
+      output: z.object({ userId: z.string(), removed: z.literal(true) }),
+      rest: { method: 'post', path: '/members/remove' },
+      example: { email: 'alice@example.org' },
+      run: async (ctx, input) => {
+        const identity = identityOf(ctx);
+        await checkOwnerRule(ctx, identity, input.email, null);
+        const { userId } = await identity.removeMember(ctx.principal.organizationId, input.email);
+        await recordAuthEvent(ctx, ctx.principal.organizationId, 'auth.member.remove', { principal: ctx.principal, targetResourceType: 'User', targetResourceId: userId });
+        return { userId, removed: true as const };
+      },
+    }),
     apiKeysCreate: op({
       kind: 'mutation',
       summary: 'Create an API key for the caller’s organization; the secret is returned once',
@@ -377,7 +472,16 @@ export function createOperations(limits: InputLimits) {
       output: apiKeyInfoSchema.extend({ key: z.string() }),
       rest: { method: 'post', path: '/api-keys', status: 201 },
       example: { name: 'ehr-backend', role: 'producer' },
-      run: (ctx, input) => ctx.services.apiKeys.create(ctx.principal.organizationId, input.name, input.role),
+      run: async (ctx, input) => {
+        const created = await ctx.services.apiKeys.create(ctx.principal.organizationId, input.name, input.role);
+        await recordAuthEvent(ctx, ctx.principal.organizationId, 'auth.apikey.create', {
+          principal: ctx.principal,
+          targetResourceType: 'ApiKey',
+          targetResourceId: created.id,
+          details: { name: created.name, role: created.role },
+        });
+        return created;
+      },
     }),
     apiKeysList: op({
       kind: 'query',
@@ -400,6 +504,7 @@ export function createOperations(limits: InputLimits) {
       run: async (ctx, input) => {
         if (input.id === ctx.principal.keyId) throw new AppError('CONFLICT', 'an API key cannot revoke itself');
         await ctx.services.apiKeys.revoke(ctx.principal.organizationId, input.id);
+        await recordAuthEvent(ctx, ctx.principal.organizationId, 'auth.apikey.revoke', { principal: ctx.principal, targetResourceType: 'ApiKey', targetResourceId: input.id });
         return { id: input.id, revoked: true as const };
       },
     }),

@@ -10,11 +10,20 @@ import { AppError } from '../errors';
 import { uuidv4 } from '../util/uuid';
 import type { Role } from './permissions';
 
-/** Who a valid key speaks for. */
+/** Who a request speaks for: an API key, a signed-in person's session, or an OIDC token. */
 export interface Principal {
   organizationId: string;
+  /** The API key's id, or `user:<id>` / `oidc:<subject>` for people: what rate limits and logs key on. */
   keyId: string;
   role: Role;
+  /** How the caller authenticated. */
+  kind: 'apiKey' | 'session' | 'oidc';
+  /** Who, for the audit trail: the key id, the user's e-mail address, or the token's subject. */
+  subject: string;
+  /** The signed-in user (sessions). */
+  userId?: string;
+  /** The session (sessions). */
+  sessionId?: string;
 }
 
 /** A key as listed (never the secret). */
@@ -100,7 +109,7 @@ export class ApiKeyService {
       .where(and(eq(apiKeys.lookupId, lookupId), isNull(apiKeys.revokedAt)));
     for (const row of rows) {
       if (row.keyHash.length === hash.length && timingSafeEqual(row.keyHash, hash)) {
-        const principal = { organizationId: row.organizationId, keyId: row.id, role: row.role };
+        const principal: Principal = { organizationId: row.organizationId, keyId: row.id, role: row.role, kind: 'apiKey', subject: row.id };
         if (this.cache.size > 10_000) this.cache.clear();
         this.cache.set(lookupId, { principal, hash, expires: Date.now() + this.cacheTtlMs });
         return principal;

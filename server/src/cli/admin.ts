@@ -6,6 +6,13 @@
  *   audit-admin api-keys list [--org ID]
  *   audit-admin api-keys revoke --id KEY_ID [--org ID]
  *   audit-admin organizations create --name NAME      (prints the new org's admin key once)
+ *   audit-admin users create --email EMAIL --name NAME  (reads the password from stdin)
+ *   audit-admin users list
+ *   audit-admin users disable --email EMAIL            (ends every session at once)
+ *   audit-admin users revoke-sessions --email EMAIL
+ *   audit-admin members add --email EMAIL --role ROLE [--org ID]
+ *   audit-admin members remove --email EMAIL [--org ID]
+ *   audit-admin members list [--org ID]
  *   audit-admin verify-ledger [--organization ID] [--key VERIFIER_KEY]…
  *       (exit 0 only when every ledger verifies with the trusted keys: --key, the verifier key of
  *        AUDIT_SIGNING_KEY, AUDIT_VERIFIER_KEY, AUDIT_TRUSTED_VERIFIER_KEYS; never the database's)
@@ -25,7 +32,10 @@ import { parseArgs } from 'node:util';
 import { invalidateApiKeys } from '../api/cached-services';
 import { ApiKeyService } from '../auth/api-keys';
 import { createOrganization } from '../auth/organizations';
-import { API_KEY_ROLES, type ApiKeyRole } from '../auth/permissions';
+import { API_KEY_ROLES, ROLES, isRole, type ApiKeyRole } from '../auth/permissions';
+import { openRedis } from '../cache/redis';
+import { createLogger } from '../observability/logger';
+import { createIdentity } from '../runtime';
 import { ConfigError, loadConfig, type Config } from '../config';
 import { openDatabase, type Database } from '../db/client';
 import { DataDirInUseError } from '../db/data-dir-lock';
@@ -40,6 +50,13 @@ const USAGE = `usage:
   audit-admin api-keys revoke --id KEY_ID [--org ID]
   audit-admin api-keys create|list|revoke … --url SERVER_URL --api-key-file FILE|-   (through a running server)
   audit-admin organizations create --name NAME
+  audit-admin users create --email EMAIL --name NAME   (password on stdin)
+  audit-admin users list
+  audit-admin users disable --email EMAIL
+  audit-admin users revoke-sessions --email EMAIL
+  audit-admin members add --email EMAIL --role ${ROLES.join('|')} [--org ID]
+  audit-admin members remove --email EMAIL [--org ID]
+  audit-admin members list [--org ID]
   audit-admin verify-ledger [--organization ID] [--key VERIFIER_KEY]...`;
 
 class UsageError extends Error {}
@@ -134,6 +151,7 @@ async function run(argv: string[], out: (s: string) => void): Promise<number> {
       org: { type: 'string' },
       organization: { type: 'string' },
       id: { type: 'string' },
+      email: { type: 'string' },
       key: { type: 'string', multiple: true },
       url: { type: 'string' },
       'api-key-file': { type: 'string' },
@@ -195,6 +213,40 @@ async function run(argv: string[], out: (s: string) => void): Promise<number> {
       out(JSON.stringify({ organization: org, adminKey: admin.key }, null, 2));
       return 0;
     }
+    if (group === 'users' || group === 'members') {
+      // Sessions are revoked where the server keeps them: Redis when configured (the CLI signs no
+      // cookies, so a missing AUTH_SECRET is replaced by a throw-away one).
+      const redis = config.REDIS_URL ? openRedis(config.REDIS_URL) : null;
+      try {
+        // Warnings go to stderr: stdout carries only the JSON result.
+        const logger = createLogger('warn', { write: (line: string) => process.stderr.write(line) });
+        const identity = createIdentity({ ...config, NODE_ENV: 'development' }, database, redis, logger)!;
+        const need = (v: string | undefined, flag: string) => {
+          if (!v) throw new UsageError(`${flag} is required`);
+          return v;
+        };
+        let result: unknown;
+        if (group === 'users' && command === 'create') {
+          const password = (await readStdin()).replace(/\r?\n$/, '');
+          result = await identity.createUser({ email: need(values.email, '--email'), name: need(values.name, '--name'), password });
+        } else if (group === 'users' && command === 'list') result = await identity.listUsers();
+        else if (group === 'users' && command === 'disable') result = await identity.disableUser(need(values.email, '--email'));
+        else if (group === 'users' && command === 'revoke-sessions') {
+          const u = await identity.findUser(need(values.email, '--email'));
+          await identity.revokeUserSessions(u.id);
+          result = { userId: u.id, sessionsRevoked: true };
+        } else if (group === 'members' && command === 'add') {
+          if (!isRole(values.role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}`);
+          result = await identity.addMember(await defaultOrg(database, values.org), need(values.email, '--email'), values.role);
+        } else if (group === 'members' && command === 'remove') result = await identity.removeMember(await defaultOrg(database, values.org), need(values.email, '--email'));
+        else if (group === 'members' && command === 'list') result = await identity.listMembers(await defaultOrg(database, values.org));
+        else throw new UsageError(`unknown command: ${positionals.join(' ')}`);
+        out(JSON.stringify(result, null, 2));
+        return 0;
+      } finally {
+        redis?.disconnect();
+      }
+    }
     if (group === 'verify-ledger') {
       const verifiers = trustedKeys(config, values.key ?? []);
       const organizationId = values.organization ?? values.org;
@@ -212,6 +264,13 @@ async function run(argv: string[], out: (s: string) => void): Promise<number> {
   } finally {
     await database.close();
   }
+}
+
+/** All of stdin (the password of `users create`, never an argument: arguments are visible to every user of the machine). */
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 run(process.argv.slice(2), (s) => process.stdout.write(s + '\n')).then(

@@ -1,11 +1,15 @@
 /**
- * The Express application: health and metrics, REST under /api/v1 (with its OpenAPI document)
- * and tRPC under /trpc, behind request context, security headers, CORS, auth and rate limits.
+ * The Express application: health and metrics, sign-in under /auth, REST under /api/v1 (with its
+ * OpenAPI document) and tRPC under /trpc, behind request context, security headers, CORS, auth
+ * and rate limits.
  */
 import express, { type Express } from 'express';
 import * as trpcExpress from '@trpc/server/adapters/express';
 import type { Services } from '../api/context';
+import { recordLoginFailure } from '../api/accountability';
 import { createOperations, type InputLimits } from '../api/operations';
+import type { LoginLimiter } from '../auth/login-limiter';
+import type { OidcVerifier } from '../auth/oidc';
 import type { RateLimiter } from '../cache/rate-limiter';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
@@ -27,8 +31,10 @@ import {
   requireCredential,
   securityHeaders,
   stateOf,
+  type Authenticator,
   type ErrorReply,
 } from './middleware';
+import { authRouter, type AuthRoutesDeps } from './auth-routes';
 import { exportRouter } from './export';
 import { openApiDocument } from './openapi';
 import { publicLogRouter } from './public-log';
@@ -52,6 +58,12 @@ export interface AppDeps {
   publicLog?: { limiter: RateLimiter | null } | null;
   /** GraphQL document limits, introspection, and the explorer page (never in production). */
   graphql: { limits: GraphQLLimits; introspection: boolean; explorer: boolean };
+  /** Bearer JWTs of the configured OpenID provider (AUTH_OIDC_*); null when not configured. */
+  oidc?: OidcVerifier | null;
+  /** Sign-in attempt limits (AUTH_LOGIN_*); null = unlimited. */
+  loginLimiter?: LoginLimiter | null;
+  /** Told of every sign-in attempt (the audit trail). */
+  onSignIn?: AuthRoutesDeps['onSignIn'];
 }
 
 const trpcReply: ErrorReply = (req, res, code, message, issues) => sendTrpcError(req, res, code, message, stateOf(req).requestId, issues);
@@ -67,6 +79,13 @@ export function createApp(deps: AppDeps): Express {
   app.use(securityHeaders);
   app.use(healthRouter({ ...deps.readiness, metrics: deps.metrics }));
   app.use(cors(deps.corsOrigins));
+  const onSignIn: NonNullable<AuthRoutesDeps['onSignIn']> =
+    deps.onSignIn ??
+    ((req, outcome) => {
+      if (!outcome.ok) void recordLoginFailure(stateOf(req), outcome.email, outcome.limited ? 'rate-limited' : 'rejected', req.ip ?? 'unknown');
+    });
+  app.use('/auth', authRouter({ identity: deps.services.identity, limiter: deps.loginLimiter ?? null, onSignIn }));
+  const auth: Authenticator = { apiKeys: deps.services.apiKeys, identity: deps.services.identity, oidc: deps.oidc ?? null, origins: new Set(deps.corsOrigins) };
 
   const operations = createOperations(deps.limits);
   const openapi = openApiDocument(operations, '/api/v1');
@@ -76,7 +95,7 @@ export function createApp(deps: AppDeps): Express {
   });
   // Credentials, rate limit and declared size are checked from the headers before the body is
   // read: an anonymous or oversized upload is refused without being received.
-  api.use(authenticate(deps.services.apiKeys));
+  api.use(authenticate(auth));
   // Anonymous checkpoint and keys when the log is public (a GET has no body to refuse).
   if (deps.publicLog) api.use(publicLogRouter(operations, deps.publicLog.limiter));
   api.use(
@@ -102,7 +121,7 @@ export function createApp(deps: AppDeps): Express {
   };
   app.use(
     '/trpc',
-    authenticate(deps.services.apiKeys, trpcReply),
+    authenticate(auth, trpcReply),
     requireCredential(trpcReply),
     batchCap,
     rateLimit(deps.rateLimiter, trpcReply, (req) => trpcCallsOf(req).length),
@@ -123,7 +142,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(
     '/graphql',
     ...(deps.graphql.explorer ? [explorer] : []),
-    authenticate(deps.services.apiKeys, graphqlReply),
+    authenticate(auth, graphqlReply),
     requireCredential(graphqlReply),
     rateLimit(deps.rateLimiter, graphqlReply),
     declaredBodyLimit(deps.bodyLimitBytes, graphqlReply),

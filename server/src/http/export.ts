@@ -7,6 +7,7 @@
 import { once } from 'node:events';
 import { Router, type Request, type Response } from 'express';
 import { validationError } from '../errors';
+import { recordRead } from '../api/accountability';
 import { parseRestParams, restParams } from '../api/rest-input';
 import { exportBundleInputSchema, toExportRange, type ExportBundleInput } from '../export/schema';
 import { formatBundleRecord } from '../ledger';
@@ -25,7 +26,9 @@ export function exportRouter(): Router {
     const state = stateOf(req);
     const parsed = parseRestParams(params, exportBundleInputSchema, req.query);
     if (!parsed.ok) throw validationError(parsed.issues);
-    const org = state.principal!.organizationId; // the access gate checked it
+    const principal = state.principal!; // the access gate checked it
+    const org = principal.organizationId;
+    await recordRead({ ...state, principal }, 'export', 'ledger.export', parsed.input);
     const records = state.services.exports.exportBundle(org, toExportRange(parsed.input as ExportBundleInput));
     // The first record resolves the range (and can fail with a 404) before any header is sent.
     const first = await records.next();

@@ -5,7 +5,10 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { ApiContext, Services } from '../api/context';
-import type { ApiKeyService } from '../auth/api-keys';
+import type { ApiKeyService, Principal } from '../auth/api-keys';
+import { ORGANIZATION_HEADER, type IdentityService } from '../auth/identity';
+import { looksLikeJwt, type OidcVerifier } from '../auth/oidc';
+import { recordAuthEvent } from '../api/accountability';
 import { can, deniedMessage, type Access } from '../auth/permissions';
 import type { RateLimiter } from '../cache/rate-limiter';
 import type { Logger } from '../observability/logger';
@@ -82,7 +85,9 @@ export function cors(origins: string[]): RequestHandler {
     if (origin && allowed.has(origin)) {
       res.setHeader('access-control-allow-origin', origin);
       res.setHeader('vary', 'Origin');
-      res.setHeader('access-control-allow-headers', 'authorization, content-type, x-api-key, x-request-id, trpc-accept');
+      res.setHeader('access-control-allow-headers', `authorization, content-type, x-api-key, x-request-id, trpc-accept, ${ORGANIZATION_HEADER}`);
+      // Browsers send the session cookie cross-origin only to an allowed origin that says so.
+      res.setHeader('access-control-allow-credentials', 'true');
       res.setHeader('access-control-allow-methods', 'GET, POST, DELETE, OPTIONS');
       res.setHeader('access-control-expose-headers', 'x-request-id, ratelimit-limit, ratelimit-remaining, ratelimit-reset');
       res.setHeader('access-control-max-age', '600');
@@ -126,20 +131,68 @@ function refuse(reply: ErrorReply, req: Request, res: Response, code: AppErrorCo
   reply(req, res, code, message, issues);
 }
 
+/** Where callers' credentials are checked. */
+export interface Authenticator {
+  apiKeys: ApiKeyService;
+  /** Session cookies of signed-in people; null when sign-in is off. */
+  identity: IdentityService | null;
+  /** Bearer JWTs of the configured OpenID provider; null when not configured. */
+  oidc: OidcVerifier | null;
+  /** Browser origins (CORS allow-list) whose cookie-authenticated state changes are accepted. */
+  origins: ReadonlySet<string>;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 /**
- * Resolves the principal from the request headers alone (the body is not read yet). A credential
+ * CSRF defence for cookie-authenticated requests that change state: the Origin must be one of
+ * the allow-list or the server's own (a browser always sends Origin on such requests, and a page
+ * cannot forge it). API keys and bearer tokens are never sent by a browser on its own.
+ */
+function originAllowed(req: Request, origins: ReadonlySet<string>): boolean {
+  const origin = req.get('origin');
+  if (!origin || origin === 'null') return false;
+  return origins.has(origin) || origin === `${req.protocol}://${req.get('host') ?? ''}`;
+}
+
+/** The organization a member of several names in the `x-organization-id` header (validated later). */
+function requestedOrganization(req: Request): string | undefined {
+  const v = req.get(ORGANIZATION_HEADER);
+  return v === undefined ? undefined : v.slice(0, 64);
+}
+
+/**
+ * Resolves the principal from the request headers alone (the body is not read yet): a bearer
+ * credential (API key, or a JWT when OIDC is configured), else the session cookie. A credential
  * that is present but invalid is a 401 at once; a missing one leaves the principal empty for
  * {@link requireCredential} (or a public route) to decide.
  */
-export function authenticate(apiKeys: ApiKeyService, reply: ErrorReply = restReply): RequestHandler {
+export function authenticate(auth: Authenticator, reply: ErrorReply = restReply): RequestHandler {
   return async (req: Request, res: Response, next: NextFunction) => {
-    const key = credentialOf(req);
-    if (key === null) {
-      if (req.get('authorization')) return refuse(reply, req, res, 'UNAUTHORIZED', 'Authorization must be "Bearer <api key>"');
-      return next();
+    const token = credentialOf(req);
+    let principal: Principal | null;
+    try {
+      if (token === null) {
+        if (req.get('authorization')) return refuse(reply, req, res, 'UNAUTHORIZED', 'Authorization must be "Bearer <api key or token>"');
+        if (!auth.identity?.hasSessionCookie(req.get('cookie'))) return next();
+        const session = await auth.identity.sessionOf(req.headers);
+        if (!session) return refuse(reply, req, res, 'UNAUTHORIZED', 'the session has ended or is not valid: sign in again');
+        principal = await auth.identity.principalOf(session, requestedOrganization(req));
+        if (!SAFE_METHODS.has(req.method) && !originAllowed(req, auth.origins)) {
+          return refuse(reply, req, res, 'FORBIDDEN', 'a cookie-authenticated request that changes state needs the Origin of an allowed site');
+        }
+      } else if (auth.oidc && looksLikeJwt(token)) {
+        principal = await auth.oidc.verify(token);
+        if (!principal) return refuse(reply, req, res, 'UNAUTHORIZED', 'invalid or expired token');
+      } else {
+        principal = await auth.apiKeys.authenticate(token);
+        if (!principal) return refuse(reply, req, res, 'UNAUTHORIZED', 'invalid or revoked API key');
+      }
+    } catch (err) {
+      if (err instanceof AppError) return refuse(reply, req, res, err.code, err.message, err.issues);
+      stateOf(req).logger.warn({ err: (err as Error).message }, 'credential check failed');
+      return refuse(reply, req, res, 'UNAVAILABLE', 'credentials cannot be checked right now; retry');
     }
-    const principal = await apiKeys.authenticate(key);
-    if (!principal) return refuse(reply, req, res, 'UNAUTHORIZED', 'invalid or revoked API key');
     stateOf(req).principal = principal;
     next();
   };
@@ -158,7 +211,11 @@ export function requireAccess(access: Access): AccessGate {
     if (access !== 'public') {
       const principal = stateOf(req).principal;
       if (!principal) throw new AppError('UNAUTHORIZED', 'a valid API key is required');
-      if (!can(principal.role, access)) throw new AppError('FORBIDDEN', deniedMessage(principal.role, access));
+      if (!can(principal.role, access)) {
+        const route = `${req.method} ${req.baseUrl}${(req.route as { path?: string } | undefined)?.path ?? ''}`;
+        void recordAuthEvent(stateOf(req), principal.organizationId, 'auth.access.denied', { principal, status: 'failure', details: { permission: access, route } });
+        throw new AppError('FORBIDDEN', deniedMessage(principal.role, access));
+      }
     }
     next();
   };

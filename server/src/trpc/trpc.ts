@@ -6,6 +6,7 @@
 import { initTRPC, TRPCError } from '@trpc/server';
 import { ZodError } from 'zod';
 import type { ApiContext } from '../api/context';
+import { recordAuthEvent } from '../api/accountability';
 import { can, deniedMessage, type Access, type Permission } from '../auth/permissions';
 import { AppError, ERROR_STATUS, validationError, type FieldIssue } from '../errors';
 import { jsonShapeIssue } from '../util/safe-input';
@@ -81,8 +82,13 @@ const inputShape = t.middleware(async ({ getRawInput, next }) => {
 export function permitted(permission: Permission) {
   return authedProcedure
     .meta({ access: permission })
-    .use(({ ctx, next }) => {
+    .use(({ ctx, path, next }) => {
       if (!can(ctx.principal.role, permission)) {
+        void recordAuthEvent(ctx, ctx.principal.organizationId, 'auth.access.denied', {
+          principal: ctx.principal,
+          status: 'failure',
+          details: { permission, procedure: path },
+        });
         throw new TRPCError({ code: 'FORBIDDEN', message: deniedMessage(ctx.principal.role, permission) });
       }
       return next({ ctx });

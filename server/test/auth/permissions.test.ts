@@ -22,8 +22,7 @@ describe('roles and permissions', () => {
   it('grants only known permissions, and every permission is held by some role and needed by some operation', () => {
     for (const role of ROLES) for (const p of ROLE_PERMISSIONS[role]) expect(PERMISSIONS).toHaveProperty([p]);
     const needed = new Set([...Object.values(operations).map((o) => o.permission), ...procedureAccess(createAppRouter(operations)).map((p) => p.access)]);
-    // Member management is enforced by the membership service (sign-in stage); everything else by an operation.
-    const unused = PERMISSION_NAMES.filter((p) => !needed.has(p) && !p.startsWith('admin.members:'));
+    const unused = PERMISSION_NAMES.filter((p) => !needed.has(p));
     expect(unused).toEqual([]);
     for (const p of PERMISSION_NAMES) expect(ROLES.some((r) => can(r, p))).toBe(true);
   });

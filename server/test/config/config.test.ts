@@ -74,6 +74,7 @@ describe('configuration', () => {
         AUDIT_BOOTSTRAP_API_KEY: 'b'.repeat(40),
         AUDIT_TRUSTED_VERIFIER_KEYS: 'old+01020304+AQ==',
         AUDIT_WITNESS_URL: 'https://witness.example/add',
+        AUTH_SECRET: 's'.repeat(40),
       };
       for (const [role, names] of Object.entries(ROLE_SECRETS)) {
         const env = Object.fromEntries(names.map((n) => [n, standIn[n]]));
@@ -109,6 +110,7 @@ describe('configuration', () => {
         AUDIT_BOOTSTRAP_API_KEY: 'sak_' + 'x'.repeat(40),
         AUDIT_TRUSTED_VERIFIER_KEYS: 'old+01020304+AQ==',
         AUDIT_WITNESS_URL: 'https://witness.example/add',
+        AUTH_SECRET: 's'.repeat(40),
       };
       const c = loadConfig({ [`${name}_FILE`]: file(name, `${values[name]}\n`) });
       const got = c[name];

@@ -82,6 +82,7 @@ describeEachBackend('migrations on %s', (backend) => {
       PgJsonb: 'jsonb',
       PgSmallInt: 'int2',
       PgCustomColumn: 'bytea',
+      PgBoolean: 'bool',
     };
     for (const table of Object.values(schema)) {
       if (!(table instanceof PgTable)) continue;

@@ -23,7 +23,9 @@ function walk(stack: Layer[], prefix: string, out: AppRoute[]): void {
   for (const layer of stack) {
     if (layer.route) {
       for (const method of Object.keys(layer.route.methods).filter((m) => layer.route!.methods[m])) {
-        out.push({ method: method.toUpperCase(), path: prefix + layer.route.path, access: layer.route.stack[0]?.handle.access ?? null });
+        // `app.all` routes are called with GET; a `*rest` wildcard with one segment.
+        const path = (prefix + layer.route.path).replace(/\*[A-Za-z]+/g, 'x');
+        out.push({ method: method === '_all' ? 'GET' : method.toUpperCase(), path, access: layer.route.stack[0]?.handle.access ?? null });
       }
     } else if (layer.handle?.stack) {
       const mount = typeof layer.rawPath === 'string' && layer.rawPath !== '/' ? layer.rawPath : '';

@@ -25,8 +25,8 @@ export interface TestServer {
   env: Record<string, string>;
   /** A typed tRPC client authenticated with `key` (default: the admin key). */
   client(key?: string, opts?: { batch?: boolean }): ReturnType<typeof createTRPCClient<AppRouter>>;
-  /** fetch against the server with a key. */
-  request(method: string, p: string, body?: unknown, key?: string | null): Promise<{ status: number; body: any; headers: Headers }>;
+  /** fetch against the server with a key (null: none) and extra headers. */
+  request(method: string, p: string, body?: unknown, key?: string | null, extraHeaders?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
   close(): Promise<void>;
 }
 
@@ -69,6 +69,8 @@ export async function startTestServer(backend: BackendName, overrides: Record<st
     AUDIT_LOG_ORIGIN: 'test.audit',
     AUDIT_BOOTSTRAP_API_KEY: TEST_ADMIN_KEY,
     RATE_LIMIT_PER_MINUTE: '0',
+    // Every test signs in from 127.0.0.1 through one shared Redis: the limiter test sets its own.
+    AUTH_LOGIN_MAX_ATTEMPTS: '1000',
     ...benv,
     ...overrides,
   };
@@ -93,8 +95,8 @@ export async function startTestServer(backend: BackendName, overrides: Record<st
         links: [(opts.batch ?? true) ? httpBatchLink({ url: `${url}/trpc`, headers, maxItems: config.TRPC_MAX_BATCH }) : httpLink({ url: `${url}/trpc`, headers })],
       });
     },
-    async request(method, p, body, key = TEST_ADMIN_KEY) {
-      const headers: Record<string, string> = {};
+    async request(method, p, body, key = TEST_ADMIN_KEY, extraHeaders = {}) {
+      const headers: Record<string, string> = { ...extraHeaders };
       if (key) headers.authorization = `Bearer ${key}`;
       if (body !== undefined) headers['content-type'] = 'application/json';
       const res = await fetch(url + p, { method, headers, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });

@@ -4,3 +4,4 @@ export * from './events';
 export * from './ledger';
 export * from './alerts';
 export * from './producer-keys';
+export * from './identity';

@@ -1,5 +1,5 @@
 import type { Operations } from '../../api/operations';
-import { queryOf } from '../procedure';
+import { mutationOf, queryOf } from '../procedure';
 import { router } from '../trpc';
 import { apiKeysRouter } from './api-keys';
 import { eventsRouter } from './events';
@@ -9,6 +9,11 @@ import { ledgerRouter } from './ledger';
 export function createAppRouter(operations: Operations) {
   return router({
     account: router({ me: queryOf(operations.accountMe) }),
+    members: router({
+      list: queryOf(operations.membersList),
+      add: mutationOf(operations.membersAdd),
+      remove: mutationOf(operations.membersRemove),
+    }),
     events: eventsRouter(operations),
     ledger: ledgerRouter(operations),
     apiKeys: apiKeysRouter(operations),

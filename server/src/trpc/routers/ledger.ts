@@ -3,6 +3,7 @@ import { mutationOf, queryOf } from '../procedure';
 import { z } from 'zod';
 import { exportBundleInputSchema, toExportRange } from '../../export/schema';
 import type { BundleRecord } from '../../ledger';
+import { recordRead } from '../../api/accountability';
 import { permitted, router } from '../trpc';
 
 /**
@@ -14,7 +15,10 @@ import { permitted, router } from '../trpc';
 const exportBundle = permitted('audit.events:export')
   .input(exportBundleInputSchema)
   .output(z.custom<AsyncGenerator<BundleRecord, void, undefined>>((v) => typeof (v as AsyncIterable<unknown>)?.[Symbol.asyncIterator] === 'function'))
-  .query(({ ctx, input }) => ctx.services.exports.exportBundle(ctx.principal.organizationId, toExportRange(input)));
+  .query(async ({ ctx, input }) => {
+    await recordRead(ctx, 'export', 'ledger.exportBundle', input);
+    return ctx.services.exports.exportBundle(ctx.principal.organizationId, toExportRange(input));
+  });
 
 /** `ledger.*`: checkpoints, proofs, leaves and keys. */
 export function ledgerRouter(o: Operations) {
