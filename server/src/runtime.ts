@@ -189,9 +189,11 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         appendFailed: (f) => (f.fault === 'input' ? logger.warn.bind(logger) : logger.error.bind(logger))(f, 'append failed'),
       },
     );
-    // Look-ups are cached by the read cache below (revocation effective on every replica at once),
-    // not by the service's own per-process cache.
-    const apiKeys = new ApiKeyService(database, 0);
+    // With Redis, key look-ups are cached by the read cache below (a revocation reaches every
+    // replica at once). Without it, an in-process copy would outlive a revocation made elsewhere
+    // (another replica, the admin CLI) by the whole read-cache TTL, so the service's own short
+    // per-process cache bounds that instead.
+    const apiKeys = redis ? new ApiKeyService(database, 0) : new ApiKeyService(database);
     const events = new EventService(database, ingest, ledger);
     const serveApi = config.AUDIT_ROLE === 'api' || config.AUDIT_ROLE === 'all';
     const identity = serveApi ? createIdentity(config, database, redis, logger) : null;
@@ -211,6 +213,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     const services: Services = cacheServices(
       { events, ledger, exports: new ExportService(database, ledger), audit: new AuditService(database), apiKeys, identity },
       cache,
+      { apiKeyLookups: redis !== null },
     );
 
     const oidc = serveApi && config.AUTH_OIDC_ISSUER && config.AUTH_OIDC_AUDIENCE ? await OidcVerifier.create(database, oidcOptions(config)) : null;

@@ -10,7 +10,7 @@
  * | `stats`      | `log`  | an append (single or bulk) of the organization    |
  * | `event`      | `log`  | an append (a proof's tree size moves)             |
  * | `checkpoint` | `log`  | an append                                         |
- * | `apiKey`     | `auth` | a revocation of any key                           |
+ * | `apiKey`     | `auth` | a revocation of any key (only in a shared store)  |
  * | `ledgerKeys` | `keys` | a signing-key registration or rotation (start-up) |
  */
 import { createHash } from 'node:crypto';
@@ -30,11 +30,20 @@ export const CACHES = {
 /** Scope of data that belongs to no organization. */
 const GLOBAL = 'global';
 
+/** What {@link cacheServices} may cache besides the organization-scoped reads. */
+export interface CacheServicesOptions {
+  /**
+   * Cache API-key look-ups: only when the store is shared by every process that can revoke a key
+   * (Redis), since an in-process copy cannot be invalidated by a revocation made elsewhere.
+   */
+  readonly apiKeyLookups: boolean;
+}
+
 /**
  * Puts `cache` in front of the read methods of `services` and invalidates it after every write
  * method named in the table above (in place: the adapters already hold these objects).
  */
-export function cacheServices(services: Services, cache: ReadCache): Services {
+export function cacheServices(services: Services, cache: ReadCache, options: CacheServicesOptions): Services {
   if (!cache.enabled) return services;
   const { events, ledger, apiKeys } = services;
 
@@ -66,6 +75,7 @@ export function cacheServices(services: Services, cache: ReadCache): Services {
   const keys = ledger.keys.bind(ledger);
   ledger.keys = () => cache.getOrLoad(CACHES.ledgerKeys, GLOBAL, 'all', keys);
 
+  if (!options.apiKeyLookups) return services;
   const authenticate = apiKeys.authenticate.bind(apiKeys);
   apiKeys.authenticate = (key) =>
     cache.getOrLoad(CACHES.apiKey, GLOBAL, createHash('sha256').update(key, 'utf8').digest('base64url'), async () => (await authenticate(key)) ?? undefined).then(

@@ -4,7 +4,7 @@
  * before they are acknowledged, counted per cache; and with Redis unreachable every request still
  * succeeds while the errors are counted.
  */
-import { backends } from '../helpers/backends';
+import { backends, testRedisUrl } from '../helpers/backends';
 import { startTestServer, type TestServer } from '../helpers/server';
 
 /** The value of one sample of the server's Prometheus text, or 0. */
@@ -68,7 +68,11 @@ describe.each(backends())('read cache through the API on %s', (backend) => {
   it('refuses a revoked key at its very next request', async () => {
     const created = await srv.client().apiKeys.create.mutate({ name: 'short-lived', role: 'auditor' });
     for (let i = 0; i < 3; i++) expect((await srv.request('GET', '/api/v1/ledger/keys', undefined, created.key)).status).toBe(200);
-    expect(await sample(srv, 'audit_cache_requests_total', 'cache="apiKey",result="hit"')).toBeGreaterThan(0);
+    // Key look-ups are in the read cache only where it is shared (Redis): an in-process copy could
+    // not be invalidated by a revocation made by another replica or the admin CLI.
+    const keyHits = await sample(srv, 'audit_cache_requests_total', 'cache="apiKey",result="hit"');
+    if (backend === 'pglite' || !testRedisUrl()) expect(keyHits).toBe(0);
+    else expect(keyHits).toBeGreaterThan(0);
     await srv.client().apiKeys.revoke.mutate({ id: created.id });
     expect((await srv.request('GET', '/api/v1/ledger/keys', undefined, created.key)).status).toBe(401);
     expect((await srv.request('POST', '/graphql', { query: '{ ledgerKeys { keys { keyId } } }' }, created.key)).status).toBe(401);
