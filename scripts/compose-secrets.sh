@@ -31,6 +31,7 @@ Writes every secret compose/docker-compose.prod.yml reads, one file each, into a
   redis-url                  redis://:…@redis:6379/0
   audit-signing-key          Ed25519 checkpoint signing key (PRIVATE+KEY+ORIGIN+…)
   audit-verifier-key         its public verifier key (publish it; the worker trusts it)
+  audit-auth-secret          signs session cookies at /auth (the same for every replica)
   audit-bootstrap-api-key    admin API key registered on the first start
 
 Passwords are 32 random bytes in hex (safe inside URLs). Existing files are kept.
@@ -88,6 +89,7 @@ plan=(
   "redis-url:redis://:<redis-password>@redis:6379/0"
   "audit-signing-key:generateSignerKey('${ORIGIN}') (server/src/ledger), private half"
   "audit-verifier-key:the same key's public half"
+  "audit-auth-secret:openssl rand -hex 32"
   "audit-bootstrap-api-key:openssl rand -hex 32"
 )
 
@@ -133,7 +135,7 @@ value_of() {
   printf '%s' "${line}"
 }
 
-for name in postgres-password audit-migrator-password audit-runtime-password redis-password audit-bootstrap-api-key; do
+for name in postgres-password audit-migrator-password audit-runtime-password redis-password audit-auth-secret audit-bootstrap-api-key; do
   put "${name}" "$(openssl rand -hex 32)"
 done
 # Each URL is built from its password file; one kept from an earlier run must still match it.

@@ -46,7 +46,7 @@ interface SecretBinding {
 /**
  * The secrets a role uses and nothing else (docs/deploying.md "Secrets per role"; the server's
  * `ROLE_SECRETS` is the list a test holds this against): `migrate` only the owner's connection
- * string, `api` the signing and bootstrap keys, `worker` only public verifier keys.
+ * string, `api` the signing, session and bootstrap keys, `worker` only public verifier keys.
  */
 function roleSecrets(pod: ServerPodOptions, role: ServerRole): SecretBinding[] {
   switch (role) {
@@ -57,6 +57,8 @@ function roleSecrets(pod: ServerPodOptions, role: ServerRole): SecretBinding[] {
         { variable: 'DATABASE_URL', key: 'database-url' },
         { variable: 'REDIS_URL', key: 'redis-url' },
         { variable: 'AUDIT_SIGNING_KEY', key: 'signing-key' },
+        // Signs session cookies at /auth: the same on every replica, or a session is valid on one only.
+        { variable: 'AUTH_SECRET', key: 'auth-secret' },
         { variable: 'AUDIT_BOOTSTRAP_API_KEY', key: 'bootstrap-api-key', optional: true },
       ];
     case 'worker':

@@ -74,6 +74,7 @@ describe('AuditServer', () => {
       DATABASE_URL_FILE: file('database-url'),
       REDIS_URL_FILE: file('redis-url'),
       AUDIT_SIGNING_KEY_FILE: file('signing-key'),
+      AUTH_SECRET_FILE: file('auth-secret'),
       AUDIT_BOOTSTRAP_API_KEY: ref('bootstrap-api-key'),
     });
     expect(api.volumeMounts).toContainEqual({ name: 'api-secrets', mountPath: '/run/secrets/audit-server', readOnly: true });
@@ -82,7 +83,7 @@ describe('AuditServer', () => {
       secret: {
         secretName: 'audit-server-secrets',
         defaultMode: 0o440,
-        items: ['database-url', 'redis-url', 'signing-key'].map((key) => ({ key, path: key })),
+        items: ['database-url', 'redis-url', 'signing-key', 'auth-secret'].map((key) => ({ key, path: key })),
       },
     });
     // The worker runs as the runtime role too (partition upkeep goes through a SECURITY DEFINER

@@ -40,7 +40,7 @@ import { ConfigError, loadConfig, type Config } from '../config';
 import { openDatabase, type Database } from '../db/client';
 import { DataDirInUseError } from '../db/data-dir-lock';
 import { organizations } from '../db/schema';
-import { migrate } from '../db/migrate';
+import { currentSchemaVersion, expectedSchemaVersion, migrate } from '../db/migrate';
 import { verifyLedgers } from '../audit/verify-ledger';
 import { parseSignerKey, parseVerifierKey, type Verifier } from '../ledger';
 
@@ -182,7 +182,13 @@ async function run(argv: string[], out: (s: string) => void): Promise<number> {
     return EXIT_IN_USE;
   }
   try {
-    await migrate(database);
+    // As the server does: migrate only where it owns the schema. In production the CLI connects as
+    // the runtime role (no DDL), after the migrate role has brought the schema up to date.
+    if (config.DATABASE_MIGRATE_ON_START || !config.DATABASE_URL) await migrate(database);
+    else if ((await currentSchemaVersion(database)) !== expectedSchemaVersion()) {
+      process.stderr.write('audit-admin: the database schema is not current; run the migrations first (AUDIT_ROLE=migrate)\n');
+      return 1;
+    }
     const keys = new ApiKeyService(database);
     const [group, command] = positionals;
     if (group === 'api-keys' && command === 'create') {

@@ -6,6 +6,8 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { Client } from 'pg';
+import { createTestDatabase } from '../helpers/backends';
 import { signIn, TEST_AUTH_ENV } from '../helpers/people';
 import { startTestServer, type TestServer } from '../helpers/server';
 
@@ -22,11 +24,11 @@ const both = Boolean(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL
   });
 
   /** Runs the CLI with the server's database and Redis; resolves with its exit code and output. */
-  function cli(args: string[], stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  function cli(args: string[], stdin = '', env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/cli/admin.ts', ...args], {
         cwd: ROOT,
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', DATABASE_URL: srv.env.DATABASE_URL!, REDIS_URL: srv.env.REDIS_URL!, ...TEST_AUTH_ENV },
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', DATABASE_URL: srv.env.DATABASE_URL!, REDIS_URL: srv.env.REDIS_URL!, ...TEST_AUTH_ENV, ...env },
         stdio: ['pipe', 'pipe', 'pipe'],
       });
       let stdout = '';
@@ -70,5 +72,23 @@ const both = Boolean(process.env.TEST_DATABASE_URL && process.env.TEST_REDIS_URL
     const short = await cli(['users', 'create', '--email', 'y@example.org', '--name', 'Y'], 'short\n');
     expect(short.code).toBe(1);
     expect(short.stderr).toContain('password must have');
+  }, 600_000);
+
+  it('does not migrate where it does not own the schema: with DATABASE_MIGRATE_ON_START=false an out-of-date database is refused, untouched', async () => {
+    const fresh = await createTestDatabase();
+    try {
+      const result = await cli(['users', 'list'], '', { DATABASE_URL: fresh.url, DATABASE_MIGRATE_ON_START: 'false' });
+      expect(result).toMatchObject({ code: 1, stderr: expect.stringContaining('schema is not current') });
+      const client = new Client({ connectionString: fresh.url });
+      await client.connect();
+      try {
+        const { rows } = await client.query<{ t: string | null }>(`SELECT to_regclass('schema_migrations')::text AS t`);
+        expect(rows[0]!.t).toBeNull();
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await fresh.drop();
+    }
   }, 600_000);
 });

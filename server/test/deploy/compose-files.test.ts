@@ -353,7 +353,7 @@ describe('production-simulation compose file', () => {
   const SECRETS_BY_SERVICE: Record<string, string[]> = {
     nginx: [],
     'audit-migrate': ['migrator-database-url'],
-    'audit-server': ['audit-bootstrap-api-key', 'audit-signing-key', 'database-url', 'redis-url'],
+    'audit-server': ['audit-auth-secret', 'audit-bootstrap-api-key', 'audit-signing-key', 'database-url', 'redis-url'],
     'audit-worker': ['audit-verifier-key', 'database-url', 'redis-url'],
     postgres: ['audit-migrator-password', 'audit-runtime-password', 'postgres-password'],
     redis: ['redis-password'],

@@ -349,6 +349,81 @@ describe('production simulation: nginx → two replicas + worker → PostgreSQL 
     expect(failures).toEqual([]);
   });
 
+  it('signs a person in through nginx with the secret file; the session works on both replicas and ends on both at once', async () => {
+    // The operator creates the person with the admin CLI (password on stdin), as docs/deploying.md says.
+    const env = serviceEnv['audit-server']!;
+    expect(env.AUTH_SECRET_FILE).toBeDefined();
+    const email = 'kim@example.org';
+    const password = 'kim password 0123456789';
+    for (const [args, input] of [
+      [['users', 'create', '--email', email, '--name', 'Kim'], `${password}\n`],
+      [['members', 'add', '--email', email, '--role', 'auditor'], undefined],
+    ] as const) {
+      const result = runServerCommand(env, { script: 'admin', args: [...args], ...(input ? { input } : {}) });
+      expect(describeResult(`audit-admin ${args.join(' ')}`, result)).toMatch(/exited 0/);
+      expect(`${result.stdout}${result.stderr}`).not.toContain(password);
+    }
+
+    // Sign-in through nginx over HTTPS: a Secure, HttpOnly, SameSite=Strict session cookie.
+    const signedIn = await viaHttps({
+      path: '/auth/sign-in/email',
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': '192.0.2.40' },
+      body: JSON.stringify({ email, password }),
+      localAddress: '127.0.0.20',
+    });
+    expect({ status: signedIn.status, body: signedIn.body }).toEqual(expect.objectContaining({ status: 200 }));
+    const setCookie = (signedIn.headers['set-cookie'] ?? []).find((c) => /^__Secure-audit\.session_token=/.test(c));
+    expect(setCookie).toBeDefined();
+    expect(setCookie).toMatch(/; Secure/i);
+    expect(setCookie).toMatch(/; HttpOnly/i);
+    expect(setCookie).toMatch(/; SameSite=Strict/i);
+    const cookie = setCookie!.split(';')[0]!;
+
+    // Each replica process on its own: both accept the session (same secret, sessions in Redis).
+    const me = (r: AuditServer) =>
+      fetchOnce({ host: r.host, port: r.port, path: '/trpc/account.me', headers: { cookie } });
+    const [a, b] = replicas as [AuditServer, AuditServer];
+    const before = await Promise.all([me(a), me(b)]);
+    expect(before.map((r) => r.status)).toEqual([200, 200]);
+    expect(JSON.parse(before[1].body)).toEqual(
+      expect.objectContaining({ result: { data: expect.objectContaining({ role: 'auditor' }) } }),
+    );
+
+    // Signing out on replica b (a cookie-carrying POST from the server's own origin) ends it on a too.
+    const out = await fetchOnce({
+      host: b.host,
+      port: b.port,
+      path: '/auth/sign-out',
+      method: 'POST',
+      headers: { cookie, origin: `http://${b.host}:${b.port}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect({ status: out.status, body: out.body }).toEqual(expect.objectContaining({ status: 200 }));
+    const after = await Promise.all([me(a), me(b)]);
+    expect(after.map((r) => r.status)).toEqual([401, 401]);
+  });
+
+  it('counts failed sign-ins across both replica processes: the sixth within the window is 429 with Retry-After', async () => {
+    const [a, b] = replicas as [AuditServer, AuditServer];
+    const attempt = (r: AuditServer) =>
+      fetchOnce({
+        host: r.host,
+        port: r.port,
+        path: '/auth/sign-in/email',
+        method: 'POST',
+        // One client address (nginx's X-Forwarded-For, trusted from the proxy's network).
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': '192.0.2.41' },
+        body: JSON.stringify({ email: 'nobody@example.org', password: 'not the password 123' }),
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await attempt(i % 2 === 0 ? a : b)).status);
+    expect(statuses).toEqual([401, 401, 401, 401, 401]);
+    const sixth = await attempt(b);
+    expect(sixth.status).toBe(429);
+    expect(Number(sixth.headers['retry-after'])).toBeGreaterThan(0);
+  });
+
   it('serves TLS 1.2+ with the generated certificate and offers HTTP/2', async () => {
     const session = await new Promise<{
       protocol: string | null;

@@ -275,6 +275,7 @@ describe('scripts/compose-secrets.sh', () => {
     'redis-url',
     'audit-signing-key',
     'audit-verifier-key',
+    'audit-auth-secret',
     'audit-bootstrap-api-key',
   ];
   const secrets = (dir: string, args: string[] = []) => sh('compose-secrets.sh', ['-o', dir, ...args]);
@@ -296,6 +297,7 @@ describe('scripts/compose-secrets.sh', () => {
         `write ${dir}/redis-url (mode 444): redis://:<redis-password>@redis:6379/0`,
         `write ${dir}/audit-signing-key (mode 444): generateSignerKey('smedrec.audit') (server/src/ledger), private half`,
         `write ${dir}/audit-verifier-key (mode 444): the same key's public half`,
+        `write ${dir}/audit-auth-secret (mode 444): openssl rand -hex 32`,
         `write ${dir}/audit-bootstrap-api-key (mode 444): openssl rand -hex 32`,
         '',
       ].join('\n'),
@@ -317,6 +319,7 @@ describe('scripts/compose-secrets.sh', () => {
       'audit-migrator-password',
       'audit-runtime-password',
       'redis-password',
+      'audit-auth-secret',
       'audit-bootstrap-api-key',
     ]) {
       expect({ name, value: read(dir, name) }).toEqual({

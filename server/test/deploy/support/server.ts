@@ -112,12 +112,13 @@ export async function startAuditServer(
 /** Runs a one-shot server command (`AUDIT_ROLE=migrate`, or the admin CLI) to completion. */
 export function runServerCommand(
   env: Record<string, string>,
-  options: { command?: ServerCommand; script?: 'main' | 'admin'; args?: string[] } = {},
+  options: { command?: ServerCommand; script?: 'main' | 'admin'; args?: string[]; input?: string } = {},
 ): ReturnType<typeof run> {
   const { cwd, args } = argv(options.command ?? { kind: 'source' }, options.script ?? 'main');
   return run(process.execPath, [...args, ...(options.args ?? [])], {
     cwd,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+    ...(options.input !== undefined ? { input: options.input } : {}),
     timeoutMs: 180_000,
   });
 }
