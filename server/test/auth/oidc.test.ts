@@ -8,6 +8,7 @@
 import http from 'node:http';
 import { createHmac } from 'node:crypto';
 import type * as JoseModule from 'jose' with { 'resolution-mode': 'import' };
+import { describeEachBackend } from '../helpers/backends';
 import { freePort } from '../helpers/process';
 import { startTestServer, type TestServer } from '../helpers/server';
 
@@ -22,7 +23,7 @@ interface SigningKey {
   privateKey: Awaited<ReturnType<Jose['generateKeyPair']>>['privateKey'];
 }
 
-describe('OIDC bearer tokens from an in-process OpenID provider', () => {
+describeEachBackend('OIDC bearer tokens from an in-process OpenID provider', (backend) => {
   let jose: Jose;
   let srv: TestServer;
   let issuer: string;
@@ -113,7 +114,7 @@ describe('OIDC bearer tokens from an in-process OpenID provider', () => {
     issuer = `http://127.0.0.1:${port}`;
     current = await newKey('key-1');
     await startProvider([current]);
-    srv = await startTestServer('pglite', { AUTH_OIDC_ISSUER: issuer, AUTH_OIDC_AUDIENCE: AUDIENCE, AUTH_OIDC_JWKS_COOLDOWN_MS: '0' });
+    srv = await startTestServer(backend, { AUTH_OIDC_ISSUER: issuer, AUTH_OIDC_AUDIENCE: AUDIENCE, AUTH_OIDC_JWKS_COOLDOWN_MS: '0' });
     orgId = srv.organizationId;
   }, 180_000);
   afterAll(async () => {
