@@ -1,5 +1,5 @@
 -- 0001: core schema. Hand-written because Drizzle cannot express declarative partitioning or
--- triggers (CONVENTIONS "Database"); server/src/db/schema/ mirrors these tables for queries, and a
+-- triggers (docs/architecture.md §4.1); server/src/db/schema/ mirrors these tables for queries, and a
 -- test checks that every column Drizzle knows exists here with the same type.
 
 CREATE TABLE organizations (
@@ -21,7 +21,7 @@ CREATE TABLE api_keys (
 );
 CREATE INDEX api_keys_lookup_idx ON api_keys (lookup_id);
 
--- Events: range-partitioned by month on recorded_at (ARCHITECTURE §6). The primary key must
+-- Events: range-partitioned by month on recorded_at (docs/architecture.md §4.2). The primary key must
 -- contain the partition key; id is a UUIDv7 whose timestamp equals recorded_at, so a lookup by id
 -- can always name its partition.
 CREATE TABLE events (

@@ -1,4 +1,4 @@
--- 0002: the ledger tables are append-only (ARCHITECTURE §6). These triggers hold even for the
+-- 0002: the ledger tables are append-only (docs/architecture.md §4.3). These triggers hold even for the
 -- table owner; only a superuser who disables them can rewrite history, and the verifier and the
 -- self-audit catch that.
 

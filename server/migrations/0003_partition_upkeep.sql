@@ -1,5 +1,5 @@
 -- 0003: monthly partitions of events, created ahead by the migration and by the worker
--- (ARCHITECTURE §6). Idempotent; a month whose rows already sit in the DEFAULT partition is
+-- (docs/architecture.md §4.2). Idempotent; a month whose rows already sit in the DEFAULT partition is
 -- skipped with a notice rather than failing the whole upkeep.
 CREATE FUNCTION audit_ensure_event_partitions(months_ahead integer) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE

@@ -1,7 +1,7 @@
 -- 0005: optional producer signatures (docs/verification.md "Producer signatures"). A producer may
 -- sign its event (Ed25519 over the RFC 8785 JCS of the event as sent, without the signature) with
 -- a key registered for its organization; the server verifies it on ingest and stores it beside the
--- event. It is not a committed field: the leaf format of ARCHITECTURE §5 is unchanged, and the
+-- event. It is not a committed field: the leaf format of docs/ledger-spec.md §5 is unchanged, and the
 -- verifier checks the signature separately against the committed values.
 
 CREATE TABLE producer_keys (

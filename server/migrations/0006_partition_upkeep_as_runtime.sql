@@ -1,5 +1,5 @@
 -- 0006: the worker logs in as the runtime role, which has no DDL rights, yet must create monthly
--- partitions ahead (ARCHITECTURE §6). The upkeep function therefore runs with its owner's rights
+-- partitions ahead (docs/architecture.md §4.2). The upkeep function therefore runs with its owner's rights
 -- (the migration role), may only be called by the runtime role, and bounds how far ahead it goes,
 -- so the one DDL path the runtime role has cannot be used to flood the catalog.
 CREATE OR REPLACE FUNCTION audit_ensure_event_partitions(months_ahead integer) RETURNS integer LANGUAGE plpgsql

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { getTableColumns, getTableName } from 'drizzle-orm';
 import { PgTable } from 'drizzle-orm/pg-core';
 import { openDatabase, type Database } from '../../src/db/client';
-import { currentSchemaVersion, expectedSchemaVersion, loadMigrations, migrate } from '../../src/db/migrate';
+import { currentSchemaVersion, expectedSchemaVersion, loadMigrations, migrate, migrationChecksum } from '../../src/db/migrate';
 import * as schema from '../../src/db/schema';
 import { describeEachBackend, createTestDatabase } from '../helpers/backends';
 
@@ -65,6 +65,22 @@ describeEachBackend('migrations on %s', (backend) => {
     await expect(migrate(database, edited)).rejects.toThrow(
       /0001_core_schema was changed after it was applied/,
     );
+  });
+
+  it('accepts a database migrated with byte checksums (the format before comments were left out) once, and upgrades it', async () => {
+    const { createHash } = await import('node:crypto');
+    const byBytes = (sql: string) => createHash('sha256').update(sql).digest('hex');
+    const migrations = loadMigrations();
+    // What such a database holds: 0001 as it was applied (before its comments were reworded), 0004 the hash of today's file.
+    await q(database, 'UPDATE schema_migrations SET checksum = $1 WHERE version = $2', ['232ab4a48a45a01dd1724feca20613c3a760a124cf8ec8431ad06d627f9e3997', '0001_core_schema']);
+    await q(database, 'UPDATE schema_migrations SET checksum = $1 WHERE version = $2', [byBytes(migrations[3]!.sql), migrations[3]!.version]);
+    expect(await migrate(database)).toEqual([]);
+    const rows = await q<{ version: string; checksum: string }>(database, 'SELECT version, checksum FROM schema_migrations ORDER BY version');
+    expect(rows).toEqual(migrations.map((m) => ({ version: m.version, checksum: m.checksum })));
+    // A byte checksum of some other text is still an edited migration.
+    await q(database, 'UPDATE schema_migrations SET checksum = $1 WHERE version = $2', [byBytes('SELECT 1;\n'), '0001_core_schema']);
+    await expect(migrate(database)).rejects.toThrow(/0001_core_schema was changed after it was applied/);
+    await q(database, 'UPDATE schema_migrations SET checksum = $1 WHERE version = $2', [migrations[0]!.checksum, '0001_core_schema']);
   });
 
   it('has every column the Drizzle schema declares, with matching types', async () => {
@@ -183,5 +199,23 @@ describe('migration files', () => {
       expect(sql.trim().length).toBeGreaterThan(50);
     });
     expect(os.EOL).toBe('\n');
+  });
+});
+
+describe('migration checksums', () => {
+  const sql = "-- 0042: a comment\nCREATE TABLE t (v text DEFAULT '-- not a comment');\n  -- indented comment\nCREATE INDEX i ON t (v); -- trailing\n";
+  it('ignore whole-line comments and trailing whitespace', () => {
+    expect(migrationChecksum(sql.replace('a comment', 'a reworded comment').replace('indented comment', 'other'))).toBe(migrationChecksum(sql));
+    expect(migrationChecksum(sql.replace("comment');\n", "comment');  \t\n"))).toBe(migrationChecksum(sql));
+    expect(migrationChecksum(sql)).toMatch(/^v2:[0-9a-f]{64}$/);
+  });
+  it('change with any statement, string or trailing comment on a code line', () => {
+    for (const edited of [
+      sql.replace('CREATE INDEX', 'CREATE UNIQUE INDEX'),
+      sql.replace("'-- not a comment'", "'-- not a comment!'"),
+      sql.replace('-- trailing', '-- trailing, reworded'),
+      sql.replace('CREATE INDEX i ON t (v);', 'CREATE INDEX i ON t (v);\nDROP TABLE t;'),
+    ])
+      expect(migrationChecksum(edited)).not.toBe(migrationChecksum(sql));
   });
 });

@@ -14,21 +14,6 @@ import { findReferenceProblems, formatProblems, headingsOf, slugify, type Exempt
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 
-/**
- * Applied migrations are immutable: server/src/db/migrate.ts stores SHA-256 of each file's exact
- * bytes and refuses to start when an applied file changed, comments included. These lines predate
- * docs/ and keep their wording; docs/architecture.md §4 and docs/ledger-spec.md are what they meant.
- */
-const FROZEN = 'applied migrations are checksummed byte for byte (server/src/db/migrate.ts)';
-const MIGRATION_EXEMPTIONS: Exemption[] = [
-  { file: 'server/migrations/0001_core_schema.sql', contains: '-- triggers (CONVENTIONS "Database");', reason: FROZEN },
-  { file: 'server/migrations/0001_core_schema.sql', contains: 'by month on recorded_at (ARCHITECTURE §6)', reason: FROZEN },
-  { file: 'server/migrations/0002_append_only_triggers.sql', contains: 'are append-only (ARCHITECTURE §6)', reason: FROZEN },
-  { file: 'server/migrations/0003_partition_upkeep.sql', contains: '-- (ARCHITECTURE §6). Idempotent;', reason: FROZEN },
-  { file: 'server/migrations/0005_producer_signatures.sql', contains: 'the leaf format of ARCHITECTURE §5', reason: FROZEN },
-  { file: 'server/migrations/0006_partition_upkeep_as_runtime.sql', contains: '-- partitions ahead (ARCHITECTURE §6).', reason: FROZEN },
-];
-
 const repo = (files: Record<string, string>) => new Map(Object.entries(files));
 const problemsOf = (files: Record<string, string>, exemptions: Exemption[] = []) =>
   findReferenceProblems(repo(files), exemptions).map((p) => `${p.file}:${p.line}: ${p.problem}`);
@@ -118,7 +103,7 @@ describe('the repository', () => {
     // The checker's own sources name the patterns they reject (and plant bad references).
     const own = new Set(['server/test/repo/references.ts', 'server/test/repo/references.test.ts']);
     const isIgnored = (file: string) => spawnSync('git', ['check-ignore', '-q', '--no-index', file], { cwd: REPO_ROOT }).status === 0;
-    const problems = findReferenceProblems(files, MIGRATION_EXEMPTIONS, { unscanned: own, isIgnored });
+    const problems = findReferenceProblems(files, [], { unscanned: own, isIgnored });
     expect(formatProblems(problems)).toBe('');
   });
 });
