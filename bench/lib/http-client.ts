@@ -15,6 +15,13 @@ export interface HttpResult {
   ms: number;
 }
 
+/** A request that was still unanswered after the client's timeout. */
+export class RequestTimeoutError extends Error {
+  constructor(method: string, path: string, timeoutMs: number) {
+    super(`${method} ${path.split('?')[0]} unanswered after ${timeoutMs} ms`);
+  }
+}
+
 /** Keep-alive client bound to one base URL and one API key. */
 export class HttpClient {
   private readonly agent: http.Agent;
@@ -25,11 +32,13 @@ export class HttpClient {
    * @param baseUrl `http://127.0.0.1:<port>`; anything but a loopback host is refused.
    * @param apiKey sent as `Authorization: Bearer <apiKey>`.
    * @param maxSockets connections kept open (one per concurrent client).
+   * @param timeoutMs a request still unanswered after this long is aborted and rejects (0: never).
    */
   constructor(
     baseUrl: string,
     private readonly apiKey: string,
     maxSockets: number,
+    private readonly timeoutMs = 0,
   ) {
     const url = new URL(baseUrl);
     if (url.protocol !== 'http:' || url.hostname !== '127.0.0.1') {
@@ -68,6 +77,7 @@ export class HttpClient {
         });
       });
       req.on('error', reject);
+      if (this.timeoutMs > 0) req.setTimeout(this.timeoutMs, () => req.destroy(new RequestTimeoutError(method, path, this.timeoutMs)));
       if (json !== undefined) req.write(json);
       req.end();
     });

@@ -70,6 +70,8 @@ export interface ServerProcess {
   output(): string;
   /** SIGTERM (graceful drain), SIGKILL after `timeoutMs`; resolves with the exit code or signal. */
   stop(timeoutMs?: number): Promise<string>;
+  /** SIGKILL now (a crash: no drain); resolves once the process is gone. */
+  kill(): Promise<string>;
 }
 
 /**
@@ -121,7 +123,11 @@ export async function startServer(
   while (Date.now() < deadline) {
     if (exited !== null) throw new Error(`server exited during start-up (${String(exited)}):\n${output()}`);
     if ((await getStatus(`${url}/ready`)) === 200) {
-      return { pid: child.pid!, url, output, stop };
+      const kill = () => {
+        if (exited === null) child.kill('SIGKILL');
+        return exit;
+      };
+      return { pid: child.pid!, url, output, stop, kill };
     }
     await new Promise((r) => setTimeout(r, 200));
   }
