@@ -92,6 +92,14 @@ export const configSchema = z.object({
     .describe('publish every new checkpoint by HTTP POST (text/plain note) to this URL'),
   AUDIT_WITNESS_TIMEOUT_MS: int(100, 120_000).default(5000).describe('timeout of one witness HTTP POST'),
   PARTITION_MONTHS_AHEAD: int(1, 36).default(3).describe('monthly event partitions created ahead'),
+  PRIVACY_ERASURE_BATCH_SIZE: int(1, 100_000).default(1000)
+    .describe('events erased per transaction of a subject erasure (docs/privacy.md)'),
+  PRIVACY_ERASURE_WAIT_MS: int(0, 60_000).default(5000)
+    .describe('how long `POST /privacy/erasures` waits for the erasure to finish before answering 202 with its running state'),
+  PRIVACY_ERASURE_LEASE_MS: int(1000, 3_600_000).default(60_000)
+    .describe('how long a process owns an erasure it works on; after a crash another process resumes it once this has passed'),
+  PRIVACY_RESUME_INTERVAL_MS: int(0, 24 * 3600 * 1000).default(60_000)
+    .describe('worker: how often running erasures whose process died (or whose legal hold was released) are resumed (0 = only at start-up)'),
   SHUTDOWN_TIMEOUT_MS: int(1000, 120_000).default(25_000)
     .describe('graceful shutdown deadline after SIGTERM'),
   AUTH_SECRET: z.string().min(32, 'at least 32 characters').max(512).optional()

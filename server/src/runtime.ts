@@ -18,7 +18,7 @@ import { OidcVerifier } from './auth/oidc';
 import { isRole, type Role } from './auth/permissions';
 import { memorySessionStore, redisSessionStore } from './auth/session-store';
 import { bootstrap, type BootstrapResult } from './auth/organizations';
-import { cacheServices, invalidateSigningKeys } from './api/cached-services';
+import { CACHES, cacheServices, invalidateSigningKeys } from './api/cached-services';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './cache/rate-limiter';
 import { MemoryCacheStore, ReadCache, RedisCacheStore } from './cache/read-cache';
 import { openRedis, pingRedis } from './cache/redis';
@@ -31,6 +31,7 @@ import { ExportService } from './export/service';
 import { createApp } from './http/app';
 import { parseVerifierKey, type Signer } from './ledger';
 import type { Logger } from './observability/logger';
+import { PrivacyService } from './privacy/service';
 import { Metrics } from './observability/metrics';
 import { loadSigner } from './tlog/keys';
 import { registerSigningKey, retireOtherKeys } from './tlog/repository';
@@ -210,8 +211,17 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       if (!redis || redis.status === 'ready') await invalidateSigningKeys(cache);
       else redis.once('ready', () => void invalidateSigningKeys(cache));
     }
+    // Privacy appends through the (cache-wrapped) event service, and every erased batch makes the
+    // organization's cached event reads unreachable on every replica (docs/privacy.md).
+    const privacy = new PrivacyService(
+      database,
+      (org, event) => services.events.create(org, event),
+      { batchSize: config.PRIVACY_ERASURE_BATCH_SIZE, leaseMs: config.PRIVACY_ERASURE_LEASE_MS, waitMs: config.PRIVACY_ERASURE_WAIT_MS },
+      logger,
+    );
+    privacy.erasures.onErased({ afterCommit: (batch) => cache.invalidate(CACHES.event.group, batch.organizationId) });
     const services: Services = cacheServices(
-      { events, ledger, exports: new ExportService(database, ledger), audit: new AuditService(database), apiKeys, identity },
+      { events, ledger, exports: new ExportService(database, ledger), audit: new AuditService(database), apiKeys, identity, privacy },
       cache,
       { apiKeyLookups: redis !== null },
     );
@@ -284,6 +294,21 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       upkeep.unref();
     }
 
+    // The worker finishes erasures whose process died (or that a released legal hold paused).
+    let privacyUpkeep: NodeJS.Timeout | null = null;
+    if (runWorker) {
+      const resume = () =>
+        void privacy.erasures.resumePending().then(
+          (n) => n > 0 && logger.info({ resumed: n }, 'erasures resumed'),
+          (err: unknown) => logger.error({ name: (err as Error).name, code: (err as { code?: unknown }).code }, 'erasure resumption failed'),
+        );
+      resume();
+      if (config.PRIVACY_RESUME_INTERVAL_MS > 0) {
+        privacyUpkeep = setInterval(resume, config.PRIVACY_RESUME_INTERVAL_MS);
+        privacyUpkeep.unref();
+      }
+    }
+
     // The worker re-verifies recent leaves and checkpoints; only keys from configuration are
     // trusted (the signing_keys table is writable by whoever tampers with the database).
     let selfAudit: SelfAuditor | null = null;
@@ -327,8 +352,10 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       (closing ??= (async () => {
         shuttingDown = true;
         if (upkeep) clearInterval(upkeep);
+        if (privacyUpkeep) clearInterval(privacyUpkeep);
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
+        await privacy.erasures.drain();
         await ingest.drain();
         await selfAudit?.stop();
         await witness?.close();

@@ -8,6 +8,7 @@ import type { IdentityService } from '../auth/identity';
 import type { EventService } from '../events/service';
 import type { ExportService } from '../export/service';
 import type { Logger } from '../observability/logger';
+import type { PrivacyService } from '../privacy/service';
 import type { LedgerService } from '../tlog/service';
 
 /** Services behind the API adapters. */
@@ -19,6 +20,8 @@ export interface Services {
   apiKeys: ApiKeyService;
   /** Users, memberships and sign-in; null when sign-in is off (no AUTH_SECRET in production). */
   identity: IdentityService | null;
+  /** Erasure, legal holds, pseudonyms (docs/privacy.md). */
+  privacy: PrivacyService;
 }
 
 /** Per-request context, independent of the transport (tRPC's inner context: https://trpc.io/docs/server/context#inner-and-outer-context). */

@@ -23,11 +23,12 @@ import {
 } from '../events/schema';
 import { safeText } from '../util/safe-input';
 import { recordAuthEvent, recordRead, type AuditedAccess } from './accountability';
+import { getEventFor, privacyOperations, queryEventsFor } from './ops-privacy';
 import type { AuthedContext } from './context';
 
 /** How an operation is exposed over REST. */
 export interface RestBinding {
-  method: 'get' | 'post' | 'delete';
+  method: 'get' | 'post' | 'put' | 'delete';
   /** Express path under /api/v1, e.g. `/events/:id`; `:name` parameters are input fields. */
   path: string;
   /** Success status (default 200). */
@@ -254,7 +255,7 @@ export function createOperations(limits: InputLimits) {
       output: eventPageSchema,
       rest: { method: 'get', path: '/events' },
       example: { patientIds: ['patient-42'], statuses: ['success', 'failure'], dateRange: { from: '2020-01-01T00:00:00Z' }, limit: 10 },
-      run: audited('read', 'events.query', (ctx, input) => ctx.services.events.query(ctx.principal.organizationId, input)),
+      run: audited('read', 'events.query', queryEventsFor),
     }),
     eventsStats: op({
       kind: 'query',
@@ -278,7 +279,7 @@ export function createOperations(limits: InputLimits) {
       }),
       rest: { method: 'get', path: '/events/:id' },
       example: { id: EXAMPLE_UUID, withProof: true },
-      run: audited('read', 'events.getById', (ctx, input) => ctx.services.events.getById(ctx.principal.organizationId, input.id, input.withProof)),
+      run: audited('read', 'events.getById', (ctx, input) => getEventFor(ctx, input.id, input.withProof)),
     }),
     ledgerCheckpoint: op({
       kind: 'query',
@@ -508,6 +509,7 @@ export function createOperations(limits: InputLimits) {
         return { id: input.id, revoked: true as const };
       },
     }),
+    ...privacyOperations(),
   };
 }
 

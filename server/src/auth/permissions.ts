@@ -22,8 +22,8 @@ export type ApiKeyRole = (typeof API_KEY_ROLES)[number];
 export const ROLE_DESCRIPTIONS: Record<Role, string> = {
   owner: 'the organization’s accountable person: everything, including granting and removing owners',
   admin: 'runs the organization: everything except granting or removing the owner role',
-  auditor: 'reads and exports the log and its proofs (internal or external audit)',
-  compliance_officer: 'reads and exports the log, sees who is a member (privacy and compliance reviews)',
+  auditor: 'reads and exports the log and its proofs, patients and principals as pseudonyms (internal or external audit)',
+  compliance_officer: 'reads and exports the log, sees who is a member, handles patient rights and legal holds (privacy office)',
   developer: 'integrates producers: ledger data, self-audit findings, producer keys; never event contents',
   member: 'signed-in person without a function yet: verification data only',
   producer: 'a system that appends events and fetches proofs of them; never reads others’ events',
@@ -43,6 +43,10 @@ export const PERMISSIONS = {
   'admin.members:read': 'list members of the organization and their roles',
   'admin.members:manage': 'add and remove members, change roles',
   'account.self:read': 'who am I: the caller’s own identity, organization and role',
+  'privacy.subjects:erase': 'erase a data subject’s personal data from every event naming it; list erasure requests',
+  'privacy.pseudonyms:resolve': 'see patient and principal ids as they are (others see pseudonyms) and resolve a pseudonym (audited)',
+  'privacy.holds:read': 'list legal holds',
+  'privacy.holds:manage': 'place and release legal holds',
 } as const;
 /** A permission checked by procedures and REST routes. */
 export type Permission = keyof typeof PERMISSIONS;
@@ -51,6 +55,8 @@ export const PERMISSION_NAMES = Object.keys(PERMISSIONS) as Permission[];
 
 const ALL = PERMISSION_NAMES;
 const READ_LOG: Permission[] = ['audit.events:read', 'audit.events:export', 'audit.ledger:read', 'audit.alerts:read', 'admin.producerKeys:read'];
+/** What the privacy office does (docs/privacy.md): patient rights, holds, and identifiers in the clear. */
+const PRIVACY_OFFICE: Permission[] = ['privacy.subjects:erase', 'privacy.pseudonyms:resolve', 'privacy.holds:read', 'privacy.holds:manage'];
 
 /**
  * The table. API keys that predate the seven roles were `admin`, `producer` or `auditor` and keep
@@ -59,8 +65,8 @@ const READ_LOG: Permission[] = ['audit.events:read', 'audit.events:export', 'aud
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
   owner: ALL,
   admin: ALL,
-  auditor: [...READ_LOG, 'account.self:read'],
-  compliance_officer: [...READ_LOG, 'admin.members:read', 'account.self:read'],
+  auditor: [...READ_LOG, 'account.self:read', 'privacy.holds:read'],
+  compliance_officer: [...READ_LOG, 'admin.members:read', 'account.self:read', ...PRIVACY_OFFICE],
   developer: ['audit.ledger:read', 'audit.alerts:read', 'admin.producerKeys:read', 'admin.producerKeys:manage', 'admin.apiKeys:read', 'account.self:read'],
   member: ['audit.ledger:read', 'account.self:read'],
   producer: ['audit.events:create', 'audit.ledger:read', 'audit.alerts:read', 'admin.producerKeys:read', 'account.self:read'],

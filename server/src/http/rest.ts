@@ -16,12 +16,12 @@ export function pathParamsOf(path: string): string[] {
   return [...path.matchAll(/:([A-Za-z]+)/g)].map((m) => m[1]!);
 }
 
-/** The parameters of a GET/DELETE operation, or null for a JSON-body operation. */
+/**
+ * The parameters of a GET/DELETE operation, or of a POST that acts on the resource its path names
+ * (`POST /legal-holds/:id/release`: no body); null for a JSON-body operation.
+ */
 export function paramsOf(op: AnyOperation): RestParam[] | null {
-  if (op.rest.method === 'post') {
-    if (pathParamsOf(op.rest.path).length > 0) throw new Error(`POST ${op.rest.path}: path parameters are not supported`);
-    return null;
-  }
+  if ((op.rest.method === 'post' || op.rest.method === 'put') && pathParamsOf(op.rest.path).length === 0) return null;
   return restParams(op.input, pathParamsOf(op.rest.path));
 }
 

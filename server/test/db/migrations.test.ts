@@ -97,6 +97,8 @@ describeEachBackend('migrations on %s', (backend) => {
       PgBigInt53: 'int8',
       PgJsonb: 'jsonb',
       PgSmallInt: 'int2',
+      PgInteger: 'int4',
+      PgArray: '_text', // text[] (the only array type in the schema)
       PgCustomColumn: 'bytea',
       PgBoolean: 'bool',
     };

@@ -5,3 +5,4 @@ export * from './ledger';
 export * from './alerts';
 export * from './producer-keys';
 export * from './identity';
+export * from './privacy';

@@ -4,6 +4,7 @@ import { router } from '../trpc';
 import { apiKeysRouter } from './api-keys';
 import { eventsRouter } from './events';
 import { ledgerRouter } from './ledger';
+import { legalHoldsRouter, privacyRouter } from './privacy';
 
 /** The whole tRPC API, built from the operation table (which carries the configured limits). */
 export function createAppRouter(operations: Operations) {
@@ -17,6 +18,8 @@ export function createAppRouter(operations: Operations) {
     events: eventsRouter(operations),
     ledger: ledgerRouter(operations),
     apiKeys: apiKeysRouter(operations),
+    privacy: privacyRouter(operations),
+    legalHolds: legalHoldsRouter(operations),
   });
 }
 

@@ -1,0 +1,339 @@
+/**
+ * Erasure of a data subject (docs/privacy.md "Erasure"): every personal field of every event of
+ * the organization that names the subject loses its value and its salt; commitments, leaves, tree
+ * nodes and checkpoints stay, so every proof still verifies and a verifier reports the fields as
+ * erased. The request is appended to the log (`privacy.erase`) with the subject replaced by its
+ * keyed hash, is refused (409) while a legal hold covers the subject, and runs in bounded
+ * batches, each one transaction, under a lease: a crash leaves a running request that any process
+ * resumes (`resumePending`), and repeating an erasure changes nothing.
+ *
+ * The subject's identifier is held in the request row only while it runs; nothing here logs it,
+ * puts it in an error message, or appends it to the log.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Database, Tx } from '../db/client';
+import { AppError } from '../errors';
+import type { EventInput } from '../events/schema';
+import type { Logger } from '../observability/logger';
+import type { LegalHoldService } from './holds';
+import type { PrivacyKeyring } from './keys';
+import { subjectHash } from './pseudonyms';
+import * as repo from './repository';
+import { internalEvent, type Requester } from './events';
+
+/** The default personal fields (erased in every event that names the subject). */
+export const DEFAULT_PERSONAL_FIELDS: readonly repo.ErasableField[] = [
+  'principalId',
+  'patientId',
+  'sessionContext',
+  'outcomeDescription',
+  'details',
+];
+
+/** One committed batch of an erasure, as hooks see it. */
+export interface ErasedBatch {
+  organizationId: string;
+  /** The erasure request. */
+  erasureId: string;
+  /** Ids of the events erased by this batch. */
+  eventIds: string[];
+}
+
+/**
+ * Hooks of modules that keep copies or derivatives of event values (caches, search indexes,
+ * embeddings): register them with {@link ErasureService.onErased}.
+ */
+export interface ErasureHooks {
+  /**
+   * Runs inside the batch's transaction after its events were erased: delete derived rows with
+   * `tx` (never another connection: PGlite has one). A throw rolls the batch back; it is retried.
+   */
+  inTransaction?(batch: ErasedBatch, tx: Tx): Promise<void>;
+  /** Runs after the batch committed (cache invalidation). Should not throw; a throw is logged. */
+  afterCommit?(batch: ErasedBatch): Promise<void>;
+}
+
+/** An erasure request as the API shows it (never the subject). */
+export interface ErasureInfo {
+  id: string;
+  subjectField: repo.IdentifierField;
+  /** Hex HMAC-SHA256 of the subject with the organization's privacy key of `keyVersion`. */
+  subjectHash: string;
+  keyVersion: number;
+  fields: string[];
+  reason: string;
+  state: 'running' | 'completed';
+  requestedBy: string;
+  requestedAt: string;
+  completedAt: string | null;
+  eventsErased: number;
+  batches: number;
+}
+
+/** Options of {@link ErasureService}. */
+export interface ErasureOptions {
+  /** Events per batch (one transaction each). */
+  batchSize: number;
+  /** How long a process owns a request it works on before another may take over. */
+  leaseMs: number;
+  /** How long a request waits for its erasure before answering with the running state. */
+  waitMs: number;
+}
+
+/** Appends one event to an organization's log (the event service). */
+export type Append = (org: string, event: EventInput) => Promise<unknown>;
+
+/** Erases subjects. */
+export class ErasureService {
+  private readonly hooks: ErasureHooks[] = [];
+  private readonly owner = randomUUID();
+  private readonly inFlight = new Map<string, Promise<void>>();
+
+  constructor(
+    private readonly database: Database,
+    private readonly keyring: PrivacyKeyring,
+    private readonly holds: LegalHoldService,
+    private readonly append: Append,
+    private readonly options: ErasureOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Registers hooks called for every committed batch (see {@link ErasureHooks}). */
+  onErased(hooks: ErasureHooks): void {
+    this.hooks.push(hooks);
+  }
+
+  /** The organization's personal fields (configured, or the default list). */
+  async personalFields(org: string): Promise<repo.ErasableField[]> {
+    const configured = await repo.personalFields(this.database.db, org);
+    return (configured ?? [...DEFAULT_PERSONAL_FIELDS]).filter(
+      (f): f is repo.ErasableField => f in repo.ERASABLE_COLUMNS,
+    );
+  }
+
+  /** Sets the organization's personal fields. */
+  async setPersonalFields(
+    org: string,
+    fields: repo.ErasableField[],
+    by: string,
+  ): Promise<repo.ErasableField[]> {
+    await repo.setPersonalFields(this.database.db, org, [...new Set(fields)], by);
+    return this.personalFields(org);
+  }
+
+  /**
+   * Records and starts the erasure of `subject` (named by `subjectField`); answers once it is done
+   * or after `waitMs` with its state. 409 when a legal hold covers the subject.
+   */
+  async request(
+    org: string,
+    requester: Requester,
+    subjectField: repo.IdentifierField,
+    subject: string,
+    reason: string,
+  ): Promise<ErasureInfo> {
+    const hold = await this.holds.blocking(org, subject);
+    if (hold) {
+      throw new AppError(
+        'CONFLICT',
+        `legal hold ${hold.id} (${hold.scope}) covers this subject: erasure is refused until the hold is released`,
+      );
+    }
+    const key = await this.keyring.activeKey(org);
+    const fields = await this.personalFields(org);
+    const id = randomUUID();
+    const hash = subjectHash(key.secret, subject);
+    // Audited first: an erasure that happened is always in the log (its key makes a retry a no-op).
+    await this.append(
+      org,
+      internalEvent({
+        action: 'privacy.erase',
+        status: 'success',
+        principalId: requester.principalId,
+        principalType: requester.principalType,
+        targetResourceType: 'ErasureRequest',
+        targetResourceId: id,
+        dataClassification: 'CONFIDENTIAL',
+        ...(requester.correlationId ? { correlationId: requester.correlationId } : {}),
+        idempotencyKey: `privacy.erase:${id}`,
+        details: {
+          erasureId: id,
+          subjectField,
+          subjectHash: hash,
+          keyVersion: key.version,
+          hash: 'HMAC-SHA256',
+          fields,
+          reason,
+        },
+      }),
+    );
+    await repo.insertErasure(this.database.db, {
+      organizationId: org,
+      id,
+      subjectField,
+      subjectHash: hash,
+      keyVersion: key.version,
+      subjectValue: subject,
+      fields,
+      reason,
+      state: 'running',
+      requestedBy: requester.principalId,
+    });
+    const done = this.run(org, id);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      done,
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, this.options.waitMs))),
+    ]);
+    clearTimeout(timer);
+    return (await this.get(org, id))!;
+  }
+
+  /** One request, or null. */
+  async get(org: string, id: string): Promise<ErasureInfo | null> {
+    const row = await repo.findErasure(this.database.db, org, id);
+    return row ? toInfo(row) : null;
+  }
+
+  /** The organization's requests, newest first. */
+  async list(org: string, limit: number): Promise<ErasureInfo[]> {
+    return (await repo.listErasures(this.database.db, org, limit)).map(toInfo);
+  }
+
+  /**
+   * Works on one request until it is complete (resolves; never rejects: a failure leaves it
+   * running for {@link resumePending}, and is logged without values). One run per request per
+   * process; across processes the lease decides.
+   */
+  run(org: string, id: string): Promise<void> {
+    const k = `${org}/${id}`;
+    const existing = this.inFlight.get(k);
+    if (existing) return existing;
+    const p = this.work(org, id)
+      .catch((err: unknown) =>
+        this.logger.error(
+          { erasureId: id, code: (err as { code?: unknown }).code, name: (err as Error).name },
+          'erasure batch failed; it will be resumed',
+        ),
+      )
+      .finally(() => this.inFlight.delete(k));
+    this.inFlight.set(k, p);
+    return p;
+  }
+
+  /** Resumes every running request whose lease is free (after a crash, or a hold's release). */
+  async resumePending(): Promise<number> {
+    const pending = await repo.claimableErasures(this.database.db, 100);
+    for (const r of pending) await this.run(r.organizationId, r.id);
+    return pending.length;
+  }
+
+  /** Waits for this process's runs to finish (shutdown). */
+  async drain(): Promise<void> {
+    await Promise.all([...this.inFlight.values()]);
+  }
+
+  private async work(org: string, id: string): Promise<void> {
+    const db = this.database.db;
+    const row = await repo.claimErasure(db, org, id, this.owner, this.options.leaseMs);
+    if (!row || row.subjectValue === null) return;
+    const subject = row.subjectValue;
+    const fields = row.fields.filter((f): f is repo.ErasableField => f in repo.ERASABLE_COLUMNS);
+    const passes: repo.ErasurePass[] = [
+      { kind: 'identifier', field: row.subjectField as repo.IdentifierField },
+      ...repo.IDENTIFIER_FIELDS.filter((f) => f !== row.subjectField).map((field) => ({
+        kind: 'identifier' as const,
+        field,
+      })),
+      { kind: 'readInput' },
+    ];
+    for (const pass of passes) {
+      for (;;) {
+        const hold = await this.holds.blocking(org, subject);
+        if (hold) {
+          // Placed after the request: stop here; the rest waits for the hold's release.
+          this.logger.warn(
+            { erasureId: id, holdId: hold.id },
+            'erasure paused: a legal hold covers its subject',
+          );
+          await repo.releaseErasure(db, org, id, this.owner);
+          return;
+        }
+        const batch = await db.transaction(async (tx) => {
+          if (!(await repo.claimErasure(tx, org, id, this.owner, this.options.leaseMs)))
+            throw new LeaseLostError();
+          const ids = await repo.eraseBatch(tx, org, pass, subject, fields, this.options.batchSize);
+          if (ids.length === 0) return null;
+          await repo.recordBatch(tx, org, id, ids.length);
+          const b: ErasedBatch = { organizationId: org, erasureId: id, eventIds: ids };
+          for (const h of this.hooks) await h.inTransaction?.(b, tx);
+          return b;
+        });
+        if (!batch) break;
+        for (const h of this.hooks) {
+          await h
+            .afterCommit?.(batch)
+            .catch((err: unknown) =>
+              this.logger.warn(
+                { erasureId: id, name: (err as Error).name },
+                'erasure hook failed after commit',
+              ),
+            );
+        }
+        if (batch.eventIds.length < this.options.batchSize) break;
+      }
+    }
+    await db.transaction(async (tx) => {
+      await repo.deletePseudonymsOf(tx, org, subject);
+    });
+    const done = (await repo.findErasure(db, org, id))!;
+    await this.append(
+      org,
+      internalEvent({
+        action: 'privacy.erase.completed',
+        status: 'success',
+        principalId: done.requestedBy,
+        targetResourceType: 'ErasureRequest',
+        targetResourceId: id,
+        dataClassification: 'CONFIDENTIAL',
+        idempotencyKey: `privacy.erase.completed:${id}`,
+        details: {
+          erasureId: id,
+          subjectHash: done.subjectHash,
+          keyVersion: done.keyVersion,
+          eventsErased: done.eventsErased,
+          batches: done.batches,
+        },
+      }),
+    );
+    await repo.completeErasure(db, org, id);
+    for (const h of this.hooks) {
+      await h.afterCommit?.({ organizationId: org, erasureId: id, eventIds: [] }).catch(() => undefined);
+    }
+  }
+}
+
+/** Another process took the request over (our lease expired). */
+class LeaseLostError extends Error {
+  constructor() {
+    super('erasure lease lost');
+    this.name = 'LeaseLostError';
+  }
+}
+
+function toInfo(row: repo.ErasureRow): ErasureInfo {
+  return {
+    id: row.id,
+    subjectField: row.subjectField as repo.IdentifierField,
+    subjectHash: row.subjectHash,
+    keyVersion: row.keyVersion,
+    fields: row.fields,
+    reason: row.reason,
+    state: row.state,
+    requestedBy: row.requestedBy,
+    requestedAt: row.requestedAt.toISOString(),
+    completedAt: row.completedAt ? row.completedAt.toISOString() : null,
+    eventsErased: row.eventsErased,
+    batches: row.batches,
+  };
+}
