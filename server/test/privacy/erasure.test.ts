@@ -140,7 +140,7 @@ describeEachBackend('subject erasure on %s', (backend) => {
     expect(logged.map((e): string => e.action).sort()).toEqual(['privacy.erase', 'privacy.erase.completed']);
     const request = logged.find((e) => e.action === 'privacy.erase');
     const listed = ((await srv.request('GET', '/api/v1/privacy/erasures')).body.erasures as Erasure[])[0]!;
-    expect(request.details).toMatchObject({
+    expect(request!.details).toMatchObject({
       subjectField: 'patientId',
       subjectHash: listed.subjectHash,
       keyVersion: 1,
