@@ -18,6 +18,7 @@ import { graphqlHandler, sendGraphQLError } from '../graphql/handler';
 import type { GraphQLLimits } from '../graphql/limits';
 import { buildGraphQLSchema } from '../graphql/schema';
 import { sendTrpcError, trpcCallsOf } from '../trpc/http-reply';
+import { graphqlCallsOf } from '../graphql/calls';
 import { createAppRouter } from '../trpc/routers';
 import { errorHandler, sendError } from './errors';
 import { healthRouter, type ReadinessDeps } from './health';
@@ -144,9 +145,11 @@ export function createApp(deps: AppDeps): Express {
     ...(deps.graphql.explorer ? [explorer] : []),
     authenticate(auth, graphqlReply),
     requireCredential(graphqlReply),
-    rateLimit(deps.rateLimiter, graphqlReply),
     declaredBodyLimit(deps.bodyLimitBytes, graphqlReply),
     express.text({ type: () => true, limit: deps.bodyLimitBytes }),
+    // After the (bounded) body is read: every operation the document calls counts, as every call
+    // of a tRPC batch does, so aliases cannot multiply what one request is allowed.
+    rateLimit(deps.rateLimiter, graphqlReply, graphqlCallsOf),
     graphqlHandler({
       schema: buildGraphQLSchema(operations),
       limits: deps.graphql.limits,

@@ -51,7 +51,7 @@ describe('abuse bounds', () => {
   let srv: TestServer;
   beforeAll(async () => {
     srv = await startTestServer('pglite', { HTTP_BODY_LIMIT_BYTES: '65536', TRPC_MAX_BATCH: '5', RATE_LIMIT_PER_MINUTE: '1000' });
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.close();
   });
@@ -101,6 +101,22 @@ describe('abuse bounds', () => {
     expect(a.status).toBe(200);
     expect(b.status).toBe(200);
     expect(Number(a.headers.get('ratelimit-remaining')) - Number(b.headers.get('ratelimit-remaining'))).toBe(5);
+  });
+
+  it('counts every operation a GraphQL document calls against the rate limit (aliases included)', async () => {
+    const gql = (query: string) =>
+      fetch(`${srv.url}/graphql`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${srv.adminKey}`, 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+        body: JSON.stringify({ query }),
+      });
+    const one = await gql('{ ledgerKeys { keys { keyId } } }');
+    const four = await gql('fragment F on Query { c: ledgerKeys { keys { keyId } } } { a: ledgerKeys { keys { keyId } } b: ledgerKeys { keys { keyId } } ...F ... on Query { d: ledgerKeys { keys { keyId } } } __typename }');
+    const again = await gql('{ ledgerKeys { keys { keyId } } }');
+    expect([one.status, four.status, again.status]).toEqual([200, 200, 200]);
+    const remaining = (r: Response) => Number(r.headers.get('ratelimit-remaining'));
+    expect(remaining(one) - remaining(four)).toBe(4);
+    expect(remaining(four) - remaining(again)).toBe(1);
   });
 
   it('counts a REST request once', async () => {
