@@ -191,7 +191,7 @@ describePg('PgVectorDb under PostgreSQL', () => {
     });
     expect(init.stderr).toBe('');
     expect(init.status).toBe(0);
-  }, 60_000);
+  }, 180_000);
 
   afterAll(() => pg?.stop());
 

@@ -53,7 +53,7 @@ describeEachBackend('append isolation on %s', (backend) => {
     } finally {
       conn.release();
     }
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.close();
   });

@@ -22,7 +22,7 @@ describeEachBackend('authentication and tenancy on %s', (backend) => {
     auditor = (await srv.client().apiKeys.create.mutate({ name: 'auditor', role: 'auditor' })).key;
     const other = await createOrganization(srv.runtime.database, 'other');
     otherOrgKey = (await srv.runtime.services.apiKeys.create(other.id, 'other admin', 'admin')).key;
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.close();
   });

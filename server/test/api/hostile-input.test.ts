@@ -77,7 +77,7 @@ describeEachBackend('hostile input on %s', (backend) => {
   beforeAll(async () => {
     // A wait long enough that concurrent requests share one group-commit batch.
     srv = await startTestServer(backend, { INGEST_MAX_WAIT_MS: '25' });
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.close();
   });

@@ -20,7 +20,7 @@ describeEachBackend('HTTP surface on %s', (backend) => {
       EVENT_MAX_DEPTH: '3',
       EVENT_MAX_STRING_LENGTH: '64',
     });
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.close();
   });

@@ -21,7 +21,7 @@ describeEachBackend('ingestion and proofs on %s', (backend) => {
   let srv: TestServer;
   beforeAll(async () => {
     srv = await startTestServer(backend);
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.close();
   });

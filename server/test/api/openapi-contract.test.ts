@@ -66,7 +66,7 @@ describeEachBackend('OpenAPI document against the server on %s', (backend) => {
         (await srv.request('POST', '/api/v1/events', { action: 'seed.event', status: 'success' })).status,
       ).toBe(201);
     doc = (await srv.request('GET', '/api/v1/openapi.json', undefined, null)).body;
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.close();
   });

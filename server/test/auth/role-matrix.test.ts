@@ -29,7 +29,7 @@ describeEachBackend('role matrix on %s', (backend) => {
         (await srv.runtime.services.apiKeys.create(srv.organizationId, `matrix ${role}`, role)).key,
       );
     routes = appRoutes(srv.runtime.app);
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.close();
   });

@@ -20,7 +20,7 @@ describe.each(backends())('read cache through the API on %s', (backend) => {
   let srv: TestServer;
   beforeAll(async () => {
     srv = await startTestServer(backend);
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.close();
   });
@@ -84,7 +84,7 @@ describe('read cache with Redis unreachable', () => {
   beforeAll(async () => {
     // Nothing listens on port 1: every cache command fails at once.
     srv = await startTestServer('pglite', { REDIS_URL: 'redis://127.0.0.1:1' });
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.close();
   });

@@ -136,7 +136,7 @@ describeEachBackend('append-only matrix on %s', (backend) => {
         `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'events'::regclass ORDER BY 1`,
       )
     ).rows.map((r) => r.name);
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     conn?.release();
     await cleanup?.();

@@ -47,7 +47,7 @@ describeEachBackend('migrations on %s', (backend) => {
   let cleanup: () => Promise<void>;
   beforeAll(async () => {
     ({ database, cleanup } = await open(backend));
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await cleanup();
   });

@@ -41,7 +41,7 @@ describe.each([
 
   beforeAll(async () => {
     redis = await startRedis(file, temp.dir, password);
-  }, 60_000);
+  }, 180_000);
 
   afterAll(async () => {
     await stopAll();
@@ -138,7 +138,7 @@ describe('the production redis password', () => {
 
   beforeAll(async () => {
     redis = await startRedis('prod', temp.dir, PROD_PASSWORD);
-  }, 60_000);
+  }, 180_000);
 
   afterAll(async () => {
     await stopAll();

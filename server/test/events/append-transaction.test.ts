@@ -60,7 +60,7 @@ describeEachBackend('append transaction on %s', (backend) => {
 
   beforeAll(async () => {
     idb = await openInstrumentedDatabase(backend);
-  }, 60_000);
+  }, 180_000);
   beforeEach(async () => {
     for (const k of Object.keys(idb.hooks)) delete idb.hooks[k as keyof typeof idb.hooks];
     org = (await createOrganization(idb.database, 'tenant')).id;

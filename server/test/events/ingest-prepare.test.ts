@@ -12,7 +12,7 @@ describe('ingest prepares events before batching', () => {
   const logs: string[] = [];
   beforeAll(async () => {
     srv = await startTestServer('pglite', { INGEST_MAX_WAIT_MS: '50' }, { log: (line) => logs.push(line) });
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.close();
   });

@@ -55,7 +55,7 @@ describe.each(backends())('GraphQL endpoint on %s', (backend) => {
     const org = await createOrganization(srv.runtime.database, 'other');
     otherOrg = org.id;
     other = clientFor((await srv.runtime.services.apiKeys.create(org.id, 'other admin', 'admin')).key);
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.close();
   });
@@ -184,7 +184,7 @@ describe('GraphQL endpoint in production', () => {
   let srv: TestServer;
   beforeAll(async () => {
     srv = await startTestServer('pglite', { NODE_ENV: 'production' });
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.close();
   });

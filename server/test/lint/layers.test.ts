@@ -67,7 +67,7 @@ describe('folder layers', () => {
   let results: string[][];
   beforeAll(() => {
     results = lintAll([...UPWARD, ...DOWNWARD]);
-  }, 60_000);
+  }, 180_000);
 
   it.each(UPWARD.map((c, i) => [...c, i] as const))('%s may not %s', (_file, _code, i) => {
     const messages = results[i]!;

@@ -59,7 +59,7 @@ describeEachBackend('tampering on %s', (backend) => {
       const conn = await srv.runtime.database.connect(); // PGlite runs as its superuser
       su = { query: (t, p) => conn.query(t, p), close: async () => conn.release() };
     }
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await su?.close();
     await srv?.close();

@@ -16,7 +16,7 @@ describe.each(backends())('inclusion proofs on %s', (backend) => {
   let srv: TestServer;
   beforeAll(async () => {
     srv = await startTestServer(backend);
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.close();
   });

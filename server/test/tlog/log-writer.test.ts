@@ -34,7 +34,7 @@ describe('LogWriter', () => {
     database = await openDatabase({});
     await migrate(database);
     org = (await createOrganization(database, 'log-writer')).id;
-  }, 60_000);
+  }, 180_000);
   afterAll(() => database?.close());
 
   it('writes nodes, checkpoint and head of an append in the caller transaction', async () => {

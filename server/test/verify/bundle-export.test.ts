@@ -43,7 +43,7 @@ describeEachBackend('bundle export on %s', (backend) => {
         })),
       });
     }
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.close();
   });

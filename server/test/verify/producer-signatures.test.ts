@@ -30,7 +30,7 @@ describeEachBackend('producer signatures on %s', (backend) => {
         publicKey: producer.publicKey.toString('base64'),
       });
     keyId = key.keyId;
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.close();
   });

@@ -53,7 +53,7 @@ describe('checkpoint witnessing', () => {
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
     const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/checkpoints`;
     srv = await startTestServer('pglite', { AUDIT_WITNESS_DIR: dir, AUDIT_WITNESS_URL: url, AUDIT_SELF_AUDIT_INTERVAL_MS: '0', INGEST_MAX_WAIT_MS: '0' });
-  }, 60_000);
+  }, 180_000);
   afterAll(async () => {
     await srv?.close();
     await new Promise((r) => receiver?.close(r));
