@@ -226,7 +226,8 @@ async function run(argv: string[], out: (s: string) => void): Promise<number> {
       try {
         // Warnings go to stderr: stdout carries only the JSON result.
         const logger = createLogger('warn', { write: (line: string) => process.stderr.write(line) });
-        const identity = createIdentity({ ...config, NODE_ENV: 'development' }, database, redis, logger)!;
+        // It serves no request either: a base URL only keeps the library from warning that it has none.
+        const identity = createIdentity({ ...config, NODE_ENV: 'development', AUTH_BASE_URL: config.AUTH_BASE_URL ?? 'http://127.0.0.1' }, database, redis, logger)!;
         const need = (v: string | undefined, flag: string) => {
           if (!v) throw new UsageError(`${flag} is required`);
           return v;
