@@ -9,7 +9,7 @@
  */
 export const LAYERS = ['ledger', 'tlog', 'auth', 'events', 'export', 'privacy', 'retention', 'audit', 'api', 'trpc', 'graphql', 'http'];
 /** Shared by every layer; imports none of them. */
-export const FOUNDATION = ['db', 'errors', 'util', 'observability', 'cache', 'config', 'config-docs'];
+export const FOUNDATION = ['db', 'errors', 'util', 'observability', 'cache', 'jobs', 'config', 'config-docs'];
 /** Wire everything together; nothing imports them. */
 export const ROOTS = ['runtime', 'main', 'index', 'cli'];
 

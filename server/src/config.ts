@@ -91,6 +91,14 @@ export const configSchema = z.object({
   AUDIT_WITNESS_URL: z.url({ protocol: /^https?$/ }).optional()
     .describe('publish every new checkpoint by HTTP POST (text/plain note) to this URL'),
   AUDIT_WITNESS_TIMEOUT_MS: int(100, 120_000).default(5000).describe('timeout of one witness HTTP POST'),
+  AUDIT_WITNESS_INTERVAL_MS: int(0, 7 * 24 * 3600 * 1000).default(10 * 60 * 1000)
+    .describe('worker: how often the latest checkpoint of every log is published again to the witnesses, so one that missed publications catches up (0 = never)'),
+  JOBS_KEY_PREFIX: z.string().regex(/^[\x21-\x7e]{1,64}$/, 'printable ASCII without spaces, at most 64 characters').default('audit:jobs')
+    .describe('prefix of every job-queue key in Redis (BullMQ): deployments sharing one Redis database need different prefixes'),
+  INNGEST_SIGNING_KEY: z.string().min(1).optional()
+    .describe('serve the job functions to an Inngest server at `/api/inngest`, requests signed with this key (unset = no Inngest endpoint, nothing Inngest-specific runs)'),
+  INNGEST_BASE_URL: z.url({ protocol: /^https?$/ }).optional()
+    .describe('the Inngest server the endpoint registers with (self-hosted, e.g. `http://inngest:8288`); unset = Inngest Cloud'),
   PARTITION_MONTHS_AHEAD: int(1, 36).default(3).describe('monthly event partitions created ahead'),
   PRIVACY_ERASURE_BATCH_SIZE: int(1, 100_000).default(1000)
     .describe('events erased per transaction of a subject erasure (docs/privacy.md)'),
@@ -144,6 +152,7 @@ export const FILE_VARIABLES = [
   'AUDIT_TRUSTED_VERIFIER_KEYS',
   'AUDIT_WITNESS_URL',
   'AUTH_SECRET',
+  'INNGEST_SIGNING_KEY',
 ] as const satisfies ReadonlyArray<keyof typeof configSchema.shape>;
 
 /** A variable that may carry a secret ({@link FILE_VARIABLES}). */
@@ -158,7 +167,7 @@ export type SecretVariable = (typeof FILE_VARIABLES)[number];
  */
 export const ROLE_SECRETS = {
   migrate: ['DATABASE_URL'],
-  api: ['DATABASE_URL', 'REDIS_URL', 'AUDIT_SIGNING_KEY', 'AUDIT_BOOTSTRAP_API_KEY', 'AUDIT_WITNESS_URL', 'AUTH_SECRET'],
+  api: ['DATABASE_URL', 'REDIS_URL', 'AUDIT_SIGNING_KEY', 'AUDIT_BOOTSTRAP_API_KEY', 'AUDIT_WITNESS_URL', 'AUTH_SECRET', 'INNGEST_SIGNING_KEY'],
   worker: ['DATABASE_URL', 'REDIS_URL', 'AUDIT_VERIFIER_KEY', 'AUDIT_TRUSTED_VERIFIER_KEYS'],
 } as const satisfies Record<'migrate' | 'api' | 'worker', readonly SecretVariable[]>;
 

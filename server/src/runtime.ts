@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type express from 'express';
 import type { Express } from 'express';
 import type Redis from 'ioredis';
 import type { Services } from './api/context';
@@ -22,6 +23,8 @@ import { CACHES, cacheServices, invalidateSigningKeys } from './api/cached-servi
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './cache/rate-limiter';
 import { MemoryCacheStore, ReadCache, RedisCacheStore } from './cache/read-cache';
 import { openRedis, pingRedis } from './cache/redis';
+import { checkNoEviction, openJobQueue, registerPeriodicTasks, type JobQueue, type PeriodicTask } from './jobs';
+import type * as InngestModule from './jobs/inngest';
 import type { Config } from './config';
 import { openDatabase, type Database } from './db/client';
 import { ensurePartitions, expectedSchemaVersion, migrate } from './db/migrate';
@@ -34,7 +37,8 @@ import type { Logger } from './observability/logger';
 import { PrivacyService } from './privacy/service';
 import { Metrics } from './observability/metrics';
 import { loadSigner } from './tlog/keys';
-import { registerSigningKey, retireOtherKeys } from './tlog/repository';
+import { organizationsWithLedger } from './audit/repository';
+import { latestCheckpoint, registerSigningKey, retireOtherKeys } from './tlog/repository';
 import { LedgerService } from './tlog/service';
 
 /** A started server. */
@@ -50,6 +54,8 @@ export interface Runtime {
   selfAudit: SelfAuditor | null;
   /** Checkpoint publication to witnesses, when configured. */
   witness: WitnessPublisher | null;
+  /** The job queue (periodic tasks, deliveries). */
+  jobs: JobQueue;
   /** Base URL once listening (http://host:port). */
   url: string;
   /** The Express application being served (tests walk its routes). */
@@ -102,6 +108,26 @@ function oidcOptions(config: Config) {
     jwksCooldownMs: config.AUTH_OIDC_JWKS_COOLDOWN_MS,
     clockToleranceSeconds: 5,
   };
+}
+
+/**
+ * Publishes every log's latest checkpoint to the witnesses again (the `witness-publication` task):
+ * a witness that missed publications — an outage longer than the retries, a restart that dropped
+ * the in-memory queue — catches up, and a directory witness that already holds it is unchanged.
+ */
+async function republishLatest(database: Database, witness: WitnessPublisher): Promise<void> {
+  for (const org of await organizationsWithLedger(database.db)) {
+    const cp = await latestCheckpoint(database.db, org);
+    if (cp) witness.enqueue(org, cp.treeSize, cp.note);
+  }
+  await witness.flush();
+}
+
+/** The `/api/inngest` handler, required on first use so the SDK is loaded only when configured. */
+function loadInngest(jobs: JobQueue, config: Config, logger: Logger): express.RequestHandler {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { inngestHandler } = require('./jobs/inngest') as typeof InngestModule;
+  return inngestHandler(jobs, { signingKey: config.INNGEST_SIGNING_KEY!, logger: logger.child({ component: 'inngest' }), ...(config.INNGEST_BASE_URL ? { baseUrl: config.INNGEST_BASE_URL } : {}) });
 }
 
 /** Starts what `config.AUDIT_ROLE` asks for and listens on PORT (0 = ephemeral). */
@@ -161,6 +187,16 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         return Promise.resolve();
       });
     }
+
+    // The job queue: BullMQ on Redis when configured, in-process otherwise (docs/jobs.md).
+    const jobs = openJobQueue(config.REDIS_URL, config.JOBS_KEY_PREFIX, {
+      finished: (queue, seconds, outcome, err) => {
+        metrics.jobObserver.finished(queue, seconds, outcome);
+        if (outcome !== 'ok') (outcome === 'retry' ? logger.warn.bind(logger) : logger.error.bind(logger))({ queue, err: (err as Error)?.message }, `job ${outcome === 'retry' ? 'attempt failed, will retry' : 'failed'}`);
+      },
+    });
+    metrics.observeJobQueue(() => jobs.counts());
+    cleanups.unshift(() => jobs.close());
 
     const destinations: WitnessDestination[] = [];
     if (config.AUDIT_WITNESS_DIR) destinations.push(new DirectoryWitness(config.AUDIT_WITNESS_DIR));
@@ -246,7 +282,8 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       readiness: {
         database,
         expectedSchemaVersion: expectedSchemaVersion(),
-        redisPing: redis ? () => pingRedis(redis) : null,
+        // Queues need noeviction: /ready fails on any other policy.
+        redisPing: redis ? () => pingRedis(redis).then(() => checkNoEviction(redis)) : null,
         isShuttingDown: () => shuttingDown,
       },
       rateLimiter: serveApi ? rateLimiter : null,
@@ -280,57 +317,50 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       },
       oidc,
       loginLimiter: new LoginLimiter(redis, config.AUTH_LOGIN_MAX_ATTEMPTS, config.AUTH_LOGIN_WINDOW_SECONDS),
+      // Loaded only when configured: nothing Inngest-specific runs otherwise.
+      inngest: config.INNGEST_SIGNING_KEY ? () => loadInngest(jobs, config, logger) : null,
     });
-
-    // The worker keeps monthly partitions ahead of time (docs/architecture.md §4.2).
-    let upkeep: NodeJS.Timeout | null = null;
-    if (runWorker) {
-      upkeep = setInterval(() => {
-        ensurePartitions(database, config.PARTITION_MONTHS_AHEAD).then(
-          (n) => n > 0 && logger.info({ created: n }, 'event partitions created'),
-          (err: unknown) => logger.error({ err }, 'partition upkeep failed'),
-        );
-      }, DAY_MS);
-      upkeep.unref();
-    }
-
-    // The worker finishes erasures whose process died (or that a released legal hold paused).
-    let privacyUpkeep: NodeJS.Timeout | null = null;
-    if (runWorker) {
-      const resume = () =>
-        void privacy.erasures.resumePending().then(
-          (n) => n > 0 && logger.info({ resumed: n }, 'erasures resumed'),
-          (err: unknown) => logger.error({ name: (err as Error).name, code: (err as { code?: unknown }).code }, 'erasure resumption failed'),
-        );
-      resume();
-      if (config.PRIVACY_RESUME_INTERVAL_MS > 0) {
-        privacyUpkeep = setInterval(resume, config.PRIVACY_RESUME_INTERVAL_MS);
-        privacyUpkeep.unref();
-      }
-    }
 
     // The worker re-verifies recent leaves and checkpoints; only keys from configuration are
     // trusted (the signing_keys table is writable by whoever tampers with the database).
-    let selfAudit: SelfAuditor | null = null;
+    const selfAudit = runWorker
+      ? new SelfAuditor(
+          database,
+          {
+            origin: config.AUDIT_LOG_ORIGIN,
+            verifiers: [
+              ...new Set([
+                ...(signer ? [signer.verifierKey] : []),
+                ...(config.AUDIT_VERIFIER_KEY !== undefined ? [config.AUDIT_VERIFIER_KEY.trim()] : []),
+                ...config.AUDIT_TRUSTED_VERIFIER_KEYS,
+              ]),
+            ].map((k) => parseVerifierKey(k)),
+            windowLeaves: config.AUDIT_SELF_AUDIT_WINDOW,
+            witnessDir: config.AUDIT_WITNESS_DIR ?? null,
+          },
+          metrics,
+          logger,
+        )
+      : null;
+
+    // Every periodic task is a repeatable job: one run per interval however many workers there
+    // are (docs/jobs.md). Add a task here with one line; every process declares them (an API
+    // replica can list and retry them), only a worker schedules and runs them.
+    const periodic: PeriodicTask[] = [
+      // Monthly partitions ahead of time (docs/architecture.md §4.2).
+      { name: 'partition-upkeep', everyMs: DAY_MS, run: async () => logCreated(await ensurePartitions(database, config.PARTITION_MONTHS_AHEAD)) },
+      ...(selfAudit ? [{ name: 'self-audit', everyMs: config.AUDIT_SELF_AUDIT_INTERVAL_MS, run: () => selfAudit.runOnce() }] : []),
+      ...(witness ? [{ name: 'witness-publication', everyMs: config.AUDIT_WITNESS_INTERVAL_MS, run: () => republishLatest(database, witness) }] : []),
+      // Erasures whose process died (or that a released legal hold paused) are finished.
+      { name: 'erasure-resumption', everyMs: config.PRIVACY_RESUME_INTERVAL_MS, run: async () => logResumed(await privacy.erasures.resumePending()) },
+    ];
+    const logCreated = (n: number) => n > 0 && logger.info({ created: n }, 'event partitions created');
+    const logResumed = (n: number) => n > 0 && logger.info({ resumed: n }, 'erasures resumed');
+    await registerPeriodicTasks(jobs, periodic, runWorker);
     if (runWorker) {
-      selfAudit = new SelfAuditor(
-        database,
-        {
-          origin: config.AUDIT_LOG_ORIGIN,
-          verifiers: [
-            ...new Set([
-              ...(signer ? [signer.verifierKey] : []),
-              ...(config.AUDIT_VERIFIER_KEY !== undefined ? [config.AUDIT_VERIFIER_KEY.trim()] : []),
-              ...config.AUDIT_TRUSTED_VERIFIER_KEYS,
-            ]),
-          ].map((k) => parseVerifierKey(k)),
-          windowLeaves: config.AUDIT_SELF_AUDIT_WINDOW,
-          witnessDir: config.AUDIT_WITNESS_DIR ?? null,
-        },
-        metrics,
-        logger,
-      );
-      if (config.AUDIT_SELF_AUDIT_INTERVAL_MS > 0) selfAudit.start(config.AUDIT_SELF_AUDIT_INTERVAL_MS);
+      await jobs.start();
+      // Pending erasures are resumed at start too (once however many workers start together).
+      await jobs.enqueue('erasure-resumption', null, { jobId: 'erasure-resumption:start' });
     }
 
     const server = http.createServer(app);
@@ -351,12 +381,11 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     const close = () =>
       (closing ??= (async () => {
         shuttingDown = true;
-        if (upkeep) clearInterval(upkeep);
-        if (privacyUpkeep) clearInterval(privacyUpkeep);
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         await privacy.erasures.drain();
         await ingest.drain();
+        await jobs.close();
         await selfAudit?.stop();
         await witness?.close();
         // Keep-alive connections become idle as their last responses go out: close them as they do,
@@ -368,7 +397,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         for (const c of cleanups) await c().catch(() => undefined);
       })());
 
-    return { database, services, ingest, metrics, signer, bootstrap: boot, selfAudit, witness, url, app, close };
+    return { database, services, ingest, metrics, signer, bootstrap: boot, selfAudit, witness, jobs, url, app, close };
   } catch (err) {
     for (const c of cleanups) await c().catch(() => undefined);
     throw err;

@@ -14,6 +14,9 @@
  *   audit-admin members remove --email EMAIL [--org ID]
  *   audit-admin members list [--org ID]
  *   audit-admin verify-ledger [--organization ID] [--key VERIFIER_KEY]…
+ *   audit-admin jobs list [--queue NAME] [--state waiting|delayed|active|completed|failed]
+ *   audit-admin jobs retry --queue NAME [--id JOB_ID]      (failed jobs back to waiting)
+ *   audit-admin jobs clean --queue NAME [--state completed|failed] [--grace-seconds N]
  *       (exit 0 only when every ledger verifies with the trusted keys: --key, the verifier key of
  *        AUDIT_SIGNING_KEY, AUDIT_VERIFIER_KEY, AUDIT_TRUSTED_VERIFIER_KEYS; never the database's)
  *
@@ -42,6 +45,7 @@ import { DataDirInUseError } from '../db/data-dir-lock';
 import { organizations } from '../db/schema';
 import { currentSchemaVersion, expectedSchemaVersion, migrate } from '../db/migrate';
 import { verifyLedgers } from '../audit/verify-ledger';
+import { jobsCommand, JobsUsageError } from './jobs-command';
 import { parseSignerKey, parseVerifierKey, type Verifier } from '../ledger';
 
 const USAGE = `usage:
@@ -57,7 +61,10 @@ const USAGE = `usage:
   audit-admin members add --email EMAIL --role ${ROLES.join('|')} [--org ID]
   audit-admin members remove --email EMAIL [--org ID]
   audit-admin members list [--org ID]
-  audit-admin verify-ledger [--organization ID] [--key VERIFIER_KEY]...`;
+  audit-admin verify-ledger [--organization ID] [--key VERIFIER_KEY]...
+  audit-admin jobs list [--queue NAME] [--state waiting|delayed|active|completed|failed]
+  audit-admin jobs retry --queue NAME [--id JOB_ID]
+  audit-admin jobs clean --queue NAME [--state completed|failed] [--grace-seconds N]`;
 
 class UsageError extends Error {}
 
@@ -155,6 +162,9 @@ async function run(argv: string[], out: (s: string) => void): Promise<number> {
       key: { type: 'string', multiple: true },
       url: { type: 'string' },
       'api-key-file': { type: 'string' },
+      queue: { type: 'string' },
+      state: { type: 'string' },
+      'grace-seconds': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -168,6 +178,8 @@ async function run(argv: string[], out: (s: string) => void): Promise<number> {
   }
   // The CLI signs nothing: it needs the database, and for verify-ledger only verifier keys.
   const config = loadConfig(undefined, { roleSecrets: false });
+  // The job queues live in Redis: no database needed.
+  if (positionals[0] === 'jobs') return jobsCommand(config, positionals[1], values, out);
   let database: Database;
   try {
     // With the embedded default this refuses while a server holds the data directory.
@@ -283,9 +295,9 @@ async function readStdin(): Promise<string> {
 run(process.argv.slice(2), (s) => process.stdout.write(s + '\n')).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof UsageError) process.stderr.write(`audit-admin: ${err.message}\n${USAGE}\n`);
+    if (err instanceof UsageError || err instanceof JobsUsageError) process.stderr.write(`audit-admin: ${err.message}\n${USAGE}\n`);
     else if (err instanceof ConfigError) process.stderr.write(err.message + '\n');
     else process.stderr.write(`audit-admin: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(err instanceof UsageError ? 2 : 1);
+    process.exit(err instanceof UsageError || err instanceof JobsUsageError ? 2 : 1);
   },
 );

@@ -65,6 +65,11 @@ export interface AppDeps {
   loginLimiter?: LoginLimiter | null;
   /** Told of every sign-in attempt (the audit trail). */
   onSignIn?: AuthRoutesDeps['onSignIn'];
+  /**
+   * The job functions for an Inngest server at `/api/inngest` (INNGEST_SIGNING_KEY), built at
+   * the first request; null = no such route. The SDK checks each request's signature.
+   */
+  inngest?: (() => express.RequestHandler) | null;
 }
 
 const trpcReply: ErrorReply = (req, res, code, message, issues) => sendTrpcError(req, res, code, message, stateOf(req).requestId, issues);
@@ -87,6 +92,13 @@ export function createApp(deps: AppDeps): Express {
     });
   app.use('/auth', authRouter({ identity: deps.services.identity, limiter: deps.loginLimiter ?? null, onSignIn }));
   const auth: Authenticator = { apiKeys: deps.services.apiKeys, identity: deps.services.identity, oidc: deps.oidc ?? null, origins: new Set(deps.corsOrigins) };
+
+  if (deps.inngest) {
+    // Built at the first request, once every job kind is declared.
+    const build = deps.inngest;
+    let handler: express.RequestHandler | null = null;
+    app.all('/api/inngest', requireAccess('public'), express.json({ limit: deps.bodyLimitBytes }), (req, res, next) => (handler ??= build())(req, res, next));
+  }
 
   const operations = createOperations(deps.limits);
   const openapi = openApiDocument(operations, '/api/v1');

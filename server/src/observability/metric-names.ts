@@ -20,6 +20,9 @@ export const METRIC_NAMES = {
   dbPoolConnections: 'audit_db_pool_connections',
   dbPoolWaiting: 'audit_db_pool_waiting_clients',
   dbPoolMax: 'audit_db_pool_max_connections',
+  jobQueueDepth: 'audit_job_queue_depth',
+  jobDurationSeconds: 'audit_job_duration_seconds',
+  jobFailuresTotal: 'audit_job_failures_total',
 } as const;
 
 /** Prefix of Node.js process metrics from prom-client's default collectors. */

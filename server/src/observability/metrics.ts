@@ -123,6 +123,51 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private jobCounts: () => Promise<Record<string, Record<string, number>>> = () => Promise.resolve({});
+  readonly jobQueueDepth = new client.Gauge({
+    name: METRIC_NAMES.jobQueueDepth,
+    help: 'Jobs per queue and state (waiting, delayed, active, completed, failed) at scrape time; with Redis every replica reports the same shared queues',
+    labelNames: ['queue', 'state'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      let counts: Record<string, Record<string, number>>;
+      try {
+        counts = await this.jobCounts();
+      } catch {
+        return; // Redis unreachable: audit_redis_up says so; keep the last values
+      }
+      for (const [queue, states] of Object.entries(counts)) {
+        for (const [state, n] of Object.entries(states)) this.jobQueueDepth.set({ queue, state }, n);
+      }
+    },
+  });
+  readonly jobDuration = new client.Histogram({
+    name: METRIC_NAMES.jobDurationSeconds,
+    help: 'Duration of job attempts in seconds, by queue and outcome (ok, retry, failed)',
+    labelNames: ['queue', 'outcome'] as const,
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900],
+    registers: [this.registry],
+  });
+  readonly jobFailures = new client.Counter({
+    name: METRIC_NAMES.jobFailuresTotal,
+    help: 'Failed job attempts by queue and outcome (retry: another attempt follows; failed: moved to the failed set)',
+    labelNames: ['queue', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  /** Observer for the job queue. */
+  readonly jobObserver = {
+    finished: (queue: string, seconds: number, outcome: 'ok' | 'retry' | 'failed') => {
+      this.jobDuration.observe({ queue, outcome }, seconds);
+      if (outcome !== 'ok') this.jobFailures.inc({ queue, outcome });
+    },
+  };
+
+  /** Reports the job queue's depth at every scrape. */
+  observeJobQueue(counts: () => Promise<Record<string, Record<string, number>>>): void {
+    this.jobCounts = counts;
+  }
+
   /** Observer for the read cache. */
   readonly cacheObserver = {
     hit: (cache: string) => this.cacheRequests.inc({ cache, result: 'hit' }),

@@ -75,6 +75,7 @@ describe('configuration', () => {
         AUDIT_TRUSTED_VERIFIER_KEYS: 'old+01020304+AQ==',
         AUDIT_WITNESS_URL: 'https://witness.example/add',
         AUTH_SECRET: 's'.repeat(40),
+        INNGEST_SIGNING_KEY: 'signkey-prod-' + 'ab'.repeat(32),
       };
       for (const [role, names] of Object.entries(ROLE_SECRETS)) {
         const env = Object.fromEntries(names.map((n) => [n, standIn[n]]));
@@ -111,6 +112,7 @@ describe('configuration', () => {
         AUDIT_TRUSTED_VERIFIER_KEYS: 'old+01020304+AQ==',
         AUDIT_WITNESS_URL: 'https://witness.example/add',
         AUTH_SECRET: 's'.repeat(40),
+        INNGEST_SIGNING_KEY: 'signkey-prod-' + 'ab'.repeat(32),
       };
       const c = loadConfig({ [`${name}_FILE`]: file(name, `${values[name]}\n`) });
       const got = c[name];

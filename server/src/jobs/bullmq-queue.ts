@@ -1,0 +1,201 @@
+/**
+ * The durable job queue on Redis, through BullMQ: one BullMQ queue per job kind under a key
+ * prefix (`JOBS_KEY_PREFIX`), exponential backoff by BullMQ itself, periodic jobs as BullMQ job
+ * schedulers (stored once per name, so every worker upserting the same schedule shares it and each
+ * interval yields one job, taken by exactly one worker). Redis must run with
+ * `maxmemory-policy noeviction`: an evicted key is a lost job (`/ready` checks it).
+ */
+import { Queue, Worker, type Job, type JobsOptions } from 'bullmq';
+import {
+  checkJobName,
+  DEFAULT_JOB_OPTIONS,
+  JOB_STATES,
+  runAttempt,
+  type EnqueueOptions,
+  type JobCounts,
+  type JobDefinition,
+  type JobHandler,
+  type JobInfo,
+  type JobObserver,
+  type JobOptions,
+  type JobQueue,
+  type JobState,
+} from './queue';
+
+interface Kind {
+  handler: JobHandler<never>;
+  options: Required<JobOptions>;
+  queue: Queue;
+  worker: Worker | null;
+}
+
+/** Completed and failed jobs BullMQ keeps per kind. */
+const KEEP = { completed: 1000, failed: 5000 };
+
+/** Jobs in Redis, shared by every process that uses the same URL and prefix. */
+export class BullMqJobQueue implements JobQueue {
+  readonly kind = 'redis' as const;
+  private readonly kinds = new Map<string, Kind>();
+  private started = false;
+
+  /**
+   * @param url Redis URL (`REDIS_URL`)
+   * @param prefix key prefix of every queue (`JOBS_KEY_PREFIX`)
+   */
+  constructor(
+    private readonly url: string,
+    private readonly prefix: string,
+    private readonly observer: JobObserver | null = null,
+  ) {}
+
+  define<T>(name: string, handler: JobHandler<T>, options: JobOptions = {}): void {
+    checkJobName(name);
+    if (this.kinds.has(name)) throw new Error(`job ${name} is already defined`);
+    // Producer side: fail fast while Redis is down (the caller decides), never queue commands.
+    const queue = new Queue(name, { connection: { url: this.url, enableOfflineQueue: false, maxRetriesPerRequest: 1 }, prefix: this.prefix });
+    queue.on('error', () => undefined); // connection errors surface on the calls themselves
+    const kind: Kind = { handler, options: { ...DEFAULT_JOB_OPTIONS, ...options }, queue, worker: null };
+    this.kinds.set(name, kind);
+    if (this.started) this.startWorker(name, kind);
+  }
+
+  private kindOf(name: string): Kind {
+    const k = this.kinds.get(name);
+    if (!k) throw new Error(`unknown job ${name}`);
+    return k;
+  }
+
+  private jobOptions(k: Kind): JobsOptions {
+    return {
+      attempts: k.options.attempts,
+      backoff: { type: 'exponential', delay: k.options.backoffMs },
+      removeOnComplete: { count: KEEP.completed },
+      removeOnFail: { count: KEEP.failed },
+    };
+  }
+
+  async enqueue<T>(name: string, data: T, options: EnqueueOptions = {}): Promise<string> {
+    const k = this.kindOf(name);
+    const job = await k.queue.add(name, data, {
+      ...this.jobOptions(k),
+      ...(options.delayMs ? { delay: options.delayMs } : {}),
+      // Simple-mode deduplication: absorbed while a job with this id waits, is delayed or runs.
+      ...(options.jobId ? { deduplication: { id: options.jobId } } : {}),
+    });
+    return job.id ?? '';
+  }
+
+  async schedule(name: string, everyMs: number): Promise<void> {
+    const k = this.kindOf(name);
+    if (!(everyMs > 0)) throw new Error(`schedule of ${name}: everyMs must be positive`);
+    await k.queue.upsertJobScheduler(name, { every: everyMs }, { name, data: null, opts: this.jobOptions(k) });
+  }
+
+  start(): Promise<void> {
+    this.started = true;
+    for (const [name, k] of this.kinds) this.startWorker(name, k);
+    return Promise.resolve();
+  }
+
+  private startWorker(name: string, k: Kind): void {
+    if (k.worker) return;
+    k.worker = new Worker(
+      name,
+      async (job: Job, _token?: string, signal?: AbortSignal) => {
+        const started = process.hrtime.bigint();
+        const attempt = job.attemptsMade + 1;
+        try {
+          const result = await runAttempt(k.handler, job.data as never, { id: job.id ?? '', attempt, ...(signal ? { outer: signal } : {}) }, k.options.timeoutMs);
+          this.observer?.finished(name, seconds(started), 'ok');
+          return result;
+        } catch (err) {
+          this.observer?.finished(name, seconds(started), attempt < k.options.attempts ? 'retry' : 'failed', err);
+          throw err;
+        }
+      },
+      // Blocking connection: BullMQ needs it to retry forever (maxRetriesPerRequest null).
+      { connection: { url: this.url, maxRetriesPerRequest: null }, prefix: this.prefix, concurrency: k.options.concurrency },
+    );
+    k.worker.on('error', () => undefined); // reconnects on its own; failures are reported above
+  }
+
+  definition(name: string): JobDefinition {
+    const k = this.kindOf(name);
+    return { handler: k.handler, options: k.options };
+  }
+
+  names(): string[] {
+    return [...this.kinds.keys()];
+  }
+
+  async counts(): Promise<Record<string, JobCounts>> {
+    const out: Record<string, JobCounts> = {};
+    for (const [name, k] of this.kinds) {
+      const c = await k.queue.getJobCounts(...JOB_STATES);
+      out[name] = Object.fromEntries(JOB_STATES.map((s) => [s, c[s] ?? 0])) as JobCounts;
+    }
+    return out;
+  }
+
+  async list(queue: string, state: JobState, limit = 50): Promise<JobInfo[]> {
+    const k = this.kindOf(queue);
+    const jobs = await k.queue.getJobs([state], 0, limit - 1, false);
+    return jobs.map((j) => ({
+      id: j.id ?? '',
+      queue,
+      state,
+      attemptsMade: j.attemptsMade,
+      failedReason: j.failedReason || null,
+      createdAt: new Date(j.timestamp).toISOString(),
+      finishedAt: j.finishedOn ? new Date(j.finishedOn).toISOString() : null,
+    }));
+  }
+
+  async retry(queue: string, id?: string): Promise<number> {
+    const k = this.kindOf(queue);
+    if (id !== undefined) {
+      const job = await k.queue.getJob(id);
+      if (!job || (await job.getState()) !== 'failed') return 0;
+      await job.retry('failed');
+      return 1;
+    }
+    let n = 0;
+    for (;;) {
+      const failed = await k.queue.getJobs(['failed'], 0, 999);
+      if (failed.length === 0) return n;
+      for (const job of failed) await job.retry('failed');
+      n += failed.length;
+    }
+  }
+
+  async clean(queue: string, state: 'completed' | 'failed', graceMs: number): Promise<number> {
+    const k = this.kindOf(queue);
+    let n = 0;
+    for (;;) {
+      const removed = await k.queue.clean(graceMs, 1000, state);
+      n += removed.length;
+      if (removed.length < 1000) return n;
+    }
+  }
+
+  async close(graceMs = 10_000): Promise<void> {
+    const kinds = [...this.kinds.values()];
+    // Workers finish their running jobs; past the grace period they are closed by force (the
+    // jobs' locks lapse and another worker takes them up again: at-least-once).
+    await Promise.all(
+      kinds.map(async (k) => {
+        if (!k.worker) return;
+        const w = k.worker;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([w.close(), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+        clearTimeout(timer);
+        await w.close(true).catch(() => undefined);
+      }),
+    );
+    await Promise.all(kinds.map((k) => k.queue.close().catch(() => undefined)));
+  }
+}
+
+function seconds(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
