@@ -6,7 +6,8 @@
  */
 import Redis from 'ioredis';
 import type { Config } from '../config';
-import { BullMqJobQueue, JOB_STATES, type JobState } from '../jobs';
+import { JOB_STATES, type JobState } from '../jobs';
+import { BullMqJobQueue } from '../jobs/bullmq-queue';
 
 /** Flags of the jobs commands. */
 export interface JobsFlags {

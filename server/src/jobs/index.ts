@@ -3,17 +3,22 @@
  * (docs/jobs.md "Adding a periodic task").
  */
 import type Redis from 'ioredis';
-import { BullMqJobQueue } from './bullmq-queue';
+import type * as BullMqModule from './bullmq-queue';
 import { MemoryJobQueue } from './memory-queue';
 import type { JobObserver, JobOptions, JobQueue } from './queue';
 
 export * from './queue';
-export { BullMqJobQueue } from './bullmq-queue';
 export { MemoryJobQueue } from './memory-queue';
 
-/** BullMQ on Redis when `redisUrl` is set, the in-process queue otherwise. */
+/**
+ * BullMQ on Redis when `redisUrl` is set, the in-process queue otherwise (BullMQ is then not even
+ * loaded: the embedded default starts faster).
+ */
 export function openJobQueue(redisUrl: string | undefined, prefix: string, observer: JobObserver | null = null): JobQueue {
-  return redisUrl ? new BullMqJobQueue(redisUrl, prefix, observer) : new MemoryJobQueue(observer);
+  if (!redisUrl) return new MemoryJobQueue(observer);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { BullMqJobQueue } = require('./bullmq-queue') as typeof BullMqModule;
+  return new BullMqJobQueue(redisUrl, prefix, observer);
 }
 
 /** One periodic task of the worker role. */

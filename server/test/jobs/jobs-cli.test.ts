@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { BullMqJobQueue } from '../../src/jobs';
+import { BullMqJobQueue } from '../../src/jobs/bullmq-queue';
 import { testRedisUrl } from '../helpers/backends';
 import { dropPrefix, waitFor } from './helpers';
 

@@ -6,7 +6,8 @@
  * absorbs duplicates while pending, and a schedule yields runs with distinct ids.
  */
 import { randomBytes } from 'node:crypto';
-import { BullMqJobQueue, MemoryJobQueue, type JobQueue } from '../../src/jobs';
+import { MemoryJobQueue, type JobQueue } from '../../src/jobs';
+import { BullMqJobQueue } from '../../src/jobs/bullmq-queue';
 import { testRedisUrl } from '../helpers/backends';
 import { dropPrefix, waitFor } from './helpers';
 

@@ -6,7 +6,7 @@
  * add up to exactly the completed jobs (a task run by per-process timers would run twice).
  */
 import { randomBytes } from 'node:crypto';
-import { BullMqJobQueue } from '../../src/jobs';
+import { BullMqJobQueue } from '../../src/jobs/bullmq-queue';
 import { generateSignerKey } from '../../src/ledger';
 import { createTestDatabase, testRedisUrl } from '../helpers/backends';
 import { killServer, spawnServer, type ServerProcess } from '../helpers/process';
