@@ -36,6 +36,8 @@ import { parseVerifierKey, type Signer } from './ledger';
 import type { Logger } from './observability/logger';
 import { PrivacyService } from './privacy/service';
 import { Metrics } from './observability/metrics';
+import { FhirService } from './fhir/service';
+import { ReportService } from './reports/service';
 import { loadSigner } from './tlog/keys';
 import { organizationsWithLedger } from './audit/repository';
 import { latestCheckpoint, registerSigningKey, retireOtherKeys } from './tlog/repository';
@@ -256,8 +258,19 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       logger,
     );
     privacy.erasures.onErased({ afterCommit: (batch) => cache.invalidate(CACHES.event.group, batch.organizationId) });
+    // Keys whose checkpoints are genuine (the self-audit and the integrity report trust these, never the table).
+    const trustedVerifiers = [
+      ...new Set([
+        ...(signer ? [signer.verifierKey] : []),
+        ...(config.AUDIT_VERIFIER_KEY !== undefined ? [config.AUDIT_VERIFIER_KEY.trim()] : []),
+        ...config.AUDIT_TRUSTED_VERIFIER_KEYS,
+      ]),
+    ].map((k) => parseVerifierKey(k));
+    const reports = new ReportService(database.db, (org) => ledger.originOf(org), trustedVerifiers);
+    const eventLimits = { maxBytes: config.EVENT_MAX_BYTES, maxDepth: config.EVENT_MAX_DEPTH, maxStringLength: config.EVENT_MAX_STRING_LENGTH, maxKeys: config.EVENT_MAX_KEYS };
+    const fhir = new FhirService(database.db, events, eventLimits);
     const services: Services = cacheServices(
-      { events, ledger, exports: new ExportService(database, ledger), audit: new AuditService(database), apiKeys, identity, privacy },
+      { events, ledger, exports: new ExportService(database, ledger), audit: new AuditService(database), apiKeys, identity, privacy, reports, fhir },
       cache,
       { apiKeyLookups: redis !== null },
     );

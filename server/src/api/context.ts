@@ -8,7 +8,9 @@ import type { IdentityService } from '../auth/identity';
 import type { EventService } from '../events/service';
 import type { ExportService } from '../export/service';
 import type { Logger } from '../observability/logger';
+import type { FhirService } from '../fhir/service';
 import type { PrivacyService } from '../privacy/service';
+import type { ReportService } from '../reports/service';
 import type { LedgerService } from '../tlog/service';
 
 /** Services behind the API adapters. */
@@ -18,6 +20,10 @@ export interface Services {
   exports: ExportService;
   audit: AuditService;
   apiKeys: ApiKeyService;
+  /** Compliance reports (server/src/reports). */
+  reports: ReportService;
+  /** FHIR R4 AuditEvent (server/src/fhir). */
+  fhir: FhirService;
   /** Users, memberships and sign-in; null when sign-in is off (no AUTH_SECRET in production). */
   identity: IdentityService | null;
   /** Erasure, legal holds, pseudonyms (docs/privacy.md). */

@@ -25,6 +25,7 @@ import { safeText } from '../util/safe-input';
 import { recordAuthEvent, recordRead, type AuditedAccess } from './accountability';
 import { getEventFor, privacyOperations, queryEventsFor } from './ops-privacy';
 import type { AuthedContext } from './context';
+import { reportOperations } from './ops-reports';
 
 /** How an operation is exposed over REST. */
 export interface RestBinding {
@@ -158,6 +159,7 @@ export function createOperations(limits: InputLimits) {
     .meta(documentAs(eventInputSchema));
 
   return {
+    ...reportOperations(),
     accountMe: op({
       kind: 'query',
       summary: 'The caller: organization, role and credential (API key, session or OIDC token)',

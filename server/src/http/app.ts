@@ -37,8 +37,10 @@ import {
 } from './middleware';
 import { authRouter, type AuthRoutesDeps } from './auth-routes';
 import { exportRouter } from './export';
+import { fhirRouter } from './fhir';
 import { openApiDocument } from './openapi';
 import { publicLogRouter } from './public-log';
+import { reportsRouter } from './reports';
 import { restRouter } from './rest';
 
 /** Everything the HTTP layer needs. */
@@ -118,9 +120,13 @@ export function createApp(deps: AppDeps): Express {
     express.json({ limit: deps.bodyLimitBytes, strict: true }),
   );
   api.use(exportRouter()); // streaming, outside the JSON operation table
+  api.use(reportsRouter()); // streaming too
   api.use(restRouter(operations));
   api.use((req, res) => sendError(res, 'NOT_FOUND', `no route ${req.method} ${req.baseUrl}${req.path}`, stateOf(req).requestId));
   app.use('/api/v1', api);
+
+  // FHIR R4 AuditEvent (OperationOutcome errors; /fhir/metadata is public).
+  app.use('/fhir', fhirRouter({ auth, rateLimiter: deps.rateLimiter, bodyLimitBytes: deps.bodyLimitBytes }));
 
   // A batch may hold at most trpcMaxBatch calls, and each call counts against the rate limit.
   const batchCap: express.RequestHandler = (req, res, next) => {

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { AnyOperation, Operations } from '../api/operations';
 import { restParams, type RestParam } from '../api/rest-input';
 import { exportBundleInputSchema } from '../export/schema';
+import { reportInputSchema } from '../reports/schema';
 import { paramsOf } from './rest';
 
 type JsonSchema = Record<string, unknown>;
@@ -105,6 +106,33 @@ export function openApiDocument(operations: Operations, serverUrl = '/api/v1'): 
       responses: {
         '200': { description: 'one JSON record per line', content: { 'application/x-ndjson': { schema: { type: 'string' } } } },
         '400': { description: 'invalid range; `issues` names the field', content: { 'application/json': { schema: errorSchema } } },
+        '401': { description: 'missing or invalid API key', content: { 'application/json': { schema: errorSchema } } },
+        '403': { description: 'the key’s role lacks the permission', content: { 'application/json': { schema: errorSchema } } },
+      },
+    },
+  };
+  // The reports (http/reports.ts) stream JSON, CSV or PDF: outside the operation table too.
+  paths['/reports'] = {
+    post: {
+      operationId: 'reportsCreate',
+      summary: 'A compliance report (patient-access, user-activity, accounting-of-disclosures, integrity) as JSON, CSV or PDF, computed against the latest signed checkpoint',
+      'x-permission': 'audit.reports:create',
+      security: [{ bearerAuth: [] }, { apiKeyHeader: [] }],
+      parameters: [],
+      requestBody: {
+        required: true,
+        content: { 'application/json': { schema: schemaOf(reportInputSchema, 'input'), example: { kind: 'patient-access', patientId: 'patient-42', format: 'json' } } },
+      },
+      responses: {
+        '200': {
+          description: 'the report (docs/reports.md); headers x-report-checkpoint-tree-size and x-report-checkpoint-root-hash name the checkpoint',
+          content: {
+            'application/json': { schema: { type: 'object' } },
+            'text/csv': { schema: { type: 'string' } },
+            'application/pdf': { schema: { type: 'string', format: 'binary' } },
+          },
+        },
+        '400': { description: 'invalid input; `issues` names every offending field', content: { 'application/json': { schema: errorSchema } } },
         '401': { description: 'missing or invalid API key', content: { 'application/json': { schema: errorSchema } } },
         '403': { description: 'the key’s role lacks the permission', content: { 'application/json': { schema: errorSchema } } },
       },

@@ -147,6 +147,11 @@ export class BundleVerifier {
     }
   }
 
+  /** Failures found so far (a caller that pushes record by record can tell which record failed). */
+  get failuresSoFar(): number {
+    return this.failureCount;
+  }
+
   /** Records a line that is not JSON at all (the CLI's parser calls this). */
   pushUnparsable(message: string): void {
     this.line++;

@@ -6,3 +6,4 @@ export * from './alerts';
 export * from './producer-keys';
 export * from './identity';
 export * from './privacy';
+export * from './reports';

@@ -5,6 +5,7 @@ import { apiKeysRouter } from './api-keys';
 import { eventsRouter } from './events';
 import { ledgerRouter } from './ledger';
 import { legalHoldsRouter, privacyRouter } from './privacy';
+import { reportsRouter } from './reports';
 
 /** The whole tRPC API, built from the operation table (which carries the configured limits). */
 export function createAppRouter(operations: Operations) {
@@ -20,6 +21,7 @@ export function createAppRouter(operations: Operations) {
     apiKeys: apiKeysRouter(operations),
     privacy: privacyRouter(operations),
     legalHolds: legalHoldsRouter(operations),
+    reports: reportsRouter(operations),
   });
 }
 
