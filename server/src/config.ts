@@ -31,6 +31,8 @@ export const configSchema = z.object({
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional()
     .describe('PostgreSQL connection string; unset = embedded PGlite in AUDIT_DATA_DIR'),
   DATABASE_POOL_MAX: int(1, 200).default(10).describe('PostgreSQL pool size per process'),
+  DATABASE_RETRY_MS: int(0, 60_000).default(3000)
+    .describe('how long a request waits for PostgreSQL while it restarts or fails over (new connections, appends known not to have committed) before a 503 with Retry-After; 0 = never'),
   DATABASE_MIGRATE_ON_START: bool.default(true)
     .describe('apply migrations at start-up under an advisory lock (set false when a Job runs them)'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional()

@@ -140,6 +140,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     dataDir: config.DATABASE_URL ? undefined : config.AUDIT_DATA_DIR,
     poolMax: config.DATABASE_POOL_MAX,
     observer: metrics.databaseObserver,
+    connectRetryMs: config.DATABASE_RETRY_MS,
   });
   metrics.observeDatabasePool(() => database.poolStats?.());
   const cleanups: Array<() => Promise<void>> = [() => database.close()];
@@ -217,7 +218,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     const ingest = new IngestService(
       database,
       ledger,
-      { maxBatch: config.INGEST_MAX_BATCH, maxWaitMs: config.INGEST_MAX_WAIT_MS },
+      { maxBatch: config.INGEST_MAX_BATCH, maxWaitMs: config.INGEST_MAX_WAIT_MS, retryMs: config.DATABASE_RETRY_MS },
       {
         batchCommitted: metrics.ingestObserver.batchCommitted,
         checkpointCommitted: (org, size, note) => {

@@ -11,6 +11,7 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import { acquireDataDirLock, type DataDirLock } from './data-dir-lock';
+import { retryWhileUnavailable } from './errors';
 import * as schema from './schema';
 
 /** The Drizzle database every repository uses, whichever driver is underneath. */
@@ -64,6 +65,13 @@ export interface OpenDatabaseOptions {
   poolMax?: number;
   /** Told the duration and outcome of every PostgreSQL query. */
   observer?: DatabaseObserver | undefined;
+  /**
+   * How long a new PostgreSQL connection is retried while the server refuses it (restart,
+   * switchover: ECONNREFUSED, 57P03 "the database system is starting up") before the caller gets
+   * the error; 0 (the default) fails at once. No statement has been sent then, so a retry is
+   * always safe.
+   */
+  connectRetryMs?: number;
 }
 
 // Drizzle maps camelCase fields to snake_case columns everywhere through this one option.
@@ -71,11 +79,11 @@ const drizzleConfig = { schema, casing: 'snake_case' } as const;
 
 /** Opens the database the configuration asks for. */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
-  if (options.url) return openPostgres(options.url, options.poolMax ?? 10, options.observer);
+  if (options.url) return openPostgres(options.url, options.poolMax ?? 10, options.observer, options.connectRetryMs ?? 0);
   return openPglite(options.dataDir);
 }
 
-function openPostgres(url: string, poolMax: number, observer: DatabaseObserver | undefined): Database {
+function openPostgres(url: string, poolMax: number, observer: DatabaseObserver | undefined, connectRetryMs: number): Database {
   const pool = new pg.Pool({
     connectionString: url,
     max: poolMax,
@@ -92,6 +100,8 @@ function openPostgres(url: string, poolMax: number, observer: DatabaseObserver |
     client.on('error', () => undefined);
     if (observer) timeQueries(client, observer);
   });
+  const connectOnce = pool.connect.bind(pool) as () => Promise<pg.PoolClient>;
+  if (connectRetryMs > 0) retryConnections(pool, connectOnce, connectRetryMs);
   const db = drizzlePg({ client: pool, ...drizzleConfig }) as unknown as Db;
   return {
     kind: 'postgres',
@@ -111,12 +121,39 @@ function openPostgres(url: string, poolMax: number, observer: DatabaseObserver |
     },
     poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: poolMax }),
     async ping() {
-      await pool.query('SELECT 1');
+      // Not retried: readiness must report an unavailable database at once.
+      const client = await connectOnce();
+      try {
+        await client.query('SELECT 1');
+        client.release();
+      } catch (err) {
+        client.release(err instanceof Error ? err : true);
+        throw err;
+      }
     },
     async close() {
       await pool.end();
     },
   };
+}
+
+/**
+ * Makes every connection the pool hands out (Drizzle's transactions use `pool.connect()`, and
+ * pg-pool's own `pool.query` calls `this.connect(callback)`) wait while PostgreSQL refuses new
+ * connections, within `budgetMs` (docs/operations.md "PostgreSQL restarts and failover").
+ */
+function retryConnections(pool: pg.Pool, connectOnce: () => Promise<pg.PoolClient>, budgetMs: number): void {
+  const connect = (callback?: (err: Error | undefined, client?: pg.PoolClient, done?: (release?: unknown) => void) => void): Promise<pg.PoolClient> | undefined => {
+    const connected = retryWhileUnavailable(connectOnce, { budgetMs });
+    if (!callback) return connected;
+    connected.then(
+      (client) => callback(undefined, client, (release?: unknown) => client.release(release as Error | boolean | undefined)),
+      // Passed on as it is: its code (ECONNREFUSED, 57P03 …) is what classifies it.
+      (err: unknown) => callback(err as Error),
+    );
+    return undefined;
+  };
+  (pool as unknown as { connect: typeof connect }).connect = connect;
 }
 
 /**

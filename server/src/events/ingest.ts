@@ -12,11 +12,11 @@
  * was refused, a 500 otherwise).
  */
 import type { Database, Tx } from '../db/client';
-import { classifyDatabaseError, sqlstateOf } from '../db/errors';
+import { classifyDatabaseError, databaseUnavailable, sqlstateOf } from '../db/errors';
 import { AppError } from '../errors';
 import { formatRecordedAt, frontierNodes, planInclusion, proveInclusion, type NodeId } from '../ledger';
 import { LogWriter, type AppendedLog, type CheckpointSigner } from '../tlog/log-writer';
-import { readNodes } from '../tlog/repository';
+import { readNodes, readNodesAndSize } from '../tlog/repository';
 import { uuidv7 } from '../util/uuid';
 import { createSaltSource, prepareEvent, sealEvent, type PreparedEvent } from './commit-form';
 import * as repo from './repository';
@@ -45,6 +45,30 @@ export interface IngestObserver {
 export interface IngestOptions {
   maxBatch: number;
   maxWaitMs: number;
+  /**
+   * How long a batch is retried while the database is unavailable (restart, failover) before its
+   * events fail with a 503 (default 0: at once).
+   */
+  retryMs?: number;
+}
+
+/**
+ * The connection was lost after COMMIT was sent, and the database did not come back within the
+ * retry budget to tell whether the batch was stored.
+ */
+class CommitOutcomeUnknown extends Error {
+  constructor(cause: unknown) {
+    super('commit outcome unknown', { cause });
+    this.name = 'CommitOutcomeUnknown';
+  }
+}
+
+/** What one attempt of {@link IngestService.commit} got to. */
+interface Attempt {
+  /** Set when the transaction's statements all succeeded: COMMIT was sent next. */
+  body?: Committed;
+  /** The earlier attempt passed in was found not stored (under the head lock). */
+  previousNotStored?: boolean;
 }
 
 /** A receipt without its inclusion proof (what a compact bulk answer carries per event). */
@@ -90,7 +114,7 @@ function appendError(fault: AppendFailure['fault'], sqlstate: string | null): Ap
         { path: '(root)', message: 'a value of this event cannot be stored' },
       ]);
     case 'transient':
-      return new AppError('UNAVAILABLE', 'the database is unavailable; nothing was stored, retry');
+      return databaseUnavailable('nothing was stored, retry');
     case 'internal':
       return new AppError('INTERNAL', 'internal error');
   }
@@ -184,8 +208,14 @@ export class IngestService {
   private async appendIsolated(org: string, batch: Pending[]): Promise<void> {
     let committed: Committed;
     try {
-      committed = await this.commit(org, batch);
+      committed = await this.commitRetrying(org, batch);
     } catch (err) {
+      if (err instanceof CommitOutcomeUnknown) {
+        this.observer.appendFailed?.({ sqlstate: sqlstateOf(err), fault: 'transient', events: batch.length });
+        const error = databaseUnavailable('the events may have been stored: retry with the same idempotencyKey (without one, a retry may store an event twice)');
+        batch.forEach((p) => p.reject(error));
+        return;
+      }
       const fault = classifyDatabaseError(err);
       if (fault !== 'transient' && batch.length > 1) {
         const half = Math.ceil(batch.length / 2);
@@ -237,8 +267,42 @@ export class IngestService {
     }
   }
 
-  /** One transaction: lock head, dedupe idempotency keys, insert rows and nodes, sign, COMMIT. */
-  private async commit(org: string, batch: Pending[]): Promise<Committed> {
+  /**
+   * {@link commit}, retried while the database is unavailable, within `retryMs` from the first
+   * failure. A transaction that failed before COMMIT was sent stored nothing and is simply run
+   * again (new ids, a new time). One that failed after (the connection was lost during COMMIT)
+   * may have committed: the next attempt first takes the head lock — which waits until that
+   * transaction is over — and looks for its first leaf; if it is there, that attempt's result is
+   * the batch's (no event is stored twice, none is acknowledged without COMMIT).
+   */
+  private async commitRetrying(org: string, batch: Pending[]): Promise<Committed> {
+    let previous: Committed | null = null;
+    let deadline: number | null = null;
+    for (let delay = 50; ; delay = Math.min(delay * 2, 1_000)) {
+      const attempt: Attempt = {};
+      try {
+        return await this.commit(org, batch, previous, attempt);
+      } catch (err) {
+        if (classifyDatabaseError(err) !== 'transient') {
+          if (previous) throw new CommitOutcomeUnknown(err);
+          throw err;
+        }
+        if (attempt.body && attempt.body.nodes.length > 0) previous = attempt.body;
+        else if (attempt.previousNotStored) previous = null;
+        const now = Date.now();
+        deadline ??= now + (this.options.retryMs ?? 0);
+        if (now + delay > deadline) throw previous ? new CommitOutcomeUnknown(err) : err;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  /**
+   * One transaction: lock head, dedupe idempotency keys, insert rows and nodes, sign, COMMIT.
+   * With `previous` (an attempt whose COMMIT was sent but not answered), first: if its first leaf
+   * is stored, that attempt committed and is returned as it is.
+   */
+  private async commit(org: string, batch: Pending[], previous: Committed | null = null, attempt: Attempt = {}): Promise<Committed> {
     const recordedAt = new Date(); // one time per batch; millisecond precision (docs/ledger-spec.md §5)
     const recordedAtText = formatRecordedAt(recordedAt);
     const prepared = batch.map((p) => {
@@ -249,6 +313,12 @@ export class IngestService {
 
     const committed = await this.database.db.transaction(async (tx: Tx): Promise<Committed> => {
       const head = await this.log.lock(tx, org);
+      if (previous) {
+        const first = previous.nodes.find((n) => n.level === 0 && n.index === previous.before.size)!;
+        const { hashes } = await readNodesAndSize(tx, org, [{ level: 0, index: first.index }]);
+        if (hashes[0]?.equals(first.hash)) return (attempt.body = previous);
+        attempt.previousNotStored = true;
+      }
       const keys = [...new Set(prepared.flatMap((p) => (p.key ? [p.key] : [])))];
       const known = await repo.findIdempotencyKeys(tx, org, keys);
       const placed: Placed[] = [];
@@ -266,7 +336,7 @@ export class IngestService {
         fresh.push(p);
       }
       if (fresh.length === 0) {
-        return { placed, size: head.size, root: head.rootHash, note: await this.log.latestNote(tx, org), nodes: [], before: head };
+        return (attempt.body = { placed, size: head.size, root: head.rootHash, note: await this.log.latestNote(tx, org), nodes: [], before: head });
       }
       const newKeys = fresh.flatMap((p, i) => (p.key ? [{ key: p.key, eventId: p.id, recordedAt, leafIndex: head.size + i }] : []));
       // The event rows and idempotency keys are written by the log writer's single statement.
@@ -282,7 +352,7 @@ export class IngestService {
         ...(newKeys.length > 0 ? [repo.insertIdempotencyKeysSql(org, newKeys)] : []),
       ];
       const appended = await this.log.append(tx, org, head, fresh.map((p) => p.committed.leafHash), rows);
-      return { placed, ...appended };
+      return (attempt.body = { placed, ...appended });
     });
     if (committed.nodes.length > 0) {
       this.observer.batchCommitted(committed.nodes.filter((n) => n.level === 0).length);

@@ -10,6 +10,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { GraphQLError, NoSchemaIntrospectionCustomRule, type GraphQLSchema } from 'graphql';
 import { createHandler, type OperationContext } from 'graphql-http';
 import type { ApiContext } from '../api/context';
+import { DATABASE_RETRY_AFTER_SECONDS, databaseUnavailable, isDatabaseUnavailable } from '../db/errors';
 import { ERROR_STATUS, formatPath, type AppErrorCode, type FieldIssue } from '../errors';
 import { jsonShapeIssue } from '../util/safe-input';
 import { boundedParse, limitRules, type GraphQLLimits } from './limits';
@@ -38,6 +39,7 @@ function mediaTypeFor(req: Request): string {
  * document is read.
  */
 export function sendGraphQLError(req: Request, res: Response, code: AppErrorCode, message: string, requestId: string, issues: FieldIssue[] = []): void {
+  if (code === 'UNAVAILABLE' && !res.hasHeader('retry-after')) res.setHeader('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
   res
     .status(ERROR_STATUS[code].http)
     .type(mediaTypeFor(req))
@@ -47,6 +49,8 @@ export function sendGraphQLError(req: Request, res: Response, code: AppErrorCode
 /** The `/graphql` handler (mount it behind authentication, rate limit and a bounded text body parser). */
 export function graphqlHandler(options: GraphQLHandlerOptions): RequestHandler {
   const rules = [...limitRules(options.limits), ...(options.introspection ? [] : [NoSchemaIntrospectionCustomRule])];
+  /** Requests with an operation error caused by an unavailable database. */
+  const unavailable = new WeakSet<Request>();
   const handle = createHandler<Request, undefined, OperationContext>({
     schema: options.schema,
     parse: (source) => boundedParse(typeof source === 'string' ? source : source.body),
@@ -62,7 +66,8 @@ export function graphqlHandler(options: GraphQLHandlerOptions): RequestHandler {
     onOperation: (req, _args, result) => {
       // Log what formatError will hide: the cause of every internal error, with the request's logger.
       for (const err of result.errors ?? []) {
-        if (!isClientError(err)) options.contextOf(req.raw).logger.error({ err: err.originalError ?? err }, 'internal error');
+        if (err.extensions?.code === 'UNAVAILABLE' || isDatabaseUnavailable(err.originalError)) unavailable.add(req.raw);
+        if (!isClientError(err) && !isDatabaseUnavailable(err.originalError)) options.contextOf(req.raw).logger.error({ err: err.originalError ?? err }, 'internal error');
       }
     },
     formatError,
@@ -81,6 +86,8 @@ export function graphqlHandler(options: GraphQLHandlerOptions): RequestHandler {
         context: undefined,
       });
       for (const [name, value] of Object.entries(init.headers ?? {})) res.setHeader(name, value);
+      // An operation that could not be served now (database restarting, failing over): say when to retry.
+      if (unavailable.has(req)) res.setHeader('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
       if (text === null) {
         // graphql-http answers 406/415 without a body: give the client one in the usual shape.
         res.status(init.status).type(mediaTypeFor(req));
@@ -113,6 +120,7 @@ function isClientError(err: GraphQLError): boolean {
 function formatError(err: Readonly<GraphQLError | Error>): GraphQLError {
   // graphql-http's own request errors ("Missing query", "Unparsable JSON body") are plain Errors.
   if (!(err instanceof GraphQLError)) return new GraphQLError(err.message, { extensions: { code: 'BAD_REQUEST' } });
+  if (isDatabaseUnavailable(err.originalError)) return new GraphQLError(databaseUnavailable().message, { path: err.path, extensions: { code: 'UNAVAILABLE' } });
   if (!isClientError(err)) return new GraphQLError('internal error', { path: err.path, extensions: { code: 'INTERNAL' } });
   return new GraphQLError(err.message, { nodes: err.nodes, path: err.path, extensions: { ...err.extensions, code: err.extensions?.code ?? 'BAD_REQUEST' } });
 }

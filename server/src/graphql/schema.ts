@@ -32,6 +32,7 @@ import { z } from 'zod';
 import type { ApiContext } from '../api/context';
 import type { AnyOperation, OperationId, Operations } from '../api/operations';
 import { can, deniedMessage } from '../auth/permissions';
+import { databaseUnavailable, isDatabaseUnavailable } from '../db/errors';
 import { AppError, validationError, type AppErrorCode, type FieldIssue } from '../errors';
 
 /** A JSON Schema node, as zod's `toJSONSchema` writes it. */
@@ -301,6 +302,7 @@ export async function resolveOperation(op: AnyOperation, ctx: ApiContext, args: 
     return op.output.parse(out);
   } catch (err) {
     if (err instanceof AppError) throw graphQLErrorOf(err.code, err.message, err.issues);
+    if (isDatabaseUnavailable(err)) throw graphQLErrorOf('UNAVAILABLE', databaseUnavailable().message);
     throw err;
   }
 }

@@ -20,6 +20,7 @@ import { buildGraphQLSchema } from '../graphql/schema';
 import { sendTrpcError, trpcCallsOf } from '../trpc/http-reply';
 import { graphqlCallsOf } from '../graphql/calls';
 import { createAppRouter } from '../trpc/routers';
+import { DATABASE_RETRY_AFTER_SECONDS } from '../db/errors';
 import { errorHandler, sendError } from './errors';
 import { healthRouter, type ReadinessDeps } from './health';
 import {
@@ -154,6 +155,8 @@ export function createApp(deps: AppDeps): Express {
       onError({ error, ctx }) {
         if (error.code === 'INTERNAL_SERVER_ERROR') ctx?.logger.error({ err: error.cause ?? error }, 'internal error');
       },
+      // Every 503 (database unavailable, shutting down) says when to retry.
+      responseMeta: ({ errors }) => (errors.some((e) => e.code === 'SERVICE_UNAVAILABLE') ? { headers: { 'retry-after': String(DATABASE_RETRY_AFTER_SECONDS) } } : {}),
     }),
   );
 

@@ -14,6 +14,7 @@ import type { RateLimiter } from '../cache/rate-limiter';
 import type { Logger } from '../observability/logger';
 import type { Metrics } from '../observability/metrics';
 import { AppError, type AppErrorCode, type FieldIssue } from '../errors';
+import { databaseUnavailable, isDatabaseUnavailable } from '../db/errors';
 import { sendError } from './errors';
 
 /** The API context of a request, attached as `req.state` by {@link requestContext}. */
@@ -191,6 +192,7 @@ export function authenticate(auth: Authenticator, reply: ErrorReply = restReply)
     } catch (err) {
       if (err instanceof AppError) return refuse(reply, req, res, err.code, err.message, err.issues);
       stateOf(req).logger.warn({ err: (err as Error).message }, 'credential check failed');
+      if (isDatabaseUnavailable(err)) return refuse(reply, req, res, 'UNAVAILABLE', databaseUnavailable('credentials cannot be checked; retry').message);
       return refuse(reply, req, res, 'UNAVAILABLE', 'credentials cannot be checked right now; retry');
     }
     stateOf(req).principal = principal;

@@ -6,6 +6,7 @@
  */
 import { TRPC_ERROR_CODES_BY_KEY } from '@trpc/server/rpc';
 import type { Request, Response } from 'express';
+import { DATABASE_RETRY_AFTER_SECONDS } from '../db/errors';
 import { ERROR_STATUS, type AppErrorCode, type FieldIssue } from '../errors';
 
 /**
@@ -28,6 +29,7 @@ export function sendTrpcError(req: Request, res: Response, code: AppErrorCode, m
   const trpcCode = ERROR_STATUS[code].trpc;
   const httpStatus = ERROR_STATUS[code].http;
   const calls = trpcCallsOf(req);
+  if (code === 'UNAVAILABLE' && !res.hasHeader('retry-after')) res.setHeader('retry-after', String(DATABASE_RETRY_AFTER_SECONDS));
   const errorOf = (path: string) => ({
     error: { message, code: TRPC_ERROR_CODES_BY_KEY[trpcCode], data: { code: trpcCode, httpStatus, path, issues, requestId } },
   });

@@ -8,6 +8,7 @@ import { ZodError } from 'zod';
 import type { ApiContext } from '../api/context';
 import { recordAuthEvent } from '../api/accountability';
 import { can, deniedMessage, type Access, type Permission } from '../auth/permissions';
+import { databaseUnavailable, isDatabaseUnavailable } from '../db/errors';
 import { AppError, ERROR_STATUS, validationError, type FieldIssue } from '../errors';
 import { jsonShapeIssue } from '../util/safe-input';
 
@@ -52,9 +53,10 @@ const t = initTRPC.context<ApiContext>().meta<ProcedureMeta>().create({
 /** Maps service errors to tRPC errors with the right code; anything else is internal. */
 const errorMapping = t.middleware(async ({ next }) => {
   const result = await next();
-  if (!result.ok && result.error.cause instanceof AppError) {
-    const cause = result.error.cause;
-    throw new TRPCError({ code: ERROR_STATUS[cause.code].trpc, message: cause.message, cause });
+  if (!result.ok) {
+    // A database that is unavailable (restart, failover) is a retryable 503, never a 500.
+    const cause = isDatabaseUnavailable(result.error.cause) ? databaseUnavailable() : result.error.cause;
+    if (cause instanceof AppError) throw new TRPCError({ code: ERROR_STATUS[cause.code].trpc, message: cause.message, cause });
   }
   return result;
 });
