@@ -135,6 +135,10 @@ export const configSchema = z.object({
   AUTH_OIDC_ALGORITHMS: csv.default(['RS256', 'ES256', 'PS256', 'EdDSA']).describe('accepted JWS algorithms (asymmetric only)'),
   AUTH_OIDC_JWKS_COOLDOWN_MS: int(0, 3_600_000).default(30_000)
     .describe('least time between two key-set fetches caused by tokens with an unknown `kid`'),
+  ALERTS_DETECTORS_ENABLED: bool.default(true)
+    .describe('evaluate the security detectors on every committed batch (docs/alerts.md); off = only alerts raised by other components'),
+  ALERTS_QUEUE_MAX: int(100, 10_000_000).default(100_000)
+    .describe('most committed events waiting for the detectors; beyond it batches are skipped and counted (audit_detector_events_dropped_total)'),
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional()
     .describe('OTLP/HTTP endpoint for traces; unset = no tracing'),
   OTEL_SERVICE_NAME: z.string().default('audit-server').describe('service.name resource attribute'),

@@ -9,6 +9,10 @@ import type express from 'express';
 import type { Express } from 'express';
 import type Redis from 'ioredis';
 import type { Services } from './api/context';
+import { DetectorEngine } from './alerts/engine';
+import { alertMetrics } from './alerts/metrics';
+import { AlertService } from './alerts/service';
+import { MemoryWindowStore, RedisWindowStore } from './alerts/windows';
 import { SelfAuditor } from './audit/self-audit';
 import { AuditService } from './audit/service';
 import { DirectoryWitness, HttpWitness, WitnessPublisher, type WitnessDestination } from './audit/witness';
@@ -58,6 +62,10 @@ export interface Runtime {
   witness: WitnessPublisher | null;
   /** The job queue (periodic tasks, deliveries). */
   jobs: JobQueue;
+  /** Security alerts (docs/alerts.md). */
+  alerts: AlertService;
+  /** The detectors evaluated on ingest; null when ALERTS_DETECTORS_ENABLED is off. */
+  detectors: DetectorEngine | null;
   /** Base URL once listening (http://host:port). */
   url: string;
   /** The Express application being served (tests walk its routes). */
@@ -215,6 +223,8 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
             },
           });
     const ledger = new LedgerService(database, signer, config.AUDIT_LOG_ORIGIN);
+    // Set once the services exist; the ingest hands every committed batch to it (never awaited).
+    let detectors: DetectorEngine | null = null;
     const ingest = new IngestService(
       database,
       ledger,
@@ -227,6 +237,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         },
         // A code and counts only: the database error itself carries the batch's values.
         appendFailed: (f) => (f.fault === 'input' ? logger.warn.bind(logger) : logger.error.bind(logger))(f, 'append failed'),
+        eventsCommitted: (org, appended) => detectors?.observe(org, appended),
       },
     );
     // With Redis, key look-ups are cached by the read cache below (a revocation reaches every
@@ -275,6 +286,25 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       cache,
       { apiKeyLookups: redis !== null },
     );
+
+    // Security alerts: stored, deduplicated, and every change appended to the organization's log.
+    // A worker that only verifies holds no signing key and cannot append: it records the alert
+    // and says so in its log.
+    const alerts = new AlertService(database, {
+      append: signer
+        ? (org, event) => services.events.create(org, event)
+        : (org, event) => {
+            logger.warn({ org, action: event.action }, 'alert recorded; not appended to the log (this worker holds no signing key)');
+            return Promise.resolve();
+          },
+    });
+    services.alerts = alerts;
+    if (config.ALERTS_DETECTORS_ENABLED) {
+      const observer = alertMetrics(metrics.registry, (err) => logger.error({ err }, 'security detectors failed on a batch'));
+      const windows = redis ? new RedisWindowStore(redis, config.CACHE_KEY_PREFIX, () => observer.windowStoreErrors.inc()) : new MemoryWindowStore();
+      detectors = new DetectorEngine(windows, alerts, observer, { maxQueue: config.ALERTS_QUEUE_MAX });
+    }
+    const detectorsOf = () => detectors;
 
     const oidc = serveApi && config.AUTH_OIDC_ISSUER && config.AUTH_OIDC_AUDIENCE ? await OidcVerifier.create(database, oidcOptions(config)) : null;
     const runWorker = config.AUDIT_ROLE === 'worker' || config.AUDIT_ROLE === 'all';
@@ -351,6 +381,17 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
             ].map((k) => parseVerifierKey(k)),
             windowLeaves: config.AUDIT_SELF_AUDIT_WINDOW,
             witnessDir: config.AUDIT_WITNESS_DIR ?? null,
+            onFinding: async (org, finding, findings) => {
+              await alerts.raise(
+                org,
+                {
+                  detector: 'ledger_integrity',
+                  subject: 'ledger',
+                  context: { kind: finding.kind, leafIndex: finding.leafIndex, treeSize: finding.treeSize, reason: finding.reason, findings },
+                },
+                { appendToLog: false },
+              );
+            },
           },
           metrics,
           logger,
@@ -397,10 +438,12 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         shuttingDown = true;
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
+        await detectorsOf()?.flush();
         await privacy.erasures.drain();
         await ingest.drain();
         await jobs.close();
         await selfAudit?.stop();
+        await detectorsOf()?.close();
         await witness?.close();
         // Keep-alive connections become idle as their last responses go out: close them as they do,
         // for up to 5 s, then cut whatever is left.
@@ -411,7 +454,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         for (const c of cleanups) await c().catch(() => undefined);
       })());
 
-    return { database, services, ingest, metrics, signer, bootstrap: boot, selfAudit, witness, jobs, url, app, close };
+    return { database, services, ingest, metrics, signer, bootstrap: boot, selfAudit, witness, jobs, alerts, detectors, url, app, close };
   } catch (err) {
     for (const c of cleanups) await c().catch(() => undefined);
     throw err;

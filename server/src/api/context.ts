@@ -2,6 +2,7 @@
  * What every operation receives: the services and, for authenticated calls, the principal whose
  * organization scopes everything it touches.
  */
+import type { AlertService } from '../alerts/service';
 import type { AuditService } from '../audit/service';
 import type { ApiKeyService, Principal } from '../auth/api-keys';
 import type { IdentityService } from '../auth/identity';
@@ -28,6 +29,8 @@ export interface Services {
   identity: IdentityService | null;
   /** Erasure, legal holds, pseudonyms (docs/privacy.md). */
   privacy: PrivacyService;
+  /** Security alerts (docs/alerts.md); null only where a server is built without them (tools). */
+  alerts?: AlertService | null;
 }
 
 /** Per-request context, independent of the transport (tRPC's inner context: https://trpc.io/docs/server/context#inner-and-outer-context). */

@@ -26,6 +26,7 @@ import { recordAuthEvent, recordRead, type AuditedAccess } from './accountabilit
 import { getEventFor, privacyOperations, queryEventsFor } from './ops-privacy';
 import type { AuthedContext } from './context';
 import { reportOperations } from './ops-reports';
+import { createAlertOperations } from './ops-alerts';
 
 /** How an operation is exposed over REST. */
 export interface RestBinding {
@@ -467,6 +468,7 @@ export function createOperations(limits: InputLimits) {
         return { userId, removed: true as const };
       },
     }),
+    ...createAlertOperations(),
     apiKeysCreate: op({
       kind: 'mutation',
       summary: 'Create an API key for the caller’s organization; the secret is returned once',

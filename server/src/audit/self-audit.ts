@@ -7,8 +7,8 @@
  * process verified and the last one published to the witness directory (so a wholesale rollback,
  * rows, nodes and checkpoints together, is still caught).
  *
- * A finding increments `audit_ledger_verification_failures_total`, logs an error and appends one
- * `ledger_alerts` row per distinct finding; `/ready` is not affected (tampering is an alert, not
+ * A finding increments `audit_ledger_verification_failures_total`, logs an error, appends one
+ * `ledger_alerts` row per distinct finding and raises the `ledger_integrity` security alert; `/ready` is not affected (tampering is an alert, not
  * an outage). A clean run sets `audit_ledger_last_verification_success_timestamp_seconds`.
  */
 import type { Database } from '../db/client';
@@ -50,6 +50,11 @@ export interface SelfAuditOptions {
   windowLeaves: number;
   /** Directory witness to compare with, if configured. */
   witnessDir: string | null;
+  /**
+   * Told of every distinct finding recorded (the `ledger_integrity` security alert, docs/alerts.md);
+   * a failure here is logged, never fails the run.
+   */
+  onFinding?: (org: string, finding: SelfAuditFinding, findings: number) => Promise<void>;
 }
 
 const NODE_BATCH = 2000;
@@ -113,6 +118,9 @@ export class SelfAuditor {
     }
     await repo.insertAlert(this.database.db, { organizationId: result.organizationId, kind: first.kind, leafIndex: first.leafIndex, treeSize: first.treeSize, reason: first.reason });
     this.lastAlert.set(result.organizationId, key);
+    await this.options.onFinding?.(result.organizationId, first, result.findings.length).catch((err: unknown) =>
+      this.logger.error({ org: result.organizationId, err: (err as Error).message }, 'ledger self-audit: raising the security alert failed'),
+    );
   }
 
   /** Audits one organization's recent window; the checkpoint it verified is pinned for the next run. */

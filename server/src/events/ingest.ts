@@ -18,7 +18,7 @@ import { formatRecordedAt, frontierNodes, planInclusion, proveInclusion, type No
 import { LogWriter, type AppendedLog, type CheckpointSigner } from '../tlog/log-writer';
 import { readNodes, readNodesAndSize } from '../tlog/repository';
 import { uuidv7 } from '../util/uuid';
-import { createSaltSource, prepareEvent, sealEvent, type PreparedEvent } from './commit-form';
+import { createSaltSource, prepareEvent, sealEvent, type FieldValues, type PreparedEvent } from './commit-form';
 import * as repo from './repository';
 import type { EventInput, Receipt } from './schema';
 
@@ -39,6 +39,20 @@ export interface IngestObserver {
   checkpointCommitted?(org: string, treeSize: number, note: string): void;
   /** Events failed; the others of their batch were retried without them. */
   appendFailed?(failure: AppendFailure): void;
+  /**
+   * The events a batch appended (not idempotent repeats), called after COMMIT, before the receipts
+   * are computed, never awaited: it must only hand them on (detectors, live streams).
+   */
+  eventsCommitted?(org: string, events: CommittedEventInfo[]): void;
+}
+
+/** A newly appended event as {@link IngestObserver.eventsCommitted} reports it. */
+export interface CommittedEventInfo {
+  id: string;
+  leafIndex: number;
+  recordedAt: Date;
+  /** Field values as committed. */
+  values: FieldValues;
 }
 
 /** Tuning of {@link IngestService}. */
@@ -357,6 +371,13 @@ export class IngestService {
     if (committed.nodes.length > 0) {
       this.observer.batchCommitted(committed.nodes.filter((n) => n.level === 0).length);
       this.observer.checkpointCommitted?.(org, committed.size, committed.note);
+      if (this.observer.eventsCommitted) {
+        const appended: CommittedEventInfo[] = [];
+        committed.placed.forEach((pl, i) => {
+          if (!pl.duplicate) appended.push({ id: pl.id, leafIndex: pl.leafIndex, recordedAt: pl.recordedAt, values: prepared[i]!.values });
+        });
+        this.observer.eventsCommitted(org, appended);
+      }
     }
     return committed;
   }

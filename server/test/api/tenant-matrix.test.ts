@@ -35,6 +35,8 @@ describeEachBackend('tenant isolation of every documented read on %s', (backend)
   const markers: string[] = [];
   /** Parameter values that point at A's data. */
   const values: Record<string, string> = {};
+  /** Values for one operation only (an `id` that is not an event's). */
+  const valuesFor: Record<string, Record<string, string>> = {};
   const A_EVENTS = 6;
 
   beforeAll(async () => {
@@ -102,6 +104,15 @@ describeEachBackend('tenant isolation of every documented read on %s', (backend)
       conn.release();
     }
     markers.push('tenant-a-alert');
+    // A security alert and detector settings of A's (not appended: A's log stays as counted above).
+    const alert = await srv.runtime.alerts.raise(
+      srv.organizationId,
+      { detector: 'tenant-a-detector', subject: 'principal:tenant-a-principal', eventIds: [values.id!], context: { note: 'tenant-a-alert-context' } },
+      { appendToLog: false },
+    );
+    valuesFor.alertsGet = { id: alert.id };
+    await srv.runtime.alerts.updateSettings(srv.organizationId, { timeZone: 'Pacific/Chatham' }, { principalId: 'tenant-a-admin', principalType: 'test' });
+    markers.push(alert.id, 'tenant-a-detector', 'tenant-a-alert-context', 'Pacific/Chatham');
     // Indexes and sizes only A's log reaches (B has 2 leaves).
     Object.assign(values, {
       leafIndex: String(A_EVENTS - 1),
@@ -137,7 +148,7 @@ describeEachBackend('tenant isolation of every documented read on %s', (backend)
         const query = new URLSearchParams();
         for (const p of op.parameters) {
           if (oneOf.includes(p.name) && p.name !== chosen) continue;
-          const value = values[p.name] ?? p.example;
+          const value = valuesFor[op.operationId]?.[p.name] ?? values[p.name] ?? p.example;
           if (value === undefined) continue;
           if (p.in === 'path') path = path.replace(`{${p.name}}`, encodeURIComponent(value));
           else query.set(p.name, value);
@@ -207,8 +218,9 @@ describeEachBackend('tenant isolation of every documented read on %s', (backend)
         undefined,
         srv.adminKey,
       );
-      // A's log also holds the auth.apikey.create event of the key created in beforeAll.
-      expect((asA.body.groups as Array<{ count: number }>).reduce((n, g) => n + g.count, 0)).toBe(A_EVENTS + 1);
+      // A's log also holds the auth.apikey.create event of the key created in beforeAll, and the
+      // alert.settings.update of its alert settings.
+      expect((asA.body.groups as Array<{ count: number }>).reduce((n, g) => n + g.count, 0)).toBe(A_EVENTS + 2);
     },
   );
 });

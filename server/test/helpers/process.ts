@@ -52,6 +52,8 @@ export async function spawnServer(env: Record<string, string>, timeoutMs = 180_0
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '/tmp',
       HOST: '127.0.0.1',
+      // As in helpers/server.ts: the detectors' own `alert.*` events would change other tests' counts.
+      ALERTS_DETECTORS_ENABLED: 'false',
       ...env,
       LOG_LEVEL: level,
       PORT: String(fixedPort),

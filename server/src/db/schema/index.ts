@@ -7,3 +7,4 @@ export * from './producer-keys';
 export * from './identity';
 export * from './privacy';
 export * from './reports';
+export * from './security-alerts';

@@ -1,6 +1,7 @@
 import type { Operations } from '../../api/operations';
 import { mutationOf, queryOf } from '../procedure';
 import { router } from '../trpc';
+import { alertsRouter } from './alerts';
 import { apiKeysRouter } from './api-keys';
 import { eventsRouter } from './events';
 import { ledgerRouter } from './ledger';
@@ -22,6 +23,7 @@ export function createAppRouter(operations: Operations) {
     privacy: privacyRouter(operations),
     legalHolds: legalHoldsRouter(operations),
     reports: reportsRouter(operations),
+    alerts: alertsRouter(operations),
   });
 }
 

@@ -1,0 +1,133 @@
+/** Queries of the alerts: the deduplicating upsert, lifecycle updates, listing, counts, settings. */
+import { and, count, desc, eq, inArray, lt, sql, type SQL } from 'drizzle-orm';
+import type { Db } from '../db/client';
+import { alertSettings, securityAlerts, type SecurityAlertSeverity, type SecurityAlertStatus } from '../db/schema';
+import { uuidv7 } from '../util/uuid';
+
+/** An alert row. */
+export type AlertRow = typeof securityAlerts.$inferSelect;
+
+/** Most event ids an alert keeps (the first ones; `count` keeps counting). */
+export const MAX_EVENT_IDS = 100;
+
+/** What one raise adds. */
+export interface RaiseRow {
+  organizationId: string;
+  detector: string;
+  subject: string;
+  severity: SecurityAlertSeverity;
+  title: string;
+  count: number;
+  eventIds: string[];
+  context: Record<string, unknown>;
+  at: Date;
+}
+
+/**
+ * Opens an alert, or adds to the open one (`active` or `acknowledged`) of the same detector and
+ * subject, in one statement: the partial unique index settles races between replicas. Event ids
+ * are merged without duplicates, first ones kept, at most {@link MAX_EVENT_IDS}; the context is
+ * the newest raise's.
+ */
+export async function upsertOpenAlert(db: Db, r: RaiseRow): Promise<{ row: AlertRow; created: boolean }> {
+  const ids = JSON.stringify(r.eventIds.slice(0, MAX_EVENT_IDS));
+  const id = uuidv7(r.at.getTime());
+  const [row] = await db
+    .insert(securityAlerts)
+    .values({
+      organizationId: r.organizationId,
+      id,
+      detector: r.detector,
+      subject: r.subject,
+      severity: r.severity,
+      status: 'active',
+      title: r.title,
+      count: r.count,
+      eventIds: sql`${ids}::jsonb`,
+      context: r.context,
+      firstSeenAt: r.at,
+      lastSeenAt: r.at,
+      updatedAt: r.at,
+    })
+    .onConflictDoUpdate({
+      target: [securityAlerts.organizationId, securityAlerts.detector, securityAlerts.subject],
+      targetWhere: sql`status IN ('active', 'acknowledged')`,
+      set: {
+        count: sql`${securityAlerts.count} + excluded.count`,
+        eventIds: sql`(SELECT coalesce(jsonb_agg(v ORDER BY n), '[]'::jsonb) FROM (
+          SELECT v, min(n) AS n FROM jsonb_array_elements(${securityAlerts.eventIds} || excluded.event_ids) WITH ORDINALITY AS e(v, n)
+          GROUP BY v ORDER BY min(n) LIMIT ${MAX_EVENT_IDS}) s)`,
+        context: sql`excluded.context`,
+        lastSeenAt: sql`greatest(${securityAlerts.lastSeenAt}, excluded.last_seen_at)`,
+        updatedAt: sql`excluded.updated_at`,
+      },
+    })
+    .returning();
+  // The row carries the new id only when it was inserted (an update keeps the open alert's id).
+  return { row: row!, created: row!.id === id };
+}
+
+/** One alert of an organization. */
+export async function findAlert(db: Db, org: string, id: string): Promise<AlertRow | null> {
+  const [row] = await db.select().from(securityAlerts).where(and(eq(securityAlerts.organizationId, org), eq(securityAlerts.id, id)));
+  return row ?? null;
+}
+
+/** A lifecycle change, applied only from the allowed statuses; null when the alert is not in one of them. */
+export async function transition(
+  db: Db,
+  org: string,
+  id: string,
+  from: SecurityAlertStatus[],
+  set: Partial<Pick<AlertRow, 'status' | 'acknowledgedAt' | 'acknowledgedBy' | 'closedAt' | 'closedBy' | 'note' | 'updatedAt'>>,
+): Promise<AlertRow | null> {
+  const [row] = await db
+    .update(securityAlerts)
+    .set(set)
+    .where(and(eq(securityAlerts.organizationId, org), eq(securityAlerts.id, id), inArray(securityAlerts.status, from)))
+    .returning();
+  return row ?? null;
+}
+
+/** A page of alerts, newest first (by id: UUIDv7 of the time the alert opened). */
+export async function listAlerts(
+  db: Db,
+  org: string,
+  q: { statuses?: SecurityAlertStatus[]; detector?: string; before?: string; limit: number },
+): Promise<AlertRow[]> {
+  const where: SQL[] = [eq(securityAlerts.organizationId, org)];
+  if (q.statuses) where.push(inArray(securityAlerts.status, q.statuses));
+  if (q.detector) where.push(eq(securityAlerts.detector, q.detector));
+  if (q.before) where.push(lt(securityAlerts.id, q.before));
+  return db
+    .select()
+    .from(securityAlerts)
+    .where(and(...where))
+    .orderBy(desc(securityAlerts.id))
+    .limit(q.limit + 1);
+}
+
+/** Alert counts by status, detector and severity. */
+export async function countAlerts(db: Db, org: string): Promise<Array<{ status: SecurityAlertStatus; detector: string; severity: SecurityAlertSeverity; n: number }>> {
+  const rows = await db
+    .select({ status: securityAlerts.status, detector: securityAlerts.detector, severity: securityAlerts.severity, n: count() })
+    .from(securityAlerts)
+    .where(eq(securityAlerts.organizationId, org))
+    .groupBy(securityAlerts.status, securityAlerts.detector, securityAlerts.severity);
+  return rows.map((r) => ({ ...r, n: Number(r.n) }));
+}
+
+/** An organization's stored settings, or null for the defaults. */
+export async function readSettings(db: Db, org: string): Promise<{ timeZone: string; thresholds: Record<string, unknown> } | null> {
+  const [row] = await db.select().from(alertSettings).where(eq(alertSettings.organizationId, org));
+  return row ? { timeZone: row.timeZone, thresholds: row.thresholds } : null;
+}
+
+/** Stores an organization's settings. */
+export async function writeSettings(db: Db, org: string, timeZone: string, thresholds: Record<string, unknown>): Promise<void> {
+  const now = new Date();
+  await db
+    .insert(alertSettings)
+    .values({ organizationId: org, timeZone, thresholds: thresholds as Record<string, Record<string, number>>, updatedAt: now })
+    .onConflictDoUpdate({ target: alertSettings.organizationId, set: { timeZone, thresholds: thresholds as Record<string, Record<string, number>>, updatedAt: now } });
+}
