@@ -48,7 +48,7 @@ export interface ReportPageQuery {
 
 /** Reads one page of a report's events, oldest first. */
 export async function reportPage(db: Db, q: ReportPageQuery): Promise<ReportEventRow[]> {
-  const where: SQL[] = [eq(events.organizationId, q.org)];
+  const where: SQL[] = [eq(events.organizationId, q.org), lt(events.leafIndex, q.treeSize)];
   where.push('patientId' in q.subject ? eq(events.patientId, q.subject.patientId) : eq(events.principalId, q.subject.principalId));
   if (q.from) where.push(gte(events.recordedAt, q.from));
   if (q.to) where.push(lt(events.recordedAt, q.to));
