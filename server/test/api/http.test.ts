@@ -32,7 +32,7 @@ describeEachBackend('HTTP surface on %s', (backend) => {
     const ids = Object.values(
       res.body.paths as Record<string, Record<string, { operationId: string }>>,
     ).flatMap((p) => Object.values(p).map((o) => o.operationId));
-    expect(ids.sort()).toEqual([...Object.keys(operations), 'ledgerExportBundle'].sort());
+    expect(ids.sort()).toEqual([...Object.keys(operations), 'ledgerExportBundle', 'reportsCreate'].sort());
     expect(Object.keys(res.body.paths['/ledger/export'].get.responses['200'].content)).toEqual([
       'application/x-ndjson',
     ]);

@@ -113,6 +113,9 @@ describeEachBackend('tenant isolation of every documented read on %s', (backend)
     valuesFor.alertsGet = { id: alert.id };
     await srv.runtime.alerts.updateSettings(srv.organizationId, { timeZone: 'Pacific/Chatham' }, { principalId: 'tenant-a-admin', principalType: 'test' });
     markers.push(alert.id, 'tenant-a-detector', 'tenant-a-alert-context', 'Pacific/Chatham');
+    // A disclosure rule of A's (set through the service: not appended, A's log stays as counted).
+    await srv.runtime.services.reports.setDisclosureRule(srv.organizationId, { actionPrefixes: [], actions: ['tenant-a.disclosure-action'], eventsWithRecipient: true, excludedPurposes: [] }, 'tenant-a-admin');
+    markers.push('tenant-a.disclosure-action');
     // Indexes and sizes only A's log reaches (B has 2 leaves).
     Object.assign(values, {
       leafIndex: String(A_EVENTS - 1),
