@@ -101,6 +101,14 @@ export const configSchema = z.object({
     .describe('serve the job functions to an Inngest server at `/api/inngest`, requests signed with this key (unset = no Inngest endpoint, nothing Inngest-specific runs)'),
   INNGEST_BASE_URL: z.url({ protocol: /^https?$/ }).optional()
     .describe('the Inngest server the endpoint registers with (self-hosted, e.g. `http://inngest:8288`); unset = Inngest Cloud'),
+  DELIVERY_SECRET_KEY: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, '32 bytes, standard base64 (openssl rand -base64 32)').optional()
+    .describe('seals the webhook secrets and HEC tokens of delivery destinations (AES-256-GCM); unset = a fixed development key outside production, and no destination with a secret in production'),
+  DELIVERY_BATCH_EVENTS: int(1, 10_000).default(500).describe('most events in one delivery batch (it ends at a signed checkpoint, so it may hold a few more)'),
+  DELIVERY_ATTEMPTS: int(1, 100).default(8).describe('attempts of a delivery job before its failing batch becomes a dead letter'),
+  DELIVERY_BACKOFF_MS: int(1, 3_600_000).default(2000).describe('delay before the first delivery retry; each later one waits twice as long'),
+  DELIVERY_TIMEOUT_MS: int(100, 300_000).default(10_000).describe('timeout of one send to a destination'),
+  DELIVERY_SWEEP_INTERVAL_MS: int(0, 3_600_000).default(2000)
+    .describe('worker: how often destinations with a backlog are started and the delivery lag is measured (0 = never: deliveries start only on changes)'),
   PARTITION_MONTHS_AHEAD: int(1, 36).default(3).describe('monthly event partitions created ahead'),
   PRIVACY_ERASURE_BATCH_SIZE: int(1, 100_000).default(1000)
     .describe('events erased per transaction of a subject erasure (docs/privacy.md)'),
@@ -159,6 +167,7 @@ export const FILE_VARIABLES = [
   'AUDIT_WITNESS_URL',
   'AUTH_SECRET',
   'INNGEST_SIGNING_KEY',
+  'DELIVERY_SECRET_KEY',
 ] as const satisfies ReadonlyArray<keyof typeof configSchema.shape>;
 
 /** A variable that may carry a secret ({@link FILE_VARIABLES}). */
@@ -173,8 +182,8 @@ export type SecretVariable = (typeof FILE_VARIABLES)[number];
  */
 export const ROLE_SECRETS = {
   migrate: ['DATABASE_URL'],
-  api: ['DATABASE_URL', 'REDIS_URL', 'AUDIT_SIGNING_KEY', 'AUDIT_BOOTSTRAP_API_KEY', 'AUDIT_WITNESS_URL', 'AUTH_SECRET', 'INNGEST_SIGNING_KEY'],
-  worker: ['DATABASE_URL', 'REDIS_URL', 'AUDIT_VERIFIER_KEY', 'AUDIT_TRUSTED_VERIFIER_KEYS'],
+  api: ['DATABASE_URL', 'REDIS_URL', 'AUDIT_SIGNING_KEY', 'AUDIT_BOOTSTRAP_API_KEY', 'AUDIT_WITNESS_URL', 'AUTH_SECRET', 'INNGEST_SIGNING_KEY', 'DELIVERY_SECRET_KEY'],
+  worker: ['DATABASE_URL', 'REDIS_URL', 'AUDIT_VERIFIER_KEY', 'AUDIT_TRUSTED_VERIFIER_KEYS', 'DELIVERY_SECRET_KEY'],
 } as const satisfies Record<'migrate' | 'api' | 'worker', readonly SecretVariable[]>;
 
 /** The validated configuration. */

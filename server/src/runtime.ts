@@ -2,7 +2,7 @@
  * Builds a running server from a configuration: database (migrated), Redis, signer, services,
  * HTTP app, and the worker's periodic upkeep. main.ts and the tests both use it.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type express from 'express';
@@ -34,6 +34,7 @@ import { openDatabase, type Database } from './db/client';
 import { ensurePartitions, expectedSchemaVersion, migrate } from './db/migrate';
 import { IngestService } from './events/ingest';
 import { EventService } from './events/service';
+import { DeliveryService } from './delivery/service';
 import { ExportService } from './export/service';
 import { createApp } from './http/app';
 import { parseVerifierKey, type Signer } from './ledger';
@@ -131,6 +132,15 @@ async function republishLatest(database: Database, witness: WitnessPublisher): P
     if (cp) witness.enqueue(org, cp.treeSize, cp.note);
   }
   await witness.flush();
+}
+
+/**
+ * The key sealing delivery secrets: DELIVERY_SECRET_KEY; outside production a fixed development
+ * key (documented: it protects nothing); in production without it, no destination may hold a secret.
+ */
+function deliverySecretKey(config: Config): Buffer | null {
+  if (config.DELIVERY_SECRET_KEY) return Buffer.from(config.DELIVERY_SECRET_KEY, 'base64');
+  return config.NODE_ENV === 'production' ? null : createHash('sha256').update('smedrec-audit development delivery key').digest();
 }
 
 /** The `/api/inngest` handler, required on first use so the SDK is loaded only when configured. */
@@ -281,8 +291,24 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     const reports = new ReportService(database.db, (org) => ledger.originOf(org), trustedVerifiers);
     const eventLimits = { maxBytes: config.EVENT_MAX_BYTES, maxDepth: config.EVENT_MAX_DEPTH, maxStringLength: config.EVENT_MAX_STRING_LENGTH, maxKeys: config.EVENT_MAX_KEYS };
     const fhir = new FhirService(database.db, events, eventLimits);
+    // Delivery to SIEMs and webhooks through the job queue (docs/delivery.md).
+    const deliveries = new DeliveryService(
+      database,
+      jobs,
+      {
+        origin: config.AUDIT_LOG_ORIGIN,
+        secretKey: deliverySecretKey(config),
+        batchEvents: config.DELIVERY_BATCH_EVENTS,
+        attempts: config.DELIVERY_ATTEMPTS,
+        backoffMs: config.DELIVERY_BACKOFF_MS,
+        timeoutMs: config.DELIVERY_TIMEOUT_MS,
+        rotationGraceMs: DAY_MS,
+      },
+      logger,
+      metrics.deliveryObserver,
+    );
     const services: Services = cacheServices(
-      { events, ledger, exports: new ExportService(database, ledger), audit: new AuditService(database), apiKeys, identity, privacy, reports, fhir },
+      { events, ledger, exports: new ExportService(database, ledger), audit: new AuditService(database), apiKeys, identity, privacy, reports, fhir, deliveries },
       cache,
       { apiKeyLookups: redis !== null },
     );
@@ -406,6 +432,8 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       { name: 'partition-upkeep', everyMs: DAY_MS, run: async () => logCreated(await ensurePartitions(database, config.PARTITION_MONTHS_AHEAD)) },
       ...(selfAudit ? [{ name: 'self-audit', everyMs: config.AUDIT_SELF_AUDIT_INTERVAL_MS, run: () => selfAudit.runOnce() }] : []),
       ...(witness ? [{ name: 'witness-publication', everyMs: config.AUDIT_WITNESS_INTERVAL_MS, run: () => republishLatest(database, witness) }] : []),
+      // Destinations with a backlog are started, and the delivery lag measured.
+      { name: 'delivery-sweep', everyMs: config.DELIVERY_SWEEP_INTERVAL_MS, attempts: 1, run: () => deliveries.sweep() },
       // Erasures whose process died (or that a released legal hold paused) are finished.
       { name: 'erasure-resumption', everyMs: config.PRIVACY_RESUME_INTERVAL_MS, run: async () => logResumed(await privacy.erasures.resumePending()) },
     ];

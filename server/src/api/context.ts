@@ -7,6 +7,7 @@ import type { AuditService } from '../audit/service';
 import type { ApiKeyService, Principal } from '../auth/api-keys';
 import type { IdentityService } from '../auth/identity';
 import type { EventService } from '../events/service';
+import type { DeliveryService } from '../delivery/service';
 import type { ExportService } from '../export/service';
 import type { Logger } from '../observability/logger';
 import type { FhirService } from '../fhir/service';
@@ -31,6 +32,8 @@ export interface Services {
   privacy: PrivacyService;
   /** Security alerts (docs/alerts.md); null only where a server is built without them (tools). */
   alerts?: AlertService | null;
+  /** SIEM and webhook destinations and their delivery (docs/delivery.md). */
+  deliveries: DeliveryService;
 }
 
 /** Per-request context, independent of the transport (tRPC's inner context: https://trpc.io/docs/server/context#inner-and-outer-context). */

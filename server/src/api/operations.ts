@@ -23,6 +23,7 @@ import {
 } from '../events/schema';
 import { safeText } from '../util/safe-input';
 import { recordAuthEvent, recordRead, type AuditedAccess } from './accountability';
+import { deliveryOperations } from './ops-delivery';
 import { getEventFor, privacyOperations, queryEventsFor } from './ops-privacy';
 import type { AuthedContext } from './context';
 import { reportOperations } from './ops-reports';
@@ -514,6 +515,7 @@ export function createOperations(limits: InputLimits) {
       },
     }),
     ...privacyOperations(),
+    ...deliveryOperations(),
   };
 }
 

@@ -46,6 +46,8 @@ export const PERMISSIONS = {
   'admin.apiKeys:manage': 'create and revoke API keys',
   'admin.members:read': 'list members of the organization and their roles',
   'admin.members:manage': 'add and remove members, change roles',
+  'admin.destinations:read': 'list SIEM and webhook destinations, their delivery state and dead letters (never their secrets)',
+  'admin.destinations:manage': 'create, change, rotate the secret of, delete destinations; replay dead letters',
   'account.self:read': 'who am I: the caller’s own identity, organization and role',
   'privacy.subjects:erase': 'erase a data subject’s personal data from every event naming it; list erasure requests',
   'privacy.pseudonyms:resolve': 'see patient and principal ids as they are (others see pseudonyms) and resolve a pseudonym (audited)',

@@ -23,6 +23,9 @@ export const METRIC_NAMES = {
   jobQueueDepth: 'audit_job_queue_depth',
   jobDurationSeconds: 'audit_job_duration_seconds',
   jobFailuresTotal: 'audit_job_failures_total',
+  deliveryBatchesTotal: 'audit_delivery_batches_total',
+  deliveryLagSeconds: 'audit_delivery_lag_seconds',
+  deliveryBacklogEvents: 'audit_delivery_backlog_events',
 } as const;
 
 /** Prefix of Node.js process metrics from prom-client's default collectors. */

@@ -163,6 +163,35 @@ export class Metrics {
     },
   };
 
+  readonly deliveryBatches = new client.Counter({
+    name: METRIC_NAMES.deliveryBatchesTotal,
+    help: 'Delivery batches by destination kind and result (ok; retry: will be sent again; dead: moved to the dead letters)',
+    labelNames: ['kind', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly deliveryLag = new client.Gauge({
+    name: METRIC_NAMES.deliveryLagSeconds,
+    help: 'Age in seconds of the oldest event not yet delivered to each destination (0 when caught up), as of the last delivery sweep',
+    labelNames: ['destination'] as const,
+    registers: [this.registry],
+  });
+  readonly deliveryBacklog = new client.Gauge({
+    name: METRIC_NAMES.deliveryBacklogEvents,
+    help: 'Events not yet delivered to each destination, as of the last delivery sweep',
+    labelNames: ['destination'] as const,
+    registers: [this.registry],
+  });
+
+  /** Observer for deliveries. */
+  readonly deliveryObserver = {
+    delivered: (_destination: string, kind: string) => this.deliveryBatches.inc({ kind, result: 'ok' }),
+    failed: (_destination: string, kind: string, final: boolean) => this.deliveryBatches.inc({ kind, result: final ? 'dead' : 'retry' }),
+    lag: (destination: string, seconds: number, backlog: number) => {
+      this.deliveryLag.set({ destination }, seconds);
+      this.deliveryBacklog.set({ destination }, backlog);
+    },
+  };
+
   /** Reports the job queue's depth at every scrape. */
   observeJobQueue(counts: () => Promise<Record<string, Record<string, number>>>): void {
     this.jobCounts = counts;

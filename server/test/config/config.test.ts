@@ -76,6 +76,7 @@ describe('configuration', () => {
         AUDIT_WITNESS_URL: 'https://witness.example/add',
         AUTH_SECRET: 's'.repeat(40),
         INNGEST_SIGNING_KEY: 'signkey-prod-' + 'ab'.repeat(32),
+        DELIVERY_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'),
       };
       for (const [role, names] of Object.entries(ROLE_SECRETS)) {
         const env = Object.fromEntries(names.map((n) => [n, standIn[n]]));
@@ -113,6 +114,7 @@ describe('configuration', () => {
         AUDIT_WITNESS_URL: 'https://witness.example/add',
         AUTH_SECRET: 's'.repeat(40),
         INNGEST_SIGNING_KEY: 'signkey-prod-' + 'ab'.repeat(32),
+        DELIVERY_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'),
       };
       const c = loadConfig({ [`${name}_FILE`]: file(name, `${values[name]}\n`) });
       const got = c[name];

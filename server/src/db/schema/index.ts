@@ -8,3 +8,4 @@ export * from './identity';
 export * from './privacy';
 export * from './reports';
 export * from './security-alerts';
+export * from './delivery';

@@ -3,6 +3,7 @@ import { mutationOf, queryOf } from '../procedure';
 import { router } from '../trpc';
 import { alertsRouter } from './alerts';
 import { apiKeysRouter } from './api-keys';
+import { deliveriesRouter, destinationsRouter } from './delivery';
 import { eventsRouter } from './events';
 import { ledgerRouter } from './ledger';
 import { legalHoldsRouter, privacyRouter } from './privacy';
@@ -24,6 +25,8 @@ export function createAppRouter(operations: Operations) {
     legalHolds: legalHoldsRouter(operations),
     reports: reportsRouter(operations),
     alerts: alertsRouter(operations),
+    destinations: destinationsRouter(operations),
+    deliveries: deliveriesRouter(operations),
   });
 }
 
