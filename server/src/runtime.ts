@@ -323,6 +323,9 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
             logger.warn({ org, action: event.action }, 'alert recorded; not appended to the log (this worker holds no signing key)');
             return Promise.resolve();
           },
+      // Every raise and change goes to the organization's SIEM and webhook destinations (docs/delivery.md).
+      onChange: (org, alert, change) =>
+        void deliveries.enqueueAlert(org, { ...alert, change }).catch((err: unknown) => logger.warn({ org, alert: alert.id, err: (err as Error).message }, 'alert not queued for delivery')),
     });
     services.alerts = alerts;
     if (config.ALERTS_DETECTORS_ENABLED) {
