@@ -6,6 +6,7 @@
  * same request must contain something of A's, so no case passes because the request found nothing
  * at all. A new GET operation is covered the day it is documented.
  */
+import { addDeadLetter } from '../../src/delivery/repository';
 import { generateKeyPairSync } from 'node:crypto';
 import { createOrganization } from '../../src/auth/organizations';
 import { uuidv4 } from '../../src/util/uuid';
@@ -116,6 +117,13 @@ describeEachBackend('tenant isolation of every documented read on %s', (backend)
     // A disclosure rule of A's (set through the service: not appended, A's log stays as counted).
     await srv.runtime.services.reports.setDisclosureRule(srv.organizationId, { actionPrefixes: [], actions: ['tenant-a.disclosure-action'], eventsWithRecipient: true, excludedPurposes: [] }, 'tenant-a-admin');
     markers.push('tenant-a.disclosure-action');
+    // A paused destination of A's, with a dead letter.
+    const dest = await srv.runtime.services.deliveries.create(srv.organizationId, { name: 'tenant-a-destination', kind: 'syslog', url: 'syslog+tls://127.0.0.1:9', startAt: 'now' });
+    await srv.runtime.services.deliveries.update(srv.organizationId, dest.id, { enabled: false });
+    await addDeadLetter(srv.runtime.database.db, { organizationId: srv.organizationId, destinationId: dest.id, id: 'tenant-a-dead-letter', kind: 'alert', payload: {}, error: 'x', attempts: 1 });
+    valuesFor.destinationsGet = { id: dest.id };
+    valuesFor.deliveriesDeadLetters = { id: dest.id };
+    markers.push(dest.id, 'tenant-a-destination', 'tenant-a-dead-letter');
     // Indexes and sizes only A's log reaches (B has 2 leaves).
     Object.assign(values, {
       leafIndex: String(A_EVENTS - 1),
