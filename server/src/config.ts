@@ -147,6 +147,12 @@ export const configSchema = z.object({
     .describe('evaluate the security detectors on every committed batch (docs/alerts.md); off = only alerts raised by other components'),
   ALERTS_QUEUE_MAX: int(100, 10_000_000).default(100_000)
     .describe('most committed events waiting for the detectors; beyond it batches are skipped and counted (audit_detector_events_dropped_total)'),
+  STREAM_MAX_CLIENTS: int(0, 100_000).default(1000)
+    .describe('most live-stream connections (SSE and tRPC subscriptions) per process (0 = streams off)'),
+  STREAM_MAX_LAG_EVENTS: int(10, 10_000_000).default(10_000)
+    .describe('a live-stream client this many events behind the log is disconnected (it can resume with Last-Event-ID)'),
+  STREAM_HEARTBEAT_MS: int(1000, 300_000).default(15_000)
+    .describe('comment line sent on idle live streams so proxies keep them open'),
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional()
     .describe('OTLP/HTTP endpoint for traces; unset = no tracing'),
   OTEL_SERVICE_NAME: z.string().default('audit-server').describe('service.name resource attribute'),

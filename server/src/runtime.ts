@@ -13,6 +13,8 @@ import { DetectorEngine } from './alerts/engine';
 import { alertMetrics } from './alerts/metrics';
 import { AlertService } from './alerts/service';
 import { MemoryWindowStore, RedisWindowStore } from './alerts/windows';
+import { MemoryStreamBus, RedisStreamBus } from './streams/bus';
+import { StreamHub } from './streams/hub';
 import { SelfAuditor } from './audit/self-audit';
 import { AuditService } from './audit/service';
 import { DirectoryWitness, HttpWitness, WitnessPublisher, type WitnessDestination } from './audit/witness';
@@ -235,6 +237,17 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     const ledger = new LedgerService(database, signer, config.AUDIT_LOG_ORIGIN);
     // Set once the services exist; the ingest hands every committed batch to it (never awaited).
     let detectors: DetectorEngine | null = null;
+    // Live streams: every committed batch tells every replica the log's new size (one small
+    // notification per batch, Redis pub/sub when configured).
+    const streams =
+      config.STREAM_MAX_CLIENTS === 0
+        ? null
+        : new StreamHub(
+            database,
+            redis ? new RedisStreamBus(redis, config.CACHE_KEY_PREFIX, (err) => logger.warn({ err: (err as Error).message }, 'live stream bus error')) : new MemoryStreamBus(),
+            { maxClients: config.STREAM_MAX_CLIENTS, maxLagEvents: config.STREAM_MAX_LAG_EVENTS },
+            { disconnected: (reason, slow) => slow && logger.info({ reason }, 'live stream client disconnected') },
+          );
     const ingest = new IngestService(
       database,
       ledger,
@@ -247,7 +260,10 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         },
         // A code and counts only: the database error itself carries the batch's values.
         appendFailed: (f) => (f.fault === 'input' ? logger.warn.bind(logger) : logger.error.bind(logger))(f, 'append failed'),
-        eventsCommitted: (org, appended) => detectors?.observe(org, appended),
+        eventsCommitted: (org, appended) => {
+          detectors?.observe(org, appended);
+          streams?.committed(org, appended);
+        },
       },
     );
     // With Redis, key look-ups are cached by the read cache below (a revocation reaches every
@@ -323,11 +339,15 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
             logger.warn({ org, action: event.action }, 'alert recorded; not appended to the log (this worker holds no signing key)');
             return Promise.resolve();
           },
-      // Every raise and change goes to the organization's SIEM and webhook destinations (docs/delivery.md).
-      onChange: (org, alert, change) =>
-        void deliveries.enqueueAlert(org, { ...alert, change }).catch((err: unknown) => logger.warn({ org, alert: alert.id, err: (err as Error).message }, 'alert not queued for delivery')),
+      // Every raise and change goes to the live streams and to the organization's SIEM and webhook
+      // destinations (docs/delivery.md).
+      onChange: (org, alert, change) => {
+        streams?.alertChanged(org, alert, change);
+        void deliveries.enqueueAlert(org, { ...alert, change }).catch((err: unknown) => logger.warn({ org, alert: alert.id, err: (err as Error).message }, 'alert not queued for delivery'));
+      },
     });
     services.alerts = alerts;
+    services.streams = streams;
     if (config.ALERTS_DETECTORS_ENABLED) {
       const observer = alertMetrics(metrics.registry, (err) => logger.error({ err }, 'security detectors failed on a batch'));
       const windows = redis ? new RedisWindowStore(redis, config.CACHE_KEY_PREFIX, () => observer.windowStoreErrors.inc()) : new MemoryWindowStore();
@@ -349,6 +369,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
           ? new RedisRateLimiter(redis, config.RATE_LIMIT_PER_MINUTE)
           : new MemoryRateLimiter(config.RATE_LIMIT_PER_MINUTE);
     const app = createApp({
+      streamHeartbeatMs: config.STREAM_HEARTBEAT_MS,
       services,
       logger,
       metrics,
@@ -467,6 +488,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     const close = () =>
       (closing ??= (async () => {
         shuttingDown = true;
+        await streams?.close();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         await detectorsOf()?.flush();

@@ -4,6 +4,7 @@
  */
 import type { AlertService } from '../alerts/service';
 import type { AuditService } from '../audit/service';
+import type { StreamHub } from '../streams/hub';
 import type { ApiKeyService, Principal } from '../auth/api-keys';
 import type { IdentityService } from '../auth/identity';
 import type { EventService } from '../events/service';
@@ -34,6 +35,8 @@ export interface Services {
   alerts?: AlertService | null;
   /** SIEM and webhook destinations and their delivery (docs/delivery.md). */
   deliveries: DeliveryService;
+  /** Live streams of new events and alerts (docs/alerts.md); null when STREAM_MAX_CLIENTS=0. */
+  streams?: StreamHub | null;
 }
 
 /** Per-request context, independent of the transport (tRPC's inner context: https://trpc.io/docs/server/context#inner-and-outer-context). */

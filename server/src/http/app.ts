@@ -37,6 +37,7 @@ import {
   type ErrorReply,
 } from './middleware';
 import { authRouter, type AuthRoutesDeps } from './auth-routes';
+import { eventStreamRouter } from './event-stream';
 import { exportRouter } from './export';
 import { fhirRouter } from './fhir';
 import { openApiDocument } from './openapi';
@@ -66,6 +67,8 @@ export interface AppDeps {
   oidc?: OidcVerifier | null;
   /** Sign-in attempt limits (AUTH_LOGIN_*); null = unlimited. */
   loginLimiter?: LoginLimiter | null;
+  /** Comment line interval on idle live streams (STREAM_HEARTBEAT_MS). */
+  streamHeartbeatMs?: number;
   /** Told of every sign-in attempt (the audit trail). */
   onSignIn?: AuthRoutesDeps['onSignIn'];
   /**
@@ -121,6 +124,8 @@ export function createApp(deps: AppDeps): Express {
     express.json({ limit: deps.bodyLimitBytes, strict: true }),
   );
   api.use(exportRouter()); // streaming, outside the JSON operation table
+  // Live events (SSE), before the table's GET /events/:id would take "stream" for an id.
+  if (deps.services.streams) api.use(eventStreamRouter(deps.services.streams, deps.streamHeartbeatMs ?? 15_000));
   api.use(reportsRouter()); // streaming too
   api.use(restRouter(operations));
   api.use((req, res) => sendError(res, 'NOT_FOUND', `no route ${req.method} ${req.baseUrl}${req.path}`, stateOf(req).requestId));

@@ -54,8 +54,35 @@ describeEachBackend('role matrix on %s', (backend) => {
 
   async function restStatus(route: AppRoute, key: string | null): Promise<number> {
     const path = route.path.replace(/:[A-Za-z]+/g, SOME_UUID);
+    if (path.endsWith('/stream')) {
+      // A live stream never ends: the status is all there is to check.
+      const res = await fetch(srv.url + path, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+      await res.body?.cancel();
+      return res.status;
+    }
     const res = await srv.request(route.method, path, route.method === 'POST' ? {} : undefined, key);
     return res.status;
+  }
+
+  /**
+   * A tRPC subscription answers over SSE: 200, then its first message is either `connected` or a
+   * `serialized-error` carrying the HTTP status of the refusal (the stream never ends otherwise).
+   */
+  async function subscriptionStatus(res: Response): Promise<number> {
+    if (res.status !== 200 || !res.body) {
+      await res.body?.cancel();
+      return res.status;
+    }
+    const reader = res.body.getReader();
+    let text = '';
+    while (!text.includes('\n\n')) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    await reader.cancel();
+    const status = /^event: serialized-error$/m.test(text) ? /"httpStatus":(\d+)/.exec(text)?.[1] : undefined;
+    return status ? Number(status) : 200;
   }
 
   async function trpcStatus(path: string, type: string, key: string): Promise<number> {
@@ -64,6 +91,7 @@ describeEachBackend('role matrix on %s', (backend) => {
       type === 'mutation'
         ? await fetch(`${srv.url}/trpc/${path}`, { method: 'POST', headers, body: '{}' })
         : await fetch(`${srv.url}/trpc/${path}?input=${encodeURIComponent('{}')}`, { headers });
+    if (type === 'subscription') return subscriptionStatus(res);
     await res.arrayBuffer();
     return res.status;
   }

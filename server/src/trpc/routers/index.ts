@@ -2,6 +2,7 @@ import type { Operations } from '../../api/operations';
 import { mutationOf, queryOf } from '../procedure';
 import { router } from '../trpc';
 import { alertsRouter } from './alerts';
+import { streamsRouter } from './streams';
 import { apiKeysRouter } from './api-keys';
 import { deliveriesRouter, destinationsRouter } from './delivery';
 import { eventsRouter } from './events';
@@ -27,6 +28,7 @@ export function createAppRouter(operations: Operations) {
     alerts: alertsRouter(operations),
     destinations: destinationsRouter(operations),
     deliveries: deliveriesRouter(operations),
+    streams: streamsRouter(),
   });
 }
 
