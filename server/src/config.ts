@@ -37,6 +37,13 @@ export const configSchema = z.object({
     .describe('apply migrations at start-up under an advisory lock (set false when a Job runs them)'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional()
     .describe('Redis connection string; unset = in-process rate limits and cache'),
+  REDIS_SENTINELS: csv.optional()
+    .refine((list) => list === undefined || list.every((v) => /^(?:\[[0-9a-fA-F:.]+\]|[^:[\]\s]+)(?::\d{1,5})?$/.test(v)), 'comma-separated host:port')
+    .describe('comma-separated `host:port` of Redis Sentinels: REDIS_URL then gives only credentials, database and TLS (`rediss:`), the sentinels name the primary and the server follows failovers'),
+  REDIS_SENTINEL_MASTER: z.string().regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').default('audit')
+    .describe('the name the sentinels monitor the primary under (`sentinel monitor <name> …`)'),
+  REDIS_SENTINEL_PASSWORD: z.string().min(1).optional()
+    .describe("the sentinels' own `requirepass`, when they have one"),
   AUDIT_LOG_ORIGIN: z.string().regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').default('smedrec.audit')
     .describe('checkpoint origin prefix; each organization logs as `<origin>/<organizationId>`'),
   AUDIT_SIGNING_KEY: z.string().min(1).optional()
@@ -166,6 +173,7 @@ export const configSchema = z.object({
 export const FILE_VARIABLES = [
   'DATABASE_URL',
   'REDIS_URL',
+  'REDIS_SENTINEL_PASSWORD',
   'AUDIT_SIGNING_KEY',
   'AUDIT_VERIFIER_KEY',
   'AUDIT_BOOTSTRAP_API_KEY',
@@ -188,8 +196,8 @@ export type SecretVariable = (typeof FILE_VARIABLES)[number];
  */
 export const ROLE_SECRETS = {
   migrate: ['DATABASE_URL'],
-  api: ['DATABASE_URL', 'REDIS_URL', 'AUDIT_SIGNING_KEY', 'AUDIT_BOOTSTRAP_API_KEY', 'AUDIT_WITNESS_URL', 'AUTH_SECRET', 'INNGEST_SIGNING_KEY', 'DELIVERY_SECRET_KEY'],
-  worker: ['DATABASE_URL', 'REDIS_URL', 'AUDIT_VERIFIER_KEY', 'AUDIT_TRUSTED_VERIFIER_KEYS', 'DELIVERY_SECRET_KEY'],
+  api: ['DATABASE_URL', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD', 'AUDIT_SIGNING_KEY', 'AUDIT_BOOTSTRAP_API_KEY', 'AUDIT_WITNESS_URL', 'AUTH_SECRET', 'INNGEST_SIGNING_KEY', 'DELIVERY_SECRET_KEY'],
+  worker: ['DATABASE_URL', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD', 'AUDIT_VERIFIER_KEY', 'AUDIT_TRUSTED_VERIFIER_KEYS', 'DELIVERY_SECRET_KEY'],
 } as const satisfies Record<'migrate' | 'api' | 'worker', readonly SecretVariable[]>;
 
 /** The validated configuration. */
@@ -232,7 +240,7 @@ export function loadConfig(
     throw new ConfigError(lines.join('\n'));
   }
   const config = parsed.data;
-  const problem = (options.roleSecrets === false ? null : roleProblem(config)) ?? authProblem(config);
+  const problem = (options.roleSecrets === false ? null : roleProblem(config)) ?? authProblem(config) ?? redisProblem(config);
   if (problem) throw new ConfigError(`invalid configuration: ${problem}`);
   return config;
 }
@@ -250,6 +258,12 @@ function roleProblem(c: Config): string | null {
   if (production && c.AUDIT_ROLE === 'worker' && !c.AUDIT_VERIFIER_KEY && !c.AUDIT_SIGNING_KEY && c.AUDIT_TRUSTED_VERIFIER_KEYS.length === 0) {
     return 'AUDIT_VERIFIER_KEY: required when NODE_ENV=production and AUDIT_ROLE=worker (the verifier key of the active signing key; the worker never needs the private key)';
   }
+  return null;
+}
+
+/** Sentinels say where the primary is; REDIS_URL still carries the credentials and turns Redis on. */
+function redisProblem(c: Config): string | null {
+  if (c.REDIS_SENTINELS && c.REDIS_SENTINELS.length > 0 && !c.REDIS_URL) return 'REDIS_SENTINELS: needs REDIS_URL (its credentials, database and TLS are used with the primary the sentinels name)';
   return null;
 }
 

@@ -28,7 +28,7 @@ import { bootstrap, type BootstrapResult } from './auth/organizations';
 import { CACHES, cacheServices, invalidateSigningKeys } from './api/cached-services';
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './cache/rate-limiter';
 import { MemoryCacheStore, ReadCache, RedisCacheStore } from './cache/read-cache';
-import { openRedis, pingRedis } from './cache/redis';
+import { openRedis, pingRedis, redisEndpointOf } from './cache/redis';
 import { checkNoEviction, openJobQueue, registerPeriodicTasks, type JobQueue, type PeriodicTask } from './jobs';
 import type * as InngestModule from './jobs/inngest';
 import type { Config } from './config';
@@ -201,8 +201,9 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     }
 
     let redis: Redis | null = null;
-    if (config.REDIS_URL) {
-      const r = openRedis(config.REDIS_URL);
+    const redisEndpoint = redisEndpointOf(config);
+    if (redisEndpoint) {
+      const r = openRedis(redisEndpoint);
       redis = r;
       r.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis error'));
       cleanups.unshift(async () => {
@@ -212,7 +213,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     }
 
     // The job queue: BullMQ on Redis when configured, in-process otherwise (docs/jobs.md).
-    const jobs = openJobQueue(config.REDIS_URL, config.JOBS_KEY_PREFIX, {
+    const jobs = openJobQueue(redisEndpoint, config.JOBS_KEY_PREFIX, {
       finished: (queue, seconds, outcome, err) => {
         metrics.jobObserver.finished(queue, seconds, outcome);
         if (outcome !== 'ok') (outcome === 'retry' ? logger.warn.bind(logger) : logger.error.bind(logger))({ queue, err: (err as Error)?.message }, `job ${outcome === 'retry' ? 'attempt failed, will retry' : 'failed'}`);

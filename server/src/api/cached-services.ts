@@ -15,7 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import { digestKey, ReadCache, RedisCacheStore, type CacheDefinition } from '../cache/read-cache';
-import { openRedis } from '../cache/redis';
+import { openRedis, type RedisEndpoint } from '../cache/redis';
 import type { Services } from './context';
 
 /** The caches, by name. */
@@ -98,7 +98,7 @@ export function invalidateSigningKeys(cache: ReadCache): Promise<void> {
  * Invalidates API-key look-ups in the Redis at `redisUrl` (for the admin CLI, which revokes keys
  * outside any server); resolves false when Redis cannot be reached.
  */
-export async function invalidateApiKeys(redisUrl: string, prefix: string, ttlSeconds: number): Promise<boolean> {
+export async function invalidateApiKeys(redisUrl: RedisEndpoint, prefix: string, ttlSeconds: number): Promise<boolean> {
   const redis = openRedis(redisUrl);
   redis.on('error', () => undefined);
   let failed = false;

@@ -36,7 +36,7 @@ import { invalidateApiKeys } from '../api/cached-services';
 import { ApiKeyService } from '../auth/api-keys';
 import { createOrganization } from '../auth/organizations';
 import { API_KEY_ROLES, ROLES, isRole, type ApiKeyRole } from '../auth/permissions';
-import { openRedis } from '../cache/redis';
+import { openRedis, redisEndpointOf } from '../cache/redis';
 import { createLogger } from '../observability/logger';
 import { createIdentity } from '../runtime';
 import { ConfigError, loadConfig, type Config } from '../config';
@@ -218,7 +218,8 @@ async function run(argv: string[], out: (s: string) => void): Promise<number> {
       if (!values.id) throw new UsageError('--id is required');
       await keys.revoke(await defaultOrg(database, values.org), values.id);
       // Running servers may hold the key's look-up in Redis: invalidate it there too.
-      if (config.REDIS_URL && !(await invalidateApiKeys(config.REDIS_URL, config.CACHE_KEY_PREFIX, config.CACHE_TTL_SECONDS))) {
+      const redisEndpoint = redisEndpointOf(config);
+      if (redisEndpoint && !(await invalidateApiKeys(redisEndpoint, config.CACHE_KEY_PREFIX, config.CACHE_TTL_SECONDS))) {
         process.stderr.write(`warning: could not reach Redis; running servers may accept the key for up to ${config.CACHE_TTL_SECONDS} s\n`);
       }
       out(JSON.stringify({ id: values.id, revoked: true }));
@@ -234,7 +235,8 @@ async function run(argv: string[], out: (s: string) => void): Promise<number> {
     if (group === 'users' || group === 'members') {
       // Sessions are revoked where the server keeps them: Redis when configured (the CLI signs no
       // cookies, so a missing AUTH_SECRET is replaced by a throw-away one).
-      const redis = config.REDIS_URL ? openRedis(config.REDIS_URL) : null;
+      const redisEndpoint = redisEndpointOf(config);
+      const redis = redisEndpoint ? openRedis(redisEndpoint) : null;
       try {
         // Warnings go to stderr: stdout carries only the JSON result.
         const logger = createLogger('warn', { write: (line: string) => process.stderr.write(line) });

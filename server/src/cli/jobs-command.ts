@@ -8,6 +8,7 @@ import Redis from 'ioredis';
 import type { Config } from '../config';
 import { JOB_STATES, type JobState } from '../jobs';
 import { BullMqJobQueue } from '../jobs/bullmq-queue';
+import { redisConnectionOptions, redisEndpointOf, type RedisEndpoint } from '../cache/redis';
 
 /** Flags of the jobs commands. */
 export interface JobsFlags {
@@ -21,8 +22,8 @@ export interface JobsFlags {
 export class JobsUsageError extends Error {}
 
 /** Names of the queues stored under `prefix` (BullMQ keeps a `<prefix>:<queue>:meta` hash per queue). */
-async function queueNames(url: string, prefix: string): Promise<string[]> {
-  const r = new Redis(url, { maxRetriesPerRequest: 1 });
+async function queueNames(url: RedisEndpoint, prefix: string): Promise<string[]> {
+  const r = new Redis({ ...redisConnectionOptions(url), maxRetriesPerRequest: 1 });
   try {
     const names = new Set<string>();
     let cursor = '0';
@@ -43,8 +44,9 @@ export async function jobsCommand(config: Config, command: string | undefined, f
     process.stderr.write('audit-admin: without REDIS_URL jobs run inside the server process (in memory): there is no queue to act on from here; its /metrics shows audit_job_queue_depth\n');
     return 2;
   }
-  const names = await queueNames(config.REDIS_URL, config.JOBS_KEY_PREFIX);
-  const queue = new BullMqJobQueue(config.REDIS_URL, config.JOBS_KEY_PREFIX);
+  const endpoint = redisEndpointOf(config)!;
+  const names = await queueNames(endpoint, config.JOBS_KEY_PREFIX);
+  const queue = new BullMqJobQueue(endpoint, config.JOBS_KEY_PREFIX);
   const pick = (required: boolean): string[] => {
     if (flags.queue === undefined) {
       if (required) throw new JobsUsageError(`--queue is required (one of: ${names.join(', ') || 'none yet'})`);

@@ -6,6 +6,7 @@
  * `maxmemory-policy noeviction`: an evicted key is a lost job (`/ready` checks it).
  */
 import { Queue, Worker, type Job, type JobsOptions } from 'bullmq';
+import { redisConnectionOptions, type RedisEndpoint } from '../cache/redis';
 import {
   checkJobName,
   DEFAULT_JOB_OPTIONS,
@@ -39,11 +40,11 @@ export class BullMqJobQueue implements JobQueue {
   private started = false;
 
   /**
-   * @param url Redis URL (`REDIS_URL`)
+   * @param url Redis URL (`REDIS_URL`), or a Sentinel group (`REDIS_SENTINELS`)
    * @param prefix key prefix of every queue (`JOBS_KEY_PREFIX`)
    */
   constructor(
-    private readonly url: string,
+    private readonly url: RedisEndpoint,
     private readonly prefix: string,
     private readonly observer: JobObserver | null = null,
   ) {}
@@ -52,7 +53,7 @@ export class BullMqJobQueue implements JobQueue {
     checkJobName(name);
     if (this.kinds.has(name)) throw new Error(`job ${name} is already defined`);
     // Producer side: fail fast while Redis is down (the caller decides), never queue commands.
-    const queue = new Queue(name, { connection: { url: this.url, enableOfflineQueue: false, maxRetriesPerRequest: 1 }, prefix: this.prefix });
+    const queue = new Queue(name, { connection: { ...redisConnectionOptions(this.url), enableOfflineQueue: false, maxRetriesPerRequest: 1 }, prefix: this.prefix });
     queue.on('error', () => undefined); // connection errors surface on the calls themselves
     const kind: Kind = { handler, options: { ...DEFAULT_JOB_OPTIONS, ...options }, queue, worker: null };
     this.kinds.set(name, kind);
@@ -114,7 +115,7 @@ export class BullMqJobQueue implements JobQueue {
         }
       },
       // Blocking connection: BullMQ needs it to retry forever (maxRetriesPerRequest null).
-      { connection: { url: this.url, maxRetriesPerRequest: null }, prefix: this.prefix, concurrency: k.options.concurrency },
+      { connection: { ...redisConnectionOptions(this.url), maxRetriesPerRequest: null }, prefix: this.prefix, concurrency: k.options.concurrency },
     );
     k.worker.on('error', () => undefined); // reconnects on its own; failures are reported above
   }

@@ -3,6 +3,7 @@
  * (docs/jobs.md "Adding a periodic task").
  */
 import type Redis from 'ioredis';
+import type { RedisEndpoint } from '../cache/redis';
 import type * as BullMqModule from './bullmq-queue';
 import { MemoryJobQueue } from './memory-queue';
 import type { JobObserver, JobOptions, JobQueue } from './queue';
@@ -14,7 +15,7 @@ export { MemoryJobQueue } from './memory-queue';
  * BullMQ on Redis when `redisUrl` is set, the in-process queue otherwise (BullMQ is then not even
  * loaded: the embedded default starts faster).
  */
-export function openJobQueue(redisUrl: string | undefined, prefix: string, observer: JobObserver | null = null): JobQueue {
+export function openJobQueue(redisUrl: RedisEndpoint | undefined, prefix: string, observer: JobObserver | null = null): JobQueue {
   if (!redisUrl) return new MemoryJobQueue(observer);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { BullMqJobQueue } = require('./bullmq-queue') as typeof BullMqModule;

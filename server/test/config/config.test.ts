@@ -107,6 +107,7 @@ describe('configuration', () => {
       const values: Record<string, string> = {
         DATABASE_URL: 'postgres://u:p%40ss@db.internal:5432/audit',
         REDIS_URL: 'redis://:pw@redis:6379/0',
+        REDIS_SENTINEL_PASSWORD: 'sentinel-pw',
         AUDIT_SIGNING_KEY: 'PRIVATE+KEY+test.audit+01020304+AQ==',
         AUDIT_VERIFIER_KEY: 'test.audit+01020304+AQ==',
         AUDIT_BOOTSTRAP_API_KEY: 'sak_' + 'x'.repeat(40),
