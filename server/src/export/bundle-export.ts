@@ -52,10 +52,13 @@ export interface ResolvedRange {
 
 /** Moves the requested range out to stored checkpoints: start down, end up (or to the latest). */
 export async function resolveRange(db: Db, org: string, range: ExportRange): Promise<ResolvedRange> {
-  const head = await ledgerRepo.readHead(db, org);
+  // The head and the latest checkpoint in one statement (one snapshot): an append committing
+  // between two reads would pair an old head with a newer checkpoint, which reads as a rolled-back
+  // head. Everything after this reads at or below them, so appends that commit while the bundle
+  // streams never reach it, and a head really rolled back behind a signed checkpoint still shows.
+  const head = await repo.headAndLatestCheckpoint(db, org);
   if (!head) throw new AppError('NOT_FOUND', `organization ${org} has no ledger`);
-  const latestRow = await ledgerRepo.latestCheckpoint(db, org);
-  const latest = latestRow?.treeSize ?? 0;
+  const latest = head.latest;
   let start = range.start ?? 0;
   let end = range.end ?? latest;
   if (range.start === undefined && range.end === undefined && (range.from || range.to)) {
@@ -195,7 +198,7 @@ export async function* exportBundle(
 
   // The log's latest signed checkpoint when the range ends before it, so a rollback shows.
   if (r.latest > r.end) {
-    const latest = await ledgerRepo.latestCheckpoint(db, org);
+    const latest = await ledgerRepo.checkpointAt(db, org, r.latest);
     if (latest) {
       if (prevSize !== null) yield await consistency(prevSize, latest.treeSize);
       yield { type: 'checkpoint', treeSize: latest.treeSize, note: latest.note, createdAt: latest.createdAt.toISOString() };

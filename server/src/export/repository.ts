@@ -4,7 +4,7 @@
  */
 import { and, asc, eq, gt, gte, lt, lte, max, min, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { checkpoints, events, ledgerNodes } from '../db/schema';
+import { checkpoints, events, ledgerHeads, ledgerNodes } from '../db/schema';
 
 /** An event row with the log's stored hash of its leaf (null when the tree node is missing). */
 export type ExportEventRow = typeof events.$inferSelect & { nodeHash: Buffer | null };
@@ -99,4 +99,17 @@ export async function leafRangeOfTimes(db: Db, org: string, from: Date | null, t
   const r = rows[0];
   if (!r || r.lo === null || r.hi === null) return null;
   return { start: Number(r.lo), end: Number(r.hi) + 1 };
+}
+
+/** The head's size and the largest signed checkpoint size (0 when none), read in one statement; null without a head. */
+export async function headAndLatestCheckpoint(db: Db, org: string): Promise<{ size: number; latest: number } | null> {
+  const rows = await db
+    .select({
+      size: ledgerHeads.size,
+      latest: sql<string | null>`(SELECT max(${checkpoints.treeSize}) FROM ${checkpoints} WHERE ${checkpoints.organizationId} = ${org}::uuid)`,
+    })
+    .from(ledgerHeads)
+    .where(eq(ledgerHeads.organizationId, org));
+  const row = rows[0];
+  return row ? { size: Number(row.size), latest: Number(row.latest ?? 0) } : null;
 }

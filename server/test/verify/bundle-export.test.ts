@@ -13,6 +13,7 @@ import {
   type BundleReport,
 } from '../../src/ledger';
 import type { AppRouter } from '../../src/trpc/routers';
+import { createOrganization } from '../../src/auth/organizations';
 import { describeEachBackend } from '../helpers/backends';
 import { startTestServer, TEST_ADMIN_KEY, type TestServer } from '../helpers/server';
 
@@ -156,5 +157,27 @@ describeEachBackend('bundle export on %s', (backend) => {
     expect(res.status).toBe(403);
     const unauth = await fetch(`${srv.url}/api/v1/ledger/export`);
     expect(unauth.status).toBe(401);
+  });
+
+  it('stays one consistent bundle when events are appended while it streams (the head it names is the latest checkpoint it carries)', async () => {
+    const org = (await createOrganization(srv.runtime.database, 'appending while exported')).id;
+    const key = (await srv.runtime.services.apiKeys.create(org, 'concurrent admin', 'admin')).key;
+    const bulk = async (n: number) => {
+      const events = Array.from({ length: n }, (_, i) => ({ action: 'data.read', status: 'success', principalId: `u-${i}` }));
+      expect((await srv.request('POST', '/api/v1/events/bulk', { events }, key)).status).toBe(200);
+    };
+    await bulk(3);
+    await bulk(3);
+    // A range that ends before the latest checkpoint (6): the bundle carries that one too.
+    const records = srv.runtime.services.exports.exportBundle(org, { start: 0, end: 2 });
+    const first = await records.next();
+    const header = first.value as Extract<BundleRecord, { type: 'header' }>;
+    expect(header.headSize).toBe(6);
+    await bulk(5); // commits the head 11 and its checkpoint while the export streams
+    const all: unknown[] = [header];
+    for await (const r of records) all.push(r);
+    const report = verify(all, srv.verifierKey);
+    expect(report.failures).toEqual([]);
+    expect(report.latest?.treeSize).toBe(6);
   });
 });
