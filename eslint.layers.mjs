@@ -7,7 +7,7 @@
  * `ledger` is pure (its own, stricter rule in eslint.config.mjs). The shared foundation imports no
  * layer; the composition roots (runtime.ts, main.ts, index.ts, cli/) may import anything.
  */
-export const LAYERS = ['ledger', 'tlog', 'auth', 'events', 'export', 'privacy', 'retention', 'reports', 'fhir', 'alerts', 'streams', 'audit', 'delivery', 'api', 'trpc', 'graphql', 'http'];
+export const LAYERS = ['ledger', 'tlog', 'auth', 'events', 'export', 'privacy', 'retention', 'reports', 'fhir', 'alerts', 'streams', 'analytics', 'audit', 'delivery', 'api', 'trpc', 'graphql', 'http'];
 /** Shared by every layer; imports none of them. */
 export const FOUNDATION = ['db', 'errors', 'util', 'observability', 'cache', 'jobs', 'config', 'config-docs'];
 /** Wire everything together; nothing imports them. */

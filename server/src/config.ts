@@ -116,6 +116,14 @@ export const configSchema = z.object({
   DELIVERY_TIMEOUT_MS: int(100, 300_000).default(10_000).describe('timeout of one send to a destination'),
   DELIVERY_SWEEP_INTERVAL_MS: int(0, 3_600_000).default(2000)
     .describe('worker: how often destinations with a backlog are started and the delivery lag is measured (0 = never: deliveries start only on changes)'),
+  ANALYTICS_INTERVAL_MS: int(0, 24 * 3600 * 1000).default(60_000)
+    .describe('worker: how often new events are embedded for behaviour analytics and scored by the anomaly detector (0 = never; needs pgvector)'),
+  ANALYTICS_BATCH_SIZE: int(1, 10_000).default(500).describe('worker: events embedded per transaction'),
+  ANALYTICS_MAX_BATCHES_PER_RUN: int(1, 10_000).default(20).describe('worker: most batches one embedding run takes; the rest waits for the next run'),
+  ANALYTICS_ANOMALY_THRESHOLD: z.coerce.number().positive().max(1000).default(4)
+    .describe('anomaly score above which an event is an anomaly and the detector raises an alert, unless the organization set its own'),
+  ANALYTICS_BASELINE_DAYS: int(1, 3650).default(90).describe('days of a principal\'s history that form its baseline'),
+  ANALYTICS_MIN_BASELINE_EVENTS: int(1, 100_000).default(20).describe('fewest baseline events before a principal\'s events are scored'),
   PARTITION_MONTHS_AHEAD: int(1, 36).default(3).describe('monthly event partitions created ahead'),
   PRIVACY_ERASURE_BATCH_SIZE: int(1, 100_000).default(1000)
     .describe('events erased per transaction of a subject erasure (docs/privacy.md)'),

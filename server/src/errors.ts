@@ -14,6 +14,7 @@ export type AppErrorCode =
   | 'PAYLOAD_TOO_LARGE'
   | 'TOO_MANY_REQUESTS'
   | 'UNAVAILABLE'
+  | 'NOT_IMPLEMENTED'
   | 'INTERNAL';
 
 /** A field-level validation problem. */
@@ -32,6 +33,8 @@ export const ERROR_STATUS = {
   PAYLOAD_TOO_LARGE: { http: 413, trpc: 'PAYLOAD_TOO_LARGE' },
   TOO_MANY_REQUESTS: { http: 429, trpc: 'TOO_MANY_REQUESTS' },
   UNAVAILABLE: { http: 503, trpc: 'SERVICE_UNAVAILABLE' },
+  /** A feature this deployment lacks (behaviour analytics without the pgvector extension). */
+  NOT_IMPLEMENTED: { http: 501, trpc: 'NOT_IMPLEMENTED' },
   INTERNAL: { http: 500, trpc: 'INTERNAL_SERVER_ERROR' },
 } as const satisfies Record<AppErrorCode, { http: number; trpc: string }>;
 

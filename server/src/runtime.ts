@@ -8,6 +8,8 @@ import type { AddressInfo } from 'node:net';
 import type express from 'express';
 import type { Express } from 'express';
 import type Redis from 'ioredis';
+import { AnalyticsService } from './analytics/service';
+import { createAnalyticsWorker, raiseAnomalies, type AnalyticsWorker } from './analytics/worker';
 import type { Services } from './api/context';
 import { DetectorEngine } from './alerts/engine';
 import { alertMetrics } from './alerts/metrics';
@@ -69,6 +71,8 @@ export interface Runtime {
   alerts: AlertService;
   /** The detectors evaluated on ingest; null when ALERTS_DETECTORS_ENABLED is off. */
   detectors: DetectorEngine | null;
+  /** The analytics catch-up task (also a periodic job), to run on demand in tests and tools. */
+  analyticsWorker: AnalyticsWorker;
   /** Base URL once listening (http://host:port). */
   url: string;
   /** The Express application being served (tests walk its routes). */
@@ -288,6 +292,13 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       if (!redis || redis.status === 'ready') await invalidateSigningKeys(cache);
       else redis.once('ready', () => void invalidateSigningKeys(cache));
     }
+    const analytics = new AnalyticsService(database, {
+      batchSize: config.ANALYTICS_BATCH_SIZE,
+      maxBatchesPerRun: config.ANALYTICS_MAX_BATCHES_PER_RUN,
+      anomalyThreshold: config.ANALYTICS_ANOMALY_THRESHOLD,
+      baselineDays: config.ANALYTICS_BASELINE_DAYS,
+      minBaselineEvents: config.ANALYTICS_MIN_BASELINE_EVENTS,
+    });
     // Privacy appends through the (cache-wrapped) event service, and every erased batch makes the
     // organization's cached event reads unreachable on every replica (docs/privacy.md).
     const privacy = new PrivacyService(
@@ -297,6 +308,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       logger,
     );
     privacy.erasures.onErased({ afterCommit: (batch) => cache.invalidate(CACHES.event.group, batch.organizationId) });
+    privacy.erasures.onErased(analytics.erasureHooks());
     // Keys whose checkpoints are genuine (the self-audit and the integrity report trust these, never the table).
     const trustedVerifiers = [
       ...new Set([
@@ -325,7 +337,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       metrics.deliveryObserver,
     );
     const services: Services = cacheServices(
-      { events, ledger, exports: new ExportService(database, ledger), audit: new AuditService(database), apiKeys, identity, privacy, reports, fhir, deliveries },
+      { events, ledger, exports: new ExportService(database, ledger), audit: new AuditService(database), apiKeys, identity, privacy, reports, fhir, deliveries, analytics },
       cache,
       { apiKeyLookups: redis !== null },
     );
@@ -452,6 +464,8 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     // Every periodic task is a repeatable job: one run per interval however many workers there
     // are (docs/jobs.md). Add a task here with one line; every process declares them (an API
     // replica can list and retry them), only a worker schedules and runs them.
+    // Behaviour analytics: new events embedded and scored by the anomaly detector (docs/analytics.md); never on the ingest path.
+    const analyticsWorker = createAnalyticsWorker(analytics, raiseAnomalies((org, input) => alerts.raise(org, input), logger), logger);
     const periodic: PeriodicTask[] = [
       // Monthly partitions ahead of time (docs/architecture.md §4.2).
       { name: 'partition-upkeep', everyMs: DAY_MS, run: async () => logCreated(await ensurePartitions(database, config.PARTITION_MONTHS_AHEAD)) },
@@ -461,6 +475,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       { name: 'delivery-sweep', everyMs: config.DELIVERY_SWEEP_INTERVAL_MS, attempts: 1, run: () => deliveries.sweep() },
       // Erasures whose process died (or that a released legal hold paused) are finished.
       { name: 'erasure-resumption', everyMs: config.PRIVACY_RESUME_INTERVAL_MS, run: async () => logResumed(await privacy.erasures.resumePending()) },
+      { name: 'analytics-catch-up', everyMs: config.ANALYTICS_INTERVAL_MS, run: () => analyticsWorker.runOnce() },
     ];
     const logCreated = (n: number) => n > 0 && logger.info({ created: n }, 'event partitions created');
     const logResumed = (n: number) => n > 0 && logger.info({ resumed: n }, 'erasures resumed');
@@ -498,6 +513,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         await jobs.close();
         await selfAudit?.stop();
         await detectorsOf()?.close();
+        await analyticsWorker.stop();
         await witness?.close();
         // Keep-alive connections become idle as their last responses go out: close them as they do,
         // for up to 5 s, then cut whatever is left.
@@ -508,7 +524,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         for (const c of cleanups) await c().catch(() => undefined);
       })());
 
-    return { database, services, ingest, metrics, signer, bootstrap: boot, selfAudit, witness, jobs, alerts, detectors, url, app, close };
+    return { database, services, ingest, metrics, signer, bootstrap: boot, selfAudit, witness, jobs, alerts, detectors, analyticsWorker, url, app, close };
   } catch (err) {
     for (const c of cleanups) await c().catch(() => undefined);
     throw err;

@@ -3,6 +3,7 @@
  * organization scopes everything it touches.
  */
 import type { AlertService } from '../alerts/service';
+import type { AnalyticsService } from '../analytics/service';
 import type { AuditService } from '../audit/service';
 import type { StreamHub } from '../streams/hub';
 import type { ApiKeyService, Principal } from '../auth/api-keys';
@@ -37,6 +38,8 @@ export interface Services {
   deliveries: DeliveryService;
   /** Live streams of new events and alerts (docs/alerts.md); null when STREAM_MAX_CLIENTS=0. */
   streams?: StreamHub | null;
+  /** Behaviour analytics (answers 501 without pgvector). */
+  analytics: AnalyticsService;
 }
 
 /** Per-request context, independent of the transport (tRPC's inner context: https://trpc.io/docs/server/context#inner-and-outer-context). */

@@ -28,6 +28,7 @@ import { getEventFor, privacyOperations, queryEventsFor } from './ops-privacy';
 import type { AuthedContext } from './context';
 import { reportOperations } from './ops-reports';
 import { createAlertOperations } from './ops-alerts';
+import { analyticsOperations } from './ops-analytics';
 
 /** How an operation is exposed over REST. */
 export interface RestBinding {
@@ -516,6 +517,7 @@ export function createOperations(limits: InputLimits) {
     }),
     ...privacyOperations(),
     ...deliveryOperations(),
+    ...analyticsOperations(),
   };
 }
 

@@ -21,6 +21,7 @@ export interface RestParam {
 }
 
 const INTEGER = /^-?\d{1,16}$/;
+const DECIMAL = /^-?\d{1,16}(\.\d{1,16})?$/;
 
 /** Longest raw list accepted before splitting, and most items kept: a list cannot flood a 400. */
 const MAX_LIST_CHARS = 64 * 1024;
@@ -51,12 +52,11 @@ function stringForm(field: z.ZodType): { schema: z.ZodType; list: boolean } | nu
   const base = unwrap(field) as z.ZodType & { def: { type: string; element?: z.ZodType } };
   const type = base.def.type;
   if (type === 'number') {
+    const integer = (z.toJSONSchema(base, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>).type === 'integer';
     return {
-      schema: z
-        .string()
-        .regex(INTEGER, 'must be an integer')
-        .transform(Number)
-        .meta({ description: describe(field, 'integer') }),
+      schema: integer
+        ? z.string().regex(INTEGER, 'must be an integer').transform(Number).meta({ description: describe(field, 'integer') })
+        : z.string().regex(DECIMAL, 'must be a number').transform(Number).meta({ description: describe(field, 'number') }),
       list: false,
     };
   }

