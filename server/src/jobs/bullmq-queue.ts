@@ -5,7 +5,7 @@
  * interval yields one job, taken by exactly one worker). Redis must run with
  * `maxmemory-policy noeviction`: an evicted key is a lost job (`/ready` checks it).
  */
-import { Queue, Worker, type Job, type JobsOptions } from 'bullmq';
+import { Queue, Worker, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
 import { redisConnectionOptions, type RedisEndpoint } from '../cache/redis';
 import {
   checkJobName,
@@ -53,7 +53,7 @@ export class BullMqJobQueue implements JobQueue {
     checkJobName(name);
     if (this.kinds.has(name)) throw new Error(`job ${name} is already defined`);
     // Producer side: fail fast while Redis is down (the caller decides), never queue commands.
-    const queue = new Queue(name, { connection: { ...redisConnectionOptions(this.url), enableOfflineQueue: false, maxRetriesPerRequest: 1 }, prefix: this.prefix });
+    const queue = new Queue(name, { connection: bullConnection(this.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 }), prefix: this.prefix });
     queue.on('error', () => undefined); // connection errors surface on the calls themselves
     const kind: Kind = { handler, options: { ...DEFAULT_JOB_OPTIONS, ...options }, queue, worker: null };
     this.kinds.set(name, kind);
@@ -115,7 +115,7 @@ export class BullMqJobQueue implements JobQueue {
         }
       },
       // Blocking connection: BullMQ needs it to retry forever (maxRetriesPerRequest null).
-      { connection: { ...redisConnectionOptions(this.url), maxRetriesPerRequest: null }, prefix: this.prefix, concurrency: k.options.concurrency },
+      { connection: bullConnection(this.url, { maxRetriesPerRequest: null }), prefix: this.prefix, concurrency: k.options.concurrency },
     );
     k.worker.on('error', () => undefined); // reconnects on its own; failures are reported above
   }
@@ -199,4 +199,12 @@ export class BullMqJobQueue implements JobQueue {
 
 function seconds(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/**
+ * BullMQ's connection options for an endpoint: ioredis options (BullMQ hands them to ioredis), typed
+ * as BullMQ's own declaration of them, which spells ioredis' callback options differently.
+ */
+function bullConnection(endpoint: RedisEndpoint, extra: { enableOfflineQueue?: boolean; maxRetriesPerRequest: number | null }): ConnectionOptions {
+  return { ...redisConnectionOptions(endpoint), ...extra } as unknown as ConnectionOptions;
 }
