@@ -131,6 +131,12 @@ export const configSchema = z.object({
     .describe('how long `POST /privacy/erasures` waits for the erasure to finish before answering 202 with its running state'),
   PRIVACY_ERASURE_LEASE_MS: int(1000, 3_600_000).default(60_000)
     .describe('how long a process owns an erasure it works on; after a crash another process resumes it once this has passed'),
+  RETENTION_ARCHIVE_DIR: z.string().min(1).optional()
+    .describe('directory (a PVC in Kubernetes) the worker writes retention archives to: gzip NDJSON bundles with a SHA-256 manifest; unset = no archiving, hence no retention erasure'),
+  RETENTION_INTERVAL_MS: int(0, 7 * 24 * 3600 * 1000).default(3600 * 1000)
+    .describe('worker: how often retention runs (archive, erase, drop partitions; docs/privacy.md §6); 0 = only `audit-admin retention run`'),
+  RETENTION_DROP_PARTITIONS: bool.default(true)
+    .describe('retention detaches and drops a monthly events partition once every row in it is archived and erased'),
   PRIVACY_RESUME_INTERVAL_MS: int(0, 24 * 3600 * 1000).default(60_000)
     .describe('worker: how often running erasures whose process died (or whose legal hold was released) are resumed (0 = only at start-up)'),
   SHUTDOWN_TIMEOUT_MS: int(1000, 120_000).default(25_000)

@@ -44,6 +44,8 @@ import { createApp } from './http/app';
 import { parseVerifierKey, type Signer } from './ledger';
 import type { Logger } from './observability/logger';
 import { PrivacyService } from './privacy/service';
+import { DirectoryDestination } from './retention/archive';
+import { RetentionService } from './retention/service';
 import { Metrics } from './observability/metrics';
 import { FhirService } from './fhir/service';
 import { ReportService } from './reports/service';
@@ -306,6 +308,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       (org, event) => services.events.create(org, event),
       { batchSize: config.PRIVACY_ERASURE_BATCH_SIZE, leaseMs: config.PRIVACY_ERASURE_LEASE_MS, waitMs: config.PRIVACY_ERASURE_WAIT_MS },
       logger,
+      (org) => ledger.originOf(org),
     );
     privacy.erasures.onErased({ afterCommit: (batch) => cache.invalidate(CACHES.event.group, batch.organizationId) });
     privacy.erasures.onErased(analytics.erasureHooks());
@@ -317,6 +320,19 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         ...config.AUDIT_TRUSTED_VERIFIER_KEYS,
       ]),
     ].map((k) => parseVerifierKey(k));
+    const retention = new RetentionService(
+      database,
+      privacy,
+      (org, event) => services.events.create(org, event),
+      {
+        destinations: config.RETENTION_ARCHIVE_DIR ? [new DirectoryDestination(config.RETENTION_ARCHIVE_DIR)] : [],
+        verifiers: trustedVerifiers,
+        originOf: (org) => ledger.originOf(org),
+        batchSize: config.PRIVACY_ERASURE_BATCH_SIZE,
+        dropPartitions: config.RETENTION_DROP_PARTITIONS,
+      },
+      logger,
+    );
     const reports = new ReportService(database.db, (org) => ledger.originOf(org), trustedVerifiers);
     const eventLimits = { maxBytes: config.EVENT_MAX_BYTES, maxDepth: config.EVENT_MAX_DEPTH, maxStringLength: config.EVENT_MAX_STRING_LENGTH, maxKeys: config.EVENT_MAX_KEYS };
     const fhir = new FhirService(database.db, events, eventLimits);
@@ -337,7 +353,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       metrics.deliveryObserver,
     );
     const services: Services = cacheServices(
-      { events, ledger, exports: new ExportService(database, ledger), audit: new AuditService(database), apiKeys, identity, privacy, reports, fhir, deliveries, analytics },
+      { events, ledger, exports: new ExportService(database, ledger), audit: new AuditService(database), apiKeys, identity, privacy, reports, fhir, deliveries, analytics, retention },
       cache,
       { apiKeyLookups: redis !== null },
     );
@@ -476,6 +492,8 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       // Erasures whose process died (or that a released legal hold paused) are finished.
       { name: 'erasure-resumption', everyMs: config.PRIVACY_RESUME_INTERVAL_MS, run: async () => logResumed(await privacy.erasures.resumePending()) },
       { name: 'analytics-catch-up', everyMs: config.ANALYTICS_INTERVAL_MS, run: () => analyticsWorker.runOnce() },
+      // Retention: archive, erase, drop partitions (docs/privacy.md §6); an advisory lock keeps one run at a time.
+      { name: 'retention', everyMs: config.RETENTION_INTERVAL_MS, run: async () => void (await retention.run()) },
     ];
     const logCreated = (n: number) => n > 0 && logger.info({ created: n }, 'event partitions created');
     const logResumed = (n: number) => n > 0 && logger.info({ resumed: n }, 'erasures resumed');

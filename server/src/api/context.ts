@@ -15,6 +15,7 @@ import type { Logger } from '../observability/logger';
 import type { FhirService } from '../fhir/service';
 import type { PrivacyService } from '../privacy/service';
 import type { ReportService } from '../reports/service';
+import type { RetentionService } from '../retention/service';
 import type { LedgerService } from '../tlog/service';
 
 /** Services behind the API adapters. */
@@ -40,6 +41,8 @@ export interface Services {
   streams?: StreamHub | null;
   /** Behaviour analytics (answers 501 without pgvector). */
   analytics: AnalyticsService;
+  /** Retention policies, archives and runs (docs/privacy.md §6). */
+  retention: RetentionService | null;
 }
 
 /** Per-request context, independent of the transport (tRPC's inner context: https://trpc.io/docs/server/context#inner-and-outer-context). */

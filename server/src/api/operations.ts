@@ -24,7 +24,8 @@ import {
 import { safeText } from '../util/safe-input';
 import { recordAuthEvent, recordRead, type AuditedAccess } from './accountability';
 import { deliveryOperations } from './ops-delivery';
-import { getEventFor, privacyOperations, queryEventsFor } from './ops-privacy';
+import { getEventFor, leavesFor, privacyOperations, queryEventsFor } from './ops-privacy';
+import { retentionOperations } from './ops-retention';
 import type { AuthedContext } from './context';
 import { reportOperations } from './ops-reports';
 import { createAlertOperations } from './ops-alerts';
@@ -346,13 +347,21 @@ export function createOperations(limits: InputLimits) {
             organizationId: z.uuid(),
             recordedAt: z.string(),
             leafHash: b64,
-            fields: z.record(z.string(), z.object({ commitment: z.string(), salt: z.string().nullable(), value: z.unknown().optional() })),
+            fields: z.record(
+              z.string(),
+              z.object({
+                commitment: z.string(),
+                salt: z.string().nullable(),
+                value: z.unknown().optional(),
+                pseudonym: z.string().optional().describe('the value withheld from this caller, as its pseudonym (docs/privacy.md §4)'),
+              }),
+            ),
           }),
         ),
       }),
       rest: { method: 'get', path: '/ledger/leaves' },
       example: { start: 0, end: 1 },
-      run: audited('export', 'ledger.leaves', async (ctx, input) => ({ leaves: await ctx.services.events.leaves(ctx.principal.organizationId, input.start, input.end) })),
+      run: audited('export', 'ledger.leaves', (ctx, input) => leavesFor(ctx, input.start, input.end)),
     }),
     ledgerKeys: op({
       kind: 'query',
@@ -518,6 +527,7 @@ export function createOperations(limits: InputLimits) {
     ...privacyOperations(),
     ...deliveryOperations(),
     ...analyticsOperations(),
+    ...retentionOperations(),
   };
 }
 

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import type { Principal } from '../auth/api-keys';
 import type { EventQuery } from '../events/schema';
 import type { Requester } from '../privacy/events';
+import { withholdIdentifiers } from '../privacy/pseudonyms';
 import { IDENTIFIER_FIELDS, type IdentifierField } from '../privacy/repository';
 import { instantSchema, safeText } from '../util/safe-input';
 import type { AuthedContext } from './context';
@@ -270,6 +271,18 @@ export async function getEventFor(ctx: AuthedContext, id: string, withProof: boo
   const view = await ctx.services.privacy.viewFor(ctx.principal);
   if (!view.pseudonymous) return found;
   const out = { ...found, event: view.apply(found.event) };
+  await view.flush();
+  return out;
+}
+
+/** ledger.leaves with direct identifiers withheld (pseudonyms beside the commitments) for the caller. */
+export async function leavesFor(ctx: AuthedContext, start: number, end: number) {
+  const leaves = await ctx.services.events.leaves(ctx.principal.organizationId, start, end);
+  const view = await ctx.services.privacy.viewFor(ctx.principal);
+  if (!view.pseudonymous) return { leaves };
+  const out = {
+    leaves: leaves.map((l) => ({ ...l, fields: withholdIdentifiers(l.fields, view.pseudonym) })),
+  };
   await view.flush();
   return out;
 }

@@ -52,9 +52,12 @@ export const PERMISSIONS = {
   'admin.destinations:manage': 'create, change, rotate the secret of, delete destinations; replay dead letters',
   'account.self:read': 'who am I: the caller’s own identity, organization and role',
   'privacy.subjects:erase': 'erase a data subject’s personal data from every event naming it; list erasure requests',
+  'privacy.subjects:export': 'export every event about a data subject with proofs (subject access, portability)',
   'privacy.pseudonyms:resolve': 'see patient and principal ids as they are (others see pseudonyms) and resolve a pseudonym (audited)',
   'privacy.holds:read': 'list legal holds',
   'privacy.holds:manage': 'place and release legal holds',
+  'privacy.retention:read': 'read retention policies and the archives written',
+  'privacy.retention:manage': 'set retention policies (archive and erase after so many days)',
 } as const;
 /** A permission checked by procedures and REST routes. */
 export type Permission = keyof typeof PERMISSIONS;
@@ -64,7 +67,7 @@ export const PERMISSION_NAMES = Object.keys(PERMISSIONS) as Permission[];
 const ALL = PERMISSION_NAMES;
 const READ_LOG: Permission[] = ['audit.events:read', 'audit.events:export', 'audit.analytics:read', 'audit.ledger:read', 'audit.alerts:read', 'admin.producerKeys:read'];
 /** What the privacy office does (docs/privacy.md): patient rights, holds, and identifiers in the clear. */
-const PRIVACY_OFFICE: Permission[] = ['privacy.subjects:erase', 'privacy.pseudonyms:resolve', 'privacy.holds:read', 'privacy.holds:manage'];
+const PRIVACY_OFFICE: Permission[] = ['privacy.subjects:erase', 'privacy.subjects:export', 'privacy.pseudonyms:resolve', 'privacy.holds:read', 'privacy.holds:manage', 'privacy.retention:read', 'privacy.retention:manage'];
 
 /**
  * The table. API keys that predate the seven roles were `admin`, `producer` or `auditor` and keep
@@ -73,7 +76,7 @@ const PRIVACY_OFFICE: Permission[] = ['privacy.subjects:erase', 'privacy.pseudon
 export const ROLE_PERMISSIONS: Record<Role, readonly Permission[]> = {
   owner: ALL,
   admin: ALL,
-  auditor: [...READ_LOG, 'audit.reports:create', 'audit.securityAlerts:read', 'account.self:read', 'privacy.holds:read'],
+  auditor: [...READ_LOG, 'audit.reports:create', 'audit.securityAlerts:read', 'account.self:read', 'privacy.holds:read', 'privacy.retention:read'],
   compliance_officer: [...READ_LOG, 'audit.reports:create', 'audit.reports:configure', 'audit.securityAlerts:read', 'audit.securityAlerts:manage', 'admin.members:read', 'account.self:read', ...PRIVACY_OFFICE],
   developer: ['audit.ledger:read', 'audit.alerts:read', 'admin.producerKeys:read', 'admin.producerKeys:manage', 'admin.apiKeys:read', 'account.self:read'],
   member: ['audit.ledger:read', 'account.self:read'],

@@ -17,6 +17,7 @@
  *   audit-admin jobs list [--queue NAME] [--state waiting|delayed|active|completed|failed]
  *   audit-admin jobs retry --queue NAME [--id JOB_ID]      (failed jobs back to waiting)
  *   audit-admin jobs clean --queue NAME [--state completed|failed] [--grace-seconds N]
+ *   audit-admin privacy rotate-key [--org ID]          (new pseudonyms and keyed hashes; docs/privacy.md §7)
  *       (exit 0 only when every ledger verifies with the trusted keys: --key, the verifier key of
  *        AUDIT_SIGNING_KEY, AUDIT_VERIFIER_KEY, AUDIT_TRUSTED_VERIFIER_KEYS; never the database's)
  *
@@ -47,6 +48,7 @@ import { currentSchemaVersion, expectedSchemaVersion, migrate } from '../db/migr
 import { verifyLedgers } from '../audit/verify-ledger';
 import { jobsCommand, JobsUsageError } from './jobs-command';
 import { parseSignerKey, parseVerifierKey, type Verifier } from '../ledger';
+import { PrivacyKeyring } from '../privacy/keys';
 
 const USAGE = `usage:
   audit-admin api-keys create --name NAME --role ${API_KEY_ROLES.join('|')} [--org ID]
@@ -64,7 +66,8 @@ const USAGE = `usage:
   audit-admin verify-ledger [--organization ID] [--key VERIFIER_KEY]...
   audit-admin jobs list [--queue NAME] [--state waiting|delayed|active|completed|failed]
   audit-admin jobs retry --queue NAME [--id JOB_ID]
-  audit-admin jobs clean --queue NAME [--state completed|failed] [--grace-seconds N]`;
+  audit-admin jobs clean --queue NAME [--state completed|failed] [--grace-seconds N]
+  audit-admin privacy rotate-key [--org ID]`;
 
 class UsageError extends Error {}
 
@@ -267,6 +270,12 @@ async function run(argv: string[], out: (s: string) => void): Promise<number> {
       } finally {
         redis?.disconnect();
       }
+    }
+    if (group === 'privacy' && command === 'rotate-key') {
+      const org = await defaultOrg(database, values.org);
+      const version = await new PrivacyKeyring(database).rotate(org);
+      out(JSON.stringify({ organizationId: org, keyVersion: version }));
+      return 0;
     }
     if (group === 'verify-ledger') {
       const verifiers = trustedKeys(config, values.key ?? []);

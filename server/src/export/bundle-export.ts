@@ -69,7 +69,10 @@ export async function resolveRange(db: Db, org: string, range: ExportRange): Pro
   }
   if (end > latest) end = latest;
   if (start > end) start = end;
-  const alignedStart = await repo.checkpointAtOrBefore(db, org, start);
+  // Leaves below the floor went with a dropped partition: the bundle starts there, anchored by the
+  // frontier of stored tree nodes (a later signed checkpoint verifies it).
+  const floor = await repo.droppedThrough(db, org);
+  const alignedStart = Math.max(await repo.checkpointAtOrBefore(db, org, start), Math.min(floor, latest));
   const alignedEnd = end === 0 ? 0 : ((await repo.checkpointAtOrAfter(db, org, end)) ?? latest);
   return { start: alignedStart, end: Math.max(alignedEnd, alignedStart), headSize: head.size, latest };
 }

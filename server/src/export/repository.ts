@@ -4,7 +4,7 @@
  */
 import { and, asc, eq, gt, gte, lt, lte, max, min, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
-import { checkpoints, events, ledgerHeads, ledgerNodes } from '../db/schema';
+import { checkpoints, events, ledgerHeads, ledgerNodes, retentionState } from '../db/schema';
 
 /** An event row with the log's stored hash of its leaf (null when the tree node is missing). */
 export type ExportEventRow = typeof events.$inferSelect & { nodeHash: Buffer | null };
@@ -112,4 +112,13 @@ export async function headAndLatestCheckpoint(db: Db, org: string): Promise<{ si
     .where(eq(ledgerHeads.organizationId, org));
   const row = rows[0];
   return row ? { size: Number(row.size), latest: Number(row.latest ?? 0) } : null;
+}
+
+/**
+ * The first leaf that may still exist: leaves below it may be gone with a dropped partition
+ * (retention, docs/privacy.md §6); their tree nodes stay, so an export starts there with a frontier.
+ */
+export async function droppedThrough(db: Db, org: string): Promise<number> {
+  const rows = await db.select({ d: retentionState.droppedThrough }).from(retentionState).where(eq(retentionState.organizationId, org));
+  return rows[0]?.d ?? 0;
 }

@@ -10,6 +10,7 @@ import { procedureAccess } from '../trpc/access';
 import { createAppRouter } from '../trpc/routers';
 import { EXPORT_ROUTE } from './export';
 import { REPORTS_ROUTE } from './reports';
+import { SUBJECT_EXPORT_ROUTE } from './subject-export';
 
 /** Who needs what: tRPC procedures and REST routes (under /api/v1) grouped by access. */
 function operationsByAccess(): Map<Access | null, string[]> {
@@ -17,7 +18,7 @@ function operationsByAccess(): Map<Access | null, string[]> {
   const by = new Map<Access | null, string[]>();
   const add = (access: Access | null, name: string) => by.set(access, [...(by.get(access) ?? []), name]);
   for (const p of procedureAccess(createAppRouter(operations))) add(p.access, `\`${p.path}\``);
-  const rest = [...(Object.values(operations) as AnyOperation[]).map((o) => ({ ...o.rest, access: o.permission })), EXPORT_ROUTE, REPORTS_ROUTE];
+  const rest = [...(Object.values(operations) as AnyOperation[]).map((o) => ({ ...o.rest, access: o.permission })), EXPORT_ROUTE, REPORTS_ROUTE, SUBJECT_EXPORT_ROUTE];
   for (const r of rest) add(r.access, `\`${r.method.toUpperCase()} ${r.path}\``);
   return by;
 }

@@ -40,6 +40,7 @@ import { authRouter, type AuthRoutesDeps } from './auth-routes';
 import { eventStreamRouter } from './event-stream';
 import { exportRouter } from './export';
 import { fhirRouter } from './fhir';
+import { subjectExportRouter } from './subject-export';
 import { openApiDocument } from './openapi';
 import { publicLogRouter } from './public-log';
 import { reportsRouter } from './reports';
@@ -127,6 +128,7 @@ export function createApp(deps: AppDeps): Express {
   // Live events (SSE), before the table's GET /events/:id would take "stream" for an id.
   if (deps.services.streams) api.use(eventStreamRouter(deps.services.streams, deps.streamHeartbeatMs ?? 15_000));
   api.use(reportsRouter()); // streaming too
+  api.use(subjectExportRouter()); // streaming too (docs/privacy.md §5)
   api.use(restRouter(operations));
   api.use((req, res) => sendError(res, 'NOT_FOUND', `no route ${req.method} ${req.baseUrl}${req.path}`, stateOf(req).requestId));
   app.use('/api/v1', api);

@@ -11,6 +11,7 @@ import { recordRead } from '../api/accountability';
 import { parseRestParams, restParams } from '../api/rest-input';
 import { exportBundleInputSchema, toExportRange, type ExportBundleInput } from '../export/schema';
 import { formatBundleRecord } from '../ledger';
+import { bundleForView } from '../privacy/service';
 import { requireAccess, stateOf } from './middleware';
 
 /** Query parameters derived from the input schema, as for the operation table (api/rest-input.ts). */
@@ -29,7 +30,9 @@ export function exportRouter(): Router {
     const principal = state.principal!; // the access gate checked it
     const org = principal.organizationId;
     await recordRead({ ...state, principal }, 'export', 'ledger.export', parsed.input);
-    const records = state.services.exports.exportBundle(org, toExportRange(parsed.input as ExportBundleInput));
+    // Callers who may not see identifiers get them withheld, with pseudonyms (docs/privacy.md §4).
+    const view = await state.services.privacy.viewFor(principal);
+    const records = bundleForView(state.services.exports.exportBundle(org, toExportRange(parsed.input as ExportBundleInput)), view);
     // The first record resolves the range (and can fail with a 404) before any header is sent.
     const first = await records.next();
     res.status(200);

@@ -33,7 +33,7 @@ export const DEFAULT_PERSONAL_FIELDS: readonly repo.ErasableField[] = [
 /** One committed batch of an erasure, as hooks see it. */
 export interface ErasedBatch {
   organizationId: string;
-  /** The erasure request. */
+  /** The erasure request (or `retention` for a retention run). */
   erasureId: string;
   /** Ids of the events erased by this batch. */
   eventIds: string[];
@@ -226,6 +226,24 @@ export class ErasureService {
     const pending = await repo.claimableErasures(this.database.db, 100);
     for (const r of pending) await this.run(r.organizationId, r.id);
     return pending.length;
+  }
+
+  /**
+   * Erases the personal fields and every identifier of the given events in one transaction, with
+   * the same hooks as a subject erasure (retention: events past their eraseAfterDays).
+   */
+  async eraseEvents(org: string, eventIds: string[], reason: string): Promise<number> {
+    const fields = [...new Set<repo.ErasableField>([...(await this.personalFields(org)), ...repo.IDENTIFIER_FIELDS])];
+    const batch = await this.database.db.transaction(async (tx) => {
+      const ids = await repo.eraseEventsById(tx, org, eventIds, fields);
+      const b: ErasedBatch = { organizationId: org, erasureId: reason, eventIds: ids };
+      for (const h of this.hooks) await h.inTransaction?.(b, tx);
+      return b;
+    });
+    for (const h of this.hooks) {
+      await h.afterCommit?.(batch).catch((err: unknown) => this.logger.warn({ name: (err as Error).name }, 'erasure hook failed after commit'));
+    }
+    return batch.eventIds.length;
   }
 
   /** Waits for this process's runs to finish (shutdown). */

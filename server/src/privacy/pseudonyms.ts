@@ -92,3 +92,48 @@ function pseudonymizeReadInput(details: unknown, pseudonym: Pseudonymizer): unkn
   }
   return { ...d, input: i };
 }
+
+/** A committed field of an export bundle or a ledger leaf, as a caller may receive it. */
+export interface ExportedField {
+  commitment: string;
+  salt: string | null;
+  value?: unknown;
+  /** Set when the value is withheld from this caller: the value's pseudonym. */
+  pseudonym?: string;
+}
+
+/**
+ * The committed fields of one exported event with the direct identifiers withheld: the value and
+ * salt of `patientId`, `principalId` and a `targetResourceId` naming a person are left out (a
+ * verifier reports them as erased; the leaf hash still verifies from the commitment) and the
+ * value's pseudonym is given beside the commitment. Pure.
+ */
+export function withholdIdentifiers<F extends ExportedField>(
+  fields: Record<string, F>,
+  pseudonym: Pseudonymizer,
+): Record<string, F | ExportedField> {
+  const valueOf = (name: string): unknown => fields[name]?.value;
+  const record: IdentifyingFields = {};
+  for (const k of ['patientId', 'principalId', 'targetResourceId', 'targetResourceType', 'action'] as const) {
+    const v = valueOf(k);
+    if (typeof v === 'string') record[k] = v;
+  }
+  const out: Record<string, F | ExportedField> = { ...fields };
+  const shown = pseudonymizeRecord(record, pseudonym);
+  for (const k of ['patientId', 'principalId', 'targetResourceId'] as const) {
+    const f = fields[k];
+    if (!f || shown[k] === record[k] || f.salt === null) continue;
+    out[k] = { commitment: f.commitment, salt: null, pseudonym: shown[k]! };
+  }
+  // A recorded read's details name the patients it filtered by: withheld whole.
+  const details = fields.details;
+  if (
+    details &&
+    details.salt !== null &&
+    typeof record.action === 'string' &&
+    record.action.startsWith('audit.log.')
+  ) {
+    out.details = { commitment: details.commitment, salt: null };
+  }
+  return out;
+}

@@ -2,9 +2,16 @@
  * Queries of the privacy tables (migration 0012) and the erasure UPDATE of events: the only module
  * of server/src/privacy that talks to the database. No value read or written here is ever logged.
  */
-import { and, desc, eq, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client';
-import { legalHolds, privacyErasures, privacyKeys, privacyPseudonyms, privacySettings } from '../db/schema';
+import {
+  events,
+  legalHolds,
+  privacyErasures,
+  privacyKeys,
+  privacyPseudonyms,
+  privacySettings,
+} from '../db/schema';
 
 type Conn = Db | Tx;
 
@@ -53,7 +60,7 @@ export async function rotateKey(db: Db, org: string, secret: Buffer): Promise<nu
   return db.transaction(async (tx) => {
     const rows = rowsOf<{ v: number | string | null }>(
       await tx.execute(
-        sql`SELECT max(version) AS v FROM privacy_keys WHERE organization_id = ${org} FOR UPDATE`,
+        sql`SELECT version AS v FROM privacy_keys WHERE organization_id = ${org} ORDER BY version DESC LIMIT 1 FOR UPDATE`,
       ),
     );
     const next = Number(rows[0]?.v ?? 0) + 1;
@@ -416,4 +423,50 @@ export async function findHold(db: Conn, org: string, id: string): Promise<HoldR
     .from(legalHolds)
     .where(and(eq(legalHolds.organizationId, org), eq(legalHolds.id, id)));
   return rows[0] ?? null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subject export
+
+/**
+ * The next page of events of `org` about `subject` (its identifier field, or a target resource
+ * id equal to it) with leaf indexes in (after, size), in leaf order. The scan walks the
+ * (organization_id, leaf_index) index forward from the cursor, so the whole export is one pass.
+ */
+export async function subjectEventPage(
+  db: Conn,
+  org: string,
+  field: IdentifierField,
+  subject: string,
+  after: number,
+  size: number,
+  limit: number,
+) {
+  const column = sql.raw(ERASABLE_COLUMNS[field]);
+  const about =
+    field === 'targetResourceId'
+      ? sql`${column} = ${subject}`
+      : sql`(${column} = ${subject} OR target_resource_id = ${subject})`;
+  return db
+    .select()
+    .from(events)
+    .where(
+      and(eq(events.organizationId, org), gt(events.leafIndex, after), lt(events.leafIndex, size), about),
+    )
+    .orderBy(asc(events.leafIndex))
+    .limit(limit);
+}
+
+/**
+ * Erases `fields` (values and salts) of the events of `org` with the given ids, and records the
+ * erasure time (retention). Returns the ids changed.
+ */
+export async function eraseEventsById(db: Conn, org: string, ids: string[], fields: readonly ErasableField[]): Promise<string[]> {
+  if (ids.length === 0 || fields.length === 0) return [];
+  const sets = fields.map((f) => sql`${sql.raw(ERASABLE_COLUMNS[f])} = NULL`);
+  const result = await db.execute(sql`
+    UPDATE events e SET ${sql.join(sets, sql`, `)}, salts = e.salts - ${sql.param([...fields])}::text[], erased_at = coalesce(e.erased_at, now())
+     WHERE e.organization_id = ${org} AND e.id = ANY(${sql.param(ids)}::uuid[])
+    RETURNING e.id`);
+  return rowsOf<{ id: string }>(result).map((r) => r.id);
 }

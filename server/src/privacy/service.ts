@@ -5,12 +5,14 @@ import type { Principal } from '../auth/api-keys';
 import { can } from '../auth/permissions';
 import type { Database } from '../db/client';
 import { AppError } from '../errors';
+import type { BundleRecord } from '../ledger';
 import type { Logger } from '../observability/logger';
 import { ErasureService, type Append, type ErasureOptions } from './erasure';
 import { internalEvent, type Requester } from './events';
 import { LegalHoldService } from './holds';
 import { PrivacyKeyring } from './keys';
 import {
+  withholdIdentifiers,
   isPseudonym,
   pseudonymizeRecord,
   pseudonymOf,
@@ -18,6 +20,8 @@ import {
   type Pseudonymizer,
 } from './pseudonyms';
 import * as repo from './repository';
+import type { IdentifierField } from './repository';
+import { subjectExport, type SubjectExportRecord } from './subject-export';
 
 /**
  * What one caller sees: identifiers as they are, or pseudonyms. `apply` is the one function every
@@ -58,6 +62,7 @@ export class PrivacyService {
     private readonly append: Append,
     options: ErasureOptions,
     logger: Logger,
+    private readonly originOf: (org: string) => string,
   ) {
     this.keyring = new PrivacyKeyring(database);
     this.holds = new LegalHoldService(database, this.keyring, append);
@@ -101,6 +106,19 @@ export class PrivacyService {
     return values.map((v) => known.get(v) ?? v);
   }
 
+  /**
+   * Every event about a subject with proofs against the latest checkpoint (see subject-export.ts);
+   * the subject may be given as a pseudonym. Stream it, never collect it.
+   */
+  async subjectExport(
+    org: string,
+    field: IdentifierField,
+    subject: string,
+  ): Promise<AsyncGenerator<SubjectExportRecord, void, undefined>> {
+    const value = (await this.resolveFilter(org, [subject]))![0]!;
+    return subjectExport(this.database.db, org, this.originOf(org), field, value);
+  }
+
   /** What a pseudonym stands for (audited as `privacy.pseudonym.resolve`); 404 when unknown. */
   async resolve(
     org: string,
@@ -125,5 +143,29 @@ export class PrivacyService {
     if (value === undefined)
       throw new AppError('NOT_FOUND', `no pseudonym ${pseudonym} is known in this organization`);
     return { pseudonym, value };
+  }
+}
+
+/**
+ * An export bundle as `view` may receive it: events' direct identifiers withheld (see
+ * {@link withholdIdentifiers}); the pseudonyms shown are remembered every 1,000 records.
+ */
+export async function* bundleForView(
+  records: AsyncIterable<BundleRecord>,
+  view: PseudonymView,
+): AsyncGenerator<BundleRecord, void, undefined> {
+  if (!view.pseudonymous) {
+    yield* records;
+    return;
+  }
+  let n = 0;
+  for await (const r of records) {
+    if (r.type === 'event') {
+      yield { ...r, fields: withholdIdentifiers(r.fields, view.pseudonym) };
+      if (++n % 1000 === 0) await view.flush();
+    } else {
+      if (r.type === 'end') await view.flush();
+      yield r;
+    }
   }
 }

@@ -8,7 +8,7 @@ import { apiKeysRouter } from './api-keys';
 import { deliveriesRouter, destinationsRouter } from './delivery';
 import { eventsRouter } from './events';
 import { ledgerRouter } from './ledger';
-import { legalHoldsRouter, privacyRouter } from './privacy';
+import { legalHoldsRouter, privacyRouter, retentionRouter } from './privacy';
 import { reportsRouter } from './reports';
 
 /** The whole tRPC API, built from the operation table (which carries the configured limits). */
@@ -31,6 +31,7 @@ export function createAppRouter(operations: Operations) {
     deliveries: deliveriesRouter(operations),
     streams: streamsRouter(),
     analytics: analyticsRouter(operations),
+    retention: retentionRouter(operations),
   });
 }
 

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { exportBundleInputSchema, toExportRange } from '../../export/schema';
 import type { BundleRecord } from '../../ledger';
 import { recordRead } from '../../api/accountability';
+import { bundleForView } from '../../privacy/service';
 import { permitted, router } from '../trpc';
 
 /**
@@ -17,7 +18,8 @@ const exportBundle = permitted('audit.events:export')
   .output(z.custom<AsyncGenerator<BundleRecord, void, undefined>>((v) => typeof (v as AsyncIterable<unknown>)?.[Symbol.asyncIterator] === 'function'))
   .query(async ({ ctx, input }) => {
     await recordRead(ctx, 'export', 'ledger.exportBundle', input);
-    return ctx.services.exports.exportBundle(ctx.principal.organizationId, toExportRange(input));
+    const view = await ctx.services.privacy.viewFor(ctx.principal);
+    return bundleForView(ctx.services.exports.exportBundle(ctx.principal.organizationId, toExportRange(input)), view);
   });
 
 /** `ledger.*`: checkpoints, proofs, leaves and keys. */
