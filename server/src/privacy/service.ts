@@ -127,11 +127,13 @@ export class PrivacyService {
   ): Promise<{ pseudonym: string; value: string }> {
     const known = await repo.valuesOfPseudonyms(this.database.db, org, [pseudonym]);
     const value = known.get(pseudonym);
+    // An unknown pseudonym is a 404, not a disclosure: only resolutions are appended.
+    if (value === undefined) throw new AppError('NOT_FOUND', `no pseudonym ${pseudonym} is known in this organization`);
     await this.append(
       org,
       internalEvent({
         action: 'privacy.pseudonym.resolve',
-        status: value === undefined ? 'failure' : 'success',
+        status: 'success',
         principalId: requester.principalId,
         principalType: requester.principalType,
         targetResourceType: 'Pseudonym',

@@ -131,6 +131,28 @@ describeEachBackend('tenant isolation of every documented read on %s', (backend)
     valuesFor.destinationsGet = { id: dest.id };
     valuesFor.deliveriesDeadLetters = { id: dest.id };
     markers.push(dest.id, 'tenant-a-destination', 'tenant-a-dead-letter');
+    // Privacy and retention records of A's (inserted directly: A's log stays as counted; the
+    // pseudonym resolution is the one read that appends, to A's log only).
+    const pseudonym = 'pseu_' + 'TenantA'.padEnd(22, 'x');
+    const sql = await srv.runtime.database.connect();
+    try {
+      await sql.query(
+        `INSERT INTO privacy_erasures (organization_id, id, subject_field, subject_hash, key_version, fields, reason, state, requested_by, completed_at)
+         VALUES ($1, $2, 'patientId', 'tenant-a-erasure-hash', 1, '{patientId}', 'tenant-a-erasure-reason', 'completed', 'tenant-a-admin', now())`,
+        [srv.organizationId, uuidv4()],
+      );
+      await sql.query(`INSERT INTO legal_holds (organization_id, id, scope, reason, placed_by) VALUES ($1, $2, 'organization', 'tenant-a-hold-reason', 'tenant-a-admin')`, [srv.organizationId, uuidv4()]);
+      await sql.query(`INSERT INTO retention_policies (organization_id, data_classification, archive_after_days, erase_after_days, updated_by) VALUES ($1, 'CONFIDENTIAL', 36411, NULL, 'tenant-a-admin')`, [srv.organizationId]);
+      await sql.query(
+        `INSERT INTO retention_archives (organization_id, id, start_leaf, end_leaf, events, destination, object_name, sha256, bytes) VALUES ($1, $2, 0, 1, 1, 'dir:x', 'tenant-a-archive-object', 'x', 1)`,
+        [srv.organizationId, uuidv4()],
+      );
+      await sql.query(`INSERT INTO privacy_pseudonyms (organization_id, pseudonym, key_version, value) VALUES ($1, $2, 1, 'tenant-a-pseudonym-value')`, [srv.organizationId, pseudonym]);
+    } finally {
+      sql.release();
+    }
+    valuesFor.privacyPseudonymResolve = { pseudonym };
+    markers.push('tenant-a-erasure-hash', 'tenant-a-hold-reason', '36411', 'tenant-a-archive-object', 'tenant-a-pseudonym-value');
     // Indexes and sizes only A's log reaches (B has 2 leaves).
     Object.assign(values, {
       leafIndex: String(A_EVENTS - 1),
@@ -240,9 +262,9 @@ describeEachBackend('tenant isolation of every documented read on %s', (backend)
         undefined,
         srv.adminKey,
       );
-      // A's log also holds the auth.apikey.create event of the key created in beforeAll, and the
-      // alert.settings.update of its alert settings.
-      expect((asA.body.groups as Array<{ count: number }>).reduce((n, g) => n + g.count, 0)).toBe(A_EVENTS + 2);
+      // A's log also holds the auth.apikey.create event of the key created in beforeAll, the
+      // alert.settings.update of its alert settings, and the privacy.pseudonym.resolve of A's read.
+      expect((asA.body.groups as Array<{ count: number }>).reduce((n, g) => n + g.count, 0)).toBe(A_EVENTS + 3);
     },
   );
 });
