@@ -31,7 +31,7 @@ import { CACHES, cacheServices, invalidateSigningKeys } from './api/cached-servi
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from './cache/rate-limiter';
 import { MemoryCacheStore, ReadCache, RedisCacheStore } from './cache/read-cache';
 import { openRedis, pingRedis, redisEndpointOf } from './cache/redis';
-import { checkNoEviction, openJobQueue, registerPeriodicTasks, type JobQueue, type PeriodicTask } from './jobs';
+import { checkNoEviction, openJobQueue, registerPeriodicTasks, schedulePeriodicTasks, type JobQueue, type PeriodicTask } from './jobs';
 import type * as InngestModule from './jobs/inngest';
 import type { Config } from './config';
 import { openDatabase, type Database } from './db/client';
@@ -212,6 +212,10 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       const r = openRedis(redisEndpoint);
       redis = r;
       r.on('error', (err: Error) => logger.warn({ err: err.message }, 'redis error'));
+      // Give Redis a moment to answer, so a server started beside a working Redis is ready at
+      // once; past the bound it starts anyway (every Redis use fails fast and degrades) and
+      // /ready reports Redis until it answers.
+      if (!(await redisReadyWithin(r, REDIS_START_WAIT_MS))) logger.warn({ waitedMs: REDIS_START_WAIT_MS }, 'redis not reachable at start; serving without it until it is');
       cleanups.unshift(async () => {
         r.disconnect();
         return Promise.resolve();
@@ -497,11 +501,19 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     ];
     const logCreated = (n: number) => n > 0 && logger.info({ created: n }, 'event partitions created');
     const logResumed = (n: number) => n > 0 && logger.info({ resumed: n }, 'erasures resumed');
-    await registerPeriodicTasks(jobs, periodic, runWorker);
+    registerPeriodicTasks(jobs, periodic);
+    // Scheduling needs the queue's Redis: in the background, retried until it answers, so a worker
+    // started while Redis is down still serves (and still gets its schedules once Redis is back).
+    const scheduling = new AbortController();
     if (runWorker) {
       await jobs.start();
-      // Pending erasures are resumed at start too (once however many workers start together).
-      await jobs.enqueue('erasure-resumption', null, { jobId: 'erasure-resumption:start' });
+      void schedulePeriodicTasks(jobs, periodic, {
+        signal: scheduling.signal,
+        failed: (err, next) => logger.warn({ err: (err as Error).message, retryInMs: next }, 'periodic tasks not scheduled yet'),
+      }).then(async (scheduled) => {
+        // Pending erasures are resumed at start too (once however many workers start together).
+        if (scheduled) await jobs.enqueue('erasure-resumption', null, { jobId: 'erasure-resumption:start' });
+      }).catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'erasure resumption at start not enqueued; the periodic run will do it'));
     }
 
     const server = http.createServer(app);
@@ -522,24 +534,29 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     const close = () =>
       (closing ??= (async () => {
         shuttingDown = true;
-        await streams?.close();
+        scheduling.abort();
+        // Every step is bounded: a dependency that stopped answering (Redis, a witness endpoint)
+        // must not keep the process from exiting; what a step leaves undone is named in the log.
+        // Appends get the longest bound: each one waits for its COMMIT (nothing acknowledged is lost).
+        const step = (name: string, ms: number, run: () => Promise<unknown> | undefined) => boundedStep(name, ms, run, logger);
+        await step('live streams', 5_000, () => streams?.close());
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-        await detectorsOf()?.flush();
-        await privacy.erasures.drain();
-        await ingest.drain();
-        await jobs.close();
-        await selfAudit?.stop();
-        await detectorsOf()?.close();
-        await analyticsWorker.stop();
-        await witness?.close();
+        await step('security detectors flush', 10_000, () => detectorsOf()?.flush());
+        await step('erasures', 30_000, () => privacy.erasures.drain());
+        await step('appends', 60_000, () => ingest.drain());
+        await step('job queue', 20_000, () => jobs.close());
+        await step('self-audit', 10_000, () => selfAudit?.stop());
+        await step('security detectors', 5_000, () => detectorsOf()?.close());
+        await step('analytics', 10_000, () => analyticsWorker.stop());
+        await step('witness publication', 10_000, () => witness?.close());
         // Keep-alive connections become idle as their last responses go out: close them as they do,
         // for up to 5 s, then cut whatever is left.
         const sweep = setInterval(() => server.closeIdleConnections(), 50);
         await Promise.race([closed, new Promise((r) => setTimeout(r, 5_000).unref())]);
         clearInterval(sweep);
         server.closeAllConnections();
-        for (const c of cleanups) await c().catch(() => undefined);
+        for (const c of cleanups) await boundedStep('connections', 10_000, () => c().catch(() => undefined), logger);
       })());
 
     return { database, services, ingest, metrics, signer, bootstrap: boot, selfAudit, witness, jobs, alerts, detectors, analyticsWorker, url, app, close };
@@ -547,4 +564,42 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     for (const c of cleanups) await c().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * Runs one step of the shutdown for at most `ms`; a step still running then is left behind and
+ * named in the log (the process is exiting: its work is resumed by the next start or another replica).
+ */
+async function boundedStep(name: string, ms: number, run: () => Promise<unknown> | undefined, logger: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const finished = Promise.resolve()
+    .then(run)
+    .then(
+      () => true,
+      (err: unknown) => {
+        // The name only: a database error's message can carry the values of the batch it failed.
+        logger.warn({ step: name, err: (err as Error)?.name }, 'shutdown step failed');
+        return true;
+      },
+    );
+  const outcome = await Promise.race([finished, new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms).unref()))]);
+  clearTimeout(timer);
+  if (!outcome) logger.warn({ step: name, waitedMs: ms }, 'shutdown step did not finish in time; going on');
+}
+
+/** How long start-up waits for Redis before serving without it. */
+const REDIS_START_WAIT_MS = 3_000;
+
+function redisReadyWithin(redis: Redis, ms: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      resolve(ok);
+    };
+    const onReady = () => done(true);
+    const timer = setTimeout(() => done(false), ms);
+    redis.once('ready', onReady);
+  });
 }

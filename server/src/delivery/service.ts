@@ -262,9 +262,17 @@ export class DeliveryService {
     return targets.length;
   }
 
-  /** Starts (or keeps) the delivery job of a destination: at most one exists at a time. */
-  kick(org: string, id: string): Promise<string> {
-    return this.jobs.enqueue(DELIVERY_JOB, { organizationId: org, destinationId: id }, { jobId: `delivery:${org}:${id}` });
+  /**
+   * Starts (or keeps) the delivery job of a destination: at most one exists at a time. A queue that
+   * cannot take the job (Redis down) does not fail the caller's change, which is already committed:
+   * the worker's delivery sweep starts every destination with a backlog.
+   */
+  async kick(org: string, id: string): Promise<void> {
+    try {
+      await this.jobs.enqueue(DELIVERY_JOB, { organizationId: org, destinationId: id }, { jobId: `delivery:${org}:${id}` });
+    } catch (err) {
+      this.logger.warn({ destinationId: id, err: (err as Error).message }, 'delivery job not started; the next sweep starts it');
+    }
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -28,16 +28,34 @@ interface Kind {
   options: Required<JobOptions>;
   queue: Queue;
   worker: Worker | null;
+  /** The worker waits for the queue's first connection. */
+  workerPending?: boolean;
 }
 
 /** Completed and failed jobs BullMQ keeps per kind. */
 const KEEP = { completed: 1000, failed: 5000 };
+
+/**
+ * How long a producer call waits for the queue's Redis connection. BullMQ itself waits for a
+ * connection forever while ioredis reconnects, which would hang a request, `/metrics` or start-up
+ * for as long as Redis is down; past this bound the call fails and the caller decides.
+ */
+export const DEFAULT_CONNECT_WAIT_MS = 2_000;
+
+/** A producer call made while the queue's Redis was unreachable for longer than the wait bound. */
+export class JobQueueUnavailableError extends Error {
+  constructor(waitedMs: number) {
+    super(`the job queue's Redis did not answer within ${waitedMs} ms`);
+    this.name = 'JobQueueUnavailableError';
+  }
+}
 
 /** Jobs in Redis, shared by every process that uses the same URL and prefix. */
 export class BullMqJobQueue implements JobQueue {
   readonly kind = 'redis' as const;
   private readonly kinds = new Map<string, Kind>();
   private started = false;
+  private closed = false;
 
   /**
    * @param url Redis URL (`REDIS_URL`), or a Sentinel group (`REDIS_SENTINELS`)
@@ -47,7 +65,23 @@ export class BullMqJobQueue implements JobQueue {
     private readonly url: RedisEndpoint,
     private readonly prefix: string,
     private readonly observer: JobObserver | null = null,
+    private readonly connectWaitMs = DEFAULT_CONNECT_WAIT_MS,
   ) {}
+
+  /** The kind's queue once its connection is ready, or a JobQueueUnavailableError past the bound. */
+  private async ready(name: string): Promise<Kind> {
+    const k = this.kindOf(name);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        k.queue.waitUntilReady(),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new JobQueueUnavailableError(this.connectWaitMs)), this.connectWaitMs))),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+    return k;
+  }
 
   define<T>(name: string, handler: JobHandler<T>, options: JobOptions = {}): void {
     checkJobName(name);
@@ -76,7 +110,7 @@ export class BullMqJobQueue implements JobQueue {
   }
 
   async enqueue<T>(name: string, data: T, options: EnqueueOptions = {}): Promise<string> {
-    const k = this.kindOf(name);
+    const k = await this.ready(name);
     const job = await k.queue.add(name, data, {
       ...this.jobOptions(k),
       ...(options.delayMs ? { delay: options.delayMs } : {}),
@@ -87,8 +121,8 @@ export class BullMqJobQueue implements JobQueue {
   }
 
   async schedule(name: string, everyMs: number): Promise<void> {
-    const k = this.kindOf(name);
     if (!(everyMs > 0)) throw new Error(`schedule of ${name}: everyMs must be positive`);
+    const k = await this.ready(name);
     await k.queue.upsertJobScheduler(name, { every: everyMs }, { name, data: null, opts: this.jobOptions(k) });
   }
 
@@ -99,7 +133,20 @@ export class BullMqJobQueue implements JobQueue {
   }
 
   private startWorker(name: string, k: Kind): void {
-    if (k.worker) return;
+    if (k.worker || k.workerPending) return;
+    // Only once Redis answers: a BullMQ worker that never connected cannot be closed (its close
+    // waits for the connection forever), and there is nothing to take before then anyway.
+    k.workerPending = true;
+    k.queue.waitUntilReady().then(
+      () => {
+        k.workerPending = false;
+        if (!this.closed) this.createWorker(name, k);
+      },
+      () => (k.workerPending = false),
+    );
+  }
+
+  private createWorker(name: string, k: Kind): void {
     k.worker = new Worker(
       name,
       async (job: Job, _token?: string, signal?: AbortSignal) => {
@@ -130,16 +177,18 @@ export class BullMqJobQueue implements JobQueue {
   }
 
   async counts(): Promise<Record<string, JobCounts>> {
-    const out: Record<string, JobCounts> = {};
-    for (const [name, k] of this.kinds) {
-      const c = await k.queue.getJobCounts(...JOB_STATES);
-      out[name] = Object.fromEntries(JOB_STATES.map((s) => [s, c[s] ?? 0])) as JobCounts;
-    }
-    return out;
+    // In parallel: with Redis down, every kind waits out the same bound once, not one after another.
+    const entries = await Promise.all(
+      [...this.kinds.keys()].map(async (name) => {
+        const c = await (await this.ready(name)).queue.getJobCounts(...JOB_STATES);
+        return [name, Object.fromEntries(JOB_STATES.map((s) => [s, c[s] ?? 0])) as JobCounts] as const;
+      }),
+    );
+    return Object.fromEntries(entries);
   }
 
   async list(queue: string, state: JobState, limit = 50): Promise<JobInfo[]> {
-    const k = this.kindOf(queue);
+    const k = await this.ready(queue);
     const jobs = await k.queue.getJobs([state], 0, limit - 1, false);
     return jobs.map((j) => ({
       id: j.id ?? '',
@@ -153,7 +202,7 @@ export class BullMqJobQueue implements JobQueue {
   }
 
   async retry(queue: string, id?: string): Promise<number> {
-    const k = this.kindOf(queue);
+    const k = await this.ready(queue);
     if (id !== undefined) {
       const job = await k.queue.getJob(id);
       if (!job || (await job.getState()) !== 'failed') return 0;
@@ -170,7 +219,7 @@ export class BullMqJobQueue implements JobQueue {
   }
 
   async clean(queue: string, state: 'completed' | 'failed', graceMs: number): Promise<number> {
-    const k = this.kindOf(queue);
+    const k = await this.ready(queue);
     let n = 0;
     for (;;) {
       const removed = await k.queue.clean(graceMs, 1000, state);
@@ -180,21 +229,39 @@ export class BullMqJobQueue implements JobQueue {
   }
 
   async close(graceMs = 10_000): Promise<void> {
+    this.closed = true;
     const kinds = [...this.kinds.values()];
     // Workers finish their running jobs; past the grace period they are closed by force (the
-    // jobs' locks lapse and another worker takes them up again: at-least-once).
+    // jobs' locks lapse and another worker takes them up again: at-least-once). BullMQ's close
+    // waits for Redis without a bound; with Redis gone the worker's connections are cut instead.
     await Promise.all(
       kinds.map(async (k) => {
         if (!k.worker) return;
         const w = k.worker;
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([w.close(), new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
-        clearTimeout(timer);
-        await w.close(true).catch(() => undefined);
+        if (await within(w.close(), graceMs)) return;
+        if (await within(w.close(true), FORCE_CLOSE_MS)) return;
+        const backend = w.getBackend();
+        await within(Promise.all([backend.blockingConnection?.close(true), backend.connection.close(true)]), FORCE_CLOSE_MS);
       }),
     );
-    await Promise.all(kinds.map((k) => k.queue.close().catch(() => undefined)));
+    // Producer connections never queue commands: their close fails at once when Redis is gone.
+    await Promise.all(kinds.map((k) => within(k.queue.close(), FORCE_CLOSE_MS)));
   }
+}
+
+/** How long a forced close of one worker may take before its connections are cut. */
+const FORCE_CLOSE_MS = 2_000;
+
+/** Resolves true when `p` settles within `ms`, false otherwise (a rejection counts as settled). */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const settled = p.then(
+    () => true,
+    () => true,
+  );
+  const result = await Promise.race([settled, new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)))]);
+  clearTimeout(timer);
+  return result;
 }
 
 function seconds(start: bigint): number {

@@ -36,17 +36,62 @@ export interface PeriodicTask extends JobOptions {
 const PERIODIC_DEFAULTS: JobOptions = { attempts: 3, backoffMs: 5_000 };
 
 /**
- * Declares periodic tasks on `queue`, and on a worker schedules them (one run per interval across
- * every worker sharing the queue). Every process declares them, so an API replica can count,
- * list and retry them too.
+ * Declares periodic tasks on `queue`. Every process declares them, so an API replica can count,
+ * list and retry them too; only a worker schedules them (`schedulePeriodicTasks`).
  */
-export async function registerPeriodicTasks(queue: JobQueue, tasks: PeriodicTask[], schedule: boolean): Promise<void> {
+export function registerPeriodicTasks(queue: JobQueue, tasks: PeriodicTask[]): void {
   for (const t of tasks) {
     const { name, everyMs: _everyMs, run, ...options } = t;
     queue.define(name, (_data, ctx) => run(ctx.signal), { ...PERIODIC_DEFAULTS, ...options });
   }
-  if (!schedule) return;
-  for (const t of tasks) if (t.everyMs > 0) await queue.schedule(t.name, t.everyMs);
+}
+
+/** How a worker keeps trying to schedule its periodic tasks while the queue is unreachable. */
+export interface ScheduleOptions {
+  /** Stops the attempts (the process is closing). */
+  signal: AbortSignal;
+  /** First delay between attempts; doubles up to `maxRetryMs`. */
+  retryMs?: number;
+  maxRetryMs?: number;
+  /** Told of each failed attempt (the caller logs it). */
+  failed?: (err: unknown, nextAttemptMs: number) => void;
+}
+
+/**
+ * Schedules every enabled periodic task (one run per interval across every worker sharing the
+ * queue), retrying with backoff until all are scheduled or `signal` aborts. Resolves true once
+ * scheduled, false when aborted first. A worker that starts while Redis is down must neither hang
+ * its start-up nor stay unscheduled once Redis is back, so the caller runs this in the background.
+ */
+export async function schedulePeriodicTasks(queue: JobQueue, tasks: PeriodicTask[], options: ScheduleOptions): Promise<boolean> {
+  const pending = tasks.filter((t) => t.everyMs > 0);
+  let delay = options.retryMs ?? 1_000;
+  const max = options.maxRetryMs ?? 30_000;
+  while (!options.signal.aborted) {
+    try {
+      // Upserts are idempotent: a retry repeats the ones already done harmlessly.
+      for (const t of pending) await queue.schedule(t.name, t.everyMs);
+      return true;
+    } catch (err) {
+      if (options.signal.aborted) break;
+      options.failed?.(err, delay);
+      await abortableDelay(delay, options.signal);
+      delay = Math.min(delay * 2, max);
+    }
+  }
+  return false;
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+  });
 }
 
 /**
