@@ -12,6 +12,7 @@
  *   page with its header, the summary, and "Page N" on every page. Pages leave as they fill.
  */
 import PDFDocument from 'pdfkit';
+import { breakLines, cachedCharWidth, type CharWidth } from './cell-layout';
 import type { OpenReport } from './service';
 import type { ReportFormat, ReportHeader, ReportSummary } from './schema';
 
@@ -153,12 +154,23 @@ export async function renderPdf(report: OpenReport, sink: ReportSink): Promise<v
   for (const n of h.notes) doc.text(n, { width });
   doc.moveDown(0.5);
 
-  const rowHeight = (cells: string[], font: string) => {
-    doc.font(font).fontSize(FONT_SIZE);
-    return Math.max(...cells.map((c, i) => doc.heightOfString(c, { width: widths[i]! - 2 * CELL_PAD }))) + 2 * CELL_PAD;
+  // Cells are broken into lines once, from cached character advances (cell-layout.ts), and each
+  // line drawn as it is: pdfkit is not asked to measure or wrap a cell again.
+  const charWidths = new Map<string, CharWidth>();
+  const charWidthOf = (font: string) => {
+    let w = charWidths.get(font);
+    if (!w) {
+      w = cachedCharWidth((ch) => doc.font(font).fontSize(FONT_SIZE).widthOfString(ch));
+      charWidths.set(font, w);
+    }
+    return w;
   };
+  doc.font('Helvetica').fontSize(FONT_SIZE);
+  const lineHeight = doc.currentLineHeight(true);
   const drawRow = (cells: string[], font: string, shade: boolean) => {
-    const height = rowHeight(cells, font);
+    const width_ = charWidthOf(font);
+    const lines = cells.map((c, i) => breakLines(c, widths[i]! - 2 * CELL_PAD, width_));
+    const height = Math.max(...lines.map((l) => l.length)) * lineHeight + 2 * CELL_PAD;
     if (doc.y + height > bottom) {
       doc.addPage();
       if (!shade) drawHeader();
@@ -167,8 +179,10 @@ export async function renderPdf(report: OpenReport, sink: ReportSink): Promise<v
     if (shade) doc.rect(PAGE.margin, y, width, height).fill('#e8e8e8').fillColor('black');
     let x = PAGE.margin;
     doc.font(font).fontSize(FONT_SIZE);
-    cells.forEach((c, i) => {
-      doc.text(c, x + CELL_PAD, y + CELL_PAD, { width: widths[i]! - 2 * CELL_PAD });
+    lines.forEach((cellLines, i) => {
+      cellLines.forEach((l, n) => {
+        if (l !== '') doc.text(l, x + CELL_PAD, y + CELL_PAD + n * lineHeight, { lineBreak: false });
+      });
       x += widths[i]!;
     });
     doc.moveTo(PAGE.margin, y + height).lineTo(PAGE.margin + width, y + height).lineWidth(0.3).stroke('#999999');
