@@ -22,6 +22,9 @@ export default {
   ignoreStatic: true,
   concurrency: Number(process.env.MUTATION_CONCURRENCY ?? 2),
   timeoutMS: 20_000,
+  // The initial (unmutated) run of the ledger scope's tests with per-test coverage took longer than
+  // Stryker's default 5 minutes on a loaded two-core machine and aborted the whole run.
+  dryRunTimeoutMinutes: 30,
   incremental: true,
   incrementalFile: `reports/mutation/${scope.name}/stryker-incremental.json`,
   reporters: ['clear-text', 'progress-append-only', 'json'],
