@@ -41,10 +41,11 @@ import { EventService } from './events/service';
 import { DeliveryService } from './delivery/service';
 import { ExportService } from './export/service';
 import { createApp } from './http/app';
-import { parseVerifierKey, type Signer } from './ledger';
+import { parseVerifierKey, type Signer, type Verifier } from './ledger';
+import type { EventInput } from './events/schema';
 import type { Logger } from './observability/logger';
 import { PrivacyService } from './privacy/service';
-import { DirectoryDestination } from './retention/archive';
+import { DirectoryDestination, type ArchiveDestination } from './retention/archive';
 import { RetentionService } from './retention/service';
 import { Metrics } from './observability/metrics';
 import { FhirService } from './fhir/service';
@@ -156,6 +157,77 @@ function loadInngest(jobs: JobQueue, config: Config, logger: Logger): express.Re
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { inngestHandler } = require('./jobs/inngest') as typeof InngestModule;
   return inngestHandler(jobs, { signingKey: config.INNGEST_SIGNING_KEY!, logger: logger.child({ component: 'inngest' }), ...(config.INNGEST_BASE_URL ? { baseUrl: config.INNGEST_BASE_URL } : {}) });
+}
+
+/** The verifier keys whose checkpoints are genuine: the signer's and the configured ones, never the signing_keys table. */
+export function trustedVerifierKeys(config: Config, signer: Signer | null): Verifier[] {
+  return [
+    ...new Set([
+      ...(signer ? [signer.verifierKey] : []),
+      ...(config.AUDIT_VERIFIER_KEY !== undefined ? [config.AUDIT_VERIFIER_KEY.trim()] : []),
+      ...config.AUDIT_TRUSTED_VERIFIER_KEYS,
+    ]),
+  ].map((k) => parseVerifierKey(k));
+}
+
+/** Where retention archives go (docs/privacy.md §6): RETENTION_ARCHIVE_DIR. */
+export function archiveDestinations(config: Config): ArchiveDestination[] {
+  return config.RETENTION_ARCHIVE_DIR ? [new DirectoryDestination(config.RETENTION_ARCHIVE_DIR)] : [];
+}
+
+/**
+ * Privacy and retention as every process wires them, the server and `audit-admin retention run`
+ * alike, so an erasure made by either empties the same caches and embeddings. Privacy appends
+ * through `append` (the server's is cache-wrapped), and every erased batch makes the
+ * organization's cached event reads unreachable on every replica sharing `cache` (docs/privacy.md).
+ */
+export function createPrivacyAndRetention(
+  config: Config,
+  database: Database,
+  deps: {
+    append: (org: string, event: EventInput) => Promise<unknown>;
+    originOf: (org: string) => string;
+    cache: ReadCache;
+    analytics: AnalyticsService;
+    verifiers: Verifier[];
+  },
+  logger: Logger,
+): { privacy: PrivacyService; retention: RetentionService } {
+  const privacy = new PrivacyService(
+    database,
+    deps.append,
+    { batchSize: config.PRIVACY_ERASURE_BATCH_SIZE, leaseMs: config.PRIVACY_ERASURE_LEASE_MS, waitMs: config.PRIVACY_ERASURE_WAIT_MS },
+    logger,
+    deps.originOf,
+  );
+  privacy.erasures.onErased({ afterCommit: (batch) => deps.cache.invalidate(CACHES.event.group, batch.organizationId) });
+  // Embeddings are derived from the erased values: recomputed in the erasure's transaction.
+  privacy.erasures.onErased(deps.analytics.erasureHooks());
+  const retention = new RetentionService(
+    database,
+    privacy,
+    deps.append,
+    {
+      destinations: archiveDestinations(config),
+      verifiers: deps.verifiers,
+      originOf: deps.originOf,
+      batchSize: config.PRIVACY_ERASURE_BATCH_SIZE,
+      dropPartitions: config.RETENTION_DROP_PARTITIONS,
+    },
+    logger,
+  );
+  return { privacy, retention };
+}
+
+/** The analytics service as configured (the erasure hooks recompute its embeddings). */
+export function createAnalytics(config: Config, database: Database): AnalyticsService {
+  return new AnalyticsService(database, {
+    batchSize: config.ANALYTICS_BATCH_SIZE,
+    maxBatchesPerRun: config.ANALYTICS_MAX_BATCHES_PER_RUN,
+    anomalyThreshold: config.ANALYTICS_ANOMALY_THRESHOLD,
+    baselineDays: config.ANALYTICS_BASELINE_DAYS,
+    minBaselineEvents: config.ANALYTICS_MIN_BASELINE_EVENTS,
+  });
 }
 
 /** Starts what `config.AUDIT_ROLE` asks for and listens on PORT (0 = ephemeral). */
@@ -298,43 +370,13 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       if (!redis || redis.status === 'ready') await invalidateSigningKeys(cache);
       else redis.once('ready', () => void invalidateSigningKeys(cache));
     }
-    const analytics = new AnalyticsService(database, {
-      batchSize: config.ANALYTICS_BATCH_SIZE,
-      maxBatchesPerRun: config.ANALYTICS_MAX_BATCHES_PER_RUN,
-      anomalyThreshold: config.ANALYTICS_ANOMALY_THRESHOLD,
-      baselineDays: config.ANALYTICS_BASELINE_DAYS,
-      minBaselineEvents: config.ANALYTICS_MIN_BASELINE_EVENTS,
-    });
-    // Privacy appends through the (cache-wrapped) event service, and every erased batch makes the
-    // organization's cached event reads unreachable on every replica (docs/privacy.md).
-    const privacy = new PrivacyService(
-      database,
-      (org, event) => services.events.create(org, event),
-      { batchSize: config.PRIVACY_ERASURE_BATCH_SIZE, leaseMs: config.PRIVACY_ERASURE_LEASE_MS, waitMs: config.PRIVACY_ERASURE_WAIT_MS },
-      logger,
-      (org) => ledger.originOf(org),
-    );
-    privacy.erasures.onErased({ afterCommit: (batch) => cache.invalidate(CACHES.event.group, batch.organizationId) });
-    privacy.erasures.onErased(analytics.erasureHooks());
+    const analytics = createAnalytics(config, database);
     // Keys whose checkpoints are genuine (the self-audit and the integrity report trust these, never the table).
-    const trustedVerifiers = [
-      ...new Set([
-        ...(signer ? [signer.verifierKey] : []),
-        ...(config.AUDIT_VERIFIER_KEY !== undefined ? [config.AUDIT_VERIFIER_KEY.trim()] : []),
-        ...config.AUDIT_TRUSTED_VERIFIER_KEYS,
-      ]),
-    ].map((k) => parseVerifierKey(k));
-    const retention = new RetentionService(
+    const trustedVerifiers = trustedVerifierKeys(config, signer);
+    const { privacy, retention } = createPrivacyAndRetention(
+      config,
       database,
-      privacy,
-      (org, event) => services.events.create(org, event),
-      {
-        destinations: config.RETENTION_ARCHIVE_DIR ? [new DirectoryDestination(config.RETENTION_ARCHIVE_DIR)] : [],
-        verifiers: trustedVerifiers,
-        originOf: (org) => ledger.originOf(org),
-        batchSize: config.PRIVACY_ERASURE_BATCH_SIZE,
-        dropPartitions: config.RETENTION_DROP_PARTITIONS,
-      },
+      { append: (org, event) => services.events.create(org, event), originOf: (org) => ledger.originOf(org), cache, analytics, verifiers: trustedVerifiers },
       logger,
     );
     const reports = new ReportService(database.db, (org) => ledger.originOf(org), trustedVerifiers);

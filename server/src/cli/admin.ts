@@ -18,6 +18,7 @@
  *   audit-admin jobs retry --queue NAME [--id JOB_ID]      (failed jobs back to waiting)
  *   audit-admin jobs clean --queue NAME [--state completed|failed] [--grace-seconds N]
  *   audit-admin privacy rotate-key [--org ID]          (new pseudonyms and keyed hashes; docs/privacy.md §7)
+ *   audit-admin retention run                          (one pass: archive, erase, drop; docs/privacy.md §6)
  *       (exit 0 only when every ledger verifies with the trusted keys: --key, the verifier key of
  *        AUDIT_SIGNING_KEY, AUDIT_VERIFIER_KEY, AUDIT_TRUSTED_VERIFIER_KEYS; never the database's)
  *
@@ -47,6 +48,7 @@ import { organizations } from '../db/schema';
 import { currentSchemaVersion, expectedSchemaVersion, migrate } from '../db/migrate';
 import { verifyLedgers } from '../audit/verify-ledger';
 import { jobsCommand, JobsUsageError } from './jobs-command';
+import { retentionCommand, RetentionUsageError } from './retention-command';
 import { parseSignerKey, parseVerifierKey, type Verifier } from '../ledger';
 import { PrivacyKeyring } from '../privacy/keys';
 
@@ -67,7 +69,8 @@ const USAGE = `usage:
   audit-admin jobs list [--queue NAME] [--state waiting|delayed|active|completed|failed]
   audit-admin jobs retry --queue NAME [--id JOB_ID]
   audit-admin jobs clean --queue NAME [--state completed|failed] [--grace-seconds N]
-  audit-admin privacy rotate-key [--org ID]`;
+  audit-admin privacy rotate-key [--org ID]
+  audit-admin retention run`;
 
 class UsageError extends Error {}
 
@@ -179,7 +182,8 @@ async function run(argv: string[], out: (s: string) => void): Promise<number> {
     if (positionals[0] !== 'api-keys') throw new UsageError('--url is for the api-keys commands');
     return viaServer(values.url, readApiKey(values['api-key-file']), positionals[1], values, out);
   }
-  // The CLI signs nothing: it needs the database, and for verify-ledger only verifier keys.
+  // The CLI signs nothing but the checkpoints of `retention run` (with the servers' key, checked
+  // there): it needs the database, and for verify-ledger only verifier keys.
   const config = loadConfig(undefined, { roleSecrets: false });
   // The job queues live in Redis: no database needed.
   if (positionals[0] === 'jobs') return jobsCommand(config, positionals[1], values, out);
@@ -277,6 +281,11 @@ async function run(argv: string[], out: (s: string) => void): Promise<number> {
       out(JSON.stringify({ organizationId: org, keyVersion: version }));
       return 0;
     }
+    if (group === 'retention') {
+      // Warnings go to stderr: stdout carries only the JSON report.
+      const logger = createLogger('warn', { write: (line: string) => process.stderr.write(line) });
+      return await retentionCommand(config, database, command, out, logger);
+    }
     if (group === 'verify-ledger') {
       const verifiers = trustedKeys(config, values.key ?? []);
       const organizationId = values.organization ?? values.org;
@@ -306,9 +315,9 @@ async function readStdin(): Promise<string> {
 run(process.argv.slice(2), (s) => process.stdout.write(s + '\n')).then(
   (code) => process.exit(code),
   (err: unknown) => {
-    if (err instanceof UsageError || err instanceof JobsUsageError) process.stderr.write(`audit-admin: ${err.message}\n${USAGE}\n`);
+    if (err instanceof UsageError || err instanceof JobsUsageError || err instanceof RetentionUsageError) process.stderr.write(`audit-admin: ${err.message}\n${USAGE}\n`);
     else if (err instanceof ConfigError) process.stderr.write(err.message + '\n');
     else process.stderr.write(`audit-admin: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(err instanceof UsageError || err instanceof JobsUsageError ? 2 : 1);
+    process.exit(err instanceof UsageError || err instanceof JobsUsageError || err instanceof RetentionUsageError ? 2 : 1);
   },
 );

@@ -122,3 +122,30 @@ export async function getJson(url: string, key: string): Promise<{ status: numbe
   const res = await fetch(url, { headers: { authorization: `Bearer ${key}` } });
   return { status: res.status, body: await res.json() };
 }
+
+/** What a finished CLI run printed. */
+export interface CliRun {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `audit-admin` (server/src/cli/admin.ts) from source, as operators do, with only `env`
+ * (plus PATH and NODE_ENV=test) and `stdin` (default: none).
+ */
+export function runAdminCli(args: string[], env: Record<string, string>, stdin?: string): Promise<CliRun> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/cli/admin.ts', ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'test', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdin.end(stdin ?? '');
+    child.once('exit', (status) => resolve({ status, stdout, stderr }));
+  });
+}

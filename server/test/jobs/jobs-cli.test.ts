@@ -3,29 +3,14 @@
  * attempts is listed with its reason, retried (a worker then completes it) and cleaned. Without
  * REDIS_URL the command says jobs live inside the server process.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import { BullMqJobQueue } from '../../src/jobs/bullmq-queue';
 import { testRedisUrl } from '../helpers/backends';
+import { runAdminCli } from '../helpers/process';
 import { dropPrefix, waitFor } from './helpers';
 
-const ROOT = path.resolve(__dirname, '../../..');
 
-function cli(args: string[], env: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/cli/admin.ts', 'jobs', ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'test', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('exit', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const cli = (args: string[], env: Record<string, string>) => runAdminCli(['jobs', ...args], env);
 
 describe('audit-admin jobs without Redis', () => {
   it('says the queue lives inside the server process', async () => {

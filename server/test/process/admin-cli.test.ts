@@ -4,7 +4,6 @@
  * `--url` acts through the server so a revocation takes effect at once. On PostgreSQL the CLI
  * writes the shared database and the running server refuses the revoked key.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,32 +11,12 @@ import { openDatabase } from '../../src/db/client';
 import { acquireDataDirLock, DataDirInUseError, LOCK_FILE } from '../../src/db/data-dir-lock';
 import { generateSignerKey } from '../../src/ledger';
 import { createTestDatabase, describePostgres } from '../helpers/backends';
-import { getJson, killServer, postJson, spawnServer, type ServerProcess } from '../helpers/process';
+import { getJson, killServer, postJson, runAdminCli, spawnServer, type ServerProcess } from '../helpers/process';
 
-const ROOT = path.resolve(__dirname, '../../..');
 const ADMIN = 'sak_cli_test_admin_key_0123456789abcdefghijklmnop';
 jest.setTimeout(600_000);
 
-/** Runs the CLI (as operators do, from source) with `env`; resolves with status and output. */
-function cli(
-  args: string[],
-  env: Record<string, string>,
-  stdin?: string,
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'server/src/cli/admin.ts', ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_ENV: 'test', ...env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdin.end(stdin ?? '');
-    child.once('exit', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const cli = runAdminCli;
 
 /** Polls until `probe` is true (a hang guard, not a timing assertion). */
 async function until(what: string, probe: () => Promise<boolean>, limitMs = 120_000): Promise<void> {
