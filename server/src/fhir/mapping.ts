@@ -7,6 +7,7 @@
  * and a read returns exactly it. An event that did not arrive as FHIR is rendered from its fields.
  */
 import type { EventRecord } from '../events/schema';
+import { replaceIdentifiers, splitReference } from '../privacy/identifiers';
 
 /** An AuditEvent as JSON. */
 export type AuditEventResource = { resourceType: 'AuditEvent' } & Record<string, unknown>;
@@ -53,12 +54,6 @@ function segment(code: string | undefined): string {
 }
 
 const VERBS: Record<string, string> = { C: 'create', R: 'read', U: 'update', D: 'delete', E: 'execute' };
-
-/** `Patient/123`, `https://x/fhir/Patient/123/_history/2` → `{ type: 'Patient', id: '123' }`. */
-export function splitReference(reference: string): { type: string; id: string } | null {
-  const m = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[A-Za-z0-9\-.]+)?$/.exec(reference);
-  return m ? { type: m[1]!, id: m[2]! } : null;
-}
 
 /** A Reference as one string: its reference, else its identifier's value, else its display. */
 function referenceText(ref: unknown): string | undefined {
@@ -167,27 +162,14 @@ export function toAuditEvent(e: EventRecord, receipt?: { treeSize: number; rootH
       const to = shown[k];
       if (from !== undefined && to !== undefined && from !== to) replace.set(from, to);
     }
-    return replaceIdentifiers(resource, replace) as AuditEventResource;
+    return replaceIdentifiers(resource, replace, SERVER_MEMBERS) as AuditEventResource;
   }
   const record = view?.pseudonymous ? view.apply(e) : e;
   return { resourceType: 'AuditEvent', id: e.id, meta: metaOf(e, receipt), ...fromFields(record) };
 }
 
-/** `value` with every string equal to a key, or a `Type/key` reference, replaced (meta and id kept). */
-function replaceIdentifiers(value: unknown, replace: Map<string, string>): unknown {
-  if (replace.size === 0) return value;
-  if (typeof value === 'string') {
-    const whole = replace.get(value);
-    if (whole !== undefined) return whole;
-    const ref = splitReference(value);
-    const id = ref ? replace.get(ref.id) : undefined;
-    return ref && id !== undefined ? `${ref.type}/${id}` : value;
-  }
-  if (Array.isArray(value)) return value.map((v) => replaceIdentifiers(v, replace));
-  const o = obj(value);
-  if (!o) return value;
-  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, k === 'meta' || k === 'id' ? v : replaceIdentifiers(v, replace)]));
-}
+/** Members of a served AuditEvent that the server assigns: never rewritten. */
+const SERVER_MEMBERS: ReadonlySet<string> = new Set(['meta', 'id']);
 
 /** A verb of ours → the AuditEvent action code. */
 export function actionCodeOf(action: string): 'C' | 'R' | 'U' | 'D' | 'E' {

@@ -22,7 +22,8 @@ import { and, asc, desc, eq, gte, inArray, lt, or, sql, type SQL } from 'drizzle
 import type { Db } from '../db/client';
 import { events } from '../db/schema';
 import { cursorSchema, encodeCursor, type Cursor } from '../events/cursor';
-import { ACTION_SYSTEM, DETAILS_KEY, NATIVE_VERBS, OUTCOME_OF_STATUS, splitReference } from './mapping';
+import { splitReference } from '../privacy/identifiers';
+import { ACTION_SYSTEM, DETAILS_KEY, NATIVE_VERBS, OUTCOME_OF_STATUS } from './mapping';
 
 /** A search problem: the parameter named, and why (the HTTP layer answers 400 with an OperationOutcome). */
 export class SearchParameterError extends Error {

@@ -9,6 +9,7 @@
  * they return to such a caller, with the {@link Pseudonymizer} the privacy service hands out.
  */
 import { createHmac } from 'node:crypto';
+import { replaceIdentifiers } from './identifiers';
 
 /** Prefix of every pseudonym. */
 export const PSEUDONYM_PREFIX = 'pseu_';
@@ -53,25 +54,40 @@ const PERSON_RESOURCES = new Set(['Patient', 'Person', 'RelatedPerson', 'Practit
 /**
  * The record with its direct identifiers replaced by pseudonyms: `patientId`, `principalId`, a
  * `targetResourceId` that names a person (equal to the patient or principal, or of a person
- * resource type), and the patient and principal filters that the log's own read events
- * (`audit.log.*`) record in `details.input`. Every other field is returned as is. Pure.
+ * resource type), the patient and principal filters that the log's own read events
+ * (`audit.log.*`) record in `details.input`, and inside `details` every string equal to one of
+ * those identifiers or a FHIR `Type/id` reference to one (a FHIR-imported event keeps the
+ * patient's reference in `details.fhir`; GDPR Art. 4(5): the pseudonymized record must not carry
+ * the identifier elsewhere). Every other field is returned as is. Pure.
  */
 export function pseudonymizeRecord<T extends IdentifyingFields>(record: T, pseudonym: Pseudonymizer): T {
   const out: T = { ...record };
-  if (typeof record.patientId === 'string') out.patientId = pseudonym(record.patientId);
-  if (typeof record.principalId === 'string') out.principalId = pseudonym(record.principalId);
+  const replaced = identifierPseudonyms(record, pseudonym);
+  for (const k of ['patientId', 'principalId', 'targetResourceId'] as const) {
+    const v = record[k];
+    if (typeof v === 'string' && replaced.has(v)) out[k] = replaced.get(v)!;
+  }
+  if (typeof record.action === 'string' && record.action.startsWith('audit.log.'))
+    out.details = pseudonymizeReadInput(record.details, pseudonym);
+  if (out.details !== undefined) out.details = replaceIdentifiers(out.details, replaced);
+  return out;
+}
+
+/** The record's direct identifiers, each mapped to its pseudonym (see {@link pseudonymizeRecord}). */
+function identifierPseudonyms(record: IdentifyingFields, pseudonym: Pseudonymizer): Map<string, string> {
+  const replaced = new Map<string, string>();
+  const add = (v: string) => replaced.has(v) || replaced.set(v, pseudonym(v));
+  if (typeof record.patientId === 'string') add(record.patientId);
+  if (typeof record.principalId === 'string') add(record.principalId);
   const target = record.targetResourceId;
   if (
     typeof target === 'string' &&
     (target === record.patientId ||
       target === record.principalId ||
       (record.targetResourceType !== undefined && PERSON_RESOURCES.has(record.targetResourceType)))
-  ) {
-    out.targetResourceId = pseudonym(target);
-  }
-  if (typeof record.action === 'string' && record.action.startsWith('audit.log.'))
-    out.details = pseudonymizeReadInput(record.details, pseudonym);
-  return out;
+  )
+    add(target);
+  return replaced;
 }
 
 /** `details.input.{patientIds,principalIds,patientId,principalId}` of a recorded read, pseudonymized. */
@@ -125,13 +141,14 @@ export function withholdIdentifiers<F extends ExportedField>(
     if (!f || shown[k] === record[k] || f.salt === null) continue;
     out[k] = { commitment: f.commitment, salt: null, pseudonym: shown[k]! };
   }
-  // A recorded read's details name the patients it filtered by: withheld whole.
+  // A recorded read's details name the patients it filtered by, and other details may hold an
+  // identifier (a FHIR reference): withheld whole, since a committed value cannot be rewritten.
   const details = fields.details;
   if (
     details &&
     details.salt !== null &&
-    typeof record.action === 'string' &&
-    record.action.startsWith('audit.log.')
+    ((typeof record.action === 'string' && record.action.startsWith('audit.log.')) ||
+      replaceIdentifiers(details.value, identifierPseudonyms(record, pseudonym)) !== details.value)
   ) {
     out.details = { commitment: details.commitment, salt: null };
   }

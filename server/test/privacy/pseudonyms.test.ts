@@ -7,6 +7,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { isPseudonym, pseudonymizeRecord, pseudonymOf, subjectHash, withholdIdentifiers } from '../../src/privacy/pseudonyms';
+import { replaceIdentifiers, splitReference } from '../../src/privacy/identifiers';
 import { describeEachBackend } from '../helpers/backends';
 import { startTestServer, type TestServer } from '../helpers/server';
 import { exportNdjson, verifyNdjson, waitForErasure } from './helpers';
@@ -30,13 +31,13 @@ describe('pseudonyms (pure)', () => {
   });
   it('replace patient, principal and person targets, and nothing else', () => {
     const p = (v: string) => `P(${v})`;
-    expect(pseudonymizeRecord({ patientId: 'a', principalId: 'b', targetResourceType: 'Observation', targetResourceId: 'o-1', action: 'data.read', details: { x: 'a' } }, p)).toEqual({
+    expect(pseudonymizeRecord({ patientId: 'a', principalId: 'b', targetResourceType: 'Observation', targetResourceId: 'o-1', action: 'data.read', details: { x: 'o-1' } }, p)).toEqual({
       patientId: 'P(a)',
       principalId: 'P(b)',
       targetResourceType: 'Observation',
       targetResourceId: 'o-1',
       action: 'data.read',
-      details: { x: 'a' },
+      details: { x: 'o-1' },
     });
     expect(pseudonymizeRecord({ targetResourceType: 'Patient', targetResourceId: 'a' }, p).targetResourceId).toBe('P(a)');
     expect(pseudonymizeRecord({ action: 'audit.log.read', details: { input: { patientIds: ['a', 'b'], limit: 5 } } }, p).details).toEqual({
@@ -44,6 +45,49 @@ describe('pseudonyms (pure)', () => {
     });
     const fields = { patientId: { commitment: 'c', salt: 's', value: 'a' }, action: { commitment: 'd', salt: 't', value: 'data.read' } };
     expect(withholdIdentifiers(fields, p)).toEqual({ patientId: { commitment: 'c', salt: null, pseudonym: 'P(a)' }, action: fields.action });
+  });
+  it('replace the record\'s identifiers inside details, as values and as FHIR references, and nothing else', () => {
+    const p = (v: string) => `P(${v})`;
+    const details = {
+      fhir: {
+        agent: [{ who: { identifier: { value: 'dr-1' } } }, { who: { display: 'dr-1 (Dr One)' } }],
+        entity: [{ what: { reference: 'Patient/pat-1' } }, { what: { reference: 'https://fhir.example.org/fhir/Patient/pat-1/_history/3' } }, { what: { reference: 'Observation/obs-1' } }],
+      },
+      other: ['pat-1', 'pat-2', 7, null, true],
+      id: 'pat-1',
+    };
+    expect(pseudonymizeRecord({ patientId: 'pat-1', principalId: 'dr-1', action: 'data.read', details }, p).details).toEqual({
+      fhir: {
+        // A free-text display that merely contains the id is not an identifier value (docs/privacy.md §9).
+        agent: [{ who: { identifier: { value: 'P(dr-1)' } } }, { who: { display: 'dr-1 (Dr One)' } }],
+        entity: [{ what: { reference: 'Patient/P(pat-1)' } }, { what: { reference: 'Patient/P(pat-1)' } }, { what: { reference: 'Observation/obs-1' } }],
+      },
+      other: ['P(pat-1)', 'pat-2', 7, null, true],
+      id: 'P(pat-1)',
+    });
+    // A person target is an identifier too; an Observation id is not.
+    expect(pseudonymizeRecord({ targetResourceType: 'Practitioner', targetResourceId: 'pr-9', details: { by: 'Practitioner/pr-9' } }, p).details).toEqual({ by: 'Practitioner/P(pr-9)' });
+    expect(pseudonymizeRecord({ targetResourceType: 'Observation', targetResourceId: 'obs-1', details: { r: 'Observation/obs-1' } }, p).details).toEqual({ r: 'Observation/obs-1' });
+    // A recorded read gets both: its filters and any other mention.
+    expect(pseudonymizeRecord({ principalId: 'dr-1', action: 'audit.log.read', details: { input: { patientIds: ['x'] }, by: 'dr-1' } }, p).details).toEqual({ input: { patientIds: ['P(x)'] }, by: 'P(dr-1)' });
+    // Details without an identifier are the same object (nothing copied).
+    const plain = { i: 1, nested: { s: 'text' } };
+    expect(pseudonymizeRecord({ patientId: 'pat-1', details: plain }, p).details).toBe(plain);
+  });
+  it('withhold a committed details value that holds an identifier (it cannot be rewritten), and keep others', () => {
+    const p = (v: string) => `P(${v})`;
+    const base = { patientId: { commitment: 'c', salt: 's', value: 'pat-1' }, action: { commitment: 'a', salt: 't', value: 'data.read' } };
+    const holding = { ...base, details: { commitment: 'd', salt: 'u', value: { fhir: { entity: [{ what: { reference: 'Patient/pat-1' } }] } } } };
+    expect(withholdIdentifiers(holding, p).details).toEqual({ commitment: 'd', salt: null });
+    const clean = { ...base, details: { commitment: 'd', salt: 'u', value: { note: 'routine' } } };
+    expect(withholdIdentifiers(clean, p).details).toBe(clean.details);
+  });
+  it('replaceIdentifiers keeps the named members and splitReference reads FHIR literal references', () => {
+    const map = new Map([['pat-1', 'X']]);
+    expect(replaceIdentifiers({ id: 'pat-1', meta: { tag: 'pat-1' }, subject: 'Patient/pat-1' }, map, new Set(['id', 'meta']))).toEqual({ id: 'pat-1', meta: { tag: 'pat-1' }, subject: 'Patient/X' });
+    expect(splitReference('https://x/fhir/Patient/123/_history/2')).toEqual({ type: 'Patient', id: '123' });
+    expect(splitReference('patient/123')).toBeNull();
+    expect(splitReference('no reference')).toBeNull();
   });
 });
 
@@ -137,5 +181,63 @@ describeEachBackend('pseudonyms on %s', (backend) => {
     expect(res.status).toBe(202);
     await waitForErasure(srv, res.body.id);
     expect((await srv.request('GET', `/api/v1/privacy/pseudonyms/${p}`, undefined, officerKey)).status).toBe(404);
+  });
+});
+
+describeEachBackend('pseudonyms inside details on %s', (backend) => {
+  let srv: TestServer;
+  let auditorKey: string;
+  const FHIR_PATIENT = 'pat-fhir-5d2e';
+  const FHIR_DOCTOR = 'dr-fhir-8a41';
+  beforeAll(async () => {
+    srv = await startTestServer(backend, { INGEST_MAX_WAIT_MS: '0' });
+    auditorKey = (await srv.client().apiKeys.create.mutate({ name: 'auditor', role: 'auditor' })).key;
+    // A BALP patient read as a FHIR server's audit interceptor sends it.
+    const res = await fetch(`${srv.url}/fhir/AuditEvent`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${srv.adminKey}`, 'content-type': 'application/fhir+json' },
+      body: JSON.stringify({
+        resourceType: 'AuditEvent',
+        type: { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest' },
+        subtype: [{ system: 'http://hl7.org/fhir/restful-interaction', code: 'read' }],
+        action: 'R',
+        recorded: new Date().toISOString(),
+        outcome: '0',
+        source: { observer: { display: 'fhir.example.org' } },
+        agent: [{ who: { identifier: { system: 'https://idp.example.org', value: FHIR_DOCTOR } }, requestor: true }],
+        entity: [
+          { what: { reference: 'Observation/obs-7' } },
+          { what: { reference: `Patient/${FHIR_PATIENT}` }, role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' } },
+        ],
+      }),
+    });
+    expect(res.status).toBe(201);
+  }, 180_000);
+  afterAll(async () => {
+    await srv?.close();
+  });
+
+  it('shows an auditor no identifier inside details over REST and tRPC; the export withholds such details', async () => {
+    const page = (await srv.request('GET', `/api/v1/events?limit=50`, undefined, auditorKey)).body.items as Array<Record<string, any>>;
+    const imported = page.find((e) => e.details?.fhir);
+    expect(imported).toBeDefined();
+    expect(isPseudonym(imported!.patientId)).toBe(true);
+    expect(imported!.details.fhir.entity[1].what.reference).toBe(`Patient/${imported!.patientId}`);
+    expect(imported!.details.fhir.agent[0].who.identifier.value).toBe(imported!.principalId);
+    expect(JSON.stringify(page)).not.toContain(FHIR_PATIENT);
+    expect(JSON.stringify(page)).not.toContain(FHIR_DOCTOR);
+    const one = (await srv.request('GET', `/api/v1/events/${imported!.id}`, undefined, auditorKey)).body;
+    expect(JSON.stringify(one)).not.toContain(FHIR_PATIENT);
+    const viaTrpc = await srv.client(auditorKey).events.query.query({ limit: 50 });
+    expect(JSON.stringify(viaTrpc.items)).not.toContain(FHIR_PATIENT);
+    expect(JSON.stringify(viaTrpc.items)).not.toContain(FHIR_DOCTOR);
+
+    const bundle = await exportNdjson(srv, '', auditorKey);
+    expect(bundle).not.toContain(FHIR_PATIENT);
+    expect(bundle).not.toContain(FHIR_DOCTOR);
+    expect(verifyNdjson(bundle, srv.verifierKey).failures).toEqual([]);
+    // The privacy office reads the resource as sent.
+    const clear = (await srv.request('GET', `/api/v1/events/${imported!.id}`)).body;
+    expect(clear.event.details.fhir.entity[1].what.reference).toBe(`Patient/${FHIR_PATIENT}`);
   });
 });
