@@ -182,6 +182,23 @@ export interface IngressControllerConfigMapOptions {
   readonly namespace?: string;
 }
 
+/** A Redis Sentinel group the server follows instead of one Redis (`RedisCache` in Sentinel mode). */
+export interface AuditServerRedisSentinelOptions {
+  /** `host:port` of every sentinel (`REDIS_SENTINELS`); `RedisCache.sentinels`. */
+  readonly sentinels: string[];
+  /**
+   * Name the sentinels monitor the primary under (`REDIS_SENTINEL_MASTER`).
+   * @default 'audit'
+   */
+  readonly masterName?: string;
+  /**
+   * The sentinels the api and worker may reach (egress NetworkPolicy); `RedisCache.sentinelPeer`.
+   * @default - any address on TCP 26379
+   * @see https://kubernetes.io/docs/concepts/services-networking/network-policies/
+   */
+  readonly peer?: NetworkPeer;
+}
+
 /** Horizontal Pod Autoscaler settings of the api Deployment. */
 export interface AuditServerAutoscalingOptions {
   /**
@@ -326,6 +343,15 @@ export interface AuditServerProps {
    */
   readonly redis?: NetworkPeer;
   /**
+   * Follow a Redis Sentinel group: `REDIS_SENTINELS` and `REDIS_SENTINEL_MASTER` in the api and
+   * worker containers (not the shared ConfigMap: the migration has no Redis), the sentinels' password from key `redis-sentinel-password` of the Secret (as a
+   * file), egress to the sentinels. `redis-url` then carries only the data nodes' password,
+   * database and TLS (`rediss:`); its host is not used.
+   * @default - one Redis at `redis-url`
+   * @see https://kubernetes.io/docs/concepts/configuration/configmap/
+   */
+  readonly redisSentinel?: AuditServerRedisSentinelOptions;
+  /**
    * OTLP collector the api and worker may reach.
    * @default - no egress for telemetry
    * @see https://kubernetes.io/docs/concepts/services-networking/network-policies/
@@ -466,6 +492,7 @@ export class AuditServer extends Construct {
       configMapName: configMap.name,
       secretName: props.secretName ?? 'audit-server-secrets',
       migrationDatabaseUrlKey: props.migrationDatabaseUrlKey ?? 'migration-database-url',
+      redisSentinel: props.redisSentinel && { sentinels: props.redisSentinel.sentinels.join(','), masterName: props.redisSentinel.masterName ?? 'audit' },
     };
 
     [this.apiDeployment, this.workerDeployment] = this.addDeployments(pod, s, meta);
@@ -574,6 +601,7 @@ export class AuditServer extends Construct {
       dnsEgressRule(),
       egressTo(props.database ?? { cidr: '0.0.0.0/0', port: 5432 }),
       egressTo(props.redis ?? { cidr: '0.0.0.0/0', port: 6379 }),
+      ...(props.redisSentinel ? [egressTo(props.redisSentinel.peer ?? { cidr: '0.0.0.0/0', port: 26379 })] : []),
       ...(props.otlpCollector ? [egressTo(props.otlpCollector)] : []),
     ];
     new PodNetworkPolicy(this, 'ApiNetworkPolicy', {

@@ -9,11 +9,12 @@ export type {
   AuditServerAutoscalingOptions,
   AuditServerConfig,
   AuditServerIngressOptions,
+  AuditServerRedisSentinelOptions,
   AuditServerProps,
   IngressControllerConfigMapOptions,
 } from './audit-server';
-export { RedisCache, RedisEvictionPolicy } from './redis-cache';
-export type { RedisCacheProps } from './redis-cache';
+export { RedisCache, RedisEvictionPolicy, RedisMode } from './redis-cache';
+export type { RedisCacheProps, RedisSentinelOptions } from './redis-cache';
 export { PgVectorDb } from './pg-vector-db';
 export type { ElectricOptions, PgVectorDbProps } from './pg-vector-db';
 export { PostgresCluster } from './postgres-cluster';

@@ -3,6 +3,9 @@ import { Construct } from 'constructs';
 import type { ContainerResources } from './container-resources';
 import type { NetworkPeer } from './network-peer';
 import { PodNetworkPolicy } from './pod-network-policy';
+import { dataNodeStartScript, localCli, REDIS_PATHS, REDIS_PORT, redisConf, SENTINEL_PORT, sentinelConf, sentinelMasterConf, sentinelStartScript, standaloneStartScript } from './redis-config';
+import { GROUP_SIZE, RedisSentinelGroup } from './redis-sentinel';
+import type { SentinelGroupParts } from './redis-sentinel';
 import type { SecretKeyReference } from './secret-reference';
 import { StatefulService } from './stateful-service';
 import { PART_OF } from './version';
@@ -33,6 +36,60 @@ export enum RedisEvictionPolicy {
   ALLKEYS_LRU = 'allkeys-lru',
   /** Evict keys with a TTL, least recently used first. */
   VOLATILE_LRU = 'volatile-lru',
+}
+
+/** How Redis is deployed. */
+export enum RedisMode {
+  /** One node: development, or where losing Redis for a restart is acceptable. */
+  STANDALONE = 'standalone',
+  /**
+   * One primary, two replicas and three sentinels (quorum 2) that promote a replica when the
+   * primary fails; the server follows them (`REDIS_SENTINELS`, docs/operations.md "Redis Sentinel").
+   */
+  SENTINEL = 'sentinel',
+}
+
+/** Settings of the Sentinel mode. */
+export interface RedisSentinelOptions {
+  /**
+   * Name the sentinels monitor the primary under (`REDIS_SENTINEL_MASTER` of the server).
+   * @default 'audit'
+   */
+  readonly masterName?: string;
+  /**
+   * Sentinels that must agree the primary is down before a failover (of three).
+   * @default 2
+   */
+  readonly quorum?: number;
+  /**
+   * Milliseconds without an answer before a sentinel considers a node down.
+   * @default 5000
+   */
+  readonly downAfterMilliseconds?: number;
+  /**
+   * Milliseconds a failover may take before another sentinel may try again.
+   * @default 60000
+   */
+  readonly failoverTimeoutMilliseconds?: number;
+  /**
+   * Secret key holding the sentinels' own password (`requirepass` of the sentinels; the
+   * server's `REDIS_SENTINEL_PASSWORD`).
+   * @default - key `sentinel-password` of Secret `redis-credentials`
+   * @see https://kubernetes.io/docs/concepts/configuration/secret/
+   */
+  readonly passwordSecret?: SecretKeyReference;
+  /**
+   * Node label no two data nodes (and no two sentinels) may share (required anti-affinity).
+   * @default 'kubernetes.io/hostname'
+   * @see https://kubernetes.io/docs/concepts/scheduling-eviction/assign-pod-node/#inter-pod-affinity-and-anti-affinity
+   */
+  readonly topologyKey?: string;
+  /**
+   * Resources of each sentinel container.
+   * @default - requests 20m / 32Mi / 16Mi ephemeral, limits 200m / 64Mi / 64Mi
+   * @see https://kubernetes.io/docs/concepts/configuration/manage-resources-containers/
+   */
+  readonly resources?: ContainerResources;
 }
 
 /** Props of {@link RedisCache}. */
@@ -116,15 +173,45 @@ export interface RedisCacheProps {
    * @see https://kubernetes.io/docs/concepts/services-networking/network-policies/
    */
   readonly metricsScraper?: NetworkPeer;
+  /**
+   * Standalone node or Sentinel group.
+   * @default RedisMode.STANDALONE
+   * @see https://redis.io/docs/latest/operate/oss_and_stack/management/sentinel/
+   */
+  readonly mode?: RedisMode;
+  /**
+   * Settings of the Sentinel mode.
+   * @default - see {@link RedisSentinelOptions}
+   */
+  readonly sentinel?: RedisSentinelOptions;
+  /**
+   * Serve TLS only (data nodes, replication, sentinels), with the certificate, key and CA of a
+   * `kubernetes.io/tls` Secret (`tls.crt`, `tls.key`, `ca.crt`, as cert-manager writes them). The
+   * certificate must name the pods' DNS names and 127.0.0.1 (probes and the exporter connect
+   * locally); the server then needs a `rediss:` REDIS_URL and a trusted CA.
+   * @default - no TLS
+   * @see https://kubernetes.io/docs/concepts/configuration/secret/#tls-secrets
+   */
+  readonly tlsSecretName?: string;
 }
 
-/** Port Redis listens on. */
-export const REDIS_PORT = 6379;
+export { REDIS_PORT };
+
+const DEFAULT_SENTINEL_RESOURCES: ContainerResources = {
+  cpuRequest: '20m',
+  cpuLimit: '200m',
+  memoryRequest: '32Mi',
+  memoryLimit: '64Mi',
+  ephemeralStorageRequest: '16Mi',
+  ephemeralStorageLimit: '64Mi',
+};
 
 /**
- * A single Redis with persistent AOF storage, password from a Secret, a `redis.conf` from a
- * ConfigMap, probes, PDB and NetworkPolicy. It exposes `host`, `port` and `passwordSecret` so the
- * operator can build `REDIS_URL` for the audit server.
+ * Redis with persistent AOF storage, password from a Secret, a `redis.conf` from a ConfigMap,
+ * probes, PDBs and NetworkPolicies: a single node, or (`mode: RedisMode.SENTINEL`) a primary, two
+ * replicas and three sentinels. It exposes `host`, `port` and `passwordSecret` so the operator can
+ * build `REDIS_URL` for the audit server, and in Sentinel mode `sentinels`, `masterName`,
+ * `sentinelPasswordSecret` and `sentinelPeer` for `AuditServerProps.redisSentinel`.
  */
 export class RedisCache extends Construct {
   /** Port Redis listens on. */
@@ -134,7 +221,7 @@ export class RedisCache extends Construct {
   public readonly name: string;
   /** Namespace. */
   public readonly namespace: string;
-  /** In-cluster host name. */
+  /** In-cluster host name (in Sentinel mode a Service over every data node: ask the sentinels for the primary). */
   public readonly host: string;
   /** Port. */
   public readonly port = REDIS_PORT;
@@ -146,8 +233,22 @@ export class RedisCache extends Construct {
   public readonly peer: NetworkPeer;
   /** Effective `maxmemory` in MiB. */
   public readonly maxMemoryMiB: number;
-  /** The StatefulSet. */
+  /** The StatefulSet of the data node(s). */
   public readonly statefulSet: k8s.KubeStatefulSet;
+  /** Effective mode. */
+  public readonly mode: RedisMode;
+  /** Nodes and sentinels speak TLS only. */
+  public readonly tls: boolean;
+  /** `host:port` of every sentinel (`REDIS_SENTINELS`), in Sentinel mode. */
+  public readonly sentinels?: string[];
+  /** Name the sentinels monitor the primary under, in Sentinel mode. */
+  public readonly masterName?: string;
+  /** Where the sentinels' password is read from, in Sentinel mode. */
+  public readonly sentinelPasswordSecret?: SecretKeyReference;
+  /** NetworkPolicy peer of the sentinels (port 26379), in Sentinel mode. */
+  public readonly sentinelPeer?: NetworkPeer;
+  /** The sentinels' StatefulSet, in Sentinel mode. */
+  public readonly sentinelStatefulSet?: k8s.KubeStatefulSet;
 
   constructor(scope: Construct, id: string, props: RedisCacheProps = {}) {
     super(scope, id);
@@ -157,6 +258,9 @@ export class RedisCache extends Construct {
     checkDnsLabel('name', this.name);
     this.passwordSecret = props.passwordSecret ?? { secretName: 'redis-credentials', key: 'password' };
     this.maxMemoryMiB = props.maxMemoryMiB ?? 512;
+    this.mode = props.mode ?? RedisMode.STANDALONE;
+    this.tls = props.tlsSecretName !== undefined;
+    if (props.tlsSecretName !== undefined) checkDnsLabel('tlsSecretName', props.tlsSecretName);
     const image = props.image ?? 'redis:7.2.7-alpine';
     checkImage('image', image);
     const storageGiB = props.storageGiB ?? 8;
@@ -171,50 +275,151 @@ export class RedisCache extends Construct {
     this.peer = { podLabels: this.podLabels, namespace: ns, port: REDIS_PORT };
     const labels = recommendedLabels('redis', this.name, 'cache', PART_OF);
 
-    const conf = redisConf(this.maxMemoryMiB, props.evictionPolicy ?? RedisEvictionPolicy.NO_EVICTION);
-    const configMap = new k8s.KubeConfigMap(this, 'Config', { metadata: objectMeta(`${this.name}-config`, ns, labels), data: { 'redis.conf': conf } });
+    const sentinel = this.mode === RedisMode.SENTINEL ? checkedSentinel(props.sentinel ?? {}) : undefined;
+    const data = configData(this.maxMemoryMiB, props.evictionPolicy ?? RedisEvictionPolicy.NO_EVICTION, this.tls, sentinel);
+    const configMap = new k8s.KubeConfigMap(this, 'Config', { metadata: objectMeta(`${this.name}-config`, ns, labels), data });
     setSyncWave(configMap, SyncWaves.config);
 
-    const containers = [redisContainer(image, this.passwordSecret, resources)];
     const exporterEnabled = props.exporterEnabled ?? false;
-    if (exporterEnabled) {
-      const exporterImage = props.exporterImage ?? 'oliver006/redis_exporter:v1.67.0';
-      checkImage('exporterImage', exporterImage);
-      containers.push(exporterContainer(exporterImage, this.passwordSecret));
+    const exporterImage = props.exporterImage ?? 'oliver006/redis_exporter:v1.67.0';
+    if (exporterEnabled) checkImage('exporterImage', exporterImage);
+    const exporter = exporterEnabled ? exporterContainer(exporterImage, this.passwordSecret, this.tls) : undefined;
+    const podAnnotations = {
+      // Restart the pods when the configuration changes (the ConfigMap is read only at start).
+      'checksum/config': contentHash(Object.values(data).join('\n')),
+      ...(exporterEnabled ? { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9121', 'prometheus.io/path': '/metrics' } : {}),
+    };
+    const clients = props.clients ?? [{ podLabels: { 'app.kubernetes.io/name': 'audit-server' }, port: REDIS_PORT }];
+
+    if (sentinel) {
+      const group = this.addSentinelGroup(sentinel, {
+        image,
+        labels,
+        resources,
+        storageGiB,
+        storageClassName: props.storageClassName,
+        configMapName: configMap.name,
+        podAnnotations,
+        exporter,
+        clients,
+        metricsScraper: props.metricsScraper,
+        tlsSecretName: props.tlsSecretName,
+      });
+      this.statefulSet = group.statefulSet;
+      this.sentinelStatefulSet = group.sentinelStatefulSet;
+      this.sentinels = group.sentinels;
+      this.masterName = sentinel.masterName;
+      this.sentinelPasswordSecret = sentinel.passwordSecret;
+      this.sentinelPeer = { podLabels: group.sentinelSelector, namespace: ns, port: SENTINEL_PORT };
+    } else {
+      this.statefulSet = this.addStandalone(image, resources, configMap.name, { labels, podAnnotations, storageGiB, storageClassName: props.storageClassName, exporter, tlsSecretName: props.tlsSecretName });
+      new PodNetworkPolicy(this, 'NetworkPolicy', {
+        metadata: objectMeta(this.name, ns, labels),
+        podSelector: this.podLabels,
+        ingress: [...ingressFrom(clients, REDIS_PORT), ...(exporter ? ingressFrom([props.metricsScraper ?? { namespace: 'monitoring', port: 9121 }], 9121) : [])],
+        // Redis initiates no connections (no replication); DNS only.
+        egress: [dnsEgressRule()],
+      });
     }
-    const store = new StatefulService(this, 'Resource', {
+  }
+
+  /** The data nodes and sentinels of Sentinel mode. */
+  private addSentinelGroup(sentinel: CheckedSentinel, o: SentinelGroupParts): RedisSentinelGroup {
+    return new RedisSentinelGroup(this, 'Resource', {
+      ...o,
       name: this.name,
-      namespace: ns,
-      labels,
+      namespace: this.namespace,
+      sentinelLabels: recommendedLabels('redis', `${this.name}-sentinel`, 'sentinel', PART_OF),
+      dataSelector: this.podLabels,
+      sentinelSelector: selectorLabels('redis', `${this.name}-sentinel`, 'sentinel'),
+      masterName: sentinel.masterName,
+      quorum: sentinel.quorum,
+      password: this.passwordSecret,
+      sentinelPassword: sentinel.passwordSecret,
+      topologyKey: sentinel.topologyKey,
+      sentinelResources: sentinel.resources,
+    });
+  }
+
+  /** The single node's StatefulSet. */
+  private addStandalone(image: string, resources: ContainerResources, configMapName: string, o: StandaloneParts): k8s.KubeStatefulSet {
+    const tls = o.tlsSecretName !== undefined;
+    return new StatefulService(this, 'Resource', {
+      name: this.name,
+      namespace: this.namespace,
+      labels: o.labels,
       selector: this.podLabels,
       port: { name: 'redis', port: REDIS_PORT, targetPort: k8s.IntOrString.fromString('redis'), protocol: 'TCP' },
       podManagementPolicy: 'OrderedReady',
       updateStrategy: { type: 'RollingUpdate' },
-      podAnnotations: {
-        // Restart the pod when redis.conf changes (the ConfigMap is read only at start).
-        'checksum/config': contentHash(conf),
-        ...(exporterEnabled ? { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '9121', 'prometheus.io/path': '/metrics' } : {}),
-      },
+      podAnnotations: o.podAnnotations,
       terminationGracePeriodSeconds: 30,
-      containers,
-      volumes: [{ name: 'config', configMap: { name: configMap.name } }, emptyDirVolume('run', '1Mi', 'Memory'), emptyDirVolume('tmp', '64Mi')],
-      storageGiB,
-      storageClassName: props.storageClassName,
-    });
-    this.statefulSet = store.statefulSet;
-
-    const clients = props.clients ?? [{ podLabels: { 'app.kubernetes.io/name': 'audit-server' }, port: REDIS_PORT }];
-    new PodNetworkPolicy(this, 'NetworkPolicy', {
-      metadata: objectMeta(this.name, ns, labels),
-      podSelector: this.podLabels,
-      ingress: [
-        ...ingressFrom(clients, REDIS_PORT),
-        ...(exporterEnabled ? ingressFrom([props.metricsScraper ?? { namespace: 'monitoring', port: 9121 }], 9121) : []),
+      containers: [redisContainer(image, this.passwordSecret, resources, tls), ...(o.exporter ? [o.exporter] : [])],
+      volumes: [
+        { name: 'config', configMap: { name: configMapName } },
+        emptyDirVolume('run', '1Mi', 'Memory'),
+        emptyDirVolume('tmp', '64Mi'),
+        ...(tls ? [{ name: 'tls', secret: { secretName: o.tlsSecretName, defaultMode: 0o440 } }] : []),
       ],
-      // Redis initiates no connections (no replication); DNS only.
-      egress: [dnsEgressRule()],
-    });
+      storageGiB: o.storageGiB,
+      storageClassName: o.storageClassName,
+    }).statefulSet;
   }
+}
+
+/** What the standalone StatefulSet shares with the constructor. */
+interface StandaloneParts {
+  readonly labels: { [key: string]: string };
+  readonly podAnnotations: { [key: string]: string };
+  readonly storageGiB: number;
+  readonly storageClassName?: string;
+  readonly exporter?: k8s.Container;
+  readonly tlsSecretName?: string;
+}
+
+/** Sentinel options, defaulted and checked. */
+interface CheckedSentinel {
+  readonly masterName: string;
+  readonly quorum: number;
+  readonly downAfterMilliseconds: number;
+  readonly failoverTimeoutMilliseconds: number;
+  readonly passwordSecret: SecretKeyReference;
+  readonly topologyKey: string;
+  readonly resources: ContainerResources;
+}
+
+function checkedSentinel(o: RedisSentinelOptions): CheckedSentinel {
+  const s: CheckedSentinel = {
+    masterName: o.masterName ?? 'audit',
+    quorum: o.quorum ?? 2,
+    downAfterMilliseconds: o.downAfterMilliseconds ?? 5000,
+    failoverTimeoutMilliseconds: o.failoverTimeoutMilliseconds ?? 60_000,
+    passwordSecret: o.passwordSecret ?? { secretName: 'redis-credentials', key: 'sentinel-password' },
+    topologyKey: o.topologyKey ?? 'kubernetes.io/hostname',
+    resources: o.resources ?? DEFAULT_SENTINEL_RESOURCES,
+  };
+  // The name is a word of sentinel.conf and of the server's REDIS_SENTINEL_MASTER.
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(s.masterName)) throw new Error(`invalid sentinel.masterName: '${s.masterName}' (expected letters, digits, _ . -)`);
+  checkInteger('sentinel.quorum', s.quorum, 1);
+  if (s.quorum > GROUP_SIZE) throw new Error(`invalid sentinel.quorum: ${s.quorum} (expected at most ${GROUP_SIZE}, the number of sentinels)`);
+  checkInteger('sentinel.downAfterMilliseconds', s.downAfterMilliseconds, 100);
+  checkInteger('sentinel.failoverTimeoutMilliseconds', s.failoverTimeoutMilliseconds, 1000);
+  for (const [k, v] of Object.entries(s.resources)) checkQuantity(`sentinel.resources.${k}`, v as string);
+  return s;
+}
+
+/** The ConfigMap: redis.conf, and in Sentinel mode sentinel.conf and both start scripts. */
+function configData(maxMemoryMiB: number, evictionPolicy: RedisEvictionPolicy, tls: boolean, sentinel: CheckedSentinel | undefined): Record<string, string> {
+  const conf = redisConf({ maxMemoryMiB, evictionPolicy, tls, replicated: sentinel !== undefined });
+  if (!sentinel) return { 'redis.conf': conf };
+  const options = { ...sentinel, tls };
+  return {
+    'redis.conf': conf,
+    'sentinel.conf': sentinelConf(options),
+    'sentinel-master.conf': sentinelMasterConf(options),
+    'start-redis.sh': dataNodeStartScript(tls),
+    'start-sentinel.sh': sentinelStartScript(sentinel.masterName, sentinel.quorum, tls),
+  };
 }
 
 /**
@@ -232,49 +437,19 @@ function defaultResources(maxMemoryMiB: number): ContainerResources {
   };
 }
 
-/** redis.conf (directives: https://raw.githubusercontent.com/redis/redis/7.2/redis.conf). */
-function redisConf(maxMemoryMiB: number, evictionPolicy: RedisEvictionPolicy): string {
-  return [
-    'port 6379',
-    'bind 0.0.0.0 -::*',
-    // With a password set, protected mode still allows remote clients that authenticate.
-    'protected-mode yes',
-    'dir /data',
-    `maxmemory ${maxMemoryMiB}mb`,
-    `maxmemory-policy ${evictionPolicy}`,
-    // AOF fsync once a second: at most one second of writes lost on a crash.
-    'appendonly yes',
-    'appendfsync everysec',
-    'save 900 1',
-    'save 300 10',
-    'save 60 10000',
-    'tcp-keepalive 60',
-    'timeout 0',
-    // The password lives in a file written from the Secret at start, never in this ConfigMap.
-    'include /run/redis/auth.conf',
-    '',
-  ].join('\n');
-}
-
 /**
- * The Redis container. Its start script writes `requirepass "<password>"` with `\` and `"`
- * escaped (redis.conf string syntax) into a 0600 file on a memory-backed emptyDir, then replaces
- * the shell with redis-server.
+ * The standalone Redis container. Its start script writes `requirepass "<password>"` with `\` and
+ * `"` escaped (redis.conf string syntax) into a 0600 file on a memory-backed emptyDir, then
+ * replaces the shell with redis-server.
  */
-function redisContainer(image: string, password: SecretKeyReference, resources: ContainerResources): k8s.Container {
-  const startScript = [
-    'set -eu',
-    'umask 077',
-    'escaped=$(printf \'%s\' "$REDIS_PASSWORD" | sed \'s/[\\\\"]/\\\\&/g\')',
-    'printf \'requirepass "%s"\\n\' "$escaped" > /run/redis/auth.conf',
-    'exec redis-server /etc/redis/redis.conf',
-  ].join('\n');
+function redisContainer(image: string, password: SecretKeyReference, resources: ContainerResources, tls: boolean): k8s.Container {
+  const cli = localCli(REDIS_PORT, tls);
   // Alive while loading the AOF (LOADING); ready only when it answers PONG.
-  const alive = ['sh', '-c', 'redis-cli -h 127.0.0.1 ping | grep -Eq "PONG|LOADING"'];
+  const alive = ['sh', '-c', `${cli} ping | grep -Eq "PONG|LOADING"`];
   return hardenedContainer({
     name: 'redis',
     image,
-    command: ['sh', '-c', startScript],
+    command: ['sh', '-c', standaloneStartScript()],
     ports: [{ name: 'redis', containerPort: REDIS_PORT, protocol: 'TCP' }],
     env: [
       secretEnv('REDIS_PASSWORD', password),
@@ -283,24 +458,30 @@ function redisContainer(image: string, password: SecretKeyReference, resources: 
     ],
     resources: toResourceRequirements(resources),
     volumeMounts: [
-      { name: 'data', mountPath: '/data' },
-      { name: 'config', mountPath: '/etc/redis', readOnly: true },
-      { name: 'run', mountPath: '/run/redis' },
+      { name: 'data', mountPath: REDIS_PATHS.data },
+      { name: 'config', mountPath: REDIS_PATHS.config, readOnly: true },
+      { name: 'run', mountPath: REDIS_PATHS.run },
       { name: 'tmp', mountPath: '/tmp' },
+      ...(tls ? [{ name: 'tls', mountPath: REDIS_PATHS.tls, readOnly: true }] : []),
     ],
     startupProbe: { exec: { command: alive }, periodSeconds: 5, failureThreshold: 60, timeoutSeconds: 3 },
     livenessProbe: { exec: { command: alive }, periodSeconds: 10, timeoutSeconds: 5, failureThreshold: 3 },
-    readinessProbe: { exec: { command: ['sh', '-c', 'test "$(redis-cli -h 127.0.0.1 ping)" = PONG'] }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3 },
+    readinessProbe: { exec: { command: ['sh', '-c', `test "$(${cli} ping)" = PONG`] }, periodSeconds: 5, timeoutSeconds: 3, failureThreshold: 3 },
   });
 }
 
-/** The redis_exporter sidecar: Prometheus metrics on port 9121. */
-function exporterContainer(image: string, password: SecretKeyReference): k8s.Container {
+/** The redis_exporter sidecar: Prometheus metrics on port 9121 (over TLS to Redis when it speaks only TLS). */
+function exporterContainer(image: string, password: SecretKeyReference, tls: boolean): k8s.Container {
   return hardenedContainer({
     name: 'exporter',
     image,
     ports: [{ name: 'metrics', containerPort: 9121, protocol: 'TCP' }],
-    env: [{ name: 'REDIS_ADDR', value: 'redis://127.0.0.1:6379' }, secretEnv('REDIS_PASSWORD', password)],
+    env: [
+      { name: 'REDIS_ADDR', value: `${tls ? 'rediss' : 'redis'}://127.0.0.1:${REDIS_PORT}` },
+      secretEnv('REDIS_PASSWORD', password),
+      ...(tls ? [{ name: 'REDIS_EXPORTER_TLS_CA_CERT_FILE', value: `${REDIS_PATHS.tls}/ca.crt` }] : []),
+    ],
+    ...(tls ? { volumeMounts: [{ name: 'tls', mountPath: REDIS_PATHS.tls, readOnly: true }] } : {}),
     resources: toResourceRequirements({
       cpuRequest: '10m',
       cpuLimit: '200m',

@@ -25,6 +25,11 @@ export interface ServerPodOptions {
   readonly secretName: string;
   /** Key of the migration role's connection string in that Secret. */
   readonly migrationDatabaseUrlKey: string;
+  /**
+   * Redis is a Sentinel group: api and worker get its sentinels (comma-separated `host:port`) and
+   * master name, and read the sentinels' password.
+   */
+  readonly redisSentinel?: { readonly sentinels: string; readonly masterName: string };
 }
 
 /** The `/tmp` emptyDir every server container mounts (the root filesystem is read-only). */
@@ -49,6 +54,7 @@ interface SecretBinding {
  * string, `api` the signing, session and bootstrap keys, `worker` only public verifier keys.
  */
 function roleSecrets(pod: ServerPodOptions, role: ServerRole): SecretBinding[] {
+  const sentinel = pod.redisSentinel ? [{ variable: 'REDIS_SENTINEL_PASSWORD', key: 'redis-sentinel-password' }] : [];
   switch (role) {
     case 'migrate':
       return [{ variable: 'DATABASE_URL', key: pod.migrationDatabaseUrlKey }];
@@ -56,6 +62,7 @@ function roleSecrets(pod: ServerPodOptions, role: ServerRole): SecretBinding[] {
       return [
         { variable: 'DATABASE_URL', key: 'database-url' },
         { variable: 'REDIS_URL', key: 'redis-url' },
+        ...sentinel,
         { variable: 'AUDIT_SIGNING_KEY', key: 'signing-key' },
         // Signs session cookies at /auth: the same on every replica, or a session is valid on one only.
         { variable: 'AUTH_SECRET', key: 'auth-secret' },
@@ -65,6 +72,7 @@ function roleSecrets(pod: ServerPodOptions, role: ServerRole): SecretBinding[] {
       return [
         { variable: 'DATABASE_URL', key: 'database-url' },
         { variable: 'REDIS_URL', key: 'redis-url' },
+        ...sentinel,
         // The public key of the active signing key: the self-audit never needs the private one.
         { variable: 'AUDIT_VERIFIER_KEY', key: 'verifier-key' },
         { variable: 'AUDIT_TRUSTED_VERIFIER_KEYS', key: 'trusted-verifier-keys', optional: true },
@@ -107,8 +115,13 @@ export function serverVolumes(pod: ServerPodOptions, roles: readonly ServerRole[
  * so a key the operator may leave out of the Secret cannot be a file.
  */
 export function serverEnv(pod: ServerPodOptions, role: ServerRole): k8s.EnvVar[] {
+  // Only the roles that use Redis: the server refuses REDIS_SENTINELS without REDIS_URL.
+  const sentinel = pod.redisSentinel && role !== 'migrate'
+    ? [{ name: 'REDIS_SENTINELS', value: pod.redisSentinel.sentinels }, { name: 'REDIS_SENTINEL_MASTER', value: pod.redisSentinel.masterName }]
+    : [];
   return [
     { name: 'AUDIT_ROLE', value: role },
+    ...sentinel,
     ...roleSecrets(pod, role).map((s) =>
       s.optional
         ? secretEnv(s.variable, { secretName: pod.secretName, key: s.key }, true)

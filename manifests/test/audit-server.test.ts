@@ -350,6 +350,15 @@ describe('AuditServer', () => {
     expect(get(objects, 'NetworkPolicy', 'audit-server').spec.egress[1]).toEqual({ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: [{ protocol: 'TCP', port: 5432 }] });
   });
 
+  it('reaches the sentinels of a Sentinel group on 26379, from api and worker alike', () => {
+    const sentinelPeer = { podLabels: { app: 'sentinel' }, port: 26379 };
+    const withSentinels = synth({ redis: { podLabels: { app: 'redis' }, port: 6379 }, redisSentinel: { sentinels: ['s-0:26379'], peer: sentinelPeer } });
+    for (const name of ['audit-server', 'audit-server-worker']) {
+      expect(get(withSentinels, 'NetworkPolicy', name).spec.egress).toContainEqual({ to: [{ podSelector: { matchLabels: { app: 'sentinel' } } }], ports: [{ protocol: 'TCP', port: 26379 }] });
+    }
+    expect(validateManifests(withSentinels)).toEqual([]);
+  });
+
   it('passes the schema and every policy rule on its own', () => {
     expect(validateManifests(objects)).toEqual([]);
   });

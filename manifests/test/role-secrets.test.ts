@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { Testing, Yaml } from 'cdk8s';
 import { FILE_VARIABLES, loadConfig, ROLE_SECRETS } from '../../server/src/config';
 import { AuditServer, MigrationMode } from '../src/audit-server';
+import type { AuditServerProps } from '../src/audit-server';
 import { listFiles } from '../src/environments';
 
 type Role = keyof typeof ROLE_SECRETS;
@@ -88,6 +89,7 @@ function grantsOf(c: ServerContainer): { grants: Grant[]; problems: string[] } {
 const STAND_INS: Record<string, string> = {
   DATABASE_URL: 'postgres://audit_runtime@postgres:5432/audit',
   REDIS_URL: 'redis://redis:6379',
+  REDIS_SENTINEL_PASSWORD: 'sentinel-stand-in',
   AUDIT_SIGNING_KEY: 'PRIVATE+KEY+stand-in',
   AUDIT_VERIFIER_KEY: 'smedrec.audit+01020304+AQ==',
   AUDIT_TRUSTED_VERIFIER_KEYS: 'old.audit+01020304+AQ==',
@@ -132,11 +134,12 @@ function secretProblems(c: ServerContainer): string[] {
   return problems;
 }
 
-const synth = (migrations: MigrationMode): any[] => {
+const synth = (migrations: MigrationMode, props: AuditServerProps = {}): any[] => {
   const chart = Testing.chart();
-  new AuditServer(chart, 'AuditServer', { migrations });
+  new AuditServer(chart, 'AuditServer', { migrations, ...props });
   return Testing.synth(chart);
 };
+const SENTINEL: AuditServerProps = { redisSentinel: { sentinels: ['redis-sentinel-0.redis-sentinel-headless:26379', 'redis-sentinel-1.redis-sentinel-headless:26379'] } };
 const committed = path.resolve(__dirname, '..', '..', 'dist-k8s');
 const distObjects = (env: string): any[] =>
   listFiles(path.join(committed, env)).flatMap((f) => Yaml.load(path.join(committed, env, f)).filter((d: unknown) => d !== null));
@@ -144,6 +147,7 @@ const distObjects = (env: string): any[] =>
 describe('secrets per role', () => {
   const cases: Array<[string, any[]]> = [
     ...Object.values(MigrationMode).map((m): [string, any[]] => [`AuditServer, migrations ${m}`, synth(m)]),
+    ['AuditServer following a Redis Sentinel group', synth(MigrationMode.INIT_CONTAINER, SENTINEL)],
     ...['dev', 'prod'].map((env): [string, any[]] => [`dist-k8s/${env}`, distObjects(env)]),
   ];
 
@@ -151,6 +155,21 @@ describe('secrets per role', () => {
     const containers = serverContainers(objects);
     expect(new Set(containers.map((c) => c.role))).toEqual(new Set(['api', 'worker', 'migrate']));
     expect(containers.flatMap(secretProblems)).toEqual([]);
+  });
+
+  it('with a Sentinel group, api and worker read the sentinels\' password as a file and get the sentinels (migrate does not)', () => {
+    const objects = synth(MigrationMode.JOB_PRE_SYNC, SENTINEL);
+    const containers = serverContainers(objects).filter((c) => c.role !== 'migrate');
+    expect(containers.map((c) => c.role).sort()).toEqual(['api', 'worker']);
+    for (const c of containers) {
+      expect(grantsOf(c).grants).toContainEqual({ key: 'redis-sentinel-password', variable: 'REDIS_SENTINEL_PASSWORD', optional: false, file: '/run/secrets/audit-server/redis-sentinel-password' });
+      expect(c.container.env.slice(0, 3)).toEqual([
+        { name: 'AUDIT_ROLE', value: c.role },
+        { name: 'REDIS_SENTINELS', value: SENTINEL.redisSentinel!.sentinels.join(',') },
+        { name: 'REDIS_SENTINEL_MASTER', value: 'audit' },
+      ]);
+    }
+    expect(grantsOf(serverContainers(objects).find((c) => c.role === 'migrate')!).grants.map((g) => g.variable)).toEqual(['DATABASE_URL']);
   });
 
   it('migrate reads only its connection string, as a file', () => {
