@@ -32,9 +32,12 @@ Writes every secret compose/docker-compose.prod.yml reads, one file each, into a
   audit-signing-key          Ed25519 checkpoint signing key (PRIVATE+KEY+ORIGIN+…)
   audit-verifier-key         its public verifier key (publish it; the worker trusts it)
   audit-auth-secret          signs session cookies at /auth (the same for every replica)
+  audit-delivery-secret-key  seals delivery destinations' secrets (32 bytes, base64; api and worker)
   audit-bootstrap-api-key    admin API key registered on the first start
 
-Passwords are 32 random bytes in hex (safe inside URLs). Existing files are kept.
+Passwords are 32 random bytes in hex (safe inside URLs). Existing files are kept. The Inngest
+signing key (compose/docker-compose.inngest.yml) is not written: it is the Inngest server's own
+key, copied into audit-inngest-signing-key by hand.
 
 Options:
   -o, --output-dir DIR  Directory (default: \$AUDIT_SECRETS_DIR, else compose/secrets)
@@ -90,6 +93,7 @@ plan=(
   "audit-signing-key:generateSignerKey('${ORIGIN}') (server/src/ledger), private half"
   "audit-verifier-key:the same key's public half"
   "audit-auth-secret:openssl rand -hex 32"
+  "audit-delivery-secret-key:openssl rand -base64 32"
   "audit-bootstrap-api-key:openssl rand -hex 32"
 )
 
@@ -146,6 +150,8 @@ url_with() {
   [[ "$(value_of "$1")" == "${url/<password>/${password}}" ]] ||
     die "${dir}/$1 does not match ${dir}/$3: delete $1 to rebuild it from the password"
 }
+# DELIVERY_SECRET_KEY is 32 bytes in standard base64 (server/src/config.ts).
+put audit-delivery-secret-key "$(openssl rand -base64 32)"
 url_with migrator-database-url "postgres://audit_migrator:<password>@postgres:5432/${DATABASE}" audit-migrator-password
 url_with database-url "postgres://audit_runtime:<password>@postgres:5432/${DATABASE}" audit-runtime-password
 url_with redis-url "redis://:<password>@redis:6379/0" redis-password

@@ -80,6 +80,12 @@ export interface AuditServerConfig {
    */
   readonly otelExporterOtlpEndpoint?: string;
   /**
+   * `INNGEST_BASE_URL`: the self-hosted Inngest server `/api/inngest` registers with, when the
+   * Secret has `inngest-signing-key` (docs/jobs.md).
+   * @default - Inngest Cloud
+   */
+  readonly inngestBaseUrl?: string;
+  /**
    * `OTEL_SERVICE_NAME`.
    * @default 'audit-server'
    */
@@ -255,8 +261,10 @@ export interface AuditServerProps {
    */
   readonly imageTag?: string;
   /**
-   * Secret with the keys `database-url`, `redis-url`, `signing-key`, `bootstrap-api-key`
-   * (optional) and `migration-database-url`.
+   * Secret with the keys `database-url`, `redis-url`, `signing-key`, `verifier-key`,
+   * `auth-secret`, `delivery-secret-key`, `migration-database-url`, and the optional
+   * `bootstrap-api-key`, `trusted-verifier-keys` and `inngest-signing-key` (docs/deploying.md
+   * "Secrets per role"; `redis-sentinel-password` too with `redisSentinel`).
    * @default 'audit-server-secrets'
    * @see https://kubernetes.io/docs/concepts/configuration/secret/
    */
@@ -712,6 +720,9 @@ function resolveSettings(name: string, props: AuditServerProps): AuditServerSett
   if (!/^[\x21-\x7e]+$/.test(s.auditLogOrigin)) {
     throw new Error(`invalid config.auditLogOrigin: '${s.auditLogOrigin}' (expected printable ascii without spaces)`);
   }
+  if (s.config.inngestBaseUrl !== undefined && !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(s.config.inngestBaseUrl)) {
+    throw new Error(`invalid config.inngestBaseUrl: '${s.config.inngestBaseUrl}' (expected an http(s) URL)`);
+  }
   for (const o of s.corsOrigins) {
     if (!/^https?:\/\/[^/,\s]+$/.test(o)) {
       throw new Error(`invalid config.corsOrigins: '${o}' (expected scheme://host[:port] without a path)`);
@@ -746,6 +757,7 @@ function serverConfigData(s: AuditServerSettings): Record<string, string> {
     DATABASE_MIGRATE_ON_START: 'false',
   };
   if (s.config.otelExporterOtlpEndpoint !== undefined) data.OTEL_EXPORTER_OTLP_ENDPOINT = s.config.otelExporterOtlpEndpoint;
+  if (s.config.inngestBaseUrl !== undefined) data.INNGEST_BASE_URL = s.config.inngestBaseUrl;
   return data;
 }
 

@@ -51,7 +51,8 @@ interface SecretBinding {
 /**
  * The secrets a role uses and nothing else (docs/deploying.md "Secrets per role"; the server's
  * `ROLE_SECRETS` is the list a test holds this against): `migrate` only the owner's connection
- * string, `api` the signing, session and bootstrap keys, `worker` only public verifier keys.
+ * string, `api` the signing, session, delivery, bootstrap and Inngest keys, `worker` public
+ * verifier keys and the delivery key.
  */
 function roleSecrets(pod: ServerPodOptions, role: ServerRole): SecretBinding[] {
   const sentinel = pod.redisSentinel ? [{ variable: 'REDIS_SENTINEL_PASSWORD', key: 'redis-sentinel-password' }] : [];
@@ -66,7 +67,13 @@ function roleSecrets(pod: ServerPodOptions, role: ServerRole): SecretBinding[] {
         { variable: 'AUDIT_SIGNING_KEY', key: 'signing-key' },
         // Signs session cookies at /auth: the same on every replica, or a session is valid on one only.
         { variable: 'AUTH_SECRET', key: 'auth-secret' },
+        // Seals the destinations' webhook secrets and HEC tokens: the api stores them, the worker
+        // opens them to deliver, so both hold the same key (in production the server refuses
+        // destinations with a secret without it).
+        { variable: 'DELIVERY_SECRET_KEY', key: 'delivery-secret-key' },
         { variable: 'AUDIT_BOOTSTRAP_API_KEY', key: 'bootstrap-api-key', optional: true },
+        // Only with an Inngest server (docs/jobs.md): the key is what turns /api/inngest on.
+        { variable: 'INNGEST_SIGNING_KEY', key: 'inngest-signing-key', optional: true },
       ];
     case 'worker':
       return [
@@ -75,6 +82,7 @@ function roleSecrets(pod: ServerPodOptions, role: ServerRole): SecretBinding[] {
         ...sentinel,
         // The public key of the active signing key: the self-audit never needs the private one.
         { variable: 'AUDIT_VERIFIER_KEY', key: 'verifier-key' },
+        { variable: 'DELIVERY_SECRET_KEY', key: 'delivery-secret-key' },
         { variable: 'AUDIT_TRUSTED_VERIFIER_KEYS', key: 'trusted-verifier-keys', optional: true },
       ];
   }

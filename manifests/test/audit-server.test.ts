@@ -75,7 +75,9 @@ describe('AuditServer', () => {
       REDIS_URL_FILE: file('redis-url'),
       AUDIT_SIGNING_KEY_FILE: file('signing-key'),
       AUTH_SECRET_FILE: file('auth-secret'),
+      DELIVERY_SECRET_KEY_FILE: file('delivery-secret-key'),
       AUDIT_BOOTSTRAP_API_KEY: ref('bootstrap-api-key'),
+      INNGEST_SIGNING_KEY: ref('inngest-signing-key'),
     });
     expect(api.volumeMounts).toContainEqual({ name: 'api-secrets', mountPath: '/run/secrets/audit-server', readOnly: true });
     expect(get(objects, 'Deployment', 'audit-server').spec.template.spec.volumes).toContainEqual({
@@ -83,16 +85,18 @@ describe('AuditServer', () => {
       secret: {
         secretName: 'audit-server-secrets',
         defaultMode: 0o440,
-        items: ['database-url', 'redis-url', 'signing-key', 'auth-secret'].map((key) => ({ key, path: key })),
+        items: ['database-url', 'redis-url', 'signing-key', 'auth-secret', 'delivery-secret-key'].map((key) => ({ key, path: key })),
       },
     });
     // The worker runs as the runtime role too (partition upkeep goes through a SECURITY DEFINER
-    // function) and verifies with the public key: no signing key, no bootstrap key.
+    // function) and verifies with the public key: no signing key, no bootstrap key. It delivers
+    // to the destinations, so it opens their sealed secrets with the same delivery key.
     expect(envOf(container(objects, 'audit-server-worker'))).toEqual({
       AUDIT_ROLE: 'worker',
       DATABASE_URL_FILE: file('database-url'),
       REDIS_URL_FILE: file('redis-url'),
       AUDIT_VERIFIER_KEY_FILE: file('verifier-key'),
+      DELIVERY_SECRET_KEY_FILE: file('delivery-secret-key'),
       AUDIT_TRUSTED_VERIFIER_KEYS: ref('trusted-verifier-keys'),
     });
   });
@@ -348,6 +352,12 @@ describe('AuditServer', () => {
     ]);
     // Without known peers the database and Redis are reachable on their ports only.
     expect(get(objects, 'NetworkPolicy', 'audit-server').spec.egress[1]).toEqual({ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: [{ protocol: 'TCP', port: 5432 }] });
+  });
+
+  it('passes INNGEST_BASE_URL through the ConfigMap and refuses one that is not an http(s) URL', () => {
+    expect(get(synth({ config: { inngestBaseUrl: 'http://inngest.jobs:8288' } }), 'ConfigMap', 'audit-server-config').data.INNGEST_BASE_URL).toBe('http://inngest.jobs:8288');
+    expect(get(objects, 'ConfigMap', 'audit-server-config').data.INNGEST_BASE_URL).toBeUndefined();
+    expect(() => synth({ config: { inngestBaseUrl: 'inngest:8288' } })).toThrow("invalid config.inngestBaseUrl: 'inngest:8288' (expected an http(s) URL)");
   });
 
   it('reaches the sentinels of a Sentinel group on 26379, from api and worker alike', () => {

@@ -95,6 +95,7 @@ const STAND_INS: Record<string, string> = {
   AUDIT_TRUSTED_VERIFIER_KEYS: 'old.audit+01020304+AQ==',
   AUDIT_BOOTSTRAP_API_KEY: 'k'.repeat(40),
   AUDIT_WITNESS_URL: 'https://witness.example/add',
+  DELIVERY_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'),
 };
 
 let scratch: string;

@@ -353,8 +353,8 @@ describe('production-simulation compose file', () => {
   const SECRETS_BY_SERVICE: Record<string, string[]> = {
     nginx: [],
     'audit-migrate': ['migrator-database-url'],
-    'audit-server': ['audit-auth-secret', 'audit-bootstrap-api-key', 'audit-signing-key', 'database-url', 'redis-url'],
-    'audit-worker': ['audit-verifier-key', 'database-url', 'redis-url'],
+    'audit-server': ['audit-auth-secret', 'audit-bootstrap-api-key', 'audit-delivery-secret-key', 'audit-signing-key', 'database-url', 'redis-url'],
+    'audit-worker': ['audit-delivery-secret-key', 'audit-verifier-key', 'database-url', 'redis-url'],
     postgres: ['audit-migrator-password', 'audit-runtime-password', 'postgres-password'],
     redis: ['redis-password'],
   };
@@ -395,6 +395,24 @@ describe('production-simulation compose file', () => {
     expect(run('git', ['-C', REPO_ROOT, 'check-ignore', '-q', 'compose/secrets/database-url']).status).toBe(
       0,
     );
+  });
+
+  it('with the Inngest overlay, the api alone gets the Inngest signing key, as a file, and joins the infrastructure network', () => {
+    const result = run(
+      requireBinary('docker-compose', 'docker-compose'),
+      ['--env-file', ENV_EXAMPLE.prod, '-f', FILES.prod, '-f', join(COMPOSE, 'docker-compose.inngest.yml'), 'config'],
+      { env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } },
+    );
+    expect(describeResult('docker-compose config', result)).toMatch(/exited 0/);
+    const { services, secrets, networks } = parseAllDocuments(result.stdout)[0]!.toJS() as ComposeModel;
+    const received = Object.fromEntries(Object.entries(services).map(([name, s]) => [name, serviceSecrets(s).map((x) => x.source).sort()]));
+    expect(received).toEqual({ ...SECRETS_BY_SERVICE, 'audit-server': [...SECRETS_BY_SERVICE['audit-server']!, 'audit-inngest-signing-key'].sort() });
+    expect(services['audit-server']!.environment).toMatchObject({
+      INNGEST_SIGNING_KEY_FILE: '/run/secrets/audit-inngest-signing-key',
+      INNGEST_BASE_URL: 'http://inngest:8288',
+    });
+    expect(secrets?.['audit-inngest-signing-key']).toEqual({ file: join(COMPOSE, 'secrets', 'audit-inngest-signing-key') });
+    expect(networks?.infra).toEqual({ external: true, name: 'smedrec-infra' });
   });
 
   it('puts no secret in an environment variable, a command line or a committed file', () => {

@@ -276,6 +276,7 @@ describe('scripts/compose-secrets.sh', () => {
     'audit-signing-key',
     'audit-verifier-key',
     'audit-auth-secret',
+    'audit-delivery-secret-key',
     'audit-bootstrap-api-key',
   ];
   const secrets = (dir: string, args: string[] = []) => sh('compose-secrets.sh', ['-o', dir, ...args]);
@@ -298,6 +299,7 @@ describe('scripts/compose-secrets.sh', () => {
         `write ${dir}/audit-signing-key (mode 444): generateSignerKey('smedrec.audit') (server/src/ledger), private half`,
         `write ${dir}/audit-verifier-key (mode 444): the same key's public half`,
         `write ${dir}/audit-auth-secret (mode 444): openssl rand -hex 32`,
+        `write ${dir}/audit-delivery-secret-key (mode 444): openssl rand -base64 32`,
         `write ${dir}/audit-bootstrap-api-key (mode 444): openssl rand -hex 32`,
         '',
       ].join('\n'),
@@ -328,6 +330,8 @@ describe('scripts/compose-secrets.sh', () => {
       });
     }
     expect(new Set(FILES.filter((f) => f.endsWith('password')).map((f) => read(dir, f))).size).toBe(4);
+    // DELIVERY_SECRET_KEY's form: 32 bytes in standard base64 (server/src/config.ts).
+    expect(read(dir, 'audit-delivery-secret-key')).toMatch(/^[A-Za-z0-9+/]{43}=$/);
     expect(read(dir, 'migrator-database-url')).toBe(
       `postgres://audit_migrator:${read(dir, 'audit-migrator-password')}@postgres:5432/audit`,
     );
