@@ -36,8 +36,16 @@ export interface EnvironmentSettings {
   readonly collectorReplicas: number;
   /** Redis maxmemory, MiB. */
   readonly redisMaxMemoryMiB: number;
+  /** One Redis, or a Sentinel group (primary, two replicas, three sentinels). */
+  readonly redisMode: 'standalone' | 'sentinel';
   /** PostgreSQL data volume, GiB. */
   readonly postgresStorageGiB: number;
+  /** `PgVectorDb` (one instance), or `PostgresCluster` (CloudNativePG, three instances). */
+  readonly postgresMode: 'single' | 'cluster';
+  /** Object store the cluster archives WAL and base backups to (cluster mode). */
+  readonly postgresBackupDestination?: string;
+  /** Endpoint of a non-AWS S3-compatible store (cluster mode). */
+  readonly postgresBackupEndpoint?: string;
   /** StorageClass of each stateful part; undefined = the cluster's default. */
   readonly storageClasses: { readonly postgres?: string; readonly redis?: string; readonly observability?: string };
   /** Image repository of the server. */
@@ -156,8 +164,22 @@ const ENVIRONMENT_FIELDS: Record<string, Field> = {
       collector: { description: 'OpenTelemetry Collector replicas', default: '2', check: integer(1, 100) },
     },
   },
-  redis: { description: 'Redis', fields: { maxMemoryMiB: { description: 'Redis `maxmemory`, MiB (the limit is derived from it)', check: integer(16, 1_048_576) } } },
-  postgres: { description: 'PostgreSQL', fields: { storageGiB: { description: 'size of the data volume, GiB', check: integer(1, 65_536) } } },
+  redis: {
+    description: 'Redis',
+    fields: {
+      maxMemoryMiB: { description: 'Redis `maxmemory`, MiB (the limit is derived from it)', check: integer(16, 1_048_576) },
+      mode: { description: '`standalone` (one node) or `sentinel` (a primary, two replicas and three sentinels the server follows)', default: 'standalone', check: oneOf(['standalone', 'sentinel']) },
+    },
+  },
+  postgres: {
+    description: 'PostgreSQL',
+    fields: {
+      storageGiB: { description: 'size of the data volume (per instance in `cluster` mode), GiB', check: integer(1, 65_536) },
+      mode: { description: '`single` (one instance, nightly pg_dump) or `cluster` (CloudNativePG: three instances across zones, WAL archiving; needs the operator)', default: 'single', check: oneOf(['single', 'cluster']) },
+      backupDestinationPath: { description: '`cluster` mode: object store URL for WAL and base backups (`s3://bucket/path`); required there', default: 'none', check: pattern(/^(s3|gs|https?):\/\/\S+$/, 'an s3://, gs:// or https:// URL') },
+      backupEndpointUrl: { description: '`cluster` mode: endpoint of a non-AWS S3-compatible store', default: 'AWS S3', check: pattern(/^https?:\/\/\S+$/, 'an http(s) URL') },
+    },
+  },
   storageClasses: {
     description: 'StorageClass per stateful part',
     default: "the cluster's default for each",
@@ -266,6 +288,13 @@ export function parseSynthConfig(doc: unknown, source: string): SynthConfig {
       if (get<boolean>(env, 'deploy', 'monitoring') === true && get<boolean>(env, 'deploy', 'observability') === false) {
         problems.push(`environments.${name}.deploy.monitoring: needs deploy.observability (the prometheus-operator objects watch its collector)`);
       }
+      const cluster = get<string>(env, 'postgres', 'mode') === 'cluster';
+      if (cluster && get<string>(env, 'postgres', 'backupDestinationPath') === undefined) {
+        problems.push(`environments.${name}.postgres.backupDestinationPath: required with postgres.mode cluster (WAL archiving for point-in-time recovery)`);
+      }
+      if (cluster && get<boolean>(env, 'deploy', 'electric') === true) {
+        problems.push(`environments.${name}.deploy.electric: needs postgres.mode single (ElectricSQL is deployed beside PgVectorDb)`);
+      }
       const ns = get<string>(env, 'namespace')!;
       if (namespaces.has(ns)) problems.push(`environments.${name}.namespace: '${ns}' is already the namespace of ${namespaces.get(ns)}`);
       namespaces.set(ns, name);
@@ -287,7 +316,11 @@ export function parseSynthConfig(doc: unknown, source: string): SynthConfig {
       workerReplicas: get<number>(env, 'replicas', 'worker')!,
       collectorReplicas: get<number>(env, 'replicas', 'collector') ?? 2,
       redisMaxMemoryMiB: get<number>(env, 'redis', 'maxMemoryMiB')!,
+      redisMode: get<'standalone' | 'sentinel'>(env, 'redis', 'mode') ?? 'standalone',
       postgresStorageGiB: get<number>(env, 'postgres', 'storageGiB')!,
+      postgresMode: get<'single' | 'cluster'>(env, 'postgres', 'mode') ?? 'single',
+      postgresBackupDestination: get<string>(env, 'postgres', 'backupDestinationPath'),
+      postgresBackupEndpoint: get<string>(env, 'postgres', 'backupEndpointUrl'),
       storageClasses: {
         postgres: get<string>(env, 'storageClasses', 'postgres'),
         redis: get<string>(env, 'storageClasses', 'redis'),

@@ -8,7 +8,8 @@ import type { EnvironmentSettings, SynthConfig } from './environment-config';
 import { DEFAULT_CONFIG_FILE, loadSynthConfig } from './environment-config';
 import { ObservabilityStack } from './observability-stack';
 import { PgVectorDb } from './pg-vector-db';
-import { RedisCache } from './redis-cache';
+import { PostgresCluster } from './postgres-cluster';
+import { RedisCache, RedisMode } from './redis-cache';
 import type { KubeObject } from './validate';
 import { assertValidManifests } from './validate';
 
@@ -33,8 +34,8 @@ export interface EnvironmentStack {
   readonly server: AuditServer;
   /** The Redis construct. */
   readonly redis: RedisCache;
-  /** The PostgreSQL construct. */
-  readonly postgres: PgVectorDb;
+  /** The PostgreSQL construct: one instance, or the CloudNativePG cluster. */
+  readonly postgres: PgVectorDb | PostgresCluster;
   /** The observability construct, when the environment deploys it. */
   readonly observability?: ObservabilityStack;
 }
@@ -58,13 +59,9 @@ export function buildEnvironment(env: EnvironmentSettings, outRoot: string): Env
     maxMemoryMiB: env.redisMaxMemoryMiB,
     exporterEnabled: env.monitoring,
     storageClassName: env.storageClasses.redis,
+    mode: env.redisMode === 'sentinel' ? RedisMode.SENTINEL : RedisMode.STANDALONE,
   });
-  const postgres = new PgVectorDb(dataChart, 'Postgres', {
-    namespace: ns,
-    storageGiB: env.postgresStorageGiB,
-    storageClassName: env.storageClasses.postgres,
-    electricEnabled: env.electric,
-  });
+  const postgres = postgresOf(dataChart, env);
   let observability: ObservabilityStack | undefined;
   if (env.observability) {
     const observabilityChart = new Chart(app, 'observability');
@@ -95,6 +92,7 @@ export function buildEnvironment(env: EnvironmentSettings, outRoot: string): Env
     ingress: { host: env.host, clusterIssuer: env.clusterIssuer },
     database: postgres.peer,
     redis: redis.peer,
+    redisSentinel: redis.sentinels && { sentinels: redis.sentinels, masterName: redis.masterName, peer: redis.sentinelPeer },
     otlpCollector: observability?.otlpPeer,
   });
 
@@ -112,6 +110,30 @@ export function buildEnvironment(env: EnvironmentSettings, outRoot: string): Env
     });
   }
   return { app, monitoringApp, server, redis, postgres, observability };
+}
+
+/**
+ * The environment's PostgreSQL: `PgVectorDb` (one instance, nightly pg_dump), or a CloudNativePG
+ * `PostgresCluster` (three instances across zones, WAL archiving to an object store, failover by
+ * the operator; its PodMonitor when the environment has monitoring).
+ */
+function postgresOf(chart: Chart, env: EnvironmentSettings): PgVectorDb | PostgresCluster {
+  if (env.postgresMode === 'cluster') {
+    return new PostgresCluster(chart, 'Postgres', {
+      namespace: env.namespace,
+      storageGiB: env.postgresStorageGiB,
+      storageClassName: env.storageClasses.postgres,
+      backupDestinationPath: env.postgresBackupDestination,
+      backupEndpointUrl: env.postgresBackupEndpoint,
+      podMonitorEnabled: env.monitoring,
+    });
+  }
+  return new PgVectorDb(chart, 'Postgres', {
+    namespace: env.namespace,
+    storageGiB: env.postgresStorageGiB,
+    storageClassName: env.storageClasses.postgres,
+    electricEnabled: env.electric,
+  });
 }
 
 /** Argo CD Applications of every environment (written to `dist-k8s/argocd`). */

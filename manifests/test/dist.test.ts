@@ -63,8 +63,12 @@ describe('dist-k8s', () => {
       const docs = listFiles(path.join(fresh, env)).filter((f) => f.endsWith('.yaml')).flatMap((f) => load(path.join(fresh, env, f)));
       expect(docs[0]).toMatchObject({ kind: 'Namespace', metadata: { name: namespace } });
       expect(docs.slice(1).every((d) => d.metadata.namespace === namespace)).toBe(true);
-      // No custom resource in an environment folder: an empty cluster has no CRDs.
-      expect(docs.every((d) => /^(v1|apps\/v1|batch\/v1|policy\/v1|autoscaling\/v2|networking\.k8s\.io\/v1)$/.test(d.apiVersion))).toBe(true);
+      // No custom resource in an environment folder (an empty cluster has no CRDs), except the
+      // CloudNativePG objects of an environment whose PostgreSQL is a cluster: that operator is
+      // a documented prerequisite of the environment (docs/deploying.md).
+      const cnpg = ENVIRONMENTS.find((e) => e.name === env)!.postgresMode === 'cluster';
+      const custom = docs.filter((d) => !/^(v1|apps\/v1|batch\/v1|policy\/v1|autoscaling\/v2|networking\.k8s\.io\/v1)$/.test(d.apiVersion));
+      expect(custom.map((d) => `${d.apiVersion} ${d.kind}`)).toEqual(cnpg ? ['postgresql.cnpg.io/v1 Cluster', 'postgresql.cnpg.io/v1 ScheduledBackup'] : []);
     },
   );
 
@@ -101,6 +105,26 @@ describe('dist-k8s', () => {
     }
   });
 
+  it('deploys prod with failover in the data tier and dev with single instances', () => {
+    const objects = (env: string) => listFiles(path.join(fresh, env)).filter((f) => f.endsWith('.yaml')).flatMap((f) => load(path.join(fresh, env, f)));
+    const prod = objects('prod');
+    const dev = objects('dev');
+    const kinds = (docs: any[], names: string[]) => docs.filter((d) => names.includes(d.metadata.name) && /^(StatefulSet|Cluster)$/.test(d.kind)).map((d) => [d.kind, d.metadata.name, d.spec.replicas ?? d.spec.instances]);
+    expect(kinds(prod, ['postgres', 'redis', 'redis-sentinel'])).toEqual([
+      ['StatefulSet', 'redis', 3],
+      ['StatefulSet', 'redis-sentinel', 3],
+      ['Cluster', 'postgres', 3],
+    ]);
+    expect(kinds(dev, ['postgres', 'redis', 'redis-sentinel'])).toEqual([
+      ['StatefulSet', 'redis', 1],
+      ['StatefulSet', 'postgres', 1],
+    ]);
+    // The prod server follows the sentinels; dev's has one Redis.
+    const api = (docs: any[]) => docs.find((d) => d.kind === 'Deployment' && d.metadata.name === 'audit-server').spec.template.spec.containers[0].env.map((e: any) => e.name);
+    expect(api(prod)).toEqual(expect.arrayContaining(['REDIS_SENTINELS', 'REDIS_SENTINEL_MASTER', 'REDIS_SENTINEL_PASSWORD_FILE']));
+    expect(api(dev).filter((n: string) => n.startsWith('REDIS_SENTINEL'))).toEqual([]);
+  });
+
   it('orders Argo CD sync waves: namespace, configuration, data tier, migrations, app, edge', () => {
     const docs = listFiles(path.join(fresh, 'prod')).flatMap((f) => load(path.join(fresh, 'prod', f)));
     const wave = (kind: string, name: string) =>
@@ -108,7 +132,7 @@ describe('dist-k8s', () => {
     const order = [
       wave('Namespace', 'smedrec-audit'),
       wave('ConfigMap', 'audit-server-config'),
-      wave('StatefulSet', 'postgres'),
+      wave('Cluster', 'postgres'),
       wave('Job', `audit-server-migrate-${AUDIT_SERVER_VERSION.replace(/\./g, '-')}`),
       wave('Deployment', 'audit-server'),
       wave('Ingress', 'audit-server'),

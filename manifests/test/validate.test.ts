@@ -9,8 +9,13 @@ import { environmentObjects, find } from './support/stacks';
 
 const NS = 'smedrec-audit';
 
+/**
+ * Prod with the single-instance data tier: the rules are exercised on every kind the stack can
+ * emit — the StatefulSets and the backup CronJob of PgVectorDb and the standalone Redis, beside
+ * prod's monitoring objects (prod itself is checked whole below).
+ */
 function violationsOf(mutate: (objects: KubeObject[]) => void): Violation[] {
-  const objects = environmentObjects('prod');
+  const objects = environmentObjects('prod', { postgresMode: 'single', redisMode: 'standalone' });
   mutate(objects);
   return validateManifests(objects);
 }
@@ -25,7 +30,8 @@ describe('the synthesized environments', () => {
   });
 
   it('knows a schema for every kind the stack emits', () => {
-    const kinds = new Set(environmentObjects('prod').map((o) => `${String(o.apiVersion)}/${String(o.kind)}`));
+    const objects = [...environmentObjects('prod'), ...environmentObjects('prod', { postgresMode: 'single', redisMode: 'standalone' })];
+    const kinds = new Set(objects.map((o) => `${String(o.apiVersion)}/${String(o.kind)}`));
     for (const k of kinds) expect(knownTypes()).toContain(k);
   });
 });

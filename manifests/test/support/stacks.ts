@@ -11,9 +11,12 @@ export function environment(name: string): EnvironmentSettings {
   return env;
 }
 
-/** Fresh JSON of every object of an environment (monitoring included), safe to mutate. */
-export function environmentObjects(name: string): KubeObject[] {
-  const stack = buildEnvironment(environment(name), path.join(os.tmpdir(), 'never-written'));
+/**
+ * Fresh JSON of every object of an environment (monitoring included), safe to mutate;
+ * `overrides` change its settings (another data tier, say).
+ */
+export function environmentObjects(name: string, overrides: Partial<EnvironmentSettings> = {}): KubeObject[] {
+  const stack = buildEnvironment({ ...environment(name), ...overrides }, path.join(os.tmpdir(), 'never-written'));
   const objects = [...appObjects(stack.app), ...(stack.monitoringApp ? appObjects(stack.monitoringApp) : [])];
   return JSON.parse(JSON.stringify(objects)) as KubeObject[];
 }

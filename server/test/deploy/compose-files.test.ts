@@ -504,7 +504,7 @@ describe('production-simulation compose file', () => {
       };
     };
     const objects = parseAllDocuments(
-      readFileSync(join(REPO_ROOT, 'dist-k8s', 'prod', '0001-data.k8s.yaml'), 'utf8'),
+      readFileSync(join(REPO_ROOT, 'dist-k8s', 'dev', '0001-data.k8s.yaml'), 'utf8'),
     ).map((d) => d.toJS() as Record<string, Yaml> | null);
     const configMap = objects.find(
       (o) => o?.kind === 'ConfigMap' && o.data?.['10-audit-roles.sh'] !== undefined,
