@@ -93,6 +93,7 @@ export async function renderCsv(report: OpenReport, sink: ReportSink): Promise<v
 // A4 landscape, in points.
 const PAGE = { width: 841.89, height: 595.28, margin: 36 } as const;
 const FONT_SIZE = 7;
+const PDF_WRITE_BYTES = 64 * 1024;
 const CELL_PAD = 2;
 
 /** Streams the PDF. */
@@ -107,14 +108,31 @@ export async function renderPdf(report: OpenReport, sink: ReportSink): Promise<v
   });
   // pdfkit pushes bytes as objects complete; they are handed to the sink in order, and rows wait
   // while the sink is full (backpressure), so only the current page is ever held.
+  // pdfkit emits every line of every PDF object as its own chunk (tens of thousands for a long
+  // report); they are gathered into writes of PDF_WRITE_BYTES, each one socket write, not one per line.
   let pending: Promise<void> = Promise.resolve();
   let failed: unknown = null;
-  doc.on('data', (chunk: Buffer) => {
-    pending = pending.then(() => sink.write(chunk)).catch((err: unknown) => {
+  let gathered: Buffer[] = [];
+  let gatheredBytes = 0;
+  const hand = () => {
+    const out = Buffer.concat(gathered, gatheredBytes);
+    gathered = [];
+    gatheredBytes = 0;
+    pending = pending.then(() => sink.write(out)).catch((err: unknown) => {
       failed ??= err;
     });
+  };
+  doc.on('data', (chunk: Buffer) => {
+    gathered.push(chunk);
+    gatheredBytes += chunk.length;
+    if (gatheredBytes >= PDF_WRITE_BYTES) hand();
   });
-  const ended = new Promise<void>((resolve) => doc.on('end', resolve));
+  const ended = new Promise<void>((resolve) =>
+    doc.on('end', () => {
+      if (gatheredBytes > 0) hand();
+      resolve();
+    }),
+  );
 
   const width = PAGE.width - 2 * PAGE.margin;
   const bottom = PAGE.height - PAGE.margin; // the page number sits in the bottom margin
