@@ -347,6 +347,12 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
           detectors?.observe(org, appended);
           streams?.committed(org, appended);
         },
+        // The appends stand (they are committed and acknowledged): count it and name the hook and
+        // the error's class only — its message may quote the batch's values.
+        hookFailed: (hook, err) => {
+          metrics.ingestHookFailures.inc({ hook });
+          logger.error({ hook, err: (err as Error)?.name ?? typeof err }, 'ingest hook failed after COMMIT; the appends stand');
+        },
       },
     );
     // With Redis, key look-ups are cached by the read cache below (a revocation reaches every

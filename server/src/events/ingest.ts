@@ -32,7 +32,12 @@ export interface AppendFailure {
   events: number;
 }
 
-/** Batch observer (metrics, checkpoint witnessing, logs). */
+/**
+ * Batch observer (metrics, checkpoint witnessing, logs). Every hook is called after COMMIT or
+ * after a failure is settled, and is isolated: a hook that throws (or returns a promise that
+ * rejects) is reported to {@link hookFailed} and changes nothing about the appends — they are not
+ * retried, not re-appended, and their receipts are answered as if the hook had succeeded.
+ */
 export interface IngestObserver {
   batchCommitted(size: number): void;
   /** A new checkpoint was signed and committed (called after COMMIT, never awaited). */
@@ -44,7 +49,15 @@ export interface IngestObserver {
    * are computed, never awaited: it must only hand them on (detectors, live streams).
    */
   eventsCommitted?(org: string, events: CommittedEventInfo[]): void;
+  /**
+   * A hook above threw. `err` is the hook's own error: its message may carry event values, so an
+   * implementation logs its name only (never the message) and counts it.
+   */
+  hookFailed?(hook: IngestHook, err: unknown): void;
 }
+
+/** The hooks of {@link IngestObserver} that {@link IngestObserver.hookFailed} can name. */
+export type IngestHook = 'batchCommitted' | 'checkpointCommitted' | 'appendFailed' | 'eventsCommitted';
 
 /** A newly appended event as {@link IngestObserver.eventsCommitted} reports it. */
 export interface CommittedEventInfo {
@@ -111,6 +124,11 @@ interface OrgQueue {
 /** What one append transaction committed. */
 interface Committed extends AppendedLog {
   placed: Placed[];
+  /**
+   * The events this transaction appended (not idempotent repeats), with the values it committed:
+   * kept with the attempt, so an attempt found stored after a lost COMMIT reports its own values.
+   */
+  appended: CommittedEventInfo[];
 }
 
 interface Placed {
@@ -225,7 +243,7 @@ export class IngestService {
       committed = await this.commitRetrying(org, batch);
     } catch (err) {
       if (err instanceof CommitOutcomeUnknown) {
-        this.observer.appendFailed?.({ sqlstate: sqlstateOf(err), fault: 'transient', events: batch.length });
+        this.hook('appendFailed', () => this.observer.appendFailed?.({ sqlstate: sqlstateOf(err), fault: 'transient', events: batch.length }));
         const error = databaseUnavailable('the events may have been stored: retry with the same idempotencyKey (without one, a retry may store an event twice)');
         batch.forEach((p) => p.reject(error));
         return;
@@ -238,23 +256,54 @@ export class IngestService {
         return;
       }
       const sqlstate = sqlstateOf(err);
-      this.observer.appendFailed?.({ sqlstate, fault, events: batch.length });
+      this.hook('appendFailed', () => this.observer.appendFailed?.({ sqlstate, fault, events: batch.length }));
       const error = appendError(fault, sqlstate);
       batch.forEach((p) => p.reject(error));
       return;
     }
+    // Committed: from here on nothing may send the batch back to commitRetrying or the split
+    // above — that would append its events a second time — so the hooks run here, isolated.
+    this.committedHooks(org, committed);
     const settled = this.receipts(org, committed, batch).then(
       (receipts) => batch.forEach((p, i) => p.resolve(receipts[i]!)),
       (err: unknown) => {
         // Committed, but the receipts could not be read: a retry with the same idempotency key
         // returns them.
         const fault = classifyDatabaseError(err) === 'transient' ? 'transient' : 'internal';
-        this.observer.appendFailed?.({ sqlstate: sqlstateOf(err), fault, events: batch.length });
+        this.hook('appendFailed', () => this.observer.appendFailed?.({ sqlstate: sqlstateOf(err), fault, events: batch.length }));
         batch.forEach((p) => p.reject(appendError(fault, null)));
       },
     );
     this.settling.add(settled);
     void settled.finally(() => this.settling.delete(settled));
+  }
+
+  /** The after-COMMIT hooks of a committed batch (nothing when it appended no leaf). */
+  private committedHooks(org: string, committed: Committed): void {
+    if (committed.nodes.length === 0) return;
+    this.hook('batchCommitted', () => this.observer.batchCommitted(committed.nodes.filter((n) => n.level === 0).length));
+    this.hook('checkpointCommitted', () => this.observer.checkpointCommitted?.(org, committed.size, committed.note));
+    if (this.observer.eventsCommitted) this.hook('eventsCommitted', () => this.observer.eventsCommitted?.(org, committed.appended));
+  }
+
+  /**
+   * Runs one observer hook so that it cannot fail an append: a throw, or a returned promise that
+   * rejects, goes to `hookFailed` (itself guarded) and nowhere else.
+   */
+  private hook(name: IngestHook, run: () => unknown): void {
+    const failed = (err: unknown) => {
+      try {
+        this.observer.hookFailed?.(name, err);
+      } catch {
+        /* the reporter of failures failed: nothing left to tell */
+      }
+    };
+    try {
+      const result = run();
+      if (result && typeof (result as PromiseLike<unknown>).then === 'function') (result as PromiseLike<unknown>).then(undefined, failed);
+    } catch (err) {
+      failed(err);
+    }
   }
 
   /** Whatever arrived while a batch was committing is the next batch: no extra wait. */
@@ -325,7 +374,7 @@ export class IngestService {
       return { id, values: committed.values, committed, key: p.event.idempotencyKey, signature: p.event.producerSignature };
     });
 
-    const committed = await this.database.db.transaction(async (tx: Tx): Promise<Committed> => {
+    return this.database.db.transaction(async (tx: Tx): Promise<Committed> => {
       const head = await this.log.lock(tx, org);
       if (previous) {
         const first = previous.nodes.find((n) => n.level === 0 && n.index === previous.before.size)!;
@@ -350,7 +399,7 @@ export class IngestService {
         fresh.push(p);
       }
       if (fresh.length === 0) {
-        return (attempt.body = { placed, size: head.size, root: head.rootHash, note: await this.log.latestNote(tx, org), nodes: [], before: head });
+        return (attempt.body = { placed, appended: [], size: head.size, root: head.rootHash, note: await this.log.latestNote(tx, org), nodes: [], before: head });
       }
       const newKeys = fresh.flatMap((p, i) => (p.key ? [{ key: p.key, eventId: p.id, recordedAt, leafIndex: head.size + i }] : []));
       // The event rows and idempotency keys are written by the log writer's single statement.
@@ -365,21 +414,10 @@ export class IngestService {
         ),
         ...(newKeys.length > 0 ? [repo.insertIdempotencyKeysSql(org, newKeys)] : []),
       ];
-      const appended = await this.log.append(tx, org, head, fresh.map((p) => p.committed.leafHash), rows);
-      return (attempt.body = { placed, ...appended });
+      const log = await this.log.append(tx, org, head, fresh.map((p) => p.committed.leafHash), rows);
+      const appended = fresh.map((p, i): CommittedEventInfo => ({ id: p.id, leafIndex: head.size + i, recordedAt, values: p.values }));
+      return (attempt.body = { placed, appended, ...log });
     });
-    if (committed.nodes.length > 0) {
-      this.observer.batchCommitted(committed.nodes.filter((n) => n.level === 0).length);
-      this.observer.checkpointCommitted?.(org, committed.size, committed.note);
-      if (this.observer.eventsCommitted) {
-        const appended: CommittedEventInfo[] = [];
-        committed.placed.forEach((pl, i) => {
-          if (!pl.duplicate) appended.push({ id: pl.id, leafIndex: pl.leafIndex, recordedAt: pl.recordedAt, values: prepared[i]!.values });
-        });
-        this.observer.eventsCommitted(org, appended);
-      }
-    }
-    return committed;
   }
 
   /**

@@ -8,6 +8,7 @@ export const METRIC_NAMES = {
   eventsIngestedTotal: 'audit_events_ingested_total',
   ingestBatchSize: 'audit_ingest_batch_size',
   ingestRejectedTotal: 'audit_events_rejected_total',
+  ingestHookFailuresTotal: 'audit_ingest_hook_failures_total',
   ledgerTreeSize: 'audit_ledger_tree_size',
   ledgerVerificationFailuresTotal: 'audit_ledger_verification_failures_total',
   ledgerLastVerificationSuccessTimestamp: 'audit_ledger_last_verification_success_timestamp_seconds',

@@ -32,6 +32,12 @@ export class Metrics {
     help: 'Events rejected by validation',
     registers: [this.registry],
   });
+  readonly ingestHookFailures = new client.Counter({
+    name: METRIC_NAMES.ingestHookFailuresTotal,
+    help: 'After-COMMIT ingest hooks (detectors, live streams, metrics, witnessing) that threw; the appends stood',
+    labelNames: ['hook'] as const,
+    registers: [this.registry],
+  });
   readonly ingestBatchSize = new client.Histogram({
     name: METRIC_NAMES.ingestBatchSize,
     help: 'Events per group-commit transaction',
