@@ -5,7 +5,8 @@
  */
 import { z } from 'zod';
 import { DESTINATION_KINDS } from '../delivery/service';
-import { safeText } from '../util/safe-input';
+import { caProblem, targetIssues } from '../delivery/target';
+import { safeText, unsafeTextReason } from '../util/safe-input';
 import type { AuthedContext } from './context';
 import type { Operation } from './operations';
 
@@ -14,8 +15,23 @@ function op<I extends z.ZodType, O extends z.ZodType>(o: Operation<I, O>): Opera
 }
 
 const carries = z.enum(['all', 'events', 'alerts']).describe('what the destination receives: event batches, alerts, or both');
-const pem = z.string().max(64 * 1024).regex(/-----BEGIN CERTIFICATE-----/, 'PEM certificates').describe('PEM certificates to trust for this destination instead of the system CAs');
-const secret = z.string().min(16, 'at least 16 characters').max(512).describe('webhook HMAC secret or Splunk HEC token: write-only, never returned');
+/** A refinement from a "why not" function (null: fine). */
+const check = (problem: (s: string) => string | null) => (s: string, ctx: z.core.$RefinementCtx<string>) => {
+  const message = problem(s);
+  if (message) ctx.addIssue({ code: 'custom', message });
+};
+const pem = z
+  .string()
+  .max(64 * 1024)
+  .superRefine(check((s) => unsafeTextReason(s) ?? caProblem(s)))
+  .describe('PEM certificates to trust for this destination instead of the system CAs');
+// Sealed as UTF-8 and used as an HMAC key by the receiver too: well-formed Unicode, no NUL.
+const secret = z.string().min(16, 'at least 16 characters').max(512).superRefine(check(unsafeTextReason)).describe('webhook HMAC secret or Splunk HEC token: write-only, never returned');
+/** A URL; whether its scheme fits the kind is checked with the kind (create) or by the service (update). */
+const url = z
+  .string()
+  .max(2048)
+  .superRefine(check((s) => unsafeTextReason(s) ?? (URL.canParse(s) ? null : 'not a URL')));
 
 const destinationSchema = z.object({
   id: z.uuid(),
@@ -75,17 +91,24 @@ export function deliveryOperations() {
       kind: 'mutation',
       summary: 'Add a destination: an HTTPS webhook, syslog over TLS (RFC 5425) or Splunk HEC; delivery starts at once',
       permission: 'admin.destinations:manage',
-      input: z.strictObject({
-        name: safeText(200),
-        kind: z.enum(DESTINATION_KINDS),
-        url: z.string().max(2048).describe('https://… (webhook, splunk_hec) or syslog+tls://host:port'),
-        carries: carries.optional(),
-        secret: secret.optional(),
-        ca: pem.optional(),
-        index: safeText(200).optional().describe('Splunk index'),
-        sourcetype: safeText(200).optional().describe('Splunk sourcetype (default smedrec:audit)'),
-        startAt: z.enum(['beginning', 'now']).optional().describe('beginning (default): the whole log; now: only what is appended from now on'),
-      }),
+      input: z
+        .strictObject({
+          name: safeText(200),
+          kind: z.enum(DESTINATION_KINDS),
+          url: url.describe('https://… (webhook, splunk_hec) or syslog+tls://host:port'),
+          carries: carries.optional(),
+          secret: secret.optional(),
+          ca: pem.optional(),
+          index: safeText(200).optional().describe('Splunk index'),
+          sourcetype: safeText(200).optional().describe('Splunk sourcetype (default smedrec:audit)'),
+          startAt: z.enum(['beginning', 'now']).optional().describe('beginning (default): the whole log; now: only what is appended from now on'),
+        })
+        // The scheme and the secret depend on the kind: refused here, at their own paths (a url
+        // the field's own check refused is not reported twice).
+        .superRefine((d, ctx) => {
+          const target = { url: url.safeParse(d.url).success ? d.url : undefined, secret: d.secret, checkSecret: true };
+          for (const issue of targetIssues(d.kind, target)) ctx.addIssue({ code: 'custom', path: [issue.path], message: issue.message });
+        }),
       output: destinationSchema,
       rest: { method: 'post', path: '/destinations', status: 201 },
       example: { name: 'SIEM', kind: 'syslog', url: 'syslog+tls://127.0.0.1:9', carries: 'all', startAt: 'now' },
@@ -98,7 +121,7 @@ export function deliveryOperations() {
       input: z.strictObject({
         id: z.uuid(),
         name: safeText(200).optional(),
-        url: z.string().max(2048).optional(),
+        url: url.optional(),
         carries: carries.optional(),
         enabled: z.boolean().optional(),
         ca: pem.nullable().optional(),

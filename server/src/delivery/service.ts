@@ -14,7 +14,7 @@
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Database } from '../db/client';
-import { AppError } from '../errors';
+import { AppError, validationError } from '../errors';
 import { findByLeafIndex } from '../events/repository';
 import { exportBundle, resolveRange } from '../export/bundle-export';
 import type { JobContext, JobQueue } from '../jobs';
@@ -22,6 +22,7 @@ import type { Logger } from '../observability/logger';
 import * as ledgerRepo from '../tlog/repository';
 import * as repo from './repository';
 import { sendBatch, type DeliveryBatch, type SendTarget } from './senders';
+import { targetIssues } from './target';
 
 /** What each destination kind needs. */
 export const DESTINATION_KINDS = ['webhook', 'syslog', 'splunk_hec'] as const;
@@ -164,7 +165,7 @@ export class DeliveryService {
 
   /** Creates a destination; its delivery starts at once. */
   async create(org: string, input: DestinationInput): Promise<DestinationView> {
-    checkTarget(input.kind, input.url, input.secret);
+    checkTarget(input.kind, { url: input.url, secret: input.secret, checkSecret: true });
     const id = randomUUID();
     const head = input.startAt === 'now' ? ((await ledgerRepo.latestCheckpoint(this.db, org))?.treeSize ?? 0) : 0;
     await repo.insertDestination(
@@ -191,7 +192,7 @@ export class DeliveryService {
   async update(org: string, id: string, change: { name?: string | undefined; url?: string | undefined; carries?: 'all' | 'events' | 'alerts' | undefined; enabled?: boolean | undefined; ca?: string | null | undefined }): Promise<DestinationView> {
     const d = await repo.destination(this.db, org, id);
     if (!d) throw new AppError('NOT_FOUND', `no destination ${id}`);
-    if (change.url !== undefined) checkTarget(d.kind, change.url, 'x');
+    checkTarget(d.kind, { url: change.url, checkSecret: false });
     const options = { ...d.options };
     if (change.ca === null) delete options.ca;
     else if (change.ca !== undefined) options.ca = change.ca;
@@ -213,6 +214,7 @@ export class DeliveryService {
   async rotateSecret(org: string, id: string, secret: string): Promise<DestinationView> {
     const d = await repo.destination(this.db, org, id);
     if (!d) throw new AppError('NOT_FOUND', `no destination ${id}`);
+    checkTarget(d.kind, { secret, checkSecret: true });
     await repo.updateDestination(this.db, org, id, {
       secretSealed: sealSecret(this.key(), secret),
       secretVersion: d.secretVersion + 1,
@@ -434,16 +436,8 @@ export class DeliveryService {
   }
 }
 
-/** Checks a destination's URL scheme and secret for its kind (400 naming the problem). */
-function checkTarget(kind: DestinationKind, url: string, secret: string | undefined): void {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new AppError('BAD_REQUEST', `url is not a URL`);
-  }
-  if (kind === 'syslog' && u.protocol !== 'syslog+tls:') throw new AppError('BAD_REQUEST', 'a syslog destination url is syslog+tls://host:port (RFC 5425: syslog over TLS)');
-  if (kind !== 'syslog' && u.protocol !== 'https:') throw new AppError('BAD_REQUEST', `a ${kind} destination url must be https`);
-  if (kind === 'splunk_hec' && !secret) throw new AppError('BAD_REQUEST', 'a splunk_hec destination needs secret (the HEC token)');
-  if (kind === 'webhook' && !secret) throw new AppError('BAD_REQUEST', 'a webhook destination needs secret (the HMAC signing secret)');
+/** Checks a destination's URL scheme and secret for its kind: a 400 naming each field at fault. */
+function checkTarget(kind: DestinationKind, target: Parameters<typeof targetIssues>[1]): void {
+  const issues = targetIssues(kind, target);
+  if (issues.length > 0) throw validationError(issues.map((i) => ({ path: [i.path], message: i.message })));
 }
