@@ -3,6 +3,7 @@ import { k8s } from 'cdk8s-plus-28';
 import { Construct } from 'constructs';
 import type { AuditServer } from './audit-server';
 import type { ContainerResources } from './container-resources';
+import { overviewDashboard } from './grafana-dashboards';
 import type { NetworkPeer } from './network-peer';
 import { OTLP_HTTP_PORT, OtelCollector } from './otel-collector';
 import { PodNetworkPolicy } from './pod-network-policy';
@@ -117,6 +118,13 @@ export interface PrometheusMonitoringOptions {
    * @see https://prometheus-operator.dev/docs/developer/getting-started/
    */
   readonly scrapeInterval?: string;
+  /**
+   * Labels of the dashboard ConfigMaps the Grafana sidecar loads (kube-prometheus-stack's sidecar
+   * looks for `grafana_dashboard: "1"` by default; it must watch this namespace).
+   * @default { grafana_dashboard: '1' }
+   * @see https://kubernetes.io/docs/concepts/configuration/configmap/
+   */
+  readonly grafanaDashboardLabels?: { [key: string]: string };
 }
 
 /** One Prometheus alerting rule. */
@@ -347,8 +355,9 @@ export class ObservabilityStack extends Construct {
   /**
    * Adds prometheus-operator objects for `server` to `scope`: a ServiceMonitor for the api
    * Service, a PodMonitor for the worker pods and a PrometheusRule with
-   * {@link auditServerAlertRules}. Pass a separate chart as `scope` when the CRDs may be absent
-   * where the rest of the stack is applied.
+   * {@link auditServerAlertRules}, and the Grafana dashboards as ConfigMaps for the Grafana
+   * sidecar. Pass a separate chart as `scope` when the CRDs may be absent where the rest of the
+   * stack is applied.
    */
   public addPrometheusMonitoring(scope: Construct, server: AuditServer, options: PrometheusMonitoringOptions = {}): void {
     const interval = options.scrapeInterval ?? '30s';
@@ -401,6 +410,15 @@ export class ObservabilityStack extends Construct {
           },
         ],
       },
+    });
+    // Built with the Grafana Foundation SDK (grafana-dashboards.ts); one ConfigMap per dashboard.
+    new k8s.KubeConfigMap(scope, `${server.node.id}GrafanaDashboard`, {
+      metadata: {
+        name: `${server.name}-dashboard`,
+        namespace: server.namespace,
+        labels: { ...recommendedLabels('audit-server', server.name, 'monitoring', PART_OF), ...(options.grafanaDashboardLabels ?? { grafana_dashboard: '1' }) },
+      },
+      data: { 'smedrec-audit-overview.json': `${JSON.stringify(overviewDashboard(), null, 2)}\n` },
     });
   }
 }
