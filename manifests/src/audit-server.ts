@@ -366,6 +366,17 @@ export interface AuditServerProps {
    */
   readonly otlpCollector?: NetworkPeer;
   /**
+   * Endpoints outside the data tier the api and worker call, each allowed as an egress peer: SIEM
+   * and webhook destinations (the worker delivers), the OIDC issuer's discovery and JWKS
+   * (`AUTH_OIDC_ISSUER`, the api), `AUDIT_WITNESS_URL`, and an Inngest server. Nothing leaves the
+   * pod network otherwise, so each such feature needs its endpoint listed here, e.g.
+   * `{ cidr: '203.0.113.10/32', port: 443 }`, or `{ cidr: '0.0.0.0/0', port: 443 }` to allow any
+   * HTTPS endpoint.
+   * @default - none: deliveries, OIDC sign-in, witness publication and Inngest registration fail
+   * @see https://kubernetes.io/docs/concepts/services-networking/network-policies/
+   */
+  readonly externalEgress?: NetworkPeer[];
+  /**
    * The ingress controller pods allowed to reach the api.
    * @default - pods labelled app.kubernetes.io/name=ingress-nginx in namespace ingress-nginx
    * @see https://kubernetes.io/docs/concepts/services-networking/network-policies/
@@ -611,6 +622,7 @@ export class AuditServer extends Construct {
       egressTo(props.redis ?? { cidr: '0.0.0.0/0', port: 6379 }),
       ...(props.redisSentinel ? [egressTo(props.redisSentinel.peer ?? { cidr: '0.0.0.0/0', port: 26379 })] : []),
       ...(props.otlpCollector ? [egressTo(props.otlpCollector)] : []),
+      ...(props.externalEgress ?? []).map((peer) => egressTo(peer)),
     ];
     new PodNetworkPolicy(this, 'ApiNetworkPolicy', {
       metadata: meta(this.name, 'api'),

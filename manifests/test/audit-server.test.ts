@@ -354,6 +354,20 @@ describe('AuditServer', () => {
     expect(get(objects, 'NetworkPolicy', 'audit-server').spec.egress[1]).toEqual({ to: [{ ipBlock: { cidr: '0.0.0.0/0' } }], ports: [{ protocol: 'TCP', port: 5432 }] });
   });
 
+  it('lets api and worker reach only the external endpoints listed in externalEgress (SIEMs, OIDC, witness)', () => {
+    const rules = (o: any[], name: string) => get(o, 'NetworkPolicy', name).spec.egress as any[];
+    const external = (r: any) => r.to[0].ipBlock && r.ports[0].port === 443;
+    // By default nothing but DNS and the data tier: no rule for HTTPS anywhere.
+    for (const name of ['audit-server', 'audit-server-worker']) expect(rules(objects, name).filter(external)).toEqual([]);
+    const listed = synth({ externalEgress: [{ cidr: '203.0.113.10/32', port: 443 }, { cidr: '198.51.100.0/24', port: 6514 }] });
+    for (const name of ['audit-server', 'audit-server-worker']) {
+      expect(rules(listed, name).slice(-2)).toEqual([
+        { to: [{ ipBlock: { cidr: '203.0.113.10/32' } }], ports: [{ protocol: 'TCP', port: 443 }] },
+        { to: [{ ipBlock: { cidr: '198.51.100.0/24' } }], ports: [{ protocol: 'TCP', port: 6514 }] },
+      ]);
+    }
+  });
+
   it('passes INNGEST_BASE_URL through the ConfigMap and refuses one that is not an http(s) URL', () => {
     expect(get(synth({ config: { inngestBaseUrl: 'http://inngest.jobs:8288' } }), 'ConfigMap', 'audit-server-config').data.INNGEST_BASE_URL).toBe('http://inngest.jobs:8288');
     expect(get(objects, 'ConfigMap', 'audit-server-config').data.INNGEST_BASE_URL).toBeUndefined();
