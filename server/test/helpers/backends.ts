@@ -64,3 +64,15 @@ export function describePostgres(title: string, fn: () => void): void {
   if (reason === null) describe(title, fn);
   else describe.skip(`${title} [skipped: ${reason}]`, fn);
 }
+
+/** Why a block needing both PostgreSQL and Redis does not run in this run, or null when it does. */
+export function postgresAndRedisSkipReason(): string | null {
+  return postgresSkipReason() ?? (testRedisUrl() ? null : 'TEST_REDIS_URL is not set');
+}
+
+/** `describe` for a block that needs PostgreSQL and Redis, declared as skipped with the reason when it cannot run. */
+export function describePostgresAndRedis(title: string, fn: () => void): void {
+  const reason = postgresAndRedisSkipReason();
+  if (reason === null) describe(title, fn);
+  else describe.skip(`${title} [skipped: ${reason}]`, fn);
+}

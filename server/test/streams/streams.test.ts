@@ -11,62 +11,16 @@ import { MemoryStreamBus } from '../../src/streams/bus';
 import { SLOW_CONSUMER, StreamHub } from '../../src/streams/hub';
 import { describeEachBackend, describePostgres } from '../helpers/backends';
 import { startTestServer, type TestServer } from '../helpers/server';
+import { openSse, type SseMessage } from '../helpers/sse';
 
-interface SseMessage {
-  id?: string;
-  event?: string;
-  data: string;
-}
-
-/** An open event stream, parsed as it arrives. */
+/** An SSE stream whose `until` takes a predicate on the messages so far. */
 async function openStream(url: string, headers: Record<string, string>) {
-  const abort = new AbortController();
-  const res = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: abort.signal });
-  const messages: SseMessage[] = [];
-  let waiters: Array<() => void> = [];
-  let buffer = '';
-  const done = (async () => {
-    const decoder = new TextDecoder();
-    try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let i: number;
-        while ((i = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, i);
-          buffer = buffer.slice(i + 2);
-          const m: SseMessage = { data: '' };
-          let any = false;
-          for (const line of block.split('\n')) {
-            if (line.startsWith(':') || line.length === 0) continue;
-            const [k, ...rest] = line.split(':');
-            const v = rest.join(':').replace(/^ /, '');
-            any = true;
-            if (k === 'id') m.id = v;
-            else if (k === 'event') m.event = v;
-            else if (k === 'data') m.data += v;
-          }
-          if (any) messages.push(m);
-        }
-        waiters.forEach((w) => w());
-        waiters = [];
-      }
-    } catch {
-      /* aborted */
-    }
-    waiters.forEach((w) => w());
-  })();
+  const s = await openSse(url, headers);
   return {
-    status: res.status,
-    messages,
-    /** Waits (bounded by the test timeout) until `pred` holds for the messages so far. */
-    async until(pred: (m: SseMessage[]) => boolean): Promise<SseMessage[]> {
-      while (!pred(messages)) await new Promise<void>((r) => waiters.push(r));
-      return messages;
-    },
-    async close() {
-      abort.abort();
-      await done;
-    },
+    status: s.status,
+    messages: s.messages,
+    until: (pred: (m: SseMessage[]) => boolean) => s.until('the expected messages', (r) => pred(r.messages)),
+    close: () => s.close(),
   };
 }
 
