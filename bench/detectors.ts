@@ -166,11 +166,16 @@ async function main(): Promise<void> {
       RATE_LIMIT_PER_MINUTE: '0',
       LOG_LEVEL: 'warn',
       NODE_ENV: 'production',
-      CACHE_KEY_PREFIX: `bench:${randomBytes(4).toString('hex')}:`,
       ...(o.redisUrl ? { REDIS_URL: o.redisUrl } : {}),
     };
-    const off = await startServer({ ...base, DATABASE_URL: dbs[0]!.url, ALERTS_DETECTORS_ENABLED: 'false' });
-    const on = await startServer({ ...base, DATABASE_URL: dbs[1]!.url, ALERTS_DETECTORS_ENABLED: 'true' });
+    // Each server its own Redis key prefix (read cache, the detectors' windows, job queues): the
+    // two runs must not share window state or queues, nor touch anyone else's keys.
+    const keys = () => {
+      const prefix = `bench:${randomBytes(4).toString('hex')}:`;
+      return { CACHE_KEY_PREFIX: prefix, JOBS_KEY_PREFIX: `${prefix}jobs` };
+    };
+    const off = await startServer({ ...base, ...keys(), DATABASE_URL: dbs[0]!.url, ALERTS_DETECTORS_ENABLED: 'false' });
+    const on = await startServer({ ...base, ...keys(), DATABASE_URL: dbs[1]!.url, ALERTS_DETECTORS_ENABLED: 'true' });
     const mk = (label: string, srv: ServerProcess): Target => ({ label, srv, client: new HttpClient(srv.url, key, o.clients), ms: {}, events: {}, cpu: {} });
     const targets = [mk('detectors off', off), mk('detectors on', on)];
     try {
