@@ -16,6 +16,7 @@ import { LedgerService } from '../../src/tlog/service';
 import { describeEachBackend } from '../helpers/backends';
 import { openInstrumentedDatabase, type InstrumentedDatabase } from '../helpers/instrumented-database';
 import { verifyReceipt } from '../helpers/receipts';
+import { waitFor } from '../jobs/helpers';
 import { startTestServer, type TestServer } from '../helpers/server';
 
 const ORIGIN = 'test.audit';
@@ -23,15 +24,6 @@ const schema = eventInputSchemaFor(DEFAULT_EVENT_LIMITS);
 /** A value that must never reach a log line, whatever a failing hook puts in its error. */
 const SECRET = 'patient-secret-0042';
 const event = (i: number): EventInput => schema.parse({ action: 'data.read', status: 'success', principalId: `p-${i}`, patientId: SECRET });
-
-/** Polls `condition` until true; fails with `what` after `ms` (a hang, not a timing assertion). */
-async function waitFor(what: string, condition: () => boolean, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describeEachBackend('ingest hooks that fail on %s', (backend) => {
   let idb: InstrumentedDatabase;
@@ -88,7 +80,7 @@ describeEachBackend('ingest hooks that fail on %s', (backend) => {
     });
     const receipts = await Promise.all(ingest.append(org, [event(1), event(2), event(3)]));
     expect(receipts.map((r) => r.leafIndex)).toEqual([0, 1, 2]);
-    await waitFor('the rejection to be reported', () => failures.length === 1);
+    await waitFor(() => failures.length === 1, 'the rejection to be reported');
     expect(failures[0]!.hook).toBe('eventsCommitted');
     expect(await stored()).toEqual({ n: 3, lo: 0, hi: 2 });
     await ingest.drain();
@@ -157,7 +149,7 @@ describeEachBackend('a running server whose live-stream hook throws, on %s', (ba
     const metrics = await srv.request('GET', '/metrics');
     const counted = new RegExp(`^${METRIC_NAMES.ingestHookFailuresTotal}\\{hook="eventsCommitted"\\} ([0-9]+)`, 'm').exec(String(metrics.body));
     expect(Number(counted?.[1])).toBeGreaterThanOrEqual(1);
-    await waitFor('the failure to be logged', () => lines.some((l) => l.includes('ingest hook failed')));
+    await waitFor(() => lines.some((l) => l.includes('ingest hook failed')), 'the failure to be logged');
     expect(lines.filter((l) => l.includes('ingest hook failed')).every((l) => l.includes('"hook":"eventsCommitted"'))).toBe(true);
     expect(lines.filter((l) => l.includes(SECRET))).toEqual([]);
   });
