@@ -44,6 +44,7 @@ import { createApp } from './http/app';
 import { parseVerifierKey, type Signer, type Verifier } from './ledger';
 import type { EventInput } from './events/schema';
 import type { Logger } from './observability/logger';
+import { within } from './util/within';
 import { PrivacyService } from './privacy/service';
 import { DirectoryDestination, type ArchiveDestination } from './retention/archive';
 import { RetentionService } from './retention/service';
@@ -619,20 +620,13 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
  * named in the log (the process is exiting: its work is resumed by the next start or another replica).
  */
 async function boundedStep(name: string, ms: number, run: () => Promise<unknown> | undefined, logger: Logger): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const finished = Promise.resolve()
+  const step = Promise.resolve()
     .then(run)
-    .then(
-      () => true,
-      (err: unknown) => {
-        // The name only: a database error's message can carry the values of the batch it failed.
-        logger.warn({ step: name, err: (err as Error)?.name }, 'shutdown step failed');
-        return true;
-      },
-    );
-  const outcome = await Promise.race([finished, new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms).unref()))]);
-  clearTimeout(timer);
-  if (!outcome) logger.warn({ step: name, waitedMs: ms }, 'shutdown step did not finish in time; going on');
+    .catch((err: unknown) => {
+      // The name only: a database error's message can carry the values of the batch it failed.
+      logger.warn({ step: name, err: (err as Error)?.name }, 'shutdown step failed');
+    });
+  if (!(await within(step, ms))) logger.warn({ step: name, waitedMs: ms }, 'shutdown step did not finish in time; going on');
 }
 
 /** How long start-up waits for Redis before serving without it. */

@@ -7,6 +7,7 @@
  */
 import { Queue, Worker, type ConnectionOptions, type Job, type JobsOptions } from 'bullmq';
 import { redisConnectionOptions, type RedisEndpoint } from '../cache/redis';
+import { within } from '../util/within';
 import {
   checkJobName,
   DEFAULT_JOB_OPTIONS,
@@ -251,18 +252,6 @@ export class BullMqJobQueue implements JobQueue {
 
 /** How long a forced close of one worker may take before its connections are cut. */
 const FORCE_CLOSE_MS = 2_000;
-
-/** Resolves true when `p` settles within `ms`, false otherwise (a rejection counts as settled). */
-async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const settled = p.then(
-    () => true,
-    () => true,
-  );
-  const result = await Promise.race([settled, new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)))]);
-  clearTimeout(timer);
-  return result;
-}
 
 function seconds(start: bigint): number {
   return Number(process.hrtime.bigint() - start) / 1e9;
