@@ -17,6 +17,9 @@
  *     many share a distance: recall counts an index result as correct when its distance is within
  *     1e-6 of the exact 10th distance or below (tie-aware), not by event id.
  *
+ * With `--database-url`, both parts run on that PostgreSQL instead (pgvector installed; an empty
+ * database, migrated here), over one connection: the CPU time is then ours plus that backend's.
+ *
  * Figures are printed, never asserted (docs/architecture.md §9). Every loop is bounded by a count.
  */
 import fs from 'node:fs';
@@ -46,7 +49,9 @@ const HELP = `Usage: npm run bench:analytics -- [options]
   --quick        small run
   --skip-embed   only the k-NN part
   --skip-knn     only the embedding part
-  --seed N       workload seed (default 1)`;
+  --seed N       workload seed (default 1)
+  --database-url URL  run on this PostgreSQL (with pgvector) instead of PGlite; its
+                 tables are created by the server's migrations, so use an empty database`;
 
 interface Options {
   events: number;
@@ -55,6 +60,7 @@ interface Options {
   seed: number;
   embed: boolean;
   knn: boolean;
+  databaseUrl: string | undefined;
 }
 
 function options(): Options {
@@ -67,6 +73,7 @@ function options(): Options {
       'skip-embed': { type: 'boolean', default: false },
       'skip-knn': { type: 'boolean', default: false },
       seed: { type: 'string' },
+      'database-url': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -82,6 +89,7 @@ function options(): Options {
     seed: Number(values.seed ?? 1),
     embed: values['skip-embed'] !== true,
     knn: values['skip-knn'] !== true,
+    databaseUrl: values['database-url'],
   };
 }
 
@@ -103,15 +111,22 @@ function sourceOf(e: BenchEvent, recordedAt: Date): EmbeddingSource {
 
 const cpu = () => sampleProcess(process.pid).cpuSeconds;
 
+/** The PostgreSQL backend process of the (single) pooled connection. */
+async function backendPid(database: Database): Promise<number> {
+  const r = (await database.db.execute(sql`SELECT pg_backend_pid() AS pid`)) as unknown as { rows: { pid: number }[] };
+  return Number(r.rows[0]!.pid);
+}
+
 async function benchEmbedding(o: Options): Promise<void> {
-  section(`worker embedding throughput: ${num(o.events)} events (PGlite, in process)`);
+  const where = o.databaseUrl ? 'PostgreSQL; CPU is this process only, not its backends' : 'PGlite, in process';
+  section(`worker embedding throughput: ${num(o.events)} events (${where})`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-bench-analytics-'));
   const config = loadConfig({
     PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: 'silent',
     NODE_ENV: 'test',
-    AUDIT_DATA_DIR: dir,
+    ...(o.databaseUrl ? { DATABASE_URL: o.databaseUrl } : { AUDIT_DATA_DIR: dir }),
     AUDIT_SIGNING_KEY: generateSignerKey('bench.audit').signerKey,
     AUDIT_BOOTSTRAP_API_KEY: 'sak_bench_admin_key_0123456789abcdefghijklmnop',
     AUDIT_SELF_AUDIT_INTERVAL_MS: '0',
@@ -213,17 +228,24 @@ async function knn(database: Database, vector: string, exact: boolean): Promise<
 }
 
 async function benchKnn(o: Options): Promise<void> {
-  section(`k-NN at ${num(o.vectors)} vectors: HNSW against an exact scan, ${o.queries} queries, k = 10 (PGlite, in process)`);
-  const database = await openDatabase({});
+  const where = o.databaseUrl ? 'PostgreSQL, one connection' : 'PGlite, in process';
+  section(`k-NN at ${num(o.vectors)} vectors: HNSW against an exact scan, ${o.queries} queries, k = 10 (${where})`);
+  // One connection on PostgreSQL, so its backend's CPU time can be read from /proc beside ours.
+  const database = await openDatabase(o.databaseUrl ? { url: o.databaseUrl, poolMax: 1 } : {});
   try {
     await migrate(database);
+    const backend = o.databaseUrl ? await backendPid(database) : null;
+    const cpu = () => sampleProcess(process.pid).cpuSeconds + (backend === null ? 0 : sampleProcess(backend).cpuSeconds);
     await database.db.execute(sql`DROP INDEX event_embeddings_hnsw_idx`);
     await load(database, o);
-    await database.db.execute(sql`SET maintenance_work_mem = '512MB'`);
+    const workMem = o.databaseUrl ? '2GB' : '512MB';
+    await database.db.execute(sql.raw(`SET maintenance_work_mem = '${workMem}'`));
     const c0 = cpu();
     const t = nowMs();
     await database.db.execute(sql`CREATE INDEX event_embeddings_hnsw_idx ON event_embeddings USING hnsw (embedding vector_cosine_ops)`);
-    console.log(`HNSW index built in ${((nowMs() - t) / 1000).toFixed(1)} s wall, ${(cpu() - c0).toFixed(1)} s CPU (m 16, ef_construction 64, maintenance_work_mem 512MB)`);
+    // PostgreSQL may build with parallel workers, whose CPU time is not the backend's.
+    const builders = o.databaseUrl ? ', plus any parallel build workers' : '';
+    console.log(`HNSW index built in ${((nowMs() - t) / 1000).toFixed(1)} s wall, ${(cpu() - c0).toFixed(1)} s CPU${builders} (m 16, ef_construction 64, maintenance_work_mem ${workMem})`);
     // Statistics for the loaded table: without them PGlite's planner estimates it as nearly empty
     // and scans it instead of using the HNSW index (autovacuum, which would analyze, does not run in PGlite).
     await database.db.execute(sql`ANALYZE event_embeddings`);
