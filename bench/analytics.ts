@@ -113,8 +113,8 @@ const cpu = () => sampleProcess(process.pid).cpuSeconds;
 
 /** The PostgreSQL backend process of the (single) pooled connection. */
 async function backendPid(database: Database): Promise<number> {
-  const r = (await database.db.execute(sql`SELECT pg_backend_pid() AS pid`)) as unknown as { rows: { pid: number }[] };
-  return Number(r.rows[0]!.pid);
+  const r: unknown = await database.db.execute(sql`SELECT pg_backend_pid() AS pid`);
+  return Number((r as { rows: { pid: number }[] }).rows[0]!.pid);
 }
 
 async function benchEmbedding(o: Options): Promise<void> {
