@@ -9,6 +9,8 @@ const scopes = {
     tests: [
       'server/test/ledger/commitment.test.ts',
       'server/test/ledger/compact-range.test.ts',
+      // fast-commitment.ts is the ingest path's commitment; its test pins it to the reference.
+      'server/test/ledger/fast-commitment.test.ts',
       'server/test/ledger/jcs.test.ts',
       'server/test/ledger/note.test.ts',
       'server/test/ledger/rfc6962-vectors.test.ts',
