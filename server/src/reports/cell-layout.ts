@@ -87,3 +87,18 @@ export function cachedCharWidth(measureOne: (ch: string) => number): CharWidth {
     return w;
   };
 }
+
+/**
+ * At most `maxLines` of `lines`: when some are left out, the last one kept ends with `…`, cut by
+ * characters until it fits `maxWidth` with it. A PDF row never grows past one page's table; the
+ * whole value is in the JSON and CSV formats of the same report.
+ */
+export function clampLines(lines: string[], maxLines: number, maxWidth: number, width: CharWidth, ellipsis = '…'): string[] {
+  if (lines.length <= maxLines) return lines;
+  const kept = lines.slice(0, Math.max(1, maxLines));
+  const room = maxWidth - measure(ellipsis, width);
+  let last = kept[kept.length - 1]!;
+  while (last !== '' && measure(last, width) > room) last = last.slice(0, -1);
+  kept[kept.length - 1] = last + ellipsis;
+  return kept;
+}

@@ -1,5 +1,5 @@
 /**
- * Renders an open report as JSON, CSV (RFC 4180) or PDF (pdfkit), record by record into a sink
+ * Renders an open report as JSON, CSV (RFC 4180) or PDF, record by record into a sink
  * that applies backpressure, so a report of any length leaves in flat memory.
  *
  * - JSON: `{"header":{…},"rows":[{…},…],"summary":{…}}`, one row per line.
@@ -8,13 +8,12 @@
  *   the signed checkpoint it was computed against. A text field that starts with `=`, `+`, `-`,
  *   `@`, TAB or CR is prefixed with `'` so spreadsheets do not run it as a formula (OWASP CSV
  *   injection); leaf indexes and numbers are written as they are.
- * - PDF: title, organization, range, subject, checkpoint, the notes, a table repeated on every
- *   page with its header, the summary, and "Page N" on every page. Pages leave as they fill.
+ * - PDF (pdf-report.ts): title, organization, range, subject, checkpoint, the notes, a table with
+ *   its header on every page, the summary, and "Page n of m" on every page. Pages leave as they fill.
  */
-import PDFDocument from 'pdfkit';
-import { breakLines, cachedCharWidth, type CharWidth } from './cell-layout';
+import { renderPdf as renderPdfDocument } from './pdf-report';
 import type { OpenReport } from './service';
-import type { ReportFormat, ReportHeader, ReportSummary } from './schema';
+import type { ReportFormat } from './schema';
 
 /** Where a rendered report goes: `write` resolves when the sink can take more. */
 export interface ReportSink {
@@ -90,160 +89,7 @@ export async function renderCsv(report: OpenReport, sink: ReportSink): Promise<v
   if (buffer) await sink.write(buffer);
 }
 
-// A4 landscape, in points.
-const PAGE = { width: 841.89, height: 595.28, margin: 36 } as const;
-const FONT_SIZE = 7;
-const PDF_WRITE_BYTES = 64 * 1024;
-const CELL_PAD = 2;
-
-/** Streams the PDF. */
-export async function renderPdf(report: OpenReport, sink: ReportSink): Promise<void> {
-  const h = report.header;
-  const doc = new PDFDocument({
-    size: 'A4',
-    layout: 'landscape',
-    margin: PAGE.margin,
-    bufferPages: false,
-    info: { Title: `${h.title} — ${h.organization.name}`, Author: 'SMEDREC Audit', Subject: h.kind, CreationDate: new Date(h.generatedAt) },
-  });
-  // pdfkit pushes bytes as objects complete; they are handed to the sink in order, and rows wait
-  // while the sink is full (backpressure), so only the current page is ever held.
-  // pdfkit emits every line of every PDF object as its own chunk (tens of thousands for a long
-  // report); they are gathered into writes of PDF_WRITE_BYTES, each one socket write, not one per line.
-  let pending: Promise<void> = Promise.resolve();
-  let failed: unknown = null;
-  let gathered: Buffer[] = [];
-  let gatheredBytes = 0;
-  const hand = () => {
-    const out = Buffer.concat(gathered, gatheredBytes);
-    gathered = [];
-    gatheredBytes = 0;
-    pending = pending.then(() => sink.write(out)).catch((err: unknown) => {
-      failed ??= err;
-    });
-  };
-  doc.on('data', (chunk: Buffer) => {
-    gathered.push(chunk);
-    gatheredBytes += chunk.length;
-    if (gatheredBytes >= PDF_WRITE_BYTES) hand();
-  });
-  const ended = new Promise<void>((resolve) =>
-    doc.on('end', () => {
-      if (gatheredBytes > 0) hand();
-      resolve();
-    }),
-  );
-
-  const width = PAGE.width - 2 * PAGE.margin;
-  const bottom = PAGE.height - PAGE.margin; // the page number sits in the bottom margin
-  const total = h.columns.reduce((n, c) => n + c.width, 0);
-  const widths = h.columns.map((c) => (c.width / total) * width);
-  // Every page gets its number when it starts (pdfkit adds pages itself when text runs over).
-  let page = 0;
-  const numberPage = () => {
-    page++;
-    const { x, y } = doc;
-    const margin = doc.page.margins.bottom;
-    doc.page.margins.bottom = 0; // writing below the bottom margin must not start a new page
-    doc.font('Helvetica').fontSize(FONT_SIZE);
-    doc.text(`${h.title} — ${h.organization.name} — page ${page}`, PAGE.margin, PAGE.height - PAGE.margin + 4, { width, align: 'center', lineBreak: false });
-    doc.page.margins.bottom = margin;
-    doc.x = x;
-    doc.y = y;
-  };
-  doc.on('pageAdded', numberPage);
-  numberPage();
-
-  // The title block.
-  doc.font('Helvetica-Bold').fontSize(16).text(h.title, PAGE.margin, PAGE.margin);
-  doc.moveDown(0.3).font('Helvetica').fontSize(9);
-  const line = (label: string, value: string) => doc.font('Helvetica-Bold').text(`${label}: `, { continued: true }).font('Helvetica').text(value);
-  line('Organization', `${h.organization.name} (${h.organization.id})`);
-  line('Range (recordedAt, UTC)', `${h.range.from ?? 'start of the log'} to ${h.range.to ?? 'the checkpoint below'} (end excluded)`);
-  if (h.subject) line('patientId' in h.subject ? 'Patient' : 'Principal', 'patientId' in h.subject ? h.subject.patientId : h.subject.principalId);
-  if (h.checkpoint) {
-    line('Checkpoint', `${h.checkpoint.origin}, tree size ${h.checkpoint.treeSize}, signed ${h.checkpoint.signedAt}`);
-    line('Root hash', h.checkpoint.rootHash);
-  } else {
-    line('Checkpoint', 'none (the log is empty)');
-  }
-  line('Generated', h.generatedAt);
-  doc.moveDown(0.3).fontSize(FONT_SIZE + 1);
-  for (const n of h.notes) doc.text(n, { width });
-  doc.moveDown(0.5);
-
-  // Cells are broken into lines once, from cached character advances (cell-layout.ts), and each
-  // line drawn as it is: pdfkit is not asked to measure or wrap a cell again.
-  const charWidths = new Map<string, CharWidth>();
-  const charWidthOf = (font: string) => {
-    let w = charWidths.get(font);
-    if (!w) {
-      w = cachedCharWidth((ch) => doc.font(font).fontSize(FONT_SIZE).widthOfString(ch));
-      charWidths.set(font, w);
-    }
-    return w;
-  };
-  doc.font('Helvetica').fontSize(FONT_SIZE);
-  const lineHeight = doc.currentLineHeight(true);
-  const drawRow = (cells: string[], font: string, shade: boolean) => {
-    const width_ = charWidthOf(font);
-    const lines = cells.map((c, i) => breakLines(c, widths[i]! - 2 * CELL_PAD, width_));
-    const height = Math.max(...lines.map((l) => l.length)) * lineHeight + 2 * CELL_PAD;
-    if (doc.y + height > bottom) {
-      doc.addPage();
-      if (!shade) drawHeader();
-    }
-    const y = doc.y;
-    if (shade) doc.rect(PAGE.margin, y, width, height).fill('#e8e8e8').fillColor('black');
-    let x = PAGE.margin;
-    doc.font(font).fontSize(FONT_SIZE);
-    lines.forEach((cellLines, i) => {
-      cellLines.forEach((l, n) => {
-        if (l !== '') doc.text(l, x + CELL_PAD, y + CELL_PAD + n * lineHeight, { lineBreak: false });
-      });
-      x += widths[i]!;
-    });
-    doc.moveTo(PAGE.margin, y + height).lineTo(PAGE.margin + width, y + height).lineWidth(0.3).stroke('#999999');
-    doc.x = PAGE.margin;
-    doc.y = y + height;
-  };
-  const drawHeader = () => drawRow(h.columns.map((c) => c.title), 'Helvetica-Bold', true);
-  drawHeader();
-
-  let summary: ReportSummary | null = null;
-  for await (const record of report.body) {
-    if (record.type === 'summary') {
-      summary = record;
-      break;
-    }
-    drawRow(h.columns.map((c) => cellText((record)[c.key])), 'Helvetica', false);
-    await pending;
-    if (failed) break;
-  }
-  if (summary) drawSummary(doc, h, summary, width, bottom);
-  doc.end();
-  await ended;
-  await pending;
-  if (failed) throw failed instanceof Error ? failed : new Error('the report sink failed');
-}
-
-function cellText(v: string | number | null | undefined): string {
-  return v === null || v === undefined ? '' : String(v);
-}
-
-function drawSummary(doc: PDFKit.PDFDocument, h: ReportHeader, s: ReportSummary, width: number, bottom: number): void {
-  const lines = [
-    `Rows: ${s.rows}`,
-    ...Object.entries(s.counts).map(([k, v]) => `${k}: ${v}`),
-    ...(s.ok === undefined ? [] : [`Verification: ${s.ok ? 'everything verified' : 'FAILED'}`]),
-    ...(s.failures ?? []).map((f) => `Failure (${f.kind}${f.leafIndex !== null ? `, leaf ${f.leafIndex}` : ''}${f.treeSize !== null ? `, tree size ${f.treeSize}` : ''}): ${f.reason}`),
-  ];
-  doc.font('Helvetica').fontSize(9);
-  const needed = doc.heightOfString(lines.join('\n'), { width }) + 20;
-  if (doc.y + needed > bottom && needed < bottom - PAGE.margin) doc.addPage();
-  doc.x = PAGE.margin;
-  doc.moveDown(0.5);
-  doc.font('Helvetica-Bold').fontSize(10).text(`Summary — ${h.kind}`, { width });
-  doc.font('Helvetica').fontSize(9);
-  for (const l of lines) doc.text(l, { width });
+/** Streams the PDF (pdf-report.ts). */
+export function renderPdf(report: OpenReport, sink: ReportSink): Promise<void> {
+  return renderPdfDocument(report, { write: (chunk) => sink.write(chunk) });
 }

@@ -1,9 +1,9 @@
 /* eslint-disable @typescript-eslint/no-unsafe-return -- JSON answers are read as `any` in these tests */
 /**
  * PDF reports, checked the way a reader sees them: turned into text by `pdftotext` (title,
- * organization, range, checkpoint, the table with every leaf index, page numbers on every page)
- * and rendered to an image by `pdftoppm` (a real page with ink on it). Debian poppler-utils;
- * `.ci/run` installs it.
+ * organization, range, checkpoint, the table with every leaf index, "Page n of m" on every page,
+ * characters outside WinAnsi) and rendered to an image by `pdftoppm` (a real page with ink on it).
+ * Debian poppler-utils; `.ci/run` installs it.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -89,7 +89,7 @@ describeEachBackend('PDF reports on %s', (backend) => {
     expect(first).toContain(`Root hash: ${res.headers.get('x-report-checkpoint-root-hash')}`);
     // Every page carries its number, and every page with table rows starts its table with the header.
     pages.forEach((p, i) => {
-      expect(p).toContain(`page ${i + 1}`);
+      expect(p).toContain(`Page ${i + 1} of ${pages.length}`);
       if (/^\s*\d+\s+\d{4}-\d{2}-\d{2}T/m.test(p)) expect(p).toMatch(/Leaf\s+Recorded \(UTC\)\s+Who/);
     });
     // Every leaf index once, at the start of a table line (rows are in (recordedAt, id) order).
@@ -116,11 +116,44 @@ describeEachBackend('PDF reports on %s', (backend) => {
     expect(text).toMatch(/checkpoint\s+120\s+/);
   });
 
+  it('shows WinAnsi characters as they are and every other character as ?, without failing', async () => {
+    const res = await srv.request(
+      'POST',
+      '/api/v1/events',
+      { action: 'data.read', status: 'success', principalId: 'Zoë Ωmega 東京 😀 (a\\b)', patientId: 'p-unicode', outcomeDescription: '€ 5 – “ok” …' },
+      producer,
+    );
+    expect(res.status).toBe(201);
+    const { file, res: pdfRes } = await pdf({ kind: 'patient-access', patientId: 'p-unicode' });
+    expect(pdfRes.status).toBe(200);
+    const text = pdfPages(file).join('\n');
+    expect(text).toContain('Zoë ?mega ?? ? (a\\b)');
+    expect(text).toContain('€ 5 – “ok” …');
+    expect(text).toContain('Rows: 1');
+  });
+
+  it('cuts a row taller than a page with … and keeps every page numbered', async () => {
+    const res = await srv.request(
+      'POST',
+      '/api/v1/events',
+      { action: 'data.read', status: 'success', principalId: 'clinician-long', patientId: 'p-long', outcomeDescription: 'word '.repeat(399) + 'END' },
+      producer,
+    );
+    expect(res.status).toBe(201);
+    const { file } = await pdf({ kind: 'patient-access', patientId: 'p-long' });
+    const pages = pdfPages(file);
+    const text = pages.join('\n');
+    expect(text).toMatch(/word w?o?r?d?…/);
+    expect(text).not.toContain('END');
+    pages.forEach((p, i) => expect(p).toContain(`Page ${i + 1} of ${pages.length}`));
+  });
+
   it('an empty report is still a valid one-page PDF', async () => {
     const { file } = await pdf({ kind: 'user-activity', principalId: 'nobody' });
     const pages = pdfPages(file);
     expect(pages).toHaveLength(1);
     expect(pages[0]).toContain('User activity report');
     expect(pages[0]).toContain('Rows: 0');
+    expect(pages[0]).toContain('Page 1 of 1');
   });
 });
