@@ -2,7 +2,8 @@
  * FHIR R4 AuditEvent ↔ audit event (docs/fhir.md has the table). An ingested AuditEvent is mapped
  * onto the event's own fields (action, status, timestamp, principal, patient, target, outcome
  * text, correlation id, client address) so reports, queries and search work on it like on any
- * event, and the resource as sent — without `id` and `meta`, which the server assigns — is kept
+ * event, and the resource as sent — without `id` and the parts of `meta` the server assigns (it
+ * keeps the sender's profile, security labels and tags) — is kept
  * whole in `details.fhir`: it is committed like every field, so the ledger covers what was sent,
  * and a read returns exactly it. An event that did not arrive as FHIR is rendered from its fields.
  */
@@ -55,6 +56,16 @@ function segment(code: string | undefined): string {
 
 const VERBS: Record<string, string> = { C: 'create', R: 'read', U: 'update', D: 'delete', E: 'execute' };
 
+/** `meta` members an AuditEvent keeps as sent (the others the server assigns). */
+const SENT_META: ReadonlySet<string> = new Set(['profile', 'security', 'tag']);
+
+/** An agent that receives the request or holds the data rather than making it. */
+function isServerSide(agent: Json): boolean {
+  return codings(agent.type).some(
+    (c) => hasCode(c, 'http://dicom.nema.org/resources/ontology/DCM', '110152') || hasCode(c, 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', 'custodian'),
+  );
+}
+
 /** A Reference as one string: its reference, else its identifier's value, else its display. */
 function referenceText(ref: unknown): string | undefined {
   const r = obj(ref);
@@ -71,7 +82,11 @@ function isIp(s: string): boolean {
  * against the R4 structure definitions (validate.ts); here nothing is assumed beyond that.
  */
 export function toEventBody(resource: AuditEventResource): Record<string, unknown> {
-  const { id: _id, meta: _meta, ...sent } = resource;
+  const { id: _id, meta, ...rest } = resource;
+  // The sender's profile claims, security labels and tags are part of what was sent; the rest of
+  // meta (version, lastUpdated, source) is the server's to assign.
+  const kept = Object.fromEntries(Object.entries(obj(meta) ?? {}).filter(([k]) => SENT_META.has(k)));
+  const sent = Object.keys(kept).length > 0 ? { ...rest, meta: kept } : rest;
   const type = obj(resource.type);
   const subtype = obj(arr(resource.subtype)[0]);
   const verb = typeof resource.action === 'string' ? VERBS[resource.action] : undefined;
@@ -80,7 +95,9 @@ export function toEventBody(resource: AuditEventResource): Record<string, unknow
   const status = outcome === undefined ? 'attempt' : outcome === '0' ? 'success' : 'failure';
 
   const agents = objs(resource.agent);
-  const requestor = agents.find((a) => a.requestor === true) ?? agents[0];
+  // Who did it: the requestor; without one (BALP's patterns with no user), the first agent that is
+  // not the server side (DICOM 110152 Destination Role ID, or the custodian), i.e. the client.
+  const requestor = agents.find((a) => a.requestor === true) ?? agents.find((a) => !isServerSide(a)) ?? agents[0];
 
   const entities = objs(resource.entity);
   const isPatient = (e: Json) => hasCode(e.role, SYSTEMS.objectRole, '1') || splitReference(str(obj(e.what)?.reference) ?? '')?.type === 'Patient';
@@ -152,8 +169,8 @@ export interface IdentifierView {
 export function toAuditEvent(e: EventRecord, receipt?: { treeSize: number; rootHash: string; checkpoint: string }, view?: IdentifierView): AuditEventResource {
   const stored = obj(obj(e.details)?.[DETAILS_KEY]);
   if (stored && stored.resourceType === 'AuditEvent') {
-    const { resourceType: _rt, ...rest } = stored;
-    const resource: AuditEventResource = { resourceType: 'AuditEvent', id: e.id, meta: metaOf(e, receipt), ...rest };
+    const { resourceType: _rt, meta: sentMeta, ...rest } = stored;
+    const resource: AuditEventResource = { resourceType: 'AuditEvent', id: e.id, meta: { ...obj(sentMeta), ...metaOf(e, receipt) }, ...rest };
     if (!view?.pseudonymous) return resource;
     const shown = view.apply({ patientId: e.patientId, principalId: e.principalId, targetResourceType: e.targetResourceType, targetResourceId: e.targetResourceId });
     const replace = new Map<string, string>();
