@@ -5,6 +5,10 @@
  *
  *   node --import tsx bench/pdf-render.ts --rows 8600 --repeat 5 [--no-compress] [--format json|csv|pdf]
  *   node --cpu-prof --cpu-prof-dir /tmp/prof --import tsx bench/pdf-render.ts --rows 8600
+ *   node --expose-gc --import tsx bench/pdf-render.ts --rows 100000 --repeat 1
+ *
+ * With --expose-gc, every write to the sink is preceded by a full GC and the largest heapUsed seen
+ * after one is printed: what the render really holds, independent of when V8 chooses to collect.
  */
 import { parseArgs } from 'node:util';
 import { renderPdf } from '../server/src/reports/pdf-report';
@@ -64,10 +68,16 @@ async function main(): Promise<void> {
   for (let r = 0; r <= REPEAT; r++) {
     let bytes = 0;
     let writes = 0;
+    let heapAfterGc = 0;
+    const gc = (globalThis as { gc?: () => void }).gc;
     const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     const sink: ReportSink = {
       write: (chunk) => {
+        if (gc) {
+          gc();
+          heapAfterGc = Math.max(heapAfterGc, process.memoryUsage().heapUsed);
+        }
         bytes += chunk.length;
         writes++;
         return Promise.resolve();
@@ -78,7 +88,7 @@ async function main(): Promise<void> {
     const wall = Number(process.hrtime.bigint() - t0) / 1e6;
     const cpu = process.cpuUsage(cpu0);
     const rss = process.memoryUsage().rss;
-    console.log(`${r === 0 ? 'warm-up' : `run ${r}`}: ${ROWS} rows, ${(bytes / 1024).toFixed(0)} KiB in ${writes} writes, wall ${wall.toFixed(0)} ms, CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms, rss ${(rss / 2 ** 20).toFixed(0)} MiB`);
+    console.log(`${r === 0 ? 'warm-up' : `run ${r}`}: ${ROWS} rows, ${(bytes / 1024).toFixed(0)} KiB in ${writes} writes, wall ${wall.toFixed(0)} ms, CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms, rss ${(rss / 2 ** 20).toFixed(0)} MiB${gc ? `, largest heap after a GC ${(heapAfterGc / 2 ** 20).toFixed(1)} MiB` : ''}`);
   }
 }
 

@@ -6,23 +6,28 @@
  * server, started as a child process, applies them and creates the organization), then a log of
  * `--events` events spread evenly over seven years of recordedAt is written straight into the
  * events table with one INSERT … SELECT generate_series per month (monthly partitions as the worker
- * creates them; 20,000 patients, 2,000 principals), and one stored checkpoint covering it. The
+ * creates them; 20,000 patients, 2,000 principals plus one with 10 % and one with 2 % of the log),
+ * and one stored checkpoint covering it. The
  * reports do not re-verify leaves, so placeholder commitments are enough here (the integrity
  * report's cost is bench:verify's). Then, for a typical patient and a heavy one (1 % of the log),
  * each report format is requested `--repeat` times over HTTP and timed: wall-clock to the last
- * byte and the server's CPU time from /proc/<pid>/stat (utime + stime) — next to the SQL count of
- * exactly the rows the report lists (same organization, patient, range and tree size) on its own
- * connection. Prints figures; never fails on time.
+ * byte, the server's CPU time from /proc/<pid>/stat (utime + stime) and its peak RSS (VmRSS sampled
+ * every 20 ms) — next to the SQL count of exactly the rows the report lists (same organization,
+ * patient, range and tree size) on its own connection. Then memory: the whole-log user-activity
+ * report of the 2 % and the 10 % principal in each format, and the 10 % one to a slow client,
+ * with the server's RSS before and at its peak: flat memory means the peak does not grow with the
+ * rows. Prints figures; never fails on time.
  *
  *   npm run bench:reports                      # 1,000,000 events (about 2–4 minutes to fill)
  *   npm run bench:reports -- --events 100000 --repeat 3
+ *   npm run bench:reports -- --server-cpu-prof /tmp/prof   # the server's V8 CPU profile
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { CompactRange, formatCheckpoint, frontierNodes, generateSignerKey, leafHash, parseSignerKey, rootFromFrontier, signNote } from '../server/src/ledger';
-import { formatTable, ms, num, section } from './lib/report';
+import { formatTable, mib, ms, num, section } from './lib/report';
 import { startPrivateCluster, type PrivateCluster } from './lib/private-postgres';
 import { freePort, sampleProcess, startServer, type ServerProcess } from './lib/server-process';
 import { summarize } from './lib/stats';
@@ -31,11 +36,12 @@ const { values: args } = parseArgs({
   options: {
     events: { type: 'string', default: '1000000' },
     repeat: { type: 'string', default: '5' },
+    'server-cpu-prof': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
-  console.log('usage: npm run bench:reports -- [--events N (1000000)] [--repeat N (5)]');
+  console.log('usage: npm run bench:reports -- [--events N (1000000)] [--repeat N (5)] [--server-cpu-prof DIR]');
   process.exit(0);
 }
 const EVENTS = Number(args.events);
@@ -44,6 +50,9 @@ const YEARS = 7;
 const PATIENTS = 20_000;
 const HEAVY = 'patient-heavy';
 const TYPICAL = 'patient-42';
+/** Principals with 10 % and 2 % of the log, for the memory phase. */
+const HEAVY_PRINCIPAL = 'user-heavy';
+const MEDIUM_PRINCIPAL = 'user-medium';
 const ADMIN_KEY = `sak_bench_${randomBytes(24).toString('hex')}`;
 
 async function main(): Promise<void> {
@@ -68,11 +77,12 @@ async function main(): Promise<void> {
       RATE_LIMIT_PER_MINUTE: '0',
       LOG_LEVEL: 'warn',
       AUTH_SECRET: randomBytes(32).toString('base64'),
-    }, { readyTimeoutMs: 300_000 });
+    }, { readyTimeoutMs: 300_000, nodeArgs: args['server-cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', args['server-cpu-prof']] : [] });
 
     db = new pg.Client({ connectionString: url });
     await db.connect();
     const conn = db;
+    pgCpuConn = db;
     const org = (await db.query<{ id: string }>('SELECT id FROM organizations LIMIT 1')).rows[0]!.id;
 
     // --- fill -----------------------------------------------------------------------------------
@@ -98,7 +108,7 @@ async function main(): Promise<void> {
                 $2::timestamptz + (i * $3::float8) * interval '1 millisecond',
                 (ARRAY['data.read','data.read','data.read','data.write','data.query','fhir.Patient.read','disclosure.insurer','auth.login.success'])[1 + i % 8],
                 CASE WHEN i % 10 = 0 THEN 'failure' ELSE 'success' END,
-                'user-' || (i * 7919 % 2000), 'session:clinician', 'Observation', 'obs-' || (i % 50000),
+                CASE WHEN i % 10 = 3 THEN '${HEAVY_PRINCIPAL}' WHEN i % 50 = 7 THEN '${MEDIUM_PRINCIPAL}' ELSE 'user-' || (i * 7919 % 2000) END, 'session:clinician', 'Observation', 'obs-' || (i % 50000),
                 CASE WHEN i % 100 = 0 THEN '${HEAVY}' WHEN i % 5 = 0 THEN NULL ELSE 'patient-' || (i * 104729 % ${PATIENTS}) END,
                 'PHI', 'corr-' || (i / 4), '{}'::jsonb, '{}'::jsonb
            FROM generate_series($4::bigint, $5::bigint - 1) AS i`,
@@ -124,60 +134,182 @@ async function main(): Promise<void> {
     console.log(`filled in ${ms(Date.now() - fillStart)}`);
 
     // --- measure ----------------------------------------------------------------------------------
+    const serverPid = server.pid;
+    const serverUrl = server.url;
     const to = end;
     const from = new Date(to.getTime() - (6 * 365 + 2) * 86_400_000);
-    const rows: string[][] = [];
+    const sqlCount = async (column: 'patient_id' | 'principal_id', subject: string, range: boolean) => {
+      const t = process.hrtime.bigint();
+      const r = await conn.query<{ n: string }>(
+        `SELECT count(*) AS n FROM events WHERE organization_id = $1 AND ${column} = $2 AND recorded_at >= $3 AND recorded_at < $4 AND leaf_index < $5`,
+        [org, subject, range ? from.toISOString() : start.toISOString(), range ? to.toISOString() : end.toISOString(), EVENTS],
+      );
+      return { n: Number(r.rows[0]!.n), wall: Number(process.hrtime.bigint() - t) / 1e6 };
+    };
+    const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+    console.log(`load average before measuring: ${load()} (${os.cpus().length} CPUs)`);
+
+    const patientRows: string[][] = [];
     for (const patient of [TYPICAL, HEAVY]) {
-      const count = async () => {
-        const t = process.hrtime.bigint();
-        const r = await conn.query<{ n: string }>(
-          'SELECT count(*) AS n FROM events WHERE organization_id = $1 AND patient_id = $2 AND recorded_at >= $3 AND recorded_at < $4 AND leaf_index < $5',
-          [org, patient, from.toISOString(), to.toISOString(), EVENTS],
-        );
-        return { n: Number(r.rows[0]!.n), wall: Number(process.hrtime.bigint() - t) / 1e6 };
-      };
-      await count(); // warm
+      await sqlCount('patient_id', patient, true); // warm
       const counts = [];
-      for (let i = 0; i < REPEAT; i++) counts.push(await count());
+      for (let i = 0; i < REPEAT; i++) counts.push(await sqlCount('patient_id', patient, true));
       const n = counts[0]!.n;
-      rows.push([`SQL count(*) ${patient}`, num(n), ms(summarize(counts.map((c) => c.wall)).p50), '–', '–']);
+      const countP50 = summarize(counts.map((c) => c.wall)).p50;
       for (const format of ['json', 'csv', 'pdf'] as const) {
-        const walls: number[] = [];
-        const cpus: number[] = [];
-        let bytes = 0;
+        const runs: Measured[] = [];
         for (let i = 0; i <= REPEAT; i++) {
-          const before = sampleProcess(server.pid).cpuSeconds;
-          const t = process.hrtime.bigint();
-          const res = await fetch(`${server.url}/api/v1/reports`, {
-            method: 'POST',
-            headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
-            body: JSON.stringify({ kind: 'patient-access', patientId: patient, from: from.toISOString(), to: to.toISOString(), format }),
-          });
-          const body = Buffer.from(await res.arrayBuffer());
-          const wall = Number(process.hrtime.bigint() - t) / 1e6;
-          const cpu = sampleProcess(server.pid).cpuSeconds - before;
-          if (res.status !== 200) throw new Error(`report ${format}: ${res.status} ${body.toString('utf8').slice(0, 300)}`);
-          if (format === 'json') {
-            const listed = (JSON.parse(body.toString('utf8')) as { summary: { rows: number } }).summary.rows;
-            if (listed !== n) throw new Error(`the JSON report lists ${listed} rows, the SQL count is ${n}`);
-          }
-          if (i === 0) continue; // warm-up
-          walls.push(wall);
-          cpus.push(cpu * 1000);
-          bytes = body.length;
+          const m = await measureReport(serverUrl, serverPid, { kind: 'patient-access', patientId: patient, from: from.toISOString(), to: to.toISOString(), format });
+          if (m.listed !== null && m.listed !== n) throw new Error(`the JSON report lists ${m.listed} rows, the SQL count is ${n}`);
+          if (i > 0) runs.push(m); // the first is a warm-up
         }
-        const w = summarize(walls);
-        rows.push([`patient-access ${format} ${patient}`, num(n), ms(w.p50), ms(w.max), `${ms(summarize(cpus).p50)} (${num(bytes / 1024)} KiB)`]);
+        const w = summarize(runs.map((r) => r.wallMs));
+        patientRows.push([
+          `patient-access ${format} ${patient}`,
+          num(n),
+          ms(countP50),
+          ms(w.p50),
+          ms(w.max),
+          ms(summarize(runs.map((r) => r.cpuMs)).p50),
+          ms(summarize(runs.map((r) => r.pgCpuMs)).p50),
+          mib(Math.max(...runs.map((r) => r.peakRssBytes))),
+          `${num(runs[0]!.bytes / 1024)} KiB`,
+        ]);
       }
     }
     section(`six-year patient-access report (${from.toISOString().slice(0, 10)} – ${to.toISOString().slice(0, 10)}) over ${num(EVENTS)} events, ${REPEAT} runs each after a warm-up`);
-    console.log(formatTable(['what', 'rows', 'wall p50', 'wall max', 'server CPU p50 (size)'], rows));
-    console.log(`\nserver CPU: utime+stime of the server process from /proc/${server.pid}/stat (10 ms ticks) per request; the count runs on the bench's own connection`);
-    console.log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (${os.cpus().length} CPUs)`);
+    console.log(formatTable(['what', 'rows', 'SQL count p50', 'wall p50', 'wall max', 'server CPU p50', 'PG CPU p50', 'server peak RSS', 'size'], patientRows));
+    console.log(`load average: ${load()}`);
+
+    // Memory: the whole log of one principal (user-activity), at two sizes, each format once after
+    // the runs above warmed the server; the large one also to a client that reads slowly, so the
+    // server has to hold back (backpressure) instead of buffering the report.
+    const memoryRows: string[][] = [];
+    for (const [principal, slow] of [[MEDIUM_PRINCIPAL, false], [HEAVY_PRINCIPAL, false], [HEAVY_PRINCIPAL, true]] as const) {
+      const count = await sqlCount('principal_id', principal, false);
+      for (const format of ['json', 'csv', 'pdf'] as const) {
+        const m = await measureReport(serverUrl, serverPid, { kind: 'user-activity', principalId: principal, format }, slow);
+        if (m.listed !== null && m.listed !== count.n) throw new Error(`the JSON report lists ${m.listed} rows, the SQL count is ${count.n}`);
+        memoryRows.push([
+          `user-activity ${format} ${principal}${slow ? ' (slow client)' : ''}`,
+          num(count.n),
+          ms(count.wall),
+          ms(m.wallMs),
+          ms(m.cpuMs),
+          ms(m.pgCpuMs),
+          mib(m.rssBeforeBytes),
+          mib(m.peakRssBytes),
+          mib(m.peakRssBytes - m.rssBeforeBytes),
+          `${num(m.bytes / 1024)} KiB`,
+        ]);
+      }
+    }
+    section(`memory: user-activity over the whole log (${start.toISOString().slice(0, 10)} – ${end.toISOString().slice(0, 10)}), one run each`);
+    console.log(formatTable(['what', 'rows', 'SQL count', 'wall', 'server CPU', 'PG CPU', 'RSS before', 'peak RSS', 'peak − before', 'size'], memoryRows));
+    console.log(`\nserver CPU: utime+stime of the server process from /proc/${serverPid}/stat (10 ms ticks) per request; PG CPU: the same for the server's PostgreSQL backends (pg_stat_activity of the audit database); RSS: VmRSS of the server from /proc/${serverPid}/status every ${RSS_SAMPLE_MS} ms during the request; the SQL count runs on the bench's own connection; slow client: reads ${SLOW_READ_BYTES / 1024} KiB every ${SLOW_READ_PAUSE_MS} ms`);
+    console.log(`load average at the end: ${load()} (${os.cpus().length} CPUs)`);
   } finally {
     await db?.end().catch(() => undefined);
     await server?.stop().catch(() => undefined);
     cluster?.destroy();
+  }
+}
+
+const RSS_SAMPLE_MS = 20;
+
+/** The connection that reads the server's PostgreSQL backends (set in main). */
+let pgCpuConn: pg.Client | null = null;
+
+/**
+ * CPU seconds of the server's PostgreSQL backends now, by pid: the sessions of the audit database
+ * other than the bench's own (pg_stat_activity), each from /proc/<pid>/stat. The server's pool
+ * keeps its connections, so a report's queries run on backends seen before and after it.
+ */
+async function postgresCpu(): Promise<Map<number, number>> {
+  const { rows } = await pgCpuConn!.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`);
+  const out = new Map<number, number>();
+  for (const { pid } of rows) {
+    try {
+      out.set(pid, sampleProcess(pid).cpuSeconds);
+    } catch {
+      // gone between the query and the read
+    }
+  }
+  return out;
+}
+
+function cpuSince(before: Map<number, number>, after: Map<number, number>): number {
+  let s = 0;
+  for (const [pid, cpu] of after) s += cpu - (before.get(pid) ?? 0);
+  return s;
+}
+const SLOW_READ_BYTES = 64 * 1024;
+const SLOW_READ_PAUSE_MS = 5;
+
+interface Measured {
+  wallMs: number;
+  cpuMs: number;
+  /** CPU of the server's PostgreSQL backends during the request. */
+  pgCpuMs: number;
+  rssBeforeBytes: number;
+  peakRssBytes: number;
+  bytes: number;
+  /** The JSON report's summary.rows (null for the other formats). */
+  listed: number | null;
+}
+
+/**
+ * Requests one report and reads it to the last byte without keeping it (the JSON summary is taken
+ * from the tail), sampling the server's RSS all along. `slow`: the client reads SLOW_READ_BYTES,
+ * then pauses SLOW_READ_PAUSE_MS, so the server's writes have to wait for it.
+ */
+async function measureReport(url: string, pid: number, body: Record<string, string>, slow = false): Promise<Measured> {
+  const pgBefore = await postgresCpu();
+  const before = sampleProcess(pid);
+  let peak = before.rssBytes;
+  const timer = setInterval(() => {
+    try {
+      peak = Math.max(peak, sampleProcess(pid).rssBytes);
+    } catch {
+      // the server is gone: the request fails below
+    }
+  }, RSS_SAMPLE_MS);
+  try {
+    const t = process.hrtime.bigint();
+    const res = await fetch(`${url}/api/v1/reports`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    let bytes = 0;
+    let tail = '';
+    let sincePause = 0;
+    const reader = res.body!.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      bytes += value.length;
+      if (body.format === 'json' || res.status !== 200) tail = (tail + Buffer.from(value).toString('utf8')).slice(-8192);
+      sincePause += value.length;
+      if (slow && sincePause >= SLOW_READ_BYTES) {
+        sincePause = 0;
+        await new Promise((r) => setTimeout(r, SLOW_READ_PAUSE_MS));
+      }
+    }
+    const wallMs = Number(process.hrtime.bigint() - t) / 1e6;
+    const after = sampleProcess(pid);
+    const pgCpuMs = cpuSince(pgBefore, await postgresCpu()) * 1000;
+    peak = Math.max(peak, after.rssBytes);
+    if (res.status !== 200) throw new Error(`report ${body.format}: ${res.status} ${tail.slice(0, 300)}`);
+    let listed: number | null = null;
+    if (body.format === 'json') {
+      const m = /"summary":(\{.*\})\}\n?$/.exec(tail);
+      if (!m) throw new Error('the JSON report has no summary at its end');
+      listed = (JSON.parse(m[1]!) as { rows: number }).rows;
+    }
+    return { wallMs, cpuMs: (after.cpuSeconds - before.cpuSeconds) * 1000, pgCpuMs, rssBeforeBytes: before.rssBytes, peakRssBytes: peak, bytes, listed };
+  } finally {
+    clearInterval(timer);
   }
 }
 

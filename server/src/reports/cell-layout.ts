@@ -1,12 +1,11 @@
 /**
  * Line breaking of PDF table cells, done once per cell with cached glyph advances.
  *
- * pdfkit's own wrapper measures every word with kerning (a string-keyed lookup per glyph pair), and
- * a table needs each cell measured twice (its height, then its text): for a report of thousands of
- * rows that was three quarters of the PDF's CPU time. Here a cell is broken into lines from the
- * advance of each character, cached per font; the lines are then drawn without pdfkit wrapping
- * them again. Kerning is ignored while measuring: in the standard fonts it only ever tightens a
- * pair, so a line measured without it is never narrower than it is drawn and never overflows.
+ * A report of thousands of rows must not measure text the slow way (pdfkit's wrapper measured
+ * every word with a kerning lookup per glyph pair, twice per cell). Here a cell is broken into
+ * lines from the advance of each character, cached per font, and the PDF writer (pdf-report.ts)
+ * draws each line as it is. Kerning is not applied when drawing either, so a line is exactly as
+ * wide as measured and never overflows its cell.
  */
 
 /** The advance of one character in the current font and size, in points. */
@@ -14,7 +13,7 @@ export type CharWidth = (ch: string) => number;
 
 /**
  * Breaks `text` into lines no wider than `maxWidth`: at spaces, and after a hyphen or a slash inside
- * a word (UUIDs, `Patient/123`, as pdfkit's UAX #14 breaking did), greedy as a reader expects; a
+ * a word (UUIDs, `Patient/123`, as UAX #14 line breaking does), greedy as a reader expects; a
  * piece wider than the cell on its own is cut by characters. Newlines in the text end a line.
  * Never returns an empty list: an empty cell is one empty line.
  */

@@ -42,19 +42,27 @@ export function renderReport(report: OpenReport, format: ReportFormat, sink: Rep
 /** Streams `{"header":…,"rows":[…],"summary":…}`. */
 export async function renderJson(report: OpenReport, sink: ReportSink): Promise<void> {
   const { type: _h, ...header } = report.header;
-  await sink.write(`{"header":${JSON.stringify(header)},\n"rows":[`);
+  // Rows are gathered into writes of about WRITE_CHARS, not one write per row.
+  let buffer = `{"header":${JSON.stringify(header)},\n"rows":[`;
   let first = true;
   for await (const record of report.body) {
     const { type, ...rest } = record;
     if (type === 'summary') {
-      await sink.write(`\n],\n"summary":${JSON.stringify(rest)}}\n`);
+      await sink.write(`${buffer}\n],\n"summary":${JSON.stringify(rest)}}\n`);
       return;
     }
-    await sink.write((first ? '\n' : ',\n') + JSON.stringify(rest));
+    buffer += (first ? '\n' : ',\n') + JSON.stringify(rest);
     first = false;
+    if (buffer.length >= WRITE_CHARS) {
+      await sink.write(buffer);
+      buffer = '';
+    }
   }
   throw new Error('report ended without a summary');
 }
+
+/** JSON and CSV leave in writes of about this many characters. */
+const WRITE_CHARS = 16_384;
 
 const FORMULA_START = /^[=+\-@\t\r]/;
 
@@ -81,7 +89,7 @@ export async function renderCsv(report: OpenReport, sink: ReportSink): Promise<v
   for await (const record of report.body) {
     if (record.type === 'summary') break;
     buffer += csvRecord([...columns.map((c) => record[c.key]), size, root]);
-    if (buffer.length >= 16_384) {
+    if (buffer.length >= WRITE_CHARS) {
       await sink.write(buffer);
       buffer = '';
     }
