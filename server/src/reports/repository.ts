@@ -79,15 +79,24 @@ export async function reportPage(db: Db, q: ReportPageQuery): Promise<ReportEven
   return rows;
 }
 
-/** Every row of a report, page by page (flat memory: one page at a time). */
+/**
+ * Every row of a report, page by page. The next page's query is sent as soon as a page arrives, so
+ * the database reads it while the caller renders this one: at most two pages are held.
+ */
 export async function* scanReportEvents(db: Db, q: Omit<ReportPageQuery, 'after'>): AsyncGenerator<ReportEventRow, void, undefined> {
-  let after: ReportPageQuery['after'] = null;
+  let page = reportPage(db, { ...q, after: null });
   for (;;) {
-    const rows = await reportPage(db, { ...q, after });
+    const rows = await page;
+    let next: Promise<ReportEventRow[]> | null = null;
+    if (rows.length >= q.limit) {
+      const last = rows[rows.length - 1]!;
+      next = reportPage(db, { ...q, after: { recordedAt: last.recordedAt, id: last.id } });
+      // Awaited on the next turn; when the caller stops before (a client gone), its failure must not go unhandled.
+      next.catch(() => undefined);
+    }
     yield* rows;
-    if (rows.length < q.limit) return;
-    const last = rows[rows.length - 1]!;
-    after = { recordedAt: last.recordedAt, id: last.id };
+    if (next === null) return;
+    page = next;
   }
 }
 
