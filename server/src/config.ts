@@ -139,6 +139,11 @@ export const configSchema = z.object({
     .describe('retention detaches and drops a monthly events partition once every row in it is archived and erased'),
   PRIVACY_RESUME_INTERVAL_MS: int(0, 24 * 3600 * 1000).default(60_000)
     .describe('worker: how often running erasures whose process died (or whose legal hold was released) are resumed (0 = only at start-up)'),
+  LEDGER_OUTBOX_DRAIN_INTERVAL_MS: int(0, 3_600_000).default(1000)
+    .describe('processes holding the signing key: how often the ledger outbox (events of workers without the key) is drained into the log; at once again after a full batch (0 = never: this process does not drain)'),
+  LEDGER_OUTBOX_BATCH_SIZE: int(1, 10_000).default(500).describe('ledger outbox rows one drain round claims and appends'),
+  LEDGER_OUTBOX_CLAIM_MS: int(1000, 3_600_000).default(60_000)
+    .describe('how long a drainer holds the ledger outbox rows it claimed before another replica may take them over (a drainer that died)'),
   SHUTDOWN_TIMEOUT_MS: int(1000, 120_000).default(25_000)
     .describe('graceful shutdown deadline after SIGTERM'),
   AUTH_SECRET: z.string().min(32, 'at least 32 characters').max(512).optional()

@@ -42,7 +42,8 @@ import { DeliveryService } from './delivery/service';
 import { ExportService } from './export/service';
 import { createApp } from './http/app';
 import { parseVerifierKey, type Signer, type Verifier } from './ledger';
-import type { EventInput } from './events/schema';
+import { OutboxDrainer, outboxAppend, outboxStats, type Append } from './events/outbox';
+import { eventInputSchemaFor } from './events/schema';
 import type { Logger } from './observability/logger';
 import { within } from './util/within';
 import { PrivacyService } from './privacy/service';
@@ -77,6 +78,8 @@ export interface Runtime {
   detectors: DetectorEngine | null;
   /** The analytics catch-up task (also a periodic job), to run on demand in tests and tools. */
   analyticsWorker: AnalyticsWorker;
+  /** The ledger outbox drainer (processes holding the signing key), to run on demand in tests and tools. */
+  outbox: OutboxDrainer | null;
   /** Base URL once listening (http://host:port). */
   url: string;
   /** The Express application being served (tests walk its routes). */
@@ -179,14 +182,15 @@ export function archiveDestinations(config: Config): ArchiveDestination[] {
 /**
  * Privacy and retention as every process wires them, the server and `audit-admin retention run`
  * alike, so an erasure made by either empties the same caches and embeddings. Privacy appends
- * through `append` (the server's is cache-wrapped), and every erased batch makes the
+ * through `append` (the server's is cache-wrapped; a process without the signing key records in
+ * the ledger outbox instead, see `outboxAppend`), and every erased batch makes the
  * organization's cached event reads unreachable on every replica sharing `cache` (docs/privacy.md).
  */
 export function createPrivacyAndRetention(
   config: Config,
   database: Database,
   deps: {
-    append: (org: string, event: EventInput) => Promise<unknown>;
+    append: Append;
     originOf: (org: string) => string;
     cache: ReadCache;
     analytics: AnalyticsService;
@@ -380,10 +384,16 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     const analytics = createAnalytics(config, database);
     // Keys whose checkpoints are genuine (the self-audit and the integrity report trust these, never the table).
     const trustedVerifiers = trustedVerifierKeys(config, signer);
+    // How this process appends its own events (retention, erasure, alerts): directly when it holds
+    // the signing key, else through the ledger outbox, drained by a process that holds it.
+    const append: Append = signer
+      ? (org, event, options) => services.events.create(org, event, options)
+      : outboxAppend(database, config.AUDIT_ROLE, () => metrics.ledgerOutboxEnqueued.inc());
+    metrics.observeLedgerOutbox(() => outboxStats(database.db));
     const { privacy, retention } = createPrivacyAndRetention(
       config,
       database,
-      { append: (org, event) => services.events.create(org, event), originOf: (org) => ledger.originOf(org), cache, analytics, verifiers: trustedVerifiers },
+      { append, originOf: (org) => ledger.originOf(org), cache, analytics, verifiers: trustedVerifiers },
       logger,
     );
     const reports = new ReportService(database.db, (org) => ledger.originOf(org), trustedVerifiers);
@@ -411,16 +421,10 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       { apiKeyLookups: redis !== null },
     );
 
-    // Security alerts: stored, deduplicated, and every change appended to the organization's log.
-    // A worker that only verifies holds no signing key and cannot append: it records the alert
-    // and says so in its log.
+    // Security alerts: stored, deduplicated, and every change appended to the organization's log
+    // (through the ledger outbox in a worker without the signing key).
     const alerts = new AlertService(database, {
-      append: signer
-        ? (org, event) => services.events.create(org, event)
-        : (org, event) => {
-            logger.warn({ org, action: event.action }, 'alert recorded; not appended to the log (this worker holds no signing key)');
-            return Promise.resolve();
-          },
+      append,
       // Every raise and change goes to the live streams and to the organization's SIEM and webhook
       // destinations (docs/delivery.md).
       onChange: (org, alert, change) => {
@@ -436,6 +440,19 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       detectors = new DetectorEngine(windows, alerts, observer, { maxQueue: config.ALERTS_QUEUE_MAX });
     }
     const detectorsOf = () => detectors;
+
+    // A process that holds the signing key drains the ledger outbox into the log (docs/jobs.md).
+    const outbox = signer
+      ? new OutboxDrainer(
+          database,
+          services.events,
+          eventInputSchemaFor(eventLimits),
+          { batchSize: config.LEDGER_OUTBOX_BATCH_SIZE, claimMs: config.LEDGER_OUTBOX_CLAIM_MS, intervalMs: config.LEDGER_OUTBOX_DRAIN_INTERVAL_MS },
+          metrics.outboxObserver,
+          logger.child({ component: 'ledger-outbox' }),
+        )
+      : null;
+    outbox?.start();
 
     const oidc = serveApi && config.AUTH_OIDC_ISSUER && config.AUTH_OIDC_AUDIENCE ? await OidcVerifier.create(database, oidcOptions(config)) : null;
     const runWorker = config.AUDIT_ROLE === 'worker' || config.AUDIT_ROLE === 'all';
@@ -593,6 +610,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         server.closeIdleConnections();
         await step('security detectors flush', 10_000, () => detectorsOf()?.flush());
         await step('erasures', 30_000, () => privacy.erasures.drain());
+        await step('ledger outbox', 30_000, () => outbox?.stop());
         await step('appends', 60_000, () => ingest.drain());
         await step('job queue', 20_000, () => jobs.close());
         await step('self-audit', 10_000, () => selfAudit?.stop());
@@ -608,7 +626,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
         for (const c of cleanups) await boundedStep('connections', 10_000, () => c().catch(() => undefined), logger);
       })());
 
-    return { database, services, ingest, metrics, signer, bootstrap: boot, selfAudit, witness, jobs, alerts, detectors, analyticsWorker, url, app, close };
+    return { database, services, ingest, metrics, signer, bootstrap: boot, selfAudit, witness, jobs, alerts, detectors, analyticsWorker, outbox, url, app, close };
   } catch (err) {
     for (const c of cleanups) await c().catch(() => undefined);
     throw err;

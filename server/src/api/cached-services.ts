@@ -54,9 +54,9 @@ export function cacheServices(services: Services, cache: ReadCache, options: Cac
 
   // An append invalidates after it returns (committed) or fails (a bulk append may have committed part).
   const create = events.create.bind(events);
-  events.create = async (org, input) => {
+  events.create = async (org, input, options) => {
     try {
-      return await create(org, input);
+      return await create(org, input, options);
     } finally {
       await cache.invalidate(CACHES.stats.group, org);
     }

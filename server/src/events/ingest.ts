@@ -105,12 +105,24 @@ export type Placement = Omit<Receipt, 'inclusionProof'>;
 export interface AppendOptions {
   /** Whether each receipt carries its inclusion proof (default true). */
   proofs?: boolean;
+  /**
+   * A change to commit together with each event of this call: run inside the append transaction
+   * (after the head lock, before the leaves are written), once per event, whether the event is
+   * appended now or found as an idempotent repeat. A throw rolls the transaction back: the event
+   * fails alone (its batch is split as for a refused row) and nothing of the change is stored.
+   * The transaction may be retried, so the change must be one that a rolled-back attempt leaves
+   * undone (plain statements on `tx`, never another connection). The ledger outbox deletes its
+   * row here, so that an event is drained exactly once.
+   */
+  inAppendTransaction?: (tx: Tx) => Promise<void>;
 }
 
 interface Pending {
   event: PreparedEvent;
   /** Whether the receipt needs its inclusion proof (computed only then). */
   proof: boolean;
+  /** {@link AppendOptions.inAppendTransaction}. */
+  inAppendTransaction?: (tx: Tx) => Promise<void>;
   resolve: (r: Receipt | Placement) => void;
   reject: (e: unknown) => void;
 }
@@ -175,10 +187,11 @@ export class IngestService {
    * receipt or rejecting on its own (an event's failure never fails another's promise). With
    * `{ proofs: false }` the receipts carry no inclusion proof and none is computed.
    */
-  append(org: string, inputs: EventInput[], options?: { proofs?: true }): Array<Promise<Receipt>>;
+  append(org: string, inputs: EventInput[], options?: { proofs?: true; inAppendTransaction?: AppendOptions['inAppendTransaction'] }): Array<Promise<Receipt>>;
   append(org: string, inputs: EventInput[], options: AppendOptions): Array<Promise<Receipt | Placement>>;
   append(org: string, inputs: EventInput[], options: AppendOptions = {}): Array<Promise<Receipt | Placement>> {
     const proof = options.proofs ?? true;
+    const inAppendTransaction = options.inAppendTransaction;
     // 503, not 500: a proxy may retry the request on another replica.
     if (this.closed) return inputs.map(() => Promise.reject(new AppError('UNAVAILABLE', 'server is shutting down; retry on another replica')));
     // Nothing to append (a bulk request whose every item was invalid): no queue entry, which would
@@ -197,7 +210,7 @@ export class IngestService {
       } catch (err) {
         return Promise.reject(err instanceof Error ? err : new Error(String(err)));
       }
-      return new Promise<Receipt | Placement>((resolve, reject) => queue.pending.push({ event, proof, resolve, reject }));
+      return new Promise<Receipt | Placement>((resolve, reject) => queue.pending.push({ event, proof, ...(inAppendTransaction ? { inAppendTransaction } : {}), resolve, reject }));
     });
     this.schedule(org, queue);
     return promises;
@@ -382,6 +395,8 @@ export class IngestService {
         if (hashes[0]?.equals(first.hash)) return (attempt.body = previous);
         attempt.previousNotStored = true;
       }
+      // Changes committed with the events (ledger outbox rows deleted, a state recorded).
+      for (const p of batch) if (p.inAppendTransaction) await p.inAppendTransaction(tx);
       const keys = [...new Set(prepared.flatMap((p) => (p.key ? [p.key] : [])))];
       const known = await repo.findIdempotencyKeys(tx, org, keys);
       const placed: Placed[] = [];

@@ -10,7 +10,7 @@ import { verifyProducerSignature } from '../ledger';
 import { isStorableInstant } from '../util/safe-input';
 import { uuidv7Time } from '../util/uuid';
 import { encodeCursor } from './cursor';
-import type { IngestService, Placement } from './ingest';
+import type { AppendOptions, IngestService, Placement } from './ingest';
 import * as repo from './repository';
 import type { BulkItem, EventInput, EventPage, EventQuery, EventRecord, EventStats, EventStatsInput, Receipt } from './schema';
 
@@ -59,11 +59,14 @@ export class EventService {
     return listProducerKeys(this.database.db, org);
   }
 
-  /** Appends one parsed event; resolves after COMMIT with its receipt. */
-  async create(org: string, input: EventInput): Promise<Receipt> {
+  /**
+   * Appends one parsed event; resolves after COMMIT with its receipt. `inAppendTransaction` is a
+   * change committed in the same transaction as the event (see {@link AppendOptions}).
+   */
+  async create(org: string, input: EventInput, options: Pick<AppendOptions, 'inAppendTransaction'> = {}): Promise<Receipt> {
     const bad = (await this.checkSignatures(org, [input])).get(0);
     if (bad !== undefined) throw new AppError('BAD_REQUEST', bad, [{ path: 'producerSignature', message: bad }]);
-    return this.ingest.append(org, [input])[0]!;
+    return this.ingest.append(org, [input], options.inAppendTransaction ? { inAppendTransaction: options.inAppendTransaction } : {})[0]!;
   }
 
   /**

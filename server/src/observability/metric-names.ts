@@ -27,6 +27,12 @@ export const METRIC_NAMES = {
   deliveryBatchesTotal: 'audit_delivery_batches_total',
   deliveryLagSeconds: 'audit_delivery_lag_seconds',
   deliveryBacklogEvents: 'audit_delivery_backlog_events',
+  ledgerOutboxDepth: 'audit_ledger_outbox_depth',
+  ledgerOutboxOldestAgeSeconds: 'audit_ledger_outbox_oldest_age_seconds',
+  ledgerOutboxSetAside: 'audit_ledger_outbox_set_aside',
+  ledgerOutboxEnqueuedTotal: 'audit_ledger_outbox_enqueued_total',
+  ledgerOutboxDrainedTotal: 'audit_ledger_outbox_drained_total',
+  ledgerOutboxFailuresTotal: 'audit_ledger_outbox_failures_total',
 } as const;
 
 /** Prefix of Node.js process metrics from prom-client's default collectors. */

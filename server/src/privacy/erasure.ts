@@ -13,7 +13,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Database, Tx } from '../db/client';
 import { AppError } from '../errors';
-import type { EventInput } from '../events/schema';
+import { eraseSetAsideNaming, pendingNaming, type Append } from '../events/outbox';
 import type { Logger } from '../observability/logger';
 import type { LegalHoldService } from './holds';
 import type { PrivacyKeyring } from './keys';
@@ -80,8 +80,11 @@ export interface ErasureOptions {
   waitMs: number;
 }
 
-/** Appends one event to an organization's log (the event service). */
-export type Append = (org: string, event: EventInput) => Promise<unknown>;
+/**
+ * Appends one event to an organization's log (the event service), or, in a process without the
+ * signing key, records it in the ledger outbox for one that has it (docs/jobs.md).
+ */
+export type { Append };
 
 /** Erases subjects. */
 export class ErasureService {
@@ -257,6 +260,17 @@ export class ErasureService {
     if (!row || row.subjectValue === null) return;
     const subject = row.subjectValue;
     const fields = row.fields.filter((f): f is repo.ErasableField => f in repo.ERASABLE_COLUMNS);
+    // Events recorded in the ledger outbox (docs/jobs.md) are not in the log yet: those that name
+    // the subject are waited for (once appended, the passes below erase them like any other), and
+    // set-aside ones, which will never be appended, lose their event now. Checked before the
+    // passes, so an event appended after this check is in the log when they run.
+    await eraseSetAsideNaming(db, org, subject);
+    const waiting = await pendingNaming(db, org, subject);
+    if (waiting > 0) {
+      this.logger.info({ erasureId: id, pending: waiting }, 'erasure waits for ledger outbox events naming its subject to be appended');
+      await repo.releaseErasure(db, org, id, this.owner);
+      return;
+    }
     const passes: repo.ErasurePass[] = [
       { kind: 'identifier', field: row.subjectField as repo.IdentifierField },
       ...repo.IDENTIFIER_FIELDS.filter((f) => f !== row.subjectField).map((field) => ({
@@ -305,6 +319,8 @@ export class ErasureService {
       await repo.deletePseudonymsOf(tx, org, subject);
     });
     const done = (await repo.findErasure(db, org, id))!;
+    // The event and the completed state commit together (the append's transaction, or the outbox
+    // row's): a completed erasure is always in the log, or on its way to it.
     await this.append(
       org,
       internalEvent({
@@ -323,8 +339,8 @@ export class ErasureService {
           batches: done.batches,
         },
       }),
+      { inAppendTransaction: async (tx) => void (await repo.completeErasure(tx, org, id)) },
     );
-    await repo.completeErasure(db, org, id);
     for (const h of this.hooks) {
       await h.afterCommit?.({ organizationId: org, erasureId: id, eventIds: [] }).catch(() => undefined);
     }

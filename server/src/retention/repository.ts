@@ -55,7 +55,7 @@ export async function readState(
 }
 
 /** Records an archive and moves archived_through forward to its end, in one transaction. */
-export async function recordArchive(db: Db, row: typeof retentionArchives.$inferInsert): Promise<void> {
+export async function recordArchive(db: Conn, row: typeof retentionArchives.$inferInsert): Promise<void> {
   await db.transaction(async (tx) => {
     await tx.insert(retentionArchives).values(row);
     await tx

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createGzip } from 'node:zlib';
 import type { Database } from '../db/client';
-import type { EventInput } from '../events/schema';
+import type { Append } from '../events/outbox';
 import { exportBundle } from '../export/bundle-export';
 import { checkpointAtOrBefore } from '../export/repository';
 import { BundleVerifier, formatBundleRecord, type Verifier } from '../ledger';
@@ -91,7 +91,7 @@ export class RetentionService {
   constructor(
     private readonly database: Database,
     private readonly privacy: PrivacyService,
-    private readonly append: (org: string, event: EventInput) => Promise<unknown>,
+    private readonly append: Append,
     private readonly options: RetentionOptions,
     private readonly logger: Logger,
   ) {}
@@ -282,18 +282,10 @@ export class RetentionService {
       };
       for (const d of this.options.destinations) await d.put(object, file, manifest);
       const id = randomUUID();
-      // Recorded only now: archived_through moves past leaves that are stored, whole and verified.
-      await repo.recordArchive(db, {
-        organizationId: org,
-        id,
-        startLeaf: start,
-        endLeaf: realEnd,
-        events: report.events,
-        destination: this.options.destinations.map((d) => d.name).join(' '),
-        objectName: object,
-        sha256: manifest.sha256,
-        bytes,
-      });
+      // Recorded only now, and together with its `retention.archive` event (in the append's
+      // transaction, or with the ledger outbox row in a process without the signing key):
+      // archived_through moves past leaves that are stored, whole and verified, and never without
+      // the event that says so.
       await this.append(
         org,
         internalEvent({
@@ -315,6 +307,20 @@ export class RetentionService {
             destinations: this.options.destinations.map((d) => d.name),
           },
         }),
+        {
+          inAppendTransaction: (tx) =>
+            repo.recordArchive(tx, {
+              organizationId: org,
+              id,
+              startLeaf: start,
+              endLeaf: realEnd,
+              events: report.events,
+              destination: this.options.destinations.map((d) => d.name).join(' '),
+              objectName: object,
+              sha256: manifest.sha256,
+              bytes,
+            }),
+        },
       );
       return { start, end: realEnd, events: report.events, object, sha256: manifest.sha256 };
     } finally {

@@ -9,3 +9,4 @@ export * from './privacy';
 export * from './reports';
 export * from './security-alerts';
 export * from './delivery';
+export * from './ledger-outbox';
