@@ -215,12 +215,36 @@ export function auditServerAlertRules(namespace: string, serviceName: string): A
       summary: 'More than 10 % of submitted events are rejected: a producer is sending bad events.',
     },
     ...dataTierAlertRules(sel),
+    ...ledgerOutboxAlertRules(sel),
     {
       alert: 'AuditServerMemoryHigh',
       expr: `max by (namespace, pod) (process_resident_memory_bytes{${sel}, service="${serviceName}"}) > 900 * 1024 * 1024`,
       forDuration: '15m',
       severity: 'warning',
       summary: 'An api replica uses more than 900 MiB resident memory (limit 1 GiB).',
+    },
+  ];
+}
+
+/**
+ * Alerts about the ledger outbox (docs/jobs.md): events of workers without the signing key wait
+ * there until a replica holding the key appends them; every replica reports the same table.
+ */
+function ledgerOutboxAlertRules(sel: string): AlertRule[] {
+  return [
+    {
+      alert: 'AuditLedgerOutboxStalled',
+      expr: `max by (namespace) (audit_ledger_outbox_oldest_age_seconds{${sel}}) > 300`,
+      forDuration: '5m',
+      severity: 'warning',
+      summary: 'Worker events have waited more than 5 minutes in the ledger outbox: no replica holding the signing key is appending them.',
+    },
+    {
+      alert: 'AuditLedgerOutboxSetAside',
+      expr: `max by (namespace) (audit_ledger_outbox_set_aside{${sel}}) > 0`,
+      forDuration: '0m',
+      severity: 'warning',
+      summary: 'A ledger outbox event was set aside (invalid or refused): it will not reach the log without an operator.',
     },
   ];
 }
