@@ -81,7 +81,7 @@ export async function retentionCommand(
     config,
     database,
     {
-      append: (org, event) => events.create(org, event),
+      append: (org, event, options) => events.create(org, event, options),
       originOf: (org) => ledger.originOf(org),
       cache,
       analytics: createAnalytics(config, database),

@@ -33,7 +33,8 @@ export type RecordWith = Pick<AppendOptions, 'inAppendTransaction'>;
 /**
  * Appends one event to an organization's log, or records it for a process that can: either way,
  * `options.inAppendTransaction` commits in the same transaction as the event's record (the append,
- * or the outbox row).
+ * or the outbox row). A wrapper must pass `options` on: the services record states through it (an
+ * erasure's completion, a retention archive), which would otherwise never be stored.
  */
 export type Append = (org: string, event: EventInput, options?: RecordWith) => Promise<unknown>;
 

@@ -146,7 +146,8 @@ export class ErasureService {
     const fields = await this.personalFields(org);
     const id = randomUUID();
     const hash = subjectHash(key.secret, subject);
-    // Audited first: an erasure that happened is always in the log (its key makes a retry a no-op).
+    // The request row commits with its `privacy.erase` event (the append's transaction, or the
+    // ledger outbox row's): an erasure that happened is always in the log, or on its way to it.
     await this.append(
       org,
       internalEvent({
@@ -169,19 +170,22 @@ export class ErasureService {
           reason,
         },
       }),
+      {
+        inAppendTransaction: async (tx) =>
+          void (await repo.insertErasure(tx, {
+            organizationId: org,
+            id,
+            subjectField,
+            subjectHash: hash,
+            keyVersion: key.version,
+            subjectValue: subject,
+            fields,
+            reason,
+            state: 'running',
+            requestedBy: requester.principalId,
+          })),
+      },
     );
-    await repo.insertErasure(this.database.db, {
-      organizationId: org,
-      id,
-      subjectField,
-      subjectHash: hash,
-      keyVersion: key.version,
-      subjectValue: subject,
-      fields,
-      reason,
-      state: 'running',
-      requestedBy: requester.principalId,
-    });
     const done = this.run(org, id);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([

@@ -355,6 +355,21 @@ describeEachBackend('ledger outbox on %s', (backend) => {
     expect(logs.some((l) => l.includes('ledger outbox row set aside'))).toBe(true);
   });
 
+  it('a started drainer drains on its timer until stopped', async () => {
+    const timed = new OutboxDrainer(api.runtime.database, api.runtime.services.events, schema, { batchSize: 10, claimMs: 60_000, intervalMs: 20 }, { drained: () => undefined, failed: () => undefined }, silent);
+    timed.start();
+    try {
+      for (let i = 0; i < 25; i++) await worker.append(org, schema.parse({ action: 'worker.timed', status: 'success', principalId: 'system:test', details: { n: i } }));
+      await waitFor(async () => (await eventsWith('worker.timed')).length === 25, 'the timer to drain 25 rows');
+      expect(await pending()).toEqual([]);
+    } finally {
+      await timed.stop();
+    }
+    await worker.append(org, schema.parse({ action: 'worker.after-stop', status: 'success', principalId: 'system:test' }));
+    expect(await pending()).toHaveLength(1);
+    expect(await drainAll()).toBe(1);
+  });
+
   it('the whole log still verifies with audit-verify', async () => {
     const ndjson = await exportNdjson(api);
     expect(verifyNdjson(ndjson, api.verifierKey).ok).toBe(true);
