@@ -175,7 +175,15 @@ interface ClaimedRow {
   organization_id: string;
   source: string;
   event: unknown;
+  /** Claims so far, this one included. */
+  attempts: number;
 }
+
+/**
+ * Claims after which a row that keeps failing for a reason other than an unavailable database (an
+ * internal error, say a failing trigger) is set aside (`failed`) rather than retried for ever.
+ */
+export const OUTBOX_MAX_ATTEMPTS = 10;
 
 /** Drains the outbox through the normal ingest path (processes that hold the signing key). */
 export class OutboxDrainer {
@@ -257,6 +265,9 @@ export class OutboxDrainer {
       return 'drained';
     } catch (err) {
       if (err instanceof AppError && err.code === 'BAD_REQUEST') return this.setAside(row, 'refused');
+      const unavailable = err instanceof AppError && err.code === 'UNAVAILABLE';
+      // (A lost claim also ends here, as an internal error of the append: setAside then changes nothing.)
+      if (!unavailable && row.attempts >= OUTBOX_MAX_ATTEMPTS) return this.setAside(row, 'failed');
       // A database outage, or the claim was lost: left for a later round (or the drainer that took it).
       this.logger.warn({ outboxId: row.id, organizationId: row.organization_id, source: row.source, err: err instanceof AppError ? err.code : (err as Error)?.name }, 'ledger outbox row not appended yet; will retry');
       await this.release(row.id).catch(() => undefined);
@@ -266,15 +277,15 @@ export class OutboxDrainer {
 
   /** Claims up to `batchSize` pending rows whose claim is free or expired, oldest first. */
   private async claim(): Promise<ClaimedRow[]> {
-    const rows = rowsOf<ClaimedRow & { id: number | string }>(
+    const rows = rowsOf<Omit<ClaimedRow, 'id' | 'attempts'> & { id: number | string; attempts: number | string }>(
       await this.database.db.execute(sql`
         UPDATE ledger_outbox o SET claimed_by = ${this.owner}, claimed_until = now() + ${`${this.options.claimMs} milliseconds`}::interval, attempts = o.attempts + 1
           FROM (SELECT id FROM ledger_outbox WHERE failed_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
                  ORDER BY id LIMIT ${this.options.batchSize} FOR UPDATE SKIP LOCKED) c
          WHERE o.id = c.id
-        RETURNING o.id, o.organization_id, o.source, o.event`),
+        RETURNING o.id, o.organization_id, o.source, o.event, o.attempts`),
     );
-    return rows.map((r) => ({ ...r, id: Number(r.id) })).sort((a, b) => a.id - b.id);
+    return rows.map((r) => ({ ...r, id: Number(r.id), attempts: Number(r.attempts) })).sort((a, b) => a.id - b.id);
   }
 
   /** In the append transaction: the row goes with its append, and only if this drainer still holds it. */
@@ -286,11 +297,14 @@ export class OutboxDrainer {
     if (gone.length === 0) throw new OutboxClaimLost();
   }
 
-  private async setAside(row: ClaimedRow, code: string): Promise<'setAside'> {
-    await this.database.db
+  /** Sets a row this drainer still holds aside; 'retry' when it no longer holds it (nothing changed). */
+  private async setAside(row: ClaimedRow, code: string): Promise<'setAside' | 'retry'> {
+    const changed = await this.database.db
       .update(ledgerOutbox)
       .set({ failedAt: new Date(), errorCode: code, claimedBy: null, claimedUntil: null })
-      .where(and(eq(ledgerOutbox.id, row.id), eq(ledgerOutbox.claimedBy, this.owner)));
+      .where(and(eq(ledgerOutbox.id, row.id), eq(ledgerOutbox.claimedBy, this.owner)))
+      .returning({ id: ledgerOutbox.id });
+    if (changed.length === 0) return 'retry';
     this.logger.error({ outboxId: row.id, organizationId: row.organization_id, source: row.source, code }, 'ledger outbox row set aside: its event cannot be appended');
     return 'setAside';
   }

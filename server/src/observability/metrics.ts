@@ -6,6 +6,13 @@ import client from 'prom-client';
 import type { DatabaseObserver, PoolStats } from '../db/client';
 import { METRIC_NAMES } from './metric-names';
 
+/** The ledger outbox at one moment (events/outbox.ts's OutboxStats). */
+interface OutboxStatsView {
+  pending: number;
+  oldestAgeSeconds: number;
+  setAside: number;
+}
+
 /** All metrics of one server process. */
 export class Metrics {
   readonly registry = new client.Registry();
@@ -188,8 +195,8 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  private outboxStats: (() => Promise<{ pending: number; oldestAgeSeconds: number; setAside: number }>) | null = null;
-  private outboxScrape: Promise<{ pending: number; oldestAgeSeconds: number; setAside: number } | null> | null = null;
+  private outboxStats: (() => Promise<OutboxStatsView>) | null = null;
+  private outboxScrape: Promise<OutboxStatsView | null> | null = null;
   /** One query per scrape for the three outbox gauges (each gauge's collect joins it). */
   private scrapeOutbox() {
     const stats = this.outboxStats;
@@ -199,33 +206,34 @@ export class Metrics {
       .finally(() => setImmediate(() => (this.outboxScrape = null)));
     return this.outboxScrape;
   }
-  readonly ledgerOutboxDepth = new client.Gauge({
-    name: METRIC_NAMES.ledgerOutboxDepth,
-    help: 'Ledger outbox rows waiting to be appended (events of workers without the signing key) at scrape time; every process reports the same table',
-    registers: [this.registry],
-    collect: async () => {
-      const s = await this.scrapeOutbox();
-      if (s) this.ledgerOutboxDepth.set(s.pending);
-    },
-  });
-  readonly ledgerOutboxOldestAge = new client.Gauge({
-    name: METRIC_NAMES.ledgerOutboxOldestAgeSeconds,
-    help: 'Age in seconds of the oldest ledger outbox row waiting to be appended (0 when none waits) at scrape time',
-    registers: [this.registry],
-    collect: async () => {
-      const s = await this.scrapeOutbox();
-      if (s) this.ledgerOutboxOldestAge.set(s.oldestAgeSeconds);
-    },
-  });
-  readonly ledgerOutboxSetAside = new client.Gauge({
-    name: METRIC_NAMES.ledgerOutboxSetAside,
-    help: 'Ledger outbox rows set aside (their event failed validation or was refused by the database: never appended) at scrape time',
-    registers: [this.registry],
-    collect: async () => {
-      const s = await this.scrapeOutbox();
-      if (s) this.ledgerOutboxSetAside.set(s.setAside);
-    },
-  });
+  /** A gauge of the ledger outbox, set at every scrape from one shared query. */
+  private outboxGauge(name: string, help: string, value: (s: OutboxStatsView) => number): client.Gauge {
+    const gauge: client.Gauge = new client.Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect: async () => {
+        const s = await this.scrapeOutbox();
+        if (s) gauge.set(value(s));
+      },
+    });
+    return gauge;
+  }
+  readonly ledgerOutboxDepth = this.outboxGauge(
+    METRIC_NAMES.ledgerOutboxDepth,
+    'Ledger outbox rows waiting to be appended (events of workers without the signing key) at scrape time; every process reports the same table',
+    (s) => s.pending,
+  );
+  readonly ledgerOutboxOldestAge = this.outboxGauge(
+    METRIC_NAMES.ledgerOutboxOldestAgeSeconds,
+    'Age in seconds of the oldest ledger outbox row waiting to be appended (0 when none waits) at scrape time',
+    (s) => s.oldestAgeSeconds,
+  );
+  readonly ledgerOutboxSetAside = this.outboxGauge(
+    METRIC_NAMES.ledgerOutboxSetAside,
+    'Ledger outbox rows set aside (their event failed validation or was refused by the database: never appended) at scrape time',
+    (s) => s.setAside,
+  );
   readonly ledgerOutboxEnqueued = new client.Counter({
     name: METRIC_NAMES.ledgerOutboxEnqueuedTotal,
     help: 'Events this process recorded in the ledger outbox (it holds no signing key)',
@@ -244,7 +252,7 @@ export class Metrics {
   });
 
   /** Reports the ledger outbox (depth, oldest age, set-aside rows) at every scrape. */
-  observeLedgerOutbox(stats: () => Promise<{ pending: number; oldestAgeSeconds: number; setAside: number }>): void {
+  observeLedgerOutbox(stats: () => Promise<OutboxStatsView>): void {
     this.outboxStats = stats;
   }
 
