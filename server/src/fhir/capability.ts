@@ -51,7 +51,7 @@ export function capabilityStatement(date: string, baseUrl: string, version = SER
             type: 'AuditEvent',
             profile: 'http://hl7.org/fhir/StructureDefinition/AuditEvent',
             supportedProfile: [...BALP_PROFILES],
-            documentation: `Search results: _count (1–${MAX_COUNT}, default 20), _sort (-date default, or date); pages follow the Bundle's next link.`,
+            documentation: `Search results: _count (1–${MAX_COUNT}, default 20), _sort (-date default, or date: on AuditEvent.recorded, ties by id); pages follow the Bundle's next link.`,
             interaction: [{ code: 'read' }, { code: 'create' }, { code: 'search-type' }],
             versioning: 'no-version',
             readHistory: false,
@@ -62,7 +62,7 @@ export function capabilityStatement(date: string, baseUrl: string, version = SER
             conditionalDelete: 'not-supported',
             searchParam: SEARCH_PARAMETERS.map((p) => ({
               name: p.name,
-              definition: `http://hl7.org/fhir/SearchParameter/AuditEvent-${p.name}`,
+              definition: p.definition,
               type: p.type,
               documentation: p.documentation,
             })),

@@ -4,7 +4,8 @@
  *
  * | parameter | type | matches |
  * | --- | --- | --- |
- * | `date` | date, prefixes `eq` (default) `ge` `gt` `le` `lt` | recordedAt (when the log recorded the event, certified by the ledger) |
+ * | `date` | date, prefixes `eq` (default) `ge` `gt` `le` `lt` | the AuditEvent's `recorded`: the event's timestamp (the producer's time; recordedAt when it sent none) |
+ * | `_lastUpdated` | date, the same prefixes | the AuditEvent's `meta.lastUpdated`: recordedAt (when the log recorded the event, certified by the ledger) |
  * | `patient` | reference (`Patient/123` or `123`) | patientId |
  * | `agent` | reference or identifier value | principalId (as sent, or without its `Type/` prefix) |
  * | `entity` | reference (`Type/id` or `id`) | targetResourceType + targetResourceId, or the patient |
@@ -14,13 +15,14 @@
  * | `subtype` | token `[system|]code` | any of the AuditEvent's subtypes |
  *
  * Comma-separated values are alternatives (OR); repeated parameters all apply (AND). `_count`
- * (1–100, default 20), `_sort` (`-date` default, or `date`), and `_cursor` (the opaque position
- * of the next page, from the Bundle's `next` link). Anything else is refused (400) rather than
+ * (1–100, default 20), `_sort` (`-date` default, or `date`: on `recorded`, ties by id), and `_cursor`
+ * (the opaque (recorded, id) position of the next page, from the Bundle's `next` link). Anything else is refused (400) rather than
  * silently ignored, apart from `_format` (JSON only) and `_pretty`.
  */
-import { and, asc, desc, eq, gte, inArray, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, or, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { events } from '../db/schema';
+import { parseTimestamptz } from '../db/timestamps';
 import { cursorSchema, encodeCursor, type Cursor } from '../events/cursor';
 import { splitReference } from '../privacy/identifiers';
 import { ACTION_SYSTEM, DETAILS_KEY, NATIVE_VERBS, OUTCOME_OF_STATUS } from './mapping';
@@ -37,14 +39,26 @@ export class SearchParameterError extends Error {
 
 /** The supported search parameters, as the CapabilityStatement lists them. */
 export const SEARCH_PARAMETERS = [
-  { name: 'date', type: 'date', documentation: 'recordedAt: when the log recorded the event (RFC 9162 leaf time); prefixes eq (default), ge, gt, le, lt; precision year to millisecond' },
-  { name: 'patient', type: 'reference', documentation: 'the patient (Patient/123 or 123): patientId' },
-  { name: 'agent', type: 'reference', documentation: 'who did it: principalId as sent (reference, identifier value or name), or the id of a Type/id reference' },
-  { name: 'entity', type: 'reference', documentation: 'what it was done to: Type/id or id of targetResourceType/targetResourceId, or the patient' },
-  { name: 'action', type: 'token', documentation: 'C, R, U, D or E' },
-  { name: 'outcome', type: 'token', documentation: '0, 4, 8 or 12' },
-  { name: 'type', type: 'token', documentation: '[system|]code of AuditEvent.type' },
-  { name: 'subtype', type: 'token', documentation: '[system|]code of any AuditEvent.subtype' },
+  {
+    name: 'date',
+    type: 'date',
+    definition: 'http://hl7.org/fhir/SearchParameter/AuditEvent-date',
+    documentation:
+      'AuditEvent.recorded: the event timestamp as the producer sent it (recordedAt when it sent none); prefixes eq (default), ge, gt, le, lt; precision year to millisecond; _sort=date|-date',
+  },
+  { name: 'patient', type: 'reference', definition: 'http://hl7.org/fhir/SearchParameter/AuditEvent-patient', documentation: 'the patient (Patient/123 or 123): patientId' },
+  { name: 'agent', definition: 'http://hl7.org/fhir/SearchParameter/AuditEvent-agent', type: 'reference', documentation: 'who did it: principalId as sent (reference, identifier value or name), or the id of a Type/id reference' },
+  { name: 'entity', definition: 'http://hl7.org/fhir/SearchParameter/AuditEvent-entity', type: 'reference', documentation: 'what it was done to: Type/id or id of targetResourceType/targetResourceId, or the patient' },
+  { name: 'action', definition: 'http://hl7.org/fhir/SearchParameter/AuditEvent-action', type: 'token', documentation: 'C, R, U, D or E' },
+  { name: 'outcome', definition: 'http://hl7.org/fhir/SearchParameter/AuditEvent-outcome', type: 'token', documentation: '0, 4, 8 or 12' },
+  { name: 'type', definition: 'http://hl7.org/fhir/SearchParameter/AuditEvent-type', type: 'token', documentation: '[system|]code of AuditEvent.type' },
+  { name: 'subtype', definition: 'http://hl7.org/fhir/SearchParameter/AuditEvent-subtype', type: 'token', documentation: '[system|]code of any AuditEvent.subtype' },
+  {
+    name: '_lastUpdated',
+    type: 'date',
+    definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated',
+    documentation: 'meta.lastUpdated: recordedAt, when the log recorded the event (RFC 9162 leaf time, certified by the ledger); prefixes eq (default), ge, gt, le, lt; precision year to millisecond',
+  },
 ] as const;
 
 /** Result parameters: `_count` (1–100, default 20), `_sort` (date or -date), `_cursor` (paging). */
@@ -125,7 +139,9 @@ function idOf(value: string): string {
 function condition(name: string, v: string): SQL {
   switch (name) {
     case 'date':
-      return dateCondition(v);
+      return dateCondition(name, recorded, v);
+    case '_lastUpdated':
+      return dateCondition(name, sql`${events.recordedAt}`, v);
     case 'patient':
       return eq(events.patientId, idOf(v));
     case 'agent':
@@ -186,11 +202,11 @@ function nativeVerbIsNot(verbs: readonly string[]): SQL {
 const DATE = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
 
 /** The instant range [start, end) a FHIR date value denotes at its precision (UTC when no zone is given). */
-export function dateRange(value: string): { start: Date; end: Date } {
+export function dateRange(value: string, parameter = 'date'): { start: Date; end: Date } {
   const m = DATE.exec(value);
-  if (!m) throw new SearchParameterError('date', `${value} is not a FHIR date or dateTime`);
+  if (!m) throw new SearchParameterError(parameter, `${value} is not a FHIR date or dateTime`);
   const [, y, mo, d, h, mi, s, frac, zone] = m;
-  if (h !== undefined && mi === undefined) throw new SearchParameterError('date', `${value}: hours need minutes`);
+  if (h !== undefined && mi === undefined) throw new SearchParameterError(parameter, `${value}: hours need minutes`);
   const start = new Date(0);
   start.setUTCFullYear(Number(y), mo ? Number(mo) - 1 : 0, d ? Number(d) : 1);
   start.setUTCHours(h ? Number(h) : 0, mi ? Number(mi) : 0, s ? Number(s) : 0, frac ? Number(frac.padEnd(3, '0').slice(0, 3)) : 0);
@@ -206,28 +222,40 @@ export function dateRange(value: string): { start: Date; end: Date } {
   else if (mo !== undefined) end.setUTCMonth(end.getUTCMonth() + 1);
   else end.setUTCFullYear(end.getUTCFullYear() + 1);
   if (Number.isNaN(start.getTime()) || (mo && (Number(mo) < 1 || Number(mo) > 12)) || (d && (Number(d) < 1 || Number(d) > 31))) {
-    throw new SearchParameterError('date', `${value} is not a valid date`);
+    throw new SearchParameterError(parameter, `${value} is not a valid date`);
   }
   return { start, end };
 }
 
-function dateCondition(v: string): SQL {
+/**
+ * What `date` and `_sort=date` use: the instant the AuditEvent shows as `recorded` (mapping.ts:
+ * `details.fhir.recorded`, or the event's timestamp). Ingest always stores the timestamp — the
+ * producer's, or recordedAt when it sent none (commit-form.ts commits the default into the leaf) —
+ * and erasure never clears it, so the column itself is that instant (ms precision) and its index
+ * (organization_id, timestamp, id) serves the keyset order.
+ */
+const recorded = sql`${events.timestamp}`;
+
+/** A date condition on `column` at the value's precision: [start, end) compared per prefix. */
+function dateCondition(name: string, column: SQL, v: string): SQL {
   const m = /^(eq|ne|gt|lt|ge|le|sa|eb|ap)?(.*)$/.exec(v)!;
   const prefix = m[1] ?? 'eq';
-  const { start, end } = dateRange(m[2]!);
+  const { start, end } = dateRange(m[2]!, name);
+  const from = sql`${start.toISOString()}::timestamptz`;
+  const to = sql`${end.toISOString()}::timestamptz`;
   switch (prefix) {
     case 'eq':
-      return and(gte(events.recordedAt, start), lt(events.recordedAt, end))!;
+      return sql`(${column} >= ${from} AND ${column} < ${to})`;
     case 'ge':
-      return gte(events.recordedAt, start);
+      return sql`${column} >= ${from}`;
     case 'gt':
-      return gte(events.recordedAt, end);
+      return sql`${column} >= ${to}`;
     case 'le':
-      return lt(events.recordedAt, end);
+      return sql`${column} < ${to}`;
     case 'lt':
-      return lt(events.recordedAt, start);
+      return sql`${column} < ${from}`;
     default:
-      throw new SearchParameterError('date', `prefix ${prefix} is not supported (eq, ge, gt, le, lt)`);
+      throw new SearchParameterError(name, `prefix ${prefix} is not supported (eq, ge, gt, le, lt)`);
   }
 }
 
@@ -235,14 +263,15 @@ function dateCondition(v: string): SQL {
 export async function searchPage(db: Db, org: string, s: AuditEventSearch) {
   const where = [eq(events.organizationId, org), ...s.where];
   if (s.cursor) {
+    // The cursor's instant is the last row's `recorded` (encodeCursor's field name is events.query's).
     const at = s.cursor.recordedAt.toISOString();
     where.push(
       s.sort === 'date'
-        ? sql`(${events.recordedAt}, ${events.id}) > (${at}::timestamptz, ${s.cursor.id}::uuid)`
-        : sql`(${events.recordedAt}, ${events.id}) < (${at}::timestamptz, ${s.cursor.id}::uuid)`,
+        ? sql`(${recorded}, ${events.id}) > (${at}::timestamptz, ${s.cursor.id}::uuid)`
+        : sql`(${recorded}, ${events.id}) < (${at}::timestamptz, ${s.cursor.id}::uuid)`,
     );
   }
-  const order = s.sort === 'date' ? [asc(events.recordedAt), asc(events.id)] : [desc(events.recordedAt), desc(events.id)];
+  const order = s.sort === 'date' ? [asc(recorded), asc(events.id)] : [desc(recorded), desc(events.id)];
   const rows = await db
     .select()
     .from(events)
@@ -251,5 +280,10 @@ export async function searchPage(db: Db, org: string, s: AuditEventSearch) {
     .limit(s.count + 1);
   const page = rows.slice(0, s.count);
   const last = rows.length > s.count ? page.at(-1)! : null;
-  return { rows: page, next: last ? encodeCursor(last.recordedAt, last.id) : null };
+  return { rows: page, next: last ? encodeCursor(recordedOf(last), last.id) : null };
+}
+
+/** The `recorded` instant of a row, as the search compares it (recordedAt only if the column were empty). */
+function recordedOf(row: { timestamp: string | null; recordedAt: Date }): Date {
+  return row.timestamp === null ? row.recordedAt : parseTimestamptz(row.timestamp);
 }

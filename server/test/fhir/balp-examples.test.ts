@@ -3,7 +3,7 @@
  * The official IHE BALP example AuditEvents (balp-examples/, see its README for their source and
  * licence), each sent as it is to `POST /fhir/AuditEvent`: accepted, stored with the fields a
  * search and the reports use, read back as sent (apart from the server's id and meta), and found by
- * patient, agent and date.
+ * patient, agent and date (their `recorded`, 2020-04-29) — and by _lastUpdated (when the log recorded them).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -100,10 +100,23 @@ describeEachBackend('official BALP examples through FHIR on %s', (backend) => {
     expect(await search('patient=ex-patient')).toEqual(idsOf(...Object.keys(EXAMPLES)));
     expect(await search(`agent=${encodeURIComponent('John Smith')}`)).toEqual(idsOf('ex-auditBasicReadServer', 'ex-auditBasicQueryGetServer', 'ex-auditBasicCreateServer'));
     expect(await search('agent=myMachine.example.org')).toEqual(idsOf('ex-auditBasicDeleteNoUser'));
-    // date is when the log recorded the event (CapabilityStatement), not the example's `recorded`.
+    // date is the resource's `recorded` (FHIR's AuditEvent-date): the examples say 2020-04-29T09:49:00.000Z.
+    const all = idsOf(...Object.keys(EXAMPLES));
+    expect(await search('date=2020-04-29')).toEqual(all);
+    expect(await search('date=ge2020-04-29&date=le2020-04-30')).toEqual(all);
+    expect(await search('date=2020-04')).toEqual(all);
+    expect(await search('date=2020-04-29T09:49:00Z')).toEqual(all);
+    expect(await search('date=gt2020-04-29T09:49:00Z')).toEqual([]);
+    expect(await search('date=lt2020-04-29T09:49:00.000Z')).toEqual([]);
+    expect(await search('date=le2020-04-29T09:49:00.000Z')).toEqual(all);
+    expect(await search('patient=ex-patient&action=D&date=2020-04-29')).toEqual(idsOf('ex-auditBasicDeleteNoUser'));
+    // Not by when the log recorded them: that is meta.lastUpdated, searched with _lastUpdated.
     const recordedAt = (await srv.request('GET', `/api/v1/events/${ids['ex-auditBasicReadServer']}`)).body.event.recordedAt as string;
-    expect(await search(`date=ge${recordedAt.slice(0, 10)}`)).toEqual(idsOf(...Object.keys(EXAMPLES)));
-    expect(await search(`date=lt${recordedAt.slice(0, 10)}`)).toEqual([]);
-    expect(await search(`patient=ex-patient&action=D&date=${recordedAt.slice(0, 10)}`)).toEqual(idsOf('ex-auditBasicDeleteNoUser'));
+    const day = recordedAt.slice(0, 10);
+    expect(await search(`date=${day}`)).toEqual([]);
+    expect(await search(`date=ge${day}`)).toEqual([]);
+    expect(await search(`_lastUpdated=${day}`)).toEqual(all);
+    expect(await search(`_lastUpdated=ge${day}&date=le2020-04-30`)).toEqual(all);
+    expect(await search('_lastUpdated=2020-04-29')).toEqual([]);
   });
 });

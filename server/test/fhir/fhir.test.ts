@@ -84,7 +84,10 @@ describeEachBackend('FHIR AuditEvent on %s', (backend) => {
       ['outcome', 'token'],
       ['type', 'token'],
       ['subtype', 'token'],
+      ['_lastUpdated', 'date'],
     ]);
+    expect(rest.resource[0].searchParam.find((p: Resource) => p.name === '_lastUpdated').definition).toBe('http://hl7.org/fhir/SearchParameter/Resource-lastUpdated');
+    expect(rest.resource[0].searchParam.find((p: Resource) => p.name === 'date').documentation).toMatch(/^AuditEvent\.recorded/);
     expect(rest.interaction.map((i: Resource) => i.code)).toEqual(['batch', 'transaction']);
   });
 
@@ -197,22 +200,51 @@ describeEachBackend('FHIR AuditEvent on %s', (backend) => {
   });
 
   it('date with ge/le bounds, _count paging through next links, and both sort orders', async () => {
-    const first = (await srv.request('GET', `/api/v1/events/${ids.Create}`)).body.event.recordedAt as string;
-    const last = (await srv.request('GET', `/api/v1/events/${nativeId}`)).body.event.recordedAt as string;
+    // date is AuditEvent.recorded: `recorded` as sent for the FHIR events (all the same second),
+    // and for the native event, which sent no timestamp, its recordedAt (stored as its timestamp).
+    const native = (await srv.request('GET', `/api/v1/events/${nativeId}`)).body.event;
+    expect(native.timestamp).toBe(native.recordedAt);
+    const last = native.recordedAt as string;
     const mine = new Set([...Object.values(ids), nativeId]);
-    const inRange = await searchIds({ date: `ge${first}`, _count: 2 });
-    // Everything from the first seeded event on (later reads add audit.log.read events).
+    const inRange = await searchIds({ date: `ge${recorded}`, _count: 2 });
+    // Everything from the seeded `recorded` on (later reads add audit.log.read events).
     expect(inRange.filter((id) => mine.has(id)).sort()).toEqual([...mine].sort());
-    const bounded = (await searchIds({ date: `ge${first}`, _count: 3, _sort: 'date', agent: 'dr-ada,dr-bob,dr-cy,dr-native' } as any)).filter((id) => mine.has(id));
+    const bounded = (await searchIds({ date: `ge${recorded}`, _count: 3, _sort: 'date', agent: 'dr-ada,dr-bob,dr-cy,dr-native' } as any)).filter((id) => mine.has(id));
     const upTo = (await searchIds({ date: `le${last}`, _count: 3, _sort: '-date', agent: 'dr-ada,dr-bob,dr-cy,dr-native' } as any)).filter((id) => mine.has(id));
     expect(bounded).toEqual([...upTo].reverse());
-    expect(bounded).toEqual([ids.Create, ids.Read, ids.Update, ids.Delete, ids.Query, ids.PatientRead, ids.PatientQuery, nativeId]);
-    expect(await searchIds({ date: `lt${first}`, agent: 'dr-ada' })).toEqual([]);
-    expect(await searchIds({ date: first.slice(0, 10), agent: 'dr-native' })).toEqual([nativeId]); // the whole day
+    // The FHIR events share their `recorded`: ties in id order; the native event came later.
+    expect(bounded).toEqual([...Object.values(ids)].sort().concat(nativeId));
+    expect(await searchIds({ date: `lt${recorded}`, agent: 'dr-ada' })).toEqual([]);
+    expect((await searchIds({ date: recorded, agent: 'dr-ada,dr-bob,dr-cy' })).filter((id) => mine.has(id)).sort()).toEqual([...Object.values(ids)].sort()); // to the second
+    expect(await searchIds({ date: last.slice(0, 10), agent: 'dr-native' })).toEqual([nativeId]); // the whole day
+    expect(await searchIds({ date: last, agent: 'dr-native' })).toEqual([nativeId]); // to the millisecond
+    expect(await searchIds({ _lastUpdated: last, agent: 'dr-native' })).toEqual([nativeId]);
+    expect(await searchIds({ _lastUpdated: `gt${last}`, agent: 'dr-native' })).toEqual([]);
     // A page holds at most _count entries and links to the next one.
     const page = valid(await auditor.search({ resourceType: 'AuditEvent', searchParams: { agent: 'dr-ada', _count: 1 } }));
     expect(page.entry).toHaveLength(1);
     expect(page.link.map((l: Resource) => l.relation)).toEqual(['self', 'next']);
+  });
+
+  it('pages by recorded, not by arrival: keyset over (recorded, id) with ties, both orders, no repeats or gaps', async () => {
+    // Appended in an order unlike their `recorded`, three of them at the same instant.
+    const times = ['2003-03-03T00:00:00.000Z', '2001-01-01T00:00:00.000Z', '2002-02-02T00:00:00.000Z', '2002-02-02T00:00:00.000Z', '2002-02-02T00:00:00.000Z', '2001-06-01T12:00:00+02:00'];
+    const posted: Array<{ id: string; at: number }> = [];
+    for (const at of times) {
+      const created = valid(await producer.create({ resourceType: 'AuditEvent', body: { ...sent.Read, recorded: at, agent: [{ ...(sent.Read!.agent as Resource[])[0], who: { identifier: { value: 'dr-keyset' } } }] } }));
+      posted.push({ id: created.id, at: Date.parse(at) });
+    }
+    const ascending = [...posted].sort((a, b) => a.at - b.at || (a.id < b.id ? -1 : 1)).map((p) => p.id);
+    for (const count of [1, 2, 4]) {
+      expect(await searchIds({ agent: 'dr-keyset', _sort: 'date', _count: count })).toEqual(ascending);
+      expect(await searchIds({ agent: 'dr-keyset', _count: count })).toEqual([...ascending].reverse());
+    }
+    expect(await searchIds({ agent: 'dr-keyset', date: '2002-02-02', _count: 1, _sort: 'date' })).toEqual(ascending.slice(2, 5));
+    expect(await searchIds({ agent: 'dr-keyset', date: ['ge2001-06', 'lt2003'] as any, _sort: 'date' })).toEqual(ascending.slice(1, 5));
+    // 2001-06-01T12:00:00+02:00 is 10:00Z: found at that hour in UTC, and with its own offset.
+    expect(await searchIds({ agent: 'dr-keyset', date: '2001-06-01T10:00Z' })).toEqual([ascending[1]]);
+    expect(await searchIds({ agent: 'dr-keyset', date: '2001-06-01T12:00+02:00' })).toEqual([ascending[1]]);
+    expect(await searchIds({ agent: 'dr-keyset', _lastUpdated: 'lt2004' })).toEqual([]);
   });
 
   it('a batch answers each entry on its own; a transaction with one bad entry appends nothing', async () => {
