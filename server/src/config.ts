@@ -132,7 +132,25 @@ export const configSchema = z.object({
   PRIVACY_ERASURE_LEASE_MS: int(1000, 3_600_000).default(60_000)
     .describe('how long a process owns an erasure it works on; after a crash another process resumes it once this has passed'),
   RETENTION_ARCHIVE_DIR: z.string().min(1).optional()
-    .describe('directory (a PVC in Kubernetes) the worker writes retention archives to: gzip NDJSON bundles with a SHA-256 manifest; unset = no archiving, hence no retention erasure'),
+    .describe('directory (a PVC in Kubernetes) the worker writes retention archives to: gzip NDJSON bundles with a SHA-256 manifest; unset with RETENTION_ARCHIVE_S3_URL unset too = no archiving, hence no retention erasure'),
+  RETENTION_ARCHIVE_S3_URL: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:\/[^\s]*)?$/, 's3://bucket or s3://bucket/prefix (a lowercase bucket name)').optional()
+    .describe('S3-compatible bucket (and key prefix) the worker writes retention archives to, as `s3://bucket/prefix`, beside or instead of RETENTION_ARCHIVE_DIR (with both, an archive counts only once both hold it); credentials from RETENTION_ARCHIVE_S3_ACCESS_KEY_ID or the AWS SDK\'s default chain (AWS_* variables, web identity/IRSA, instance role)'),
+  RETENTION_ARCHIVE_S3_REGION: z.string().regex(/^[a-z0-9-]{1,64}$/, 'a region name such as eu-central-1').optional()
+    .describe('region of the archive bucket (required with RETENTION_ARCHIVE_S3_URL; `us-east-1` for most S3-compatible stores)'),
+  RETENTION_ARCHIVE_S3_ENDPOINT: z.url({ protocol: /^https?$/ }).optional()
+    .describe('endpoint of an S3-compatible store (MinIO, Ceph RGW), e.g. `https://minio.storage:9000`; unset = AWS S3'),
+  RETENTION_ARCHIVE_S3_FORCE_PATH_STYLE: bool.default(false)
+    .describe('path-style requests (`endpoint/bucket/key`) instead of virtual-hosted ones (`bucket.endpoint/key`), as most S3-compatible stores need'),
+  RETENTION_ARCHIVE_S3_SSE: z.enum(['AES256', 'aws:kms', 'aws:kms:dsse']).optional()
+    .describe('server-side encryption of archive objects; unset = the bucket\'s default encryption'),
+  RETENTION_ARCHIVE_S3_KMS_KEY_ID: z.string().min(1).max(2048).optional()
+    .describe('KMS key (id, alias or ARN) with RETENTION_ARCHIVE_S3_SSE=aws:kms or aws:kms:dsse; unset = the account\'s AWS managed key'),
+  RETENTION_ARCHIVE_S3_OBJECT_LOCK_DAYS: int(1, 36_500).optional()
+    .describe('S3 Object Lock: every archive object is locked in COMPLIANCE mode until its archive date plus this many days (the bucket must have Object Lock enabled); unset = no lock'),
+  RETENTION_ARCHIVE_S3_ACCESS_KEY_ID: z.string().regex(/^[\x21-\x7e]{1,128}$/, 'printable ASCII without spaces').optional()
+    .describe('static access key of the archive bucket (with RETENTION_ARCHIVE_S3_SECRET_ACCESS_KEY); unset = the AWS SDK\'s default chain'),
+  RETENTION_ARCHIVE_S3_SECRET_ACCESS_KEY: z.string().regex(/^[\x21-\x7e]{1,256}$/, 'printable ASCII without spaces').optional()
+    .describe('secret of RETENTION_ARCHIVE_S3_ACCESS_KEY_ID'),
   RETENTION_INTERVAL_MS: int(0, 7 * 24 * 3600 * 1000).default(3600 * 1000)
     .describe('worker: how often retention runs (archive, erase, drop partitions; docs/privacy.md §6); 0 = only `audit-admin retention run`'),
   RETENTION_DROP_PARTITIONS: bool.default(true)
@@ -201,6 +219,8 @@ export const FILE_VARIABLES = [
   'AUTH_SECRET',
   'INNGEST_SIGNING_KEY',
   'DELIVERY_SECRET_KEY',
+  'RETENTION_ARCHIVE_S3_ACCESS_KEY_ID',
+  'RETENTION_ARCHIVE_S3_SECRET_ACCESS_KEY',
 ] as const satisfies ReadonlyArray<keyof typeof configSchema.shape>;
 
 /** A variable that may carry a secret ({@link FILE_VARIABLES}). */
@@ -216,7 +236,7 @@ export type SecretVariable = (typeof FILE_VARIABLES)[number];
 export const ROLE_SECRETS = {
   migrate: ['DATABASE_URL'],
   api: ['DATABASE_URL', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD', 'AUDIT_SIGNING_KEY', 'AUDIT_BOOTSTRAP_API_KEY', 'AUDIT_WITNESS_URL', 'AUTH_SECRET', 'INNGEST_SIGNING_KEY', 'DELIVERY_SECRET_KEY'],
-  worker: ['DATABASE_URL', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD', 'AUDIT_VERIFIER_KEY', 'AUDIT_TRUSTED_VERIFIER_KEYS', 'DELIVERY_SECRET_KEY'],
+  worker: ['DATABASE_URL', 'REDIS_URL', 'REDIS_SENTINEL_PASSWORD', 'AUDIT_VERIFIER_KEY', 'AUDIT_TRUSTED_VERIFIER_KEYS', 'DELIVERY_SECRET_KEY', 'RETENTION_ARCHIVE_S3_ACCESS_KEY_ID', 'RETENTION_ARCHIVE_S3_SECRET_ACCESS_KEY'],
 } as const satisfies Record<'migrate' | 'api' | 'worker', readonly SecretVariable[]>;
 
 /** The validated configuration. */
@@ -259,7 +279,7 @@ export function loadConfig(
     throw new ConfigError(lines.join('\n'));
   }
   const config = parsed.data;
-  const problem = (options.roleSecrets === false ? null : roleProblem(config)) ?? authProblem(config) ?? redisProblem(config);
+  const problem = (options.roleSecrets === false ? null : roleProblem(config)) ?? authProblem(config) ?? redisProblem(config) ?? archiveProblem(config);
   if (problem) throw new ConfigError(`invalid configuration: ${problem}`);
   return config;
 }
@@ -283,6 +303,23 @@ function roleProblem(c: Config): string | null {
 /** Sentinels say where the primary is; REDIS_URL still carries the credentials and turns Redis on. */
 function redisProblem(c: Config): string | null {
   if (c.REDIS_SENTINELS && c.REDIS_SENTINELS.length > 0 && !c.REDIS_URL) return 'REDIS_SENTINELS: needs REDIS_URL (its credentials, database and TLS are used with the primary the sentinels name)';
+  return null;
+}
+
+/** The archive bucket's settings that only make sense together (docs/privacy.md §6). */
+function archiveProblem(c: Config): string | null {
+  const url = c.RETENTION_ARCHIVE_S3_URL;
+  if (url !== undefined) {
+    const prefix = url.replace(/^s3:\/\/[^/]+\/?/, '').replace(/\/+$/, '');
+    if (prefix.split('/').some((s) => s === '.' || s === '..' || (s === '' && prefix !== ''))) return 'RETENTION_ARCHIVE_S3_URL: the prefix has an empty, `.` or `..` segment';
+    if (c.RETENTION_ARCHIVE_S3_REGION === undefined) return 'RETENTION_ARCHIVE_S3_REGION: required with RETENTION_ARCHIVE_S3_URL (`us-east-1` for most S3-compatible stores)';
+  } else {
+    for (const name of ['RETENTION_ARCHIVE_S3_REGION', 'RETENTION_ARCHIVE_S3_ENDPOINT', 'RETENTION_ARCHIVE_S3_SSE', 'RETENTION_ARCHIVE_S3_KMS_KEY_ID', 'RETENTION_ARCHIVE_S3_OBJECT_LOCK_DAYS'] as const) {
+      if (c[name] !== undefined) return `${name}: set without RETENTION_ARCHIVE_S3_URL`;
+    }
+  }
+  if ((c.RETENTION_ARCHIVE_S3_ACCESS_KEY_ID === undefined) !== (c.RETENTION_ARCHIVE_S3_SECRET_ACCESS_KEY === undefined)) return 'RETENTION_ARCHIVE_S3_ACCESS_KEY_ID and RETENTION_ARCHIVE_S3_SECRET_ACCESS_KEY: set both or neither';
+  if (c.RETENTION_ARCHIVE_S3_KMS_KEY_ID !== undefined && !c.RETENTION_ARCHIVE_S3_SSE?.startsWith('aws:kms')) return 'RETENTION_ARCHIVE_S3_KMS_KEY_ID: needs RETENTION_ARCHIVE_S3_SSE=aws:kms or aws:kms:dsse';
   return null;
 }
 

@@ -48,6 +48,7 @@ import type { Logger } from './observability/logger';
 import { within } from './util/within';
 import { PrivacyService } from './privacy/service';
 import { DirectoryDestination, type ArchiveDestination } from './retention/archive';
+import { S3Destination } from './retention/s3';
 import { RetentionService } from './retention/service';
 import { Metrics } from './observability/metrics';
 import { FhirService } from './fhir/service';
@@ -174,9 +175,30 @@ export function trustedVerifierKeys(config: Config, signer: Signer | null): Veri
   ].map((k) => parseVerifierKey(k));
 }
 
-/** Where retention archives go (docs/privacy.md §6): RETENTION_ARCHIVE_DIR. */
+/**
+ * Where retention archives go (docs/privacy.md §6): RETENTION_ARCHIVE_DIR and/or
+ * RETENTION_ARCHIVE_S3_URL. With both, a run records an archive only once every one holds it.
+ */
 export function archiveDestinations(config: Config): ArchiveDestination[] {
-  return config.RETENTION_ARCHIVE_DIR ? [new DirectoryDestination(config.RETENTION_ARCHIVE_DIR)] : [];
+  const out: ArchiveDestination[] = [];
+  if (config.RETENTION_ARCHIVE_DIR) out.push(new DirectoryDestination(config.RETENTION_ARCHIVE_DIR));
+  if (config.RETENTION_ARCHIVE_S3_URL) {
+    out.push(
+      new S3Destination({
+        url: config.RETENTION_ARCHIVE_S3_URL,
+        region: config.RETENTION_ARCHIVE_S3_REGION!,
+        endpoint: config.RETENTION_ARCHIVE_S3_ENDPOINT,
+        forcePathStyle: config.RETENTION_ARCHIVE_S3_FORCE_PATH_STYLE,
+        encryption: config.RETENTION_ARCHIVE_S3_SSE,
+        kmsKeyId: config.RETENTION_ARCHIVE_S3_KMS_KEY_ID,
+        objectLockDays: config.RETENTION_ARCHIVE_S3_OBJECT_LOCK_DAYS,
+        ...(config.RETENTION_ARCHIVE_S3_ACCESS_KEY_ID && config.RETENTION_ARCHIVE_S3_SECRET_ACCESS_KEY
+          ? { credentials: { accessKeyId: config.RETENTION_ARCHIVE_S3_ACCESS_KEY_ID, secretAccessKey: config.RETENTION_ARCHIVE_S3_SECRET_ACCESS_KEY } }
+          : {}),
+      }),
+    );
+  }
+  return out;
 }
 
 /**

@@ -59,8 +59,8 @@ export async function retentionCommand(
       `the signing key ${signer.name}+${keyId} is not the active key of this database: retention run signs with the servers' key only (start a server with it first)`,
     );
   }
-  if (!config.RETENTION_ARCHIVE_DIR) {
-    process.stderr.write('audit-admin: warning: RETENTION_ARCHIVE_DIR is not set: nothing is archived, hence nothing is erased or dropped\n');
+  if (!config.RETENTION_ARCHIVE_DIR && !config.RETENTION_ARCHIVE_S3_URL) {
+    process.stderr.write('audit-admin: warning: neither RETENTION_ARCHIVE_DIR nor RETENTION_ARCHIVE_S3_URL is set: nothing is archived, hence nothing is erased or dropped\n');
   }
 
   // Erased batches make the servers' cached event reads unreachable: through Redis when they share

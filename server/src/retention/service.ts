@@ -7,9 +7,10 @@
  * cover. One run at a time across every process (a PostgreSQL advisory lock); every step is
  * appended to the log (`retention.archive`, `retention.erase`, `retention.partition.drop`).
  *
- * Crash safety: an archive is written to a temporary file, verified, stored whole, and only then
- * recorded (moving `archived_through`); a crash before that leaves nothing recorded and the next
- * run writes the same object again. Erasure is by batches of one transaction. A partition is
+ * Crash safety: an archive is written to a temporary file, verified, stored whole in every
+ * destination (a directory, an S3 bucket), and only then recorded (moving `archived_through`); a
+ * crash or a failed destination before that leaves nothing recorded and the next run writes the
+ * same objects again. Erasure is by batches of one transaction. A partition is
  * dropped only by a database function that checks, in the same transaction, that every row is
  * archived and erased.
  */
@@ -280,7 +281,20 @@ export class RetentionService {
           : null,
         createdAt: new Date().toISOString(),
       };
-      for (const d of this.options.destinations) await d.put(object, file, manifest);
+      // Every destination, one after the other: an archive is recorded (and its events may be
+      // erased) only once each holds it whole. A failure fails the run; the next run writes the
+      // same objects again.
+      for (const d of this.options.destinations) {
+        try {
+          await d.put(object, file, manifest);
+        } catch (err) {
+          this.logger.error(
+            { organizationId: org, start, end: realEnd, destination: d.name, error: err instanceof Error ? err.message : 'error' },
+            'archive not stored: not recorded, nothing erased',
+          );
+          throw err;
+        }
+      }
       const id = randomUUID();
       // Recorded only now, and together with its `retention.archive` event (in the append's
       // transaction, or with the ledger outbox row in a process without the signing key):
