@@ -4,8 +4,8 @@
  * key until it is completed. Every request carries the SHA-256 of its bytes (`x-amz-checksum-sha256`)
  * and their MD5 (`Content-MD5`), so the store refuses bytes that changed in transit. The bundle is
  * uploaded first, then its `.sha256` line, then the manifest: a manifest's presence means the
- * bundle beside it is complete. The bundle is streamed from its file (one part in memory at a time
- * above the multipart threshold), never read whole.
+ * bundle beside it is complete. A bundle larger than one part (16 MiB) goes up as a multipart
+ * upload read from its file one part at a time, so memory stays at one part whatever its size.
  *
  * Errors name the bucket, the key and the S3 error code, never a credential or object contents.
  */
@@ -46,9 +46,9 @@ export interface S3DestinationOptions {
   objectLockDays?: number;
   /** Static credentials; unset = the AWS SDK's default chain (environment, web identity, instance role). */
   credentials?: { accessKeyId: string; secretAccessKey: string };
-  /** Bundles larger than this go up as a multipart upload (default 64 MiB). */
+  /** Bundles larger than this go up as a multipart upload (default: the part size). */
   multipartThresholdBytes?: number;
-  /** Part size of a multipart upload (default 16 MiB; S3's minimum is 5 MiB). */
+  /** Part size of a multipart upload, hence the most of a bundle in memory (default 16 MiB; S3's minimum is 5 MiB). */
   partSizeBytes?: number;
 }
 
@@ -87,17 +87,6 @@ function errorCode(err: unknown): string {
   return e.$metadata?.httpStatusCode ? `HTTP ${e.$metadata.httpStatusCode}` : 'Error';
 }
 
-/** SHA-256 and MD5 of a file, streamed. */
-async function digests(file: string): Promise<{ sha256: string; md5: string }> {
-  const sha = createHash('sha256');
-  const md5 = createHash('md5');
-  for await (const chunk of fs.createReadStream(file)) {
-    sha.update(chunk as Buffer);
-    md5.update(chunk as Buffer);
-  }
-  return { sha256: sha.digest('base64'), md5: md5.digest('base64') };
-}
-
 /** An S3-compatible bucket (and prefix). */
 export class S3Destination implements ArchiveDestination {
   readonly name: string;
@@ -113,8 +102,8 @@ export class S3Destination implements ArchiveDestination {
     this.bucket = parsed.bucket;
     this.prefix = parsed.prefix;
     this.name = `s3://${this.bucket}/${this.prefix}`;
-    this.threshold = options.multipartThresholdBytes ?? 64 * MIB;
     this.partSize = Math.max(options.partSizeBytes ?? 16 * MIB, 5 * MIB);
+    this.threshold = options.multipartThresholdBytes ?? this.partSize;
     this.client = new S3Client({
       region: options.region,
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
@@ -153,34 +142,19 @@ export class S3Destination implements ArchiveDestination {
     const bundleKey = this.key(object);
     const size = (await fs.promises.stat(file)).size;
     if (size > this.threshold) await this.putMultipart(bundleKey, file, size, manifest);
-    else {
-      const d = await digests(file);
-      await this.send(bundleKey, () =>
-        this.client.send(
-          new PutObjectCommand({
-            Bucket: this.bucket,
-            Key: bundleKey,
-            Body: fs.createReadStream(file),
-            ContentLength: size,
-            ContentType: 'application/gzip',
-            ChecksumSHA256: d.sha256,
-            ContentMD5: d.md5,
-            ...this.common(manifest),
-          }),
-        ),
-      );
-    }
-    await this.putSmall(`${bundleKey}.sha256`, `${manifest.sha256}  ${path.posix.basename(object)}\n`, 'text/plain', manifest);
-    await this.putSmall(
+    // At most the threshold (a part's size by default) in memory; a Buffer body, unlike a stream,
+    // lets the SDK retry a request that failed on the way.
+    else await this.putBytes(bundleKey, await fs.promises.readFile(file), 'application/gzip', manifest);
+    await this.putBytes(`${bundleKey}.sha256`, Buffer.from(`${manifest.sha256}  ${path.posix.basename(object)}\n`), 'text/plain', manifest);
+    await this.putBytes(
       this.key(object.replace(/\.ndjson\.gz$/, '.manifest.json')),
-      JSON.stringify(manifest, null, 2) + '\n',
+      Buffer.from(JSON.stringify(manifest, null, 2) + '\n'),
       'application/json',
       manifest,
     );
   }
 
-  private async putSmall(key: string, text: string, type: string, manifest: ArchiveManifest): Promise<void> {
-    const body = Buffer.from(text, 'utf8');
+  private async putBytes(key: string, body: Buffer, type: string, manifest: ArchiveManifest): Promise<void> {
     await this.send(key, () =>
       this.client.send(
         new PutObjectCommand({

@@ -31,8 +31,34 @@ describe('configuration', () => {
     [{ NODE_ENV: 'production' }, /^invalid configuration: AUDIT_SIGNING_KEY: required when NODE_ENV=production and AUDIT_ROLE=all$/],
     [{ NODE_ENV: 'production', AUDIT_ROLE: 'api' }, /^invalid configuration: AUDIT_SIGNING_KEY: required when NODE_ENV=production and AUDIT_ROLE=api$/],
     [{ NODE_ENV: 'production', AUDIT_ROLE: 'worker' }, /^invalid configuration: AUDIT_VERIFIER_KEY: required when NODE_ENV=production and AUDIT_ROLE=worker/],
+    [{ RETENTION_ARCHIVE_S3_URL: 'https://archive.example/x' }, /^invalid configuration: RETENTION_ARCHIVE_S3_URL: s3:\/\/bucket or s3:\/\/bucket\/prefix/],
+    [{ RETENTION_ARCHIVE_S3_URL: 's3://Archive' }, /^invalid configuration: RETENTION_ARCHIVE_S3_URL: /],
+    [{ RETENTION_ARCHIVE_S3_URL: 's3://archive/a//b', RETENTION_ARCHIVE_S3_REGION: 'eu-central-1' }, /^invalid configuration: RETENTION_ARCHIVE_S3_URL: the prefix has an empty, `.` or `..` segment$/],
+    [{ RETENTION_ARCHIVE_S3_URL: 's3://archive/a/../b', RETENTION_ARCHIVE_S3_REGION: 'eu-central-1' }, /^invalid configuration: RETENTION_ARCHIVE_S3_URL: the prefix has/],
+    [{ RETENTION_ARCHIVE_S3_URL: 's3://archive/audit' }, /^invalid configuration: RETENTION_ARCHIVE_S3_REGION: required with RETENTION_ARCHIVE_S3_URL/],
+    [{ RETENTION_ARCHIVE_S3_REGION: 'eu-central-1' }, /^invalid configuration: RETENTION_ARCHIVE_S3_REGION: set without RETENTION_ARCHIVE_S3_URL$/],
+    [{ RETENTION_ARCHIVE_S3_OBJECT_LOCK_DAYS: '30' }, /^invalid configuration: RETENTION_ARCHIVE_S3_OBJECT_LOCK_DAYS: set without RETENTION_ARCHIVE_S3_URL$/],
+    [{ RETENTION_ARCHIVE_S3_URL: 's3://archive', RETENTION_ARCHIVE_S3_REGION: 'us-east-1', RETENTION_ARCHIVE_S3_ENDPOINT: 'minio:9000' }, /^invalid configuration: RETENTION_ARCHIVE_S3_ENDPOINT: /],
+    [{ RETENTION_ARCHIVE_S3_URL: 's3://archive', RETENTION_ARCHIVE_S3_REGION: 'us-east-1', RETENTION_ARCHIVE_S3_SSE: 'kms' }, /^invalid configuration: RETENTION_ARCHIVE_S3_SSE: /],
+    [{ RETENTION_ARCHIVE_S3_URL: 's3://archive', RETENTION_ARCHIVE_S3_REGION: 'us-east-1', RETENTION_ARCHIVE_S3_KMS_KEY_ID: 'alias/a' }, /^invalid configuration: RETENTION_ARCHIVE_S3_KMS_KEY_ID: needs RETENTION_ARCHIVE_S3_SSE=aws:kms or aws:kms:dsse$/],
+    [{ RETENTION_ARCHIVE_S3_URL: 's3://archive', RETENTION_ARCHIVE_S3_REGION: 'us-east-1', RETENTION_ARCHIVE_S3_OBJECT_LOCK_DAYS: '0' }, /^invalid configuration: RETENTION_ARCHIVE_S3_OBJECT_LOCK_DAYS: /],
+    [{ RETENTION_ARCHIVE_S3_URL: 's3://archive', RETENTION_ARCHIVE_S3_REGION: 'us-east-1', RETENTION_ARCHIVE_S3_ACCESS_KEY_ID: 'AKIAEXAMPLE' }, /^invalid configuration: RETENTION_ARCHIVE_S3_ACCESS_KEY_ID and RETENTION_ARCHIVE_S3_SECRET_ACCESS_KEY: set both or neither$/],
   ])('rejects %j with a line naming the variable', (env, message) => {
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('reads the archive bucket settings (docs/privacy.md §6)', () => {
+    const c = loadConfig({
+      RETENTION_ARCHIVE_S3_URL: 's3://audit-archive/prod/eu',
+      RETENTION_ARCHIVE_S3_REGION: 'eu-central-1',
+      RETENTION_ARCHIVE_S3_ENDPOINT: 'https://minio.storage:9000',
+      RETENTION_ARCHIVE_S3_FORCE_PATH_STYLE: 'true',
+      RETENTION_ARCHIVE_S3_SSE: 'aws:kms',
+      RETENTION_ARCHIVE_S3_KMS_KEY_ID: 'arn:aws:kms:eu-central-1:111122223333:key/abc',
+      RETENTION_ARCHIVE_S3_OBJECT_LOCK_DAYS: '2190',
+    });
+    expect(c).toMatchObject({ RETENTION_ARCHIVE_S3_FORCE_PATH_STYLE: true, RETENTION_ARCHIVE_S3_OBJECT_LOCK_DAYS: 2190, RETENTION_ARCHIVE_S3_SSE: 'aws:kms' });
+    expect(loadConfig({}).RETENTION_ARCHIVE_S3_FORCE_PATH_STYLE).toBe(false);
   });
 
   it('stops the server at start-up with one line on stderr and exit 1', () => {
@@ -77,6 +103,8 @@ describe('configuration', () => {
         AUTH_SECRET: 's'.repeat(40),
         INNGEST_SIGNING_KEY: 'signkey-prod-' + 'ab'.repeat(32),
         DELIVERY_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'),
+        RETENTION_ARCHIVE_S3_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+        RETENTION_ARCHIVE_S3_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
       };
       for (const [role, names] of Object.entries(ROLE_SECRETS)) {
         const env = Object.fromEntries(names.map((n) => [n, standIn[n]]));
@@ -116,8 +144,13 @@ describe('configuration', () => {
         AUTH_SECRET: 's'.repeat(40),
         INNGEST_SIGNING_KEY: 'signkey-prod-' + 'ab'.repeat(32),
         DELIVERY_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'),
+        RETENTION_ARCHIVE_S3_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+        RETENTION_ARCHIVE_S3_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
       };
-      const c = loadConfig({ [`${name}_FILE`]: file(name, `${values[name]}\n`) });
+      // The archive bucket's key id and secret come as a pair: the other one plainly.
+      const pair = ['RETENTION_ARCHIVE_S3_ACCESS_KEY_ID', 'RETENTION_ARCHIVE_S3_SECRET_ACCESS_KEY'];
+      const partner = pair.includes(name) ? Object.fromEntries(pair.filter((p) => p !== name).map((p) => [p, values[p]])) : {};
+      const c = loadConfig({ ...partner, [`${name}_FILE`]: file(name, `${values[name]}\n`) });
       const got = c[name];
       expect(Array.isArray(got) ? got.join(',') : got).toBe(values[name]);
       // CRLF too, and only one newline is trimmed.

@@ -4,7 +4,8 @@
  * a free port. Its
  * handler sits behind a plain HTTP server that records each request's method, path and headers
  * (never bodies), which is how tests see what the store was sent — checksums, encryption and
- * Object Lock headers — including the ones s3rver itself ignores.
+ * Object Lock headers — including the ones s3rver itself ignores; it can also leave chosen requests
+ * unanswered, to place a kill while an upload is in flight.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -36,6 +37,13 @@ export interface TestS3 {
   keys(bucket: string, prefix?: string): Promise<string[]>;
   /** An object's bytes. */
   get(bucket: string, key: string): Promise<Buffer>;
+  /**
+   * Parks every request `matches` accepts from now on, unanswered (a store that does not answer),
+   * until `release()`; resolves when the first one arrives.
+   */
+  hold(matches: (r: S3Request) => boolean): Promise<S3Request>;
+  /** Ends the parking: parked requests are dropped (their connections closed), later ones served. */
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -48,8 +56,16 @@ export async function startTestS3(buckets: string[] = []): Promise<TestS3> {
   await s3rver.configureBuckets();
   const handle = s3rver.callback();
   const requests: S3Request[] = [];
+  let parking: { matches: (r: S3Request) => boolean; arrived: (r: S3Request) => void } | null = null;
+  const parked: http.ServerResponse[] = [];
   const server = http.createServer((req, res) => {
-    requests.push({ method: req.method ?? '', url: req.url ?? '', headers: { ...req.headers } });
+    const r: S3Request = { method: req.method ?? '', url: req.url ?? '', headers: { ...req.headers } };
+    requests.push(r);
+    if (parking?.matches(r)) {
+      parked.push(res);
+      parking.arrived(r);
+      return;
+    }
     handle(req, res);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -87,6 +103,13 @@ export async function startTestS3(buckets: string[] = []): Promise<TestS3> {
     async get(bucket, key) {
       const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
       return Buffer.from(await res.Body!.transformToByteArray());
+    },
+    hold(matches) {
+      return new Promise<S3Request>((arrived) => (parking = { matches, arrived }));
+    },
+    release() {
+      parking = null;
+      for (const res of parked.splice(0)) res.destroy();
     },
     async close() {
       client.destroy();

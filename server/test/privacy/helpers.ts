@@ -51,6 +51,20 @@ export function auditVerifyBundle(
   }
 }
 
+// Every fake timer but Date: while `atLastMonth` runs, only the clock the server reads moves back.
+const REAL_TIMERS = ['hrtime', 'nextTick', 'performance', 'queueMicrotask', 'setImmediate', 'clearImmediate', 'setInterval', 'clearInterval', 'setTimeout', 'clearTimeout'] as const;
+
+/** Runs `fn` with Date at noon of the first day of last month (timers stay real): events it ingests are last month's. */
+export async function atLastMonth<T>(fn: () => Promise<T>): Promise<T> {
+  const now = new Date();
+  jest.useFakeTimers({ doNotFake: [...REAL_TIMERS], now: new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - 1, 1, 12)) });
+  try {
+    return await fn();
+  } finally {
+    jest.useRealTimers();
+  }
+}
+
 /** An erasure request as listed. */
 export interface Erasure {
   id: string;
