@@ -227,6 +227,93 @@ export interface AuditServerAutoscalingOptions {
   readonly memoryUtilizationPercent?: number;
 }
 
+/** Server-side encryption of retention archive objects (`RETENTION_ARCHIVE_S3_SSE`). */
+export enum ArchiveEncryption {
+  /** SSE-S3: keys managed by S3. */
+  AES256 = 'AES256',
+  /** SSE-KMS, with `kmsKeyId` or the account's AWS managed key. */
+  KMS = 'aws:kms',
+  /** Dual-layer SSE-KMS. */
+  KMS_DSSE = 'aws:kms:dsse',
+}
+
+/**
+ * A web identity the worker exchanges with AWS STS for an IAM role (IRSA without the pod identity
+ * webhook): the worker gets its own ServiceAccount, a projected token of it whose audience is STS
+ * only, and `AWS_ROLE_ARN` / `AWS_WEB_IDENTITY_TOKEN_FILE`, which the AWS SDK's default chain reads.
+ * The role's trust policy names `system:serviceaccount:<namespace>:<name>-worker`.
+ */
+export interface AuditServerWebIdentityOptions {
+  /** ARN of the IAM role (`arn:aws:iam::<account>:role/<name>`). */
+  readonly roleArn: string;
+  /**
+   * Audience of the projected token.
+   * @default 'sts.amazonaws.com'
+   */
+  readonly audience?: string;
+}
+
+/** An S3-compatible bucket the worker archives retention bundles to (docs/privacy.md §6). */
+export interface AuditServerArchiveBucketOptions {
+  /** `RETENTION_ARCHIVE_S3_URL`: `s3://bucket` or `s3://bucket/prefix`. */
+  readonly bucketUrl: string;
+  /** `RETENTION_ARCHIVE_S3_REGION` (`us-east-1` for most S3-compatible stores). */
+  readonly region: string;
+  /**
+   * `RETENTION_ARCHIVE_S3_ENDPOINT`: an S3-compatible store (MinIO, Ceph RGW).
+   * @default - AWS S3
+   */
+  readonly endpoint?: string;
+  /**
+   * `RETENTION_ARCHIVE_S3_FORCE_PATH_STYLE`.
+   * @default false
+   */
+  readonly forcePathStyle?: boolean;
+  /**
+   * `RETENTION_ARCHIVE_S3_SSE`.
+   * @default - the bucket's default encryption
+   */
+  readonly encryption?: ArchiveEncryption;
+  /**
+   * `RETENTION_ARCHIVE_S3_KMS_KEY_ID`, with `ArchiveEncryption.KMS` or `KMS_DSSE`.
+   * @default - the account's AWS managed key
+   */
+  readonly kmsKeyId?: string;
+  /**
+   * `RETENTION_ARCHIVE_S3_OBJECT_LOCK_DAYS`: lock every object in COMPLIANCE mode for this many
+   * days after its archive date (the bucket must have Object Lock enabled).
+   * @default - no lock
+   */
+  readonly objectLockDays?: number;
+  /**
+   * Read a static access key from the server Secret, keys `retention-s3-access-key-id` and
+   * `retention-s3-secret-access-key`, as files in the worker alone.
+   * @default false
+   */
+  readonly staticAccessKey?: boolean;
+  /**
+   * Obtain credentials as a web identity instead (AWS IRSA).
+   * @default - none: a static access key, or whatever the node offers (instance role)
+   */
+  readonly webIdentity?: AuditServerWebIdentityOptions;
+  /**
+   * The bucket's endpoint (and STS with `webIdentity`) the worker may reach (egress NetworkPolicy);
+   * only the worker gets it.
+   * @default - any address on TCP 443
+   * @see https://kubernetes.io/docs/concepts/services-networking/network-policies/
+   */
+  readonly peer?: NetworkPeer;
+}
+
+/** Retention settings of the worker. */
+export interface AuditServerRetentionOptions {
+  /**
+   * Archive to an S3-compatible bucket.
+   * @default - no bucket
+   */
+  readonly s3?: AuditServerArchiveBucketOptions;
+}
+
 /** Props of {@link AuditServer}. */
 export interface AuditServerProps {
   /**
@@ -377,6 +464,12 @@ export interface AuditServerProps {
    */
   readonly externalEgress?: NetworkPeer[];
   /**
+   * Retention archives of the worker: an S3-compatible bucket, its credentials (a static key from
+   * the Secret, or a web identity) and the egress to it.
+   * @default - no archive bucket
+   */
+  readonly retention?: AuditServerRetentionOptions;
+  /**
    * The ingress controller pods allowed to reach the api.
    * @default - pods labelled app.kubernetes.io/name=ingress-nginx in namespace ingress-nginx
    * @see https://kubernetes.io/docs/concepts/services-networking/network-policies/
@@ -512,9 +605,10 @@ export class AuditServer extends Construct {
       secretName: props.secretName ?? 'audit-server-secrets',
       migrationDatabaseUrlKey: props.migrationDatabaseUrlKey ?? 'migration-database-url',
       redisSentinel: props.redisSentinel && { sentinels: props.redisSentinel.sentinels.join(','), masterName: props.redisSentinel.masterName ?? 'audit' },
+      archiveBucket: s.archiveBucket,
     };
 
-    [this.apiDeployment, this.workerDeployment] = this.addDeployments(pod, s, meta);
+    [this.apiDeployment, this.workerDeployment] = this.addDeployments(pod, s, meta, this.addWorkerServiceAccount(s, meta));
     if (this.migrations !== MigrationMode.INIT_CONTAINER) this.migrationJob = this.addMigrationJob(pod, tag, s.workerResources, props.database);
 
     this.serviceName = this.name;
@@ -537,7 +631,18 @@ export class AuditServer extends Construct {
     if (props.ingressEnabled ?? true) this.addIngress(props.ingress ?? {}, s, labels('api'));
   }
 
-  private addDeployments(pod: ServerPodOptions, s: AuditServerSettings, meta: ObjectMetaFactory): [k8s.KubeDeployment, k8s.KubeDeployment] {
+  /**
+   * With a web identity, the worker's own ServiceAccount: the IAM role trusts it alone, so no api
+   * pod can assume the role. Still without an API token (the STS token is projected explicitly).
+   */
+  private addWorkerServiceAccount(s: AuditServerSettings, meta: ObjectMetaFactory): string | undefined {
+    if (!s.archiveBucket?.webIdentity) return undefined;
+    const sa = new k8s.KubeServiceAccount(this, 'WorkerServiceAccount', { metadata: meta(`${this.name}-worker`, 'worker'), automountServiceAccountToken: false });
+    setSyncWave(sa, SyncWaves.config);
+    return sa.name;
+  }
+
+  private addDeployments(pod: ServerPodOptions, s: AuditServerSettings, meta: ObjectMetaFactory, workerServiceAccount: string | undefined): [k8s.KubeDeployment, k8s.KubeDeployment] {
     const common = {
       pod,
       preStopDelaySeconds: s.preStopDelaySeconds,
@@ -556,6 +661,7 @@ export class AuditServer extends Construct {
     });
     const worker = new ServerDeployment(this, 'Worker', {
       ...common,
+      pod: workerServiceAccount ? { ...pod, serviceAccountName: workerServiceAccount } : pod,
       metadata: meta(`${this.name}-worker`, 'worker'),
       selector: this.workerSelector,
       role: 'worker',
@@ -630,11 +736,13 @@ export class AuditServer extends Construct {
       ingress: ingressFrom([ingressController, scraper], AUDIT_SERVER_PORT),
       egress,
     });
+    const bucket = props.retention?.s3;
     new PodNetworkPolicy(this, 'WorkerNetworkPolicy', {
       metadata: meta(`${this.name}-worker`, 'worker'),
       podSelector: this.workerSelector,
       ingress: ingressFrom([scraper], AUDIT_SERVER_PORT),
-      egress,
+      // The archive bucket (and STS), for the worker alone.
+      egress: bucket ? [...egress, egressTo(bucket.peer ?? { cidr: '0.0.0.0/0', port: 443 })] : egress,
     });
   }
 
@@ -699,6 +807,7 @@ interface AuditServerSettings {
   readonly config: AuditServerConfig;
   readonly apiResources: ContainerResources;
   readonly workerResources: ContainerResources;
+  readonly archiveBucket?: ServerPodOptions['archiveBucket'];
 }
 
 /** Defaults the props and throws a message naming the prop when one is out of range. */
@@ -717,6 +826,7 @@ function resolveSettings(name: string, props: AuditServerProps): AuditServerSett
     config,
     apiResources: props.apiResources ?? DEFAULT_API_RESOURCES,
     workerResources: props.workerResources ?? DEFAULT_WORKER_RESOURCES,
+    archiveBucket: props.retention?.s3 && archiveBucketSettings(props.retention.s3),
   };
   if (!/^[a-z]([-a-z0-9]{0,40}[a-z0-9])?$/.test(name)) {
     throw new Error(`invalid name: '${name}' (expected a DNS label of at most 42 characters)`);
@@ -747,6 +857,42 @@ function resolveSettings(name: string, props: AuditServerProps): AuditServerSett
     for (const [k, v] of Object.entries(r)) checkQuantity(`${prop}.${k}`, v as string);
   }
   return s;
+}
+
+/**
+ * The worker's archive bucket settings (`RETENTION_ARCHIVE_S3_*`, server/src/config.ts), checked
+ * with messages naming the prop.
+ */
+function archiveBucketSettings(b: AuditServerArchiveBucketOptions): NonNullable<ServerPodOptions['archiveBucket']> {
+  if (!/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/[^\s/]+)*\/?$/.test(b.bucketUrl)) {
+    throw new Error(`invalid retention.s3.bucketUrl: '${b.bucketUrl}' (expected s3://bucket or s3://bucket/prefix)`);
+  }
+  if (!/^[a-z0-9-]{1,64}$/.test(b.region)) throw new Error(`invalid retention.s3.region: '${b.region}' (expected a region name such as eu-central-1)`);
+  if (b.endpoint !== undefined && !/^https?:\/\/[^\s/]+(\/\S*)?$/.test(b.endpoint)) {
+    throw new Error(`invalid retention.s3.endpoint: '${b.endpoint}' (expected an http(s) URL)`);
+  }
+  if (b.kmsKeyId !== undefined && b.encryption !== ArchiveEncryption.KMS && b.encryption !== ArchiveEncryption.KMS_DSSE) {
+    throw new Error('invalid retention.s3.kmsKeyId: needs encryption ArchiveEncryption.KMS or KMS_DSSE');
+  }
+  if (b.objectLockDays !== undefined) checkInteger('retention.s3.objectLockDays', b.objectLockDays, 1);
+  if (b.staticAccessKey && b.webIdentity) throw new Error('invalid retention.s3: staticAccessKey and webIdentity are exclusive');
+  if (b.webIdentity && !/^arn:aws[a-z-]*:iam::\d{12}:role\/\S+$/.test(b.webIdentity.roleArn)) {
+    throw new Error(`invalid retention.s3.webIdentity.roleArn: '${b.webIdentity.roleArn}' (expected arn:aws:iam::<account>:role/<name>)`);
+  }
+  const env: k8s.EnvVar[] = [
+    { name: 'RETENTION_ARCHIVE_S3_URL', value: b.bucketUrl },
+    { name: 'RETENTION_ARCHIVE_S3_REGION', value: b.region },
+    ...(b.endpoint !== undefined ? [{ name: 'RETENTION_ARCHIVE_S3_ENDPOINT', value: b.endpoint }] : []),
+    ...(b.forcePathStyle ? [{ name: 'RETENTION_ARCHIVE_S3_FORCE_PATH_STYLE', value: 'true' }] : []),
+    ...(b.encryption !== undefined ? [{ name: 'RETENTION_ARCHIVE_S3_SSE', value: b.encryption }] : []),
+    ...(b.kmsKeyId !== undefined ? [{ name: 'RETENTION_ARCHIVE_S3_KMS_KEY_ID', value: b.kmsKeyId }] : []),
+    ...(b.objectLockDays !== undefined ? [{ name: 'RETENTION_ARCHIVE_S3_OBJECT_LOCK_DAYS', value: String(b.objectLockDays) }] : []),
+  ];
+  return {
+    env,
+    staticAccessKey: b.staticAccessKey ?? false,
+    ...(b.webIdentity ? { webIdentity: { roleArn: b.webIdentity.roleArn, audience: b.webIdentity.audience ?? 'sts.amazonaws.com' } } : {}),
+  };
 }
 
 /** The ConfigMap of the server: non-secret settings under the names server/src/config.ts reads. */

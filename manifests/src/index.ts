@@ -4,13 +4,16 @@
 export type { SecretKeyReference } from './secret-reference';
 export type { NetworkPeer } from './network-peer';
 export type { ContainerResources } from './container-resources';
-export { AuditServer, LogLevel, MigrationMode } from './audit-server';
+export { ArchiveEncryption, AuditServer, LogLevel, MigrationMode } from './audit-server';
 export type {
+  AuditServerArchiveBucketOptions,
   AuditServerAutoscalingOptions,
   AuditServerConfig,
   AuditServerIngressOptions,
   AuditServerRedisSentinelOptions,
   AuditServerProps,
+  AuditServerRetentionOptions,
+  AuditServerWebIdentityOptions,
   IngressControllerConfigMapOptions,
 } from './audit-server';
 export { RedisCache, RedisEvictionPolicy, RedisMode } from './redis-cache';

@@ -30,7 +30,21 @@ export interface ServerPodOptions {
    * master name, and read the sentinels' password.
    */
   readonly redisSentinel?: { readonly sentinels: string; readonly masterName: string };
+  /**
+   * The worker archives retention bundles to an S3-compatible bucket: its `RETENTION_ARCHIVE_S3_*`
+   * settings, and either a static access key from the Secret (as files) or a web identity (an
+   * audience-bound projected token of the pod's ServiceAccount, exchanged with STS for the role).
+   */
+  readonly archiveBucket?: {
+    readonly env: k8s.EnvVar[];
+    readonly staticAccessKey: boolean;
+    readonly webIdentity?: { readonly roleArn: string; readonly audience: string };
+  };
 }
+
+/** Where the worker finds the projected web-identity token of its ServiceAccount. */
+export const WEB_IDENTITY_TOKEN_DIR = '/var/run/secrets/audit-server/web-identity';
+const WEB_IDENTITY_VOLUME = 'web-identity-token';
 
 /** The `/tmp` emptyDir every server container mounts (the root filesystem is read-only). */
 export const SERVER_TMP_VOLUME = 'tmp';
@@ -84,6 +98,13 @@ function roleSecrets(pod: ServerPodOptions, role: ServerRole): SecretBinding[] {
         { variable: 'AUDIT_VERIFIER_KEY', key: 'verifier-key' },
         { variable: 'DELIVERY_SECRET_KEY', key: 'delivery-secret-key' },
         { variable: 'AUDIT_TRUSTED_VERIFIER_KEYS', key: 'trusted-verifier-keys', optional: true },
+        // Only with an archive bucket reached by a static access key (retention.s3.staticAccessKey).
+        ...(pod.archiveBucket?.staticAccessKey
+          ? [
+              { variable: 'RETENTION_ARCHIVE_S3_ACCESS_KEY_ID', key: 'retention-s3-access-key-id' },
+              { variable: 'RETENTION_ARCHIVE_S3_SECRET_ACCESS_KEY', key: 'retention-s3-secret-access-key' },
+            ]
+          : []),
       ];
   }
 }
@@ -112,7 +133,30 @@ export function serverSecretsVolume(pod: ServerPodOptions, role: ServerRole): k8
 
 /** The pod volumes of a server pod whose containers run `roles`. */
 export function serverVolumes(pod: ServerPodOptions, roles: readonly ServerRole[]): k8s.Volume[] {
-  return [emptyDirVolume(SERVER_TMP_VOLUME, '256Mi'), ...roles.map((role) => serverSecretsVolume(pod, role))];
+  const identity = roles.includes('worker') ? pod.archiveBucket?.webIdentity : undefined;
+  return [
+    emptyDirVolume(SERVER_TMP_VOLUME, '256Mi'),
+    ...roles.map((role) => serverSecretsVolume(pod, role)),
+    // A token for STS alone (its audience), rotated by the kubelet; the pod has no API token.
+    ...(identity
+      ? [{ name: WEB_IDENTITY_VOLUME, projected: { defaultMode: 0o440, sources: [{ serviceAccountToken: { audience: identity.audience, expirationSeconds: 86_400, path: 'token' } }] } }]
+      : []),
+  ];
+}
+
+/** The worker's archive bucket settings and, with a web identity, the variables the AWS SDK reads for it. */
+function archiveEnv(pod: ServerPodOptions, role: ServerRole): k8s.EnvVar[] {
+  if (role !== 'worker' || !pod.archiveBucket) return [];
+  const identity = pod.archiveBucket.webIdentity;
+  return [
+    ...pod.archiveBucket.env,
+    ...(identity
+      ? [
+          { name: 'AWS_ROLE_ARN', value: identity.roleArn },
+          { name: 'AWS_WEB_IDENTITY_TOKEN_FILE', value: `${WEB_IDENTITY_TOKEN_DIR}/token` },
+        ]
+      : []),
+  ];
 }
 
 /**
@@ -130,6 +174,7 @@ export function serverEnv(pod: ServerPodOptions, role: ServerRole): k8s.EnvVar[]
   return [
     { name: 'AUDIT_ROLE', value: role },
     ...sentinel,
+    ...archiveEnv(pod, role),
     ...roleSecrets(pod, role).map((s) =>
       s.optional
         ? secretEnv(s.variable, { secretName: pod.secretName, key: s.key }, true)
@@ -149,6 +194,7 @@ export function serverContainerBase(pod: ServerPodOptions, role: ServerRole, res
     volumeMounts: [
       { name: SERVER_TMP_VOLUME, mountPath: '/tmp' },
       { name: secretsVolumeName(role), mountPath: SERVER_SECRETS_DIR, readOnly: true },
+      ...(role === 'worker' && pod.archiveBucket?.webIdentity ? [{ name: WEB_IDENTITY_VOLUME, mountPath: WEB_IDENTITY_TOKEN_DIR, readOnly: true }] : []),
     ],
   });
 }

@@ -96,6 +96,8 @@ const STAND_INS: Record<string, string> = {
   AUDIT_BOOTSTRAP_API_KEY: 'k'.repeat(40),
   AUDIT_WITNESS_URL: 'https://witness.example/add',
   DELIVERY_SECRET_KEY: Buffer.alloc(32, 7).toString('base64'),
+  RETENTION_ARCHIVE_S3_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+  RETENTION_ARCHIVE_S3_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
 };
 
 let scratch: string;
@@ -149,6 +151,7 @@ describe('secrets per role', () => {
   const cases: Array<[string, any[]]> = [
     ...Object.values(MigrationMode).map((m): [string, any[]] => [`AuditServer, migrations ${m}`, synth(m)]),
     ['AuditServer following a Redis Sentinel group', synth(MigrationMode.INIT_CONTAINER, SENTINEL)],
+    ['AuditServer archiving to a bucket with a static key', synth(MigrationMode.INIT_CONTAINER, { retention: { s3: { bucketUrl: 's3://audit-archive/prod', region: 'us-east-1', staticAccessKey: true } } })],
     ...['dev', 'prod'].map((env): [string, any[]] => [`dist-k8s/${env}`, distObjects(env)]),
   ];
 
