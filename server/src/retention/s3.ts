@@ -189,10 +189,12 @@ export class S3Destination implements ArchiveDestination {
     try {
       const parts: CompletedPart[] = [];
       const handle = await fs.promises.open(file, 'r');
+      // One buffer for every part, in turn: a part is sent (retries included) before the next is read.
+      const part = Buffer.allocUnsafe(Math.min(this.partSize, size));
       try {
         for (let offset = 0, n = 1; offset < size; offset += this.partSize, n++) {
           const length = Math.min(this.partSize, size - offset);
-          const buf = Buffer.allocUnsafe(length);
+          const buf = part.subarray(0, length);
           const { bytesRead } = await handle.read(buf, 0, length, offset);
           if (bytesRead !== length) throw new S3ArchiveError(this.bucket, key, 'ShortRead');
           const sha256 = createHash('sha256').update(buf).digest('base64');
