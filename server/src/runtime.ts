@@ -13,6 +13,7 @@ import { createAnalyticsWorker, raiseAnomalies, type AnalyticsWorker } from './a
 import type { Services } from './api/context';
 import { DetectorEngine } from './alerts/engine';
 import { alertMetrics } from './alerts/metrics';
+import { pseudonymizeAlertsOf } from './alerts/repository';
 import { AlertService } from './alerts/service';
 import { MemoryWindowStore, RedisWindowStore } from './alerts/windows';
 import { MemoryStreamBus, RedisStreamBus } from './streams/bus';
@@ -230,6 +231,10 @@ export function createPrivacyAndRetention(
   privacy.erasures.onErased({ afterCommit: (batch) => deps.cache.invalidate(CACHES.event.group, batch.organizationId) });
   // Embeddings are derived from the erased values: recomputed in the erasure's transaction.
   privacy.erasures.onErased(deps.analytics.erasureHooks());
+  // Security alerts name their subject (`principal:<id>`): it becomes its pseudonym (docs/alerts.md).
+  privacy.erasures.onErased({
+    subjectErased: async (s, tx) => void (await pseudonymizeAlertsOf(tx, s.organizationId, s.value, s.pseudonym)),
+  });
   const retention = new RetentionService(
     database,
     privacy,
@@ -447,6 +452,8 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
     // (through the ledger outbox in a worker without the signing key).
     const alerts = new AlertService(database, {
       append,
+      // The log's alert events carry the subject's pseudonym, never the identifier.
+      pseudonymize: (org, value) => privacy.pseudonymFor(org, value),
       // Every raise and change goes to the live streams and to the organization's SIEM and webhook
       // destinations (docs/delivery.md).
       onChange: (org, alert, change) => {

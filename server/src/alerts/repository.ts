@@ -1,7 +1,8 @@
 /** Queries of the alerts: the deduplicating upsert, lifecycle updates, listing, counts, settings. */
 import { and, count, desc, eq, inArray, lt, sql, type SQL } from 'drizzle-orm';
-import type { Db } from '../db/client';
+import type { Db, Tx } from '../db/client';
 import { alertSettings, securityAlerts, type SecurityAlertSeverity, type SecurityAlertStatus } from '../db/schema';
+import { replaceIdentifiers } from '../privacy/identifiers';
 import { uuidv7 } from '../util/uuid';
 
 /** An alert row. */
@@ -130,4 +131,43 @@ export async function writeSettings(db: Db, org: string, timeZone: string, thres
     .insert(alertSettings)
     .values({ organizationId: org, timeZone, thresholds: thresholds as Record<string, Record<string, number>>, updatedAt: now })
     .onConflictDoUpdate({ target: alertSettings.organizationId, set: { timeZone, thresholds: thresholds as Record<string, Record<string, number>>, updatedAt: now } });
+}
+
+/**
+ * Subject erasure (docs/privacy.md §2): every alert of `org` whose subject names `value`
+ * (`<kind>:<value>`) gets `<kind>:<pseudonym>` instead, and every string equal to `value` (or a
+ * FHIR reference to it) in its context, and an `acknowledgedBy`/`closedBy` equal to it, become the
+ * pseudonym. Run in the erasure's transaction; a repeat finds nothing. Returns how many changed.
+ */
+export async function pseudonymizeAlertsOf(db: Db | Tx, org: string, value: string, pseudonym: string): Promise<number> {
+  const needle = JSON.stringify(value);
+  const rows = await db
+    .select()
+    .from(securityAlerts)
+    .where(
+      and(
+        eq(securityAlerts.organizationId, org),
+        sql`(
+          (strpos(${securityAlerts.subject}, ':') > 0 AND substr(${securityAlerts.subject}, strpos(${securityAlerts.subject}, ':') + 1) = ${value})
+          OR ${securityAlerts.acknowledgedBy} = ${value} OR ${securityAlerts.closedBy} = ${value}
+          OR strpos(${securityAlerts.context}::text, ${needle}) > 0 OR strpos(${securityAlerts.context}::text, ${'/' + value + '"'}) > 0
+        )`,
+      ),
+    );
+  const replace = new Map([[value, pseudonym]]);
+  let changed = 0;
+  for (const r of rows) {
+    const i = r.subject.indexOf(':');
+    const subject = i > 0 && r.subject.slice(i + 1) === value ? `${r.subject.slice(0, i)}:${pseudonym}` : r.subject;
+    const context = replaceIdentifiers(r.context, replace) as Record<string, unknown>;
+    const acknowledgedBy = r.acknowledgedBy === value ? pseudonym : r.acknowledgedBy;
+    const closedBy = r.closedBy === value ? pseudonym : r.closedBy;
+    if (subject === r.subject && context === r.context && acknowledgedBy === r.acknowledgedBy && closedBy === r.closedBy) continue;
+    await db
+      .update(securityAlerts)
+      .set({ subject, context, acknowledgedBy, closedBy })
+      .where(and(eq(securityAlerts.organizationId, org), eq(securityAlerts.id, r.id)));
+    changed++;
+  }
+  return changed;
 }

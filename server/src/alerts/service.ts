@@ -17,7 +17,20 @@ import { AppError } from '../errors';
 import { DEFAULT_EVENT_LIMITS } from '../events/limits';
 import { eventInputSchemaFor, type EventInput } from '../events/schema';
 import { BUILT_IN_DETECTORS, DETECTOR_DESCRIPTIONS, detectorNameSchema, effectiveThresholds, isTimeZone, thresholdsSchema, type BuiltInDetector, type ThresholdOverrides, type Thresholds } from './detectors';
+import { replaceIdentifiers } from '../privacy/identifiers';
 import * as repo from './repository';
+
+/**
+ * The identifier an alert's subject names: `principal:dr-house` → `dr-house`, `ip:10.0.0.7` →
+ * `10.0.0.7`; null for a subject that names nobody (`ledger`, `principal:(unknown)`).
+ */
+export function subjectIdentifier(subject: string): { kind: string; id: string } | null {
+  const i = subject.indexOf(':');
+  if (i <= 0 || i === subject.length - 1) return null;
+  const id = subject.slice(i + 1);
+  if (id === '(unknown)' || id === 'unknown' || /^pseu_[A-Za-z0-9_-]{22}$/.test(id)) return null;
+  return { kind: subject.slice(0, i), id };
+}
 
 /** Alert statuses, in lifecycle order. */
 export const ALERT_STATUSES = ['active', 'acknowledged', 'resolved', 'dismissed'] as const satisfies readonly SecurityAlertStatus[];
@@ -85,6 +98,13 @@ export interface AlertServiceDeps {
   append(org: string, event: EventInput): Promise<unknown>;
   /** Told of every raise and change, after it is stored and logged (live streams, delivery). */
   onChange?(org: string, alert: AlertView, change: AlertChange): void;
+  /**
+   * The organization's pseudonym of an identifier, remembered so that holders of
+   * `privacy.pseudonyms:resolve` can resolve it (the privacy service's `pseudonymFor`). The log's
+   * alert events carry `details.subject` and `details.context` with the subject's identifier
+   * replaced by it (docs/alerts.md); without it they carry the subject as stored.
+   */
+  pseudonymize?(org: string, value: string): Promise<string>;
   /** The clock (tests inject one). */
   now?: () => number;
   /** How long settings read from the database are reused in this process (default 10 s). */
@@ -273,6 +293,15 @@ export class AlertService {
 
   /** Appends `alert.<change>` for `alert` to the organization's log. */
   private async log(org: string, alert: AlertView, change: AlertChange, actor: AlertActor, extra: Record<string, unknown>): Promise<void> {
+    let subject = alert.subject;
+    let context: unknown = alert.context;
+    const named = this.deps.pseudonymize ? subjectIdentifier(alert.subject) : null;
+    if (named) {
+      // The log cannot be rewritten: it never holds the identifier, only its keyed pseudonym.
+      const p = await this.deps.pseudonymize!(org, named.id);
+      subject = `${named.kind}:${p}`;
+      context = replaceIdentifiers(alert.context, new Map([[named.id, p]]));
+    }
     await this.deps.append(
       org,
       this.event({
@@ -282,7 +311,7 @@ export class AlertService {
         targetResourceType: 'SecurityAlert',
         targetResourceId: alert.id,
         dataClassification: 'CONFIDENTIAL',
-        details: { detector: alert.detector, subject: alert.subject, severity: alert.severity, status: alert.status, count: alert.count, ...extra, context: alert.context },
+        details: { detector: alert.detector, subject, severity: alert.severity, status: alert.status, count: alert.count, ...extra, context },
       }),
     );
   }

@@ -17,7 +17,7 @@ import { eraseSetAsideNaming, pendingNaming, type Append } from '../events/outbo
 import type { Logger } from '../observability/logger';
 import type { LegalHoldService } from './holds';
 import type { PrivacyKeyring } from './keys';
-import { subjectHash } from './pseudonyms';
+import { pseudonymOf, subjectHash } from './pseudonyms';
 import * as repo from './repository';
 import { internalEvent, type Requester } from './events';
 
@@ -51,6 +51,13 @@ export interface ErasureHooks {
   inTransaction?(batch: ErasedBatch, tx: Tx): Promise<void>;
   /** Runs after the batch committed (cache invalidation). Should not throw; a throw is logged. */
   afterCommit?(batch: ErasedBatch): Promise<void>;
+  /**
+   * Runs once every event of a subject erasure is erased, in the transaction that forgets the
+   * subject's pseudonyms (before the erasure is completed): replace the subject's identifier in
+   * derived rows by `pseudonym` (its pseudonym with the active key) with `tx`. Must be idempotent:
+   * a crash before completion runs it again.
+   */
+  subjectErased?(subject: { organizationId: string; value: string; pseudonym: string }, tx: Tx): Promise<void>;
 }
 
 /** An erasure request as the API shows it (never the subject). */
@@ -282,6 +289,7 @@ export class ErasureService {
         field,
       })),
       { kind: 'readInput' },
+      { kind: 'alertSubject' },
     ];
     for (const pass of passes) {
       for (;;) {
@@ -319,7 +327,10 @@ export class ErasureService {
         if (batch.eventIds.length < this.options.batchSize) break;
       }
     }
+    const key = await this.keyring.activeKey(org);
+    const pseudonym = pseudonymOf(key.secret, subject);
     await db.transaction(async (tx) => {
+      for (const h of this.hooks) await h.subjectErased?.({ organizationId: org, value: subject, pseudonym }, tx);
       await repo.deletePseudonymsOf(tx, org, subject);
     });
     const done = (await repo.findErasure(db, org, id))!;

@@ -300,7 +300,7 @@ export const IDENTIFIER_FIELDS = [
 export type IdentifierField = (typeof IDENTIFIER_FIELDS)[number];
 
 /** How one erasure pass finds the events still naming the subject. */
-export type ErasurePass = { kind: 'identifier'; field: IdentifierField } | { kind: 'readInput' };
+export type ErasurePass = { kind: 'identifier'; field: IdentifierField } | { kind: 'readInput' } | { kind: 'alertSubject' };
 
 /**
  * The events a pass matches. Every pass matches only rows it then changes so that they stop
@@ -309,6 +309,12 @@ export type ErasurePass = { kind: 'identifier'; field: IdentifierField } | { kin
  */
 function passPredicate(pass: ErasurePass, subject: string): SQL {
   if (pass.kind === 'identifier') return sql`${sql.raw(ERASABLE_COLUMNS[pass.field])} = ${subject}`;
+  // Alert events written before their subjects were pseudonymized (docs/alerts.md) name the
+  // subject in `details.subject` (`principal:<id>`, `ip:<addr>`) or as a string of the context.
+  if (pass.kind === 'alertSubject')
+    return sql`action LIKE 'alert.%' AND details IS NOT NULL AND (
+    (strpos(details ->> 'subject', ':') > 0 AND substr(details ->> 'subject', strpos(details ->> 'subject', ':') + 1) = ${subject})
+    OR strpos((details -> 'context')::text, to_jsonb(${subject}::text)::text) > 0)`;
   // The log's own read events record the filters they were given (api/accountability.ts).
   return sql`action IN ('audit.log.read', 'audit.log.export') AND details IS NOT NULL AND (
     (details -> 'input' -> 'patientIds') ? ${subject} OR (details -> 'input' -> 'principalIds') ? ${subject}

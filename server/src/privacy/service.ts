@@ -95,6 +95,18 @@ export class PrivacyService {
   }
 
   /**
+   * The organization's pseudonym of `value` (active key), remembered so that holders of
+   * `privacy.pseudonyms:resolve` can resolve it: what other modules write to the log instead of
+   * a direct identifier (the alert events, docs/alerts.md).
+   */
+  async pseudonymFor(org: string, value: string): Promise<string> {
+    const key = await this.keyring.activeKey(org);
+    const p = pseudonymOf(key.secret, value);
+    await repo.rememberPseudonyms(this.database.db, org, key.version, [[p, value]]);
+    return p;
+  }
+
+  /**
    * Filter values as given by a caller, with pseudonyms replaced by what they stand for (an
    * unknown pseudonym stays as it is and matches nothing).
    */
