@@ -163,9 +163,40 @@ export async function pseudonymizeAlertsOf(db: Db | Tx, org: string, value: stri
     const acknowledgedBy = r.acknowledgedBy === value ? pseudonym : r.acknowledgedBy;
     const closedBy = r.closedBy === value ? pseudonym : r.closedBy;
     if (subject === r.subject && context === r.context && acknowledgedBy === r.acknowledgedBy && closedBy === r.closedBy) continue;
+    const open = r.status === 'active' || r.status === 'acknowledged';
+    // At most one open alert per detector and subject (security_alerts_one_open_idx): an open
+    // alert already under the pseudonym (left by an earlier erasure of the same subject, the
+    // person having triggered the detector again since) absorbs this one, which is closed as
+    // merged — renaming it would break the index and retry the erasure forever.
+    const [twin] = open && subject !== r.subject ? await db
+      .select({ id: securityAlerts.id })
+      .from(securityAlerts)
+      .where(and(eq(securityAlerts.organizationId, org), eq(securityAlerts.detector, r.detector), eq(securityAlerts.subject, subject), inArray(securityAlerts.status, ['active', 'acknowledged'])))
+      .for('update') : [];
+    if (twin) {
+      const ids = JSON.stringify(r.eventIds);
+      await db
+        .update(securityAlerts)
+        .set({
+          count: sql`${securityAlerts.count} + ${r.count}`,
+          eventIds: sql`(SELECT coalesce(jsonb_agg(v ORDER BY n), '[]'::jsonb) FROM (
+            SELECT v, min(n) AS n FROM jsonb_array_elements(${securityAlerts.eventIds} || ${ids}::jsonb) WITH ORDINALITY AS e(v, n)
+            GROUP BY v ORDER BY min(n) LIMIT ${MAX_EVENT_IDS}) s)`,
+          firstSeenAt: sql`least(${securityAlerts.firstSeenAt}, ${r.firstSeenAt.toISOString()}::timestamptz)`,
+          lastSeenAt: sql`greatest(${securityAlerts.lastSeenAt}, ${r.lastSeenAt.toISOString()}::timestamptz)`,
+          updatedAt: new Date(),
+        })
+        .where(and(eq(securityAlerts.organizationId, org), eq(securityAlerts.id, twin.id)));
+    }
     await db
       .update(securityAlerts)
-      .set({ subject, context, acknowledgedBy, closedBy })
+      .set({
+        subject,
+        context,
+        acknowledgedBy,
+        closedBy,
+        ...(twin ? { status: 'dismissed' as const, closedAt: new Date(), closedBy: 'system:privacy', note: `merged into alert ${twin.id} when its subject was erased`, updatedAt: new Date() } : {}),
+      })
       .where(and(eq(securityAlerts.organizationId, org), eq(securityAlerts.id, r.id)));
     changed++;
   }

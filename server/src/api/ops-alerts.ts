@@ -6,10 +6,11 @@
  */
 import { z } from 'zod';
 import { thresholdsSchema } from '../alerts/detectors';
-import { ALERT_SEVERITIES, ALERT_STATUSES, type AlertActor, type AlertService } from '../alerts/service';
+import { ALERT_SEVERITIES, ALERT_STATUSES, type AlertActor, type AlertService, type AlertView } from '../alerts/service';
 import { AppError } from '../errors';
 import { safeText } from '../util/safe-input';
 import type { AuthedContext } from './context';
+import { alertsAsSeenBy } from './live';
 import type { Operation } from './operations';
 
 function op<I extends z.ZodType, O extends z.ZodType>(o: Operation<I, O>): Operation<I, O> {
@@ -26,6 +27,10 @@ function alertsOf(ctx: AuthedContext): AlertService {
 function actorOf(ctx: AuthedContext): AlertActor {
   const p = ctx.principal;
   return { principalId: p.subject.slice(0, 256), principalType: `${p.kind}:${p.role}` };
+}
+
+async function oneAsSeenBy(ctx: AuthedContext, alert: Promise<AlertView>): Promise<AlertView> {
+  return (await alertsAsSeenBy(ctx, [await alert]))[0]!;
 }
 
 const alertSchema = z.object({
@@ -79,7 +84,10 @@ export function createAlertOperations() {
       output: z.object({ items: z.array(alertSchema), nextCursor: z.string().nullable() }),
       rest: { method: 'get', path: '/alerts' },
       example: { status: 'open', limit: 10 },
-      run: (ctx, input) => alertsOf(ctx).list(ctx.principal.organizationId, input),
+      run: async (ctx, input) => {
+        const page = await alertsOf(ctx).list(ctx.principal.organizationId, input);
+        return { ...page, items: await alertsAsSeenBy(ctx, page.items) };
+      },
     }),
     alertsStats: op({
       kind: 'query',
@@ -130,7 +138,7 @@ export function createAlertOperations() {
       output: alertSchema,
       rest: { method: 'get', path: '/alerts/:id' },
       example: { id: EXAMPLE_UUID },
-      run: (ctx, input) => alertsOf(ctx).get(ctx.principal.organizationId, input.id),
+      run: (ctx, input) => oneAsSeenBy(ctx, alertsOf(ctx).get(ctx.principal.organizationId, input.id)),
     }),
     alertsAcknowledge: op({
       kind: 'mutation',
@@ -140,7 +148,7 @@ export function createAlertOperations() {
       output: alertSchema,
       rest: { method: 'post', path: '/alerts/acknowledge' },
       example: { id: EXAMPLE_UUID, note: 'looking into it' },
-      run: (ctx, input) => alertsOf(ctx).acknowledge(ctx.principal.organizationId, input.id, actorOf(ctx), input.note),
+      run: (ctx, input) => oneAsSeenBy(ctx, alertsOf(ctx).acknowledge(ctx.principal.organizationId, input.id, actorOf(ctx), input.note)),
     }),
     alertsResolve: op({
       kind: 'mutation',
@@ -150,7 +158,7 @@ export function createAlertOperations() {
       output: alertSchema,
       rest: { method: 'post', path: '/alerts/resolve' },
       example: { id: EXAMPLE_UUID, note: 'account locked, password reset' },
-      run: (ctx, input) => alertsOf(ctx).resolve(ctx.principal.organizationId, input.id, actorOf(ctx), input.note),
+      run: (ctx, input) => oneAsSeenBy(ctx, alertsOf(ctx).resolve(ctx.principal.organizationId, input.id, actorOf(ctx), input.note)),
     }),
     alertsDismiss: op({
       kind: 'mutation',
@@ -160,7 +168,7 @@ export function createAlertOperations() {
       output: alertSchema,
       rest: { method: 'post', path: '/alerts/dismiss' },
       example: { id: EXAMPLE_UUID, note: 'scheduled migration job' },
-      run: (ctx, input) => alertsOf(ctx).dismiss(ctx.principal.organizationId, input.id, actorOf(ctx), input.note),
+      run: (ctx, input) => oneAsSeenBy(ctx, alertsOf(ctx).dismiss(ctx.principal.organizationId, input.id, actorOf(ctx), input.note)),
     }),
   };
 }

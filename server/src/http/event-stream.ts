@@ -9,7 +9,7 @@ import { once } from 'node:events';
 import { Router, type Request, type Response } from 'express';
 import { recordRead } from '../api/accountability';
 import type { AuthedContext } from '../api/context';
-import { parseLastEventId, recordViewOf } from '../api/live';
+import { alertsViewOf, parseLastEventId, recordViewOf } from '../api/live';
 import { can } from '../auth/permissions';
 import type { StreamHub } from '../streams/hub';
 import { requireAccess, stateOf } from './middleware';
@@ -23,7 +23,7 @@ export function eventStreamRouter(hub: StreamHub, heartbeatMs: number): Router {
     const lastEventId = parseLastEventId(req.get('last-event-id') ?? req.query.lastEventId);
     const alerts = req.query.alerts !== 'false' && can(ctx.principal.role, 'audit.securityAlerts:read');
     await recordRead(ctx, 'read', 'events.stream', { lastEventId, alerts });
-    const sub = await hub.subscribe(ctx.principal.organizationId, { lastEventId, alerts, view: recordViewOf(ctx) });
+    const sub = await hub.subscribe(ctx.principal.organizationId, { lastEventId, alerts, view: recordViewOf(ctx), alertsView: alertsViewOf(ctx) });
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',

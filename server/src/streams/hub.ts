@@ -23,6 +23,8 @@ export type StreamItem = { type: 'event'; leafIndex: number; event: EventRecord 
 
 /** Transforms a page of event records for the caller (pseudonyms), before they are sent. */
 export type RecordView = (records: EventRecord[]) => Promise<EventRecord[]>;
+/** How a subscriber sees alerts (pseudonyms for those who do not see identifiers). */
+export type AlertsView = (alerts: AlertView[]) => Promise<AlertView[]>;
 
 /** Tuning of the hub. */
 export interface StreamHubOptions {
@@ -70,6 +72,7 @@ export class Subscription implements AsyncIterable<StreamItem> {
     start: number,
     private readonly wantsAlerts: boolean,
     private readonly view: RecordView,
+    private readonly alertsView: AlertsView,
   ) {
     this.cursor = start;
   }
@@ -89,7 +92,7 @@ export class Subscription implements AsyncIterable<StreamItem> {
     for (;;) {
       if (this.closedReason !== null) return null;
       const alert = this.alerts.shift();
-      if (alert) return alert;
+      if (alert?.type === 'alert') return { ...alert, alert: (await this.alertsView([alert.alert]))[0]! };
       const event = this.page.shift();
       if (event) {
         this.cursor = event.leafIndex + 1;
@@ -205,7 +208,7 @@ export class StreamHub {
    * from now on). Refused with 503 beyond `maxClients`, and with 409 when `lastEventId` is further
    * behind the log than `maxLagEvents` (catch up with a query or an export bundle first).
    */
-  async subscribe(org: string, opts: { lastEventId: number | null; alerts: boolean; view?: RecordView }): Promise<Subscription> {
+  async subscribe(org: string, opts: { lastEventId: number | null; alerts: boolean; view?: RecordView; alertsView?: AlertsView }): Promise<Subscription> {
     if (this.closed) throw new AppError('UNAVAILABLE', 'server is shutting down; reconnect to another replica');
     if (this.count >= this.options.maxClients) throw new AppError('UNAVAILABLE', `too many live streams on this server (STREAM_MAX_CLIENTS ${this.options.maxClients}); retry later`);
     this.count++;
@@ -220,7 +223,7 @@ export class StreamHub {
           `Last-Event-ID ${opts.lastEventId} is ${state.size - start} events behind the log (limit ${this.options.maxLagEvents}): catch up with events.query or GET /api/v1/ledger/leaves, then resume`,
         );
       }
-      const sub = new Subscription(this, org, start, opts.alerts, opts.view ?? ((r) => Promise.resolve(r)));
+      const sub = new Subscription(this, org, start, opts.alerts, opts.view ?? ((r) => Promise.resolve(r)), opts.alertsView ?? ((a) => Promise.resolve(a)));
       state.subs.add(sub);
       this.observer.connected?.();
       return sub;

@@ -49,7 +49,7 @@ describeEachBackend('security alerts API on %s', (backend) => {
       const open = await srv.request('GET', '/api/v1/alerts?status=open&detector=failed_auth');
       expect(open.body.items.filter((a: { subject: string }) => a.subject === 'principal:mallory')).toHaveLength(i < 4 ? 0 : 1);
     }
-    const open = await srv.request('GET', '/api/v1/alerts?status=open&detector=failed_auth', undefined, auditor);
+    const open = await srv.request('GET', '/api/v1/alerts?status=open&detector=failed_auth', undefined, officer);
     expect(open.status).toBe(200);
     const byPrincipal = open.body.items.find((a: { subject: string }) => a.subject === 'principal:mallory');
     const byIp = open.body.items.find((a: { subject: string }) => a.subject === 'ip:203.0.113.7');
@@ -64,6 +64,14 @@ describeEachBackend('security alerts API on %s', (backend) => {
     expect(JSON.stringify(raised[0])).not.toContain('mallory');
     const pseudonym = (raised[0]!.details as { subject: string }).subject.slice('principal:'.length);
     expect((await srv.request('GET', `/api/v1/privacy/pseudonyms/${pseudonym}`)).body.value).toBe('mallory');
+    // A reader who may not see identifiers (auditor) sees the same alerts under pseudonyms, on
+    // REST and tRPC alike: the principal's is the one in the log.
+    const seen = await srv.request('GET', '/api/v1/alerts?status=open&detector=failed_auth', undefined, auditor);
+    expect(seen.status).toBe(200);
+    expect(seen.body.items.find((a: { id: string }) => a.id === alertId)).toMatchObject({ subject: `principal:${pseudonym}`, count: 5 });
+    expect(seen.body.items.find((a: { id: string }) => a.id === byIp.id).subject).toMatch(/^ip:pseu_[A-Za-z0-9_-]{22}$/);
+    expect(JSON.stringify(seen.body)).not.toMatch(/mallory|203\.0\.113\.7/);
+    expect((await srv.client(auditor).alerts.get.query({ id: alertId })).subject).toBe(`principal:${pseudonym}`);
   });
 
   it('a sixth failure adds to the open alert and appends alert.updated', async () => {
@@ -78,6 +86,9 @@ describeEachBackend('security alerts API on %s', (backend) => {
   it('acknowledge → resolve over tRPC, each appended with the caller as principal; a second resolve is a 409', async () => {
     const ack = await srv.client(officer).alerts.acknowledge.mutate({ id: alertId, note: 'on it' });
     expect(ack).toMatchObject({ status: 'acknowledged', acknowledgedBy: officerKeyId, note: 'on it' });
+    const acknowledgedBy = (await srv.client(auditor).alerts.get.query({ id: alertId })).acknowledgedBy;
+    expect(acknowledgedBy).toMatch(/^pseu_[A-Za-z0-9_-]{22}$/);
+    expect((await srv.request('GET', `/api/v1/privacy/pseudonyms/${acknowledgedBy}`)).body.value).toBe(officerKeyId);
     const resolved = await srv.client(officer).alerts.resolve.mutate({ id: alertId, note: 'password reset' });
     expect(resolved).toMatchObject({ status: 'resolved', closedBy: officerKeyId, note: 'password reset' });
     const again = await srv.request('POST', '/api/v1/alerts/resolve', { id: alertId }, officer);
@@ -95,7 +106,7 @@ describeEachBackend('security alerts API on %s', (backend) => {
   it('dismisses an active alert over REST; unknown ids are 404; readers cannot change alerts', async () => {
     await srv.request('POST', '/api/v1/events', { action: 'ehr.break-glass.open', status: 'success', principalId: 'dr-night' }, producer);
     await srv.runtime.detectors!.flush();
-    const [glass] = (await srv.client(auditor).alerts.list.query({ detector: 'break_glass', status: 'active' })).items;
+    const [glass] = (await srv.client(officer).alerts.list.query({ detector: 'break_glass', status: 'active' })).items;
     expect(glass).toMatchObject({ subject: 'principal:dr-night', count: 1 });
     expect((await srv.request('POST', '/api/v1/alerts/acknowledge', { id: glass!.id }, auditor)).status).toBe(403);
     expect((await srv.request('GET', '/api/v1/alerts', undefined, producer)).status).toBe(403);

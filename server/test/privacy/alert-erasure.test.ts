@@ -87,4 +87,32 @@ describeEachBackend('subject erasure of security alerts on %s', (backend) => {
     const cli = auditVerifyBundle(bundle, srv.verifierKey);
     expect(cli.status).toBe(0);
   });
+
+  it('a second erasure of a subject who triggered the same detector again merges the two open alerts instead of failing', async () => {
+    const org = srv.organizationId;
+    // Still open under the pseudonym since the first erasure; the person comes back and breaks the glass again.
+    const before = (await srv.runtime.alerts.list(org, { detector: 'break_glass', status: 'open', limit: 100 })).items;
+    expect(before).toHaveLength(1);
+    const merged = before[0]!;
+    expect(merged.subject).toMatch(/^principal:pseu_/);
+    const comeback = await srv.runtime.alerts.raise(org, { detector: 'break_glass', subject: `principal:${PRINCIPAL}`, context: { principal: PRINCIPAL }, count: 3 });
+    expect(comeback.created).toBe(true);
+    expect((await srv.request('POST', '/api/v1/events', { action: 'data.read', status: 'success', principalId: PRINCIPAL })).status).toBe(201);
+
+    const res = await srv.request('POST', '/api/v1/privacy/erasures', { principalId: PRINCIPAL, reason: 'GDPR Art. 17, second request' });
+    expect(res.status).toBe(202);
+    expect(await waitForErasure(srv, res.body.id)).toMatchObject({ state: 'completed', eventsErased: 1 });
+
+    const open = (await srv.runtime.alerts.list(org, { detector: 'break_glass', status: 'open', limit: 100 })).items;
+    expect(open.map((a) => [a.id, a.subject, a.count])).toEqual([[merged.id, merged.subject, merged.count + 3]]);
+    expect(open[0]!.eventIds).toEqual(merged.eventIds);
+    expect(await srv.runtime.alerts.get(org, comeback.id)).toMatchObject({
+      subject: merged.subject,
+      status: 'dismissed',
+      closedBy: 'system:privacy',
+      note: `merged into alert ${merged.id} when its subject was erased`,
+      context: { principal: merged.subject.slice('principal:'.length) },
+    });
+    expect(await allRowsText(srv)).not.toContain(PRINCIPAL);
+  });
 });

@@ -54,10 +54,19 @@ describeEachBackend('live streams on %s', (backend) => {
       [String(b.leafIndex), b.id],
       [String(c.leafIndex), c.id],
     ]);
+    // An auditor (no privacy.pseudonyms:resolve) sees the alert's subject as a pseudonym, as in event reads.
+    const auditorKey = (await srv.runtime.services.apiKeys.create(srv.organizationId, 'stream auditor', 'auditor')).key;
+    const seen = await openStream(`${srv.url}/api/v1/events/stream`, { authorization: `Bearer ${auditorKey}` });
+    expect(seen.status).toBe(200);
     const alert = await srv.runtime.alerts.raise(srv.organizationId, { detector: 'test.stream', subject: 'principal:streamer', eventIds: [a.id] }, { appendToLog: false });
     await s.until((m) => m.some((x) => x.event === 'alert'));
     const got = JSON.parse(s.messages.find((x) => x.event === 'alert')!.data);
-    expect(got).toMatchObject({ change: 'raised', alert: { id: alert.id, detector: 'test.stream' } });
+    expect(got).toMatchObject({ change: 'raised', alert: { id: alert.id, detector: 'test.stream', subject: 'principal:streamer' } });
+    await seen.until((m) => m.some((x) => x.event === 'alert'));
+    const pseudonymous = seen.messages.find((x) => x.event === 'alert')!.data;
+    expect(JSON.parse(pseudonymous)).toMatchObject({ change: 'raised', alert: { id: alert.id, subject: expect.stringMatching(/^principal:pseu_[A-Za-z0-9_-]{22}$/) } });
+    expect(pseudonymous).not.toContain('streamer');
+    await seen.close();
     await s.close();
 
     // Resume after the first: the next two come again, read from the log.

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { recordRead } from '../../api/accountability';
 import { can } from '../../auth/permissions';
 import { AppError } from '../../errors';
-import { parseLastEventId, recordViewOf } from '../../api/live';
+import { alertsViewOf, parseLastEventId, recordViewOf } from '../../api/live';
 import { permitted, router } from '../trpc';
 
 /**
@@ -27,7 +27,7 @@ const events = permitted('audit.events:read')
     const lastEventId = parseLastEventId(input.lastEventId ?? null);
     const alerts = input.alerts && can(ctx.principal.role, 'audit.securityAlerts:read');
     await recordRead(ctx, 'read', 'streams.events', { lastEventId, alerts });
-    const sub = await hub.subscribe(ctx.principal.organizationId, { lastEventId, alerts, view: recordViewOf(ctx) });
+    const sub = await hub.subscribe(ctx.principal.organizationId, { lastEventId, alerts, view: recordViewOf(ctx), alertsView: alertsViewOf(ctx) });
     signal?.addEventListener('abort', () => sub.close('client closed'));
     try {
       for (;;) {
