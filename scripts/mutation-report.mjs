@@ -3,7 +3,7 @@
 // and every mutant that was not detected, with its line and replacement, so survivors can be listed
 // in docs/mutation-testing.md and each one killed or explained.
 //
-//   node scripts/mutation-report.mjs reports/mutation/ledger/mutation.json > docs/mutation/ledger.md
+//   node scripts/mutation-report.mjs reports/mutation/ledger/mutation.json
 //
 // Score as Stryker computes it: detected (killed + timed out) ÷ (detected + survived + no coverage);
 // ignored mutants, compile errors and runtime errors are not valid mutants and count nowhere.
