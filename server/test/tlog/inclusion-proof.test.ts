@@ -58,4 +58,37 @@ describe.each(backends())('inclusion proofs on %s', (backend) => {
     // An organization without a log: the same 404 as an empty one.
     await expect(other.inclusionProof('00000000-0000-4000-8000-000000000000', 0)).rejects.toThrow(new AppError('NOT_FOUND', 'leafIndex 0 is not in a tree of size 0'));
   });
+  it('reads one statement per proof while the log does not grow, two when it grew since the last proof', async () => {
+    // Counts the statements a LedgerService sends: every query starts at db.select/execute.
+    let statements = 0;
+    const real = srv.runtime.database;
+    const db = new Proxy(real.db, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        if ((prop === 'select' || prop === 'execute') && typeof v === 'function') {
+          return (...args: unknown[]) => {
+            statements++;
+            return (v as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        }
+        return v;
+      },
+    });
+    const counted = new LedgerService({ ...real, db }, null, 'test.audit');
+    const first = await append(4);
+    const base = first[0]!.leafIndex;
+    const size = first.at(-1)!.treeSize;
+    await counted.inclusionProof(srv.organizationId, base); // learns the size
+    const count = async (index: number, treeSize?: number) => {
+      statements = 0;
+      const proof = await counted.inclusionProof(srv.organizationId, index, treeSize);
+      return { statements, treeSize: proof.treeSize };
+    };
+    expect(await count(base + 1)).toEqual({ statements: 1, treeSize: size });
+    expect(await count(base + 2, size)).toEqual({ statements: 1, treeSize: size });
+    expect(await count(base, size - 1)).toEqual({ statements: 1, treeSize: size - 1 });
+    await append(1);
+    expect(await count(base + 3)).toEqual({ statements: 2, treeSize: size + 1 }); // grew: planned again
+    expect(await count(base + 3)).toEqual({ statements: 1, treeSize: size + 1 });
+  });
 });
