@@ -20,6 +20,7 @@ import {
   type BundleEvent,
   type BundleRecord,
   type CommittedField,
+  type NodeId,
 } from '../ledger';
 import * as ledgerRepo from '../tlog/repository';
 import * as repo from './repository';
@@ -141,23 +142,48 @@ export async function* exportBundle(
     }
   }
 
-  // Checkpoints in (start, end], fetched a page at a time and merged with the event stream.
-  let cpQueue: repo.ExportCheckpointRow[] = [];
+  // Checkpoints in (start, end], fetched a page at a time and merged with the event stream. The
+  // consistency proofs of a page (each checkpoint from the one before it) are read in one query.
+  let cpQueue: Array<{ cp: repo.ExportCheckpointRow; proof: BundleRecord | null }> = [];
+  let cpNext = 0;
   let cpAfter = r.start;
   let cpDone = false;
-  const nextCheckpoint = async (): Promise<repo.ExportCheckpointRow | null> => {
-    if (cpQueue.length === 0 && !cpDone) {
-      cpQueue = await repo.checkpointPage(db, org, cpAfter, r.end, pageSize);
-      if (cpQueue.length < pageSize) cpDone = true;
-      if (cpQueue.length > 0) cpAfter = cpQueue[cpQueue.length - 1]!.treeSize;
+  const fetchCheckpoints = async (): Promise<void> => {
+    const page = await repo.checkpointPage(db, org, cpAfter, r.end, pageSize);
+    if (page.length < pageSize) cpDone = true;
+    if (page.length > 0) cpAfter = page[page.length - 1]!.treeSize;
+    // Called only once the queue is drained, so prevSize is the checkpoint just before this page.
+    const pairs: Array<{ from: number; to: number; plan: NodeId[] }> = [];
+    let from = prevSize;
+    for (const cp of page) {
+      if (from !== null) pairs.push({ from, to: cp.treeSize, plan: planConsistency(from, cp.treeSize) });
+      from = cp.treeSize;
     }
-    return cpQueue[0] ?? null;
+    const hashes = await ledgerRepo.readNodes(db, org, pairs.flatMap((x) => x.plan));
+    let at = 0;
+    const proofs = new Map<number, BundleRecord>();
+    for (const { from: f, to, plan } of pairs) {
+      const proof = proveConsistency(f, to, hashes.slice(at, at + plan.length));
+      at += plan.length;
+      proofs.set(to, { type: 'consistency', fromSize: f, toSize: to, hashes: proof.map((h) => h.toString('base64')) });
+    }
+    cpQueue = page.map((cp) => ({ cp, proof: proofs.get(cp.treeSize) ?? null }));
+    cpNext = 0;
   };
+  /** Whether a checkpoint at or below `size` may be next (the queue is read lazily). */
+  const checkpointDue = (size: number): boolean => (cpNext < cpQueue.length ? cpQueue[cpNext]!.cp.treeSize <= size : !cpDone);
 
   async function* emitCheckpointsUpTo(size: number): AsyncGenerator<BundleRecord, void, undefined> {
-    for (let cp = await nextCheckpoint(); cp !== null && cp.treeSize <= size; cp = await nextCheckpoint()) {
-      cpQueue.shift();
-      if (prevSize !== null) yield await consistency(prevSize, cp.treeSize);
+    for (;;) {
+      if (cpNext >= cpQueue.length) {
+        if (cpDone) return;
+        await fetchCheckpoints();
+        if (cpQueue.length === 0) return;
+      }
+      const { cp, proof } = cpQueue[cpNext]!;
+      if (cp.treeSize > size) return;
+      cpNext++;
+      if (proof) yield proof;
       yield { type: 'checkpoint', treeSize: cp.treeSize, note: cp.note, createdAt: cp.createdAt.toISOString() };
       checkpointCount++;
       prevSize = cp.treeSize;
@@ -169,13 +195,28 @@ export async function* exportBundle(
   // Windows of `pageSize` leaf indexes: each query is bounded by the index range itself, so its
   // cost never depends on how much of the log is left (whatever plan the statistics lead to).
   // Within a window, rows that duplicate an index (a forged row) are paged on (leaf_index, id).
+  // The next page is read while the rows of the current one go out.
+  const readPage = (lower: number, after: repo.LeafCursor | null) => {
+    const page = repo.eventPage(db, org, lower, Math.min(r.end, lower + pageSize), after, pageSize);
+    page.catch(() => undefined); // a consumer that stops early never awaits it; one that goes on gets the error
+    return page;
+  };
   let lower = r.start;
   let after: repo.LeafCursor | null = null;
-  while (lower < r.end) {
-    const upper = Math.min(r.end, lower + pageSize);
-    const rows = await repo.eventPage(db, org, lower, upper, after, pageSize);
+  let pending = lower < r.end ? readPage(lower, after) : null;
+  while (pending !== null) {
+    const rows = await pending;
+    if (rows.length === pageSize) {
+      const last = rows[rows.length - 1]!;
+      after = { leafIndex: last.leafIndex, id: last.id };
+      lower = last.leafIndex; // more rows in this window (duplicates): continue after the last one
+    } else {
+      after = null;
+      lower = Math.min(r.end, lower + pageSize);
+    }
+    pending = lower < r.end ? readPage(lower, after) : null;
     for (const row of rows) {
-      yield* emitCheckpointsUpTo(row.leafIndex);
+      if (checkpointDue(row.leafIndex)) yield* emitCheckpointsUpTo(row.leafIndex);
       const ev: BundleEvent = {
         type: 'event',
         leafIndex: row.leafIndex,
@@ -187,14 +228,6 @@ export async function* exportBundle(
       if (row.producerKeyId && row.producerSignature) ev.producerSignature = { keyId: row.producerKeyId, signature: row.producerSignature };
       yield ev;
       events++;
-    }
-    if (rows.length === pageSize) {
-      const last = rows[rows.length - 1]!;
-      after = { leafIndex: last.leafIndex, id: last.id };
-      lower = last.leafIndex; // more rows in this window (duplicates): continue after the last one
-    } else {
-      after = null;
-      lower = upper;
     }
   }
   yield* emitCheckpointsUpTo(r.end);

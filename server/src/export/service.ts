@@ -17,7 +17,7 @@ export class ExportService {
    * The organization's export bundle for `range` (ledger/bundle-format.ts), record by record,
    * read in pages: stream it, never collect it.
    */
-  exportBundle(org: string, range: ExportRange = {}): AsyncGenerator<BundleRecord> {
+  exportBundle(org: string, range: ExportRange = {}): AsyncGenerator<BundleRecord, void, undefined> {
     return exportBundle(this.database.db, org, this.ledger.originOf(org), range);
   }
 }

@@ -164,14 +164,18 @@ export class PrivacyService {
  * An export bundle as `view` may receive it: events' direct identifiers withheld (see
  * {@link withholdIdentifiers}); the pseudonyms shown are remembered every 1,000 records.
  */
-export async function* bundleForView(
+export function bundleForView(
+  records: AsyncGenerator<BundleRecord, void, undefined>,
+  view: PseudonymView,
+): AsyncGenerator<BundleRecord, void, undefined> {
+  // A caller who may see identifiers gets the records as they are (no generator in between).
+  return view.pseudonymous ? pseudonymousBundle(records, view) : records;
+}
+
+async function* pseudonymousBundle(
   records: AsyncIterable<BundleRecord>,
   view: PseudonymView,
 ): AsyncGenerator<BundleRecord, void, undefined> {
-  if (!view.pseudonymous) {
-    yield* records;
-    return;
-  }
   let n = 0;
   for await (const r of records) {
     if (r.type === 'event') {
