@@ -285,6 +285,7 @@ export class BundleVerifier {
     }
     const idx = expected;
     let leafOk = true;
+    let allOk = true; // every field re-hashed to its commitment: all are 64 lower-case hex
     const commitments: Record<string, string> = {};
     if (typeof e.fields !== 'object' || e.fields === null || Array.isArray(e.fields)) {
       this.fail({ kind: 'leaf', leafIndex: idx, reason: `leaf ${idx}: fields missing` });
@@ -294,6 +295,7 @@ export class BundleVerifier {
         if (typeof field !== 'object' || field === null) {
           this.fail({ kind: 'leaf', leafIndex: idx, reason: `leaf ${idx}: field ${name} is malformed` });
           leafOk = false;
+          allOk = false;
           continue;
         }
         const status = committedFieldStatus(field);
@@ -301,17 +303,19 @@ export class BundleVerifier {
         if (status === 'ok') {
           this.fieldsVerified++;
         } else if (status === 'erased') {
+          allOk = false;
           this.erasedCount++;
           if (this.erased.length < this.maxListed) this.erased.push({ leafIndex: idx, field: name });
         } else {
           this.fail({ kind: 'leaf', leafIndex: idx, reason: `leaf ${idx}: field ${name} does not match its commitment` });
           leafOk = false;
+          allOk = false;
         }
       }
     }
     let hash: Buffer;
     try {
-      hash = rebuildLeafHash(h.organizationId, e.id, e.recordedAt, commitments);
+      hash = rebuildLeafHash(h.organizationId, e.id, e.recordedAt, commitments, allOk);
     } catch (err) {
       this.fail({ kind: 'leaf', leafIndex: idx, reason: `leaf ${idx}: cannot rebuild the leaf: ${(err as Error).message}` });
       hash = Buffer.alloc(HASH_SIZE); // keep the tree going so later checks still run

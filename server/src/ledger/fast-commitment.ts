@@ -137,17 +137,29 @@ function isCommitment(c: unknown): boolean {
  * "fields" < "id" < "org" < "recordedAt" < "v", and field names by the default sort. Inputs the
  * fast path does not cover exactly (surrogates, malformed values) go through the reference code,
  * which throws for what is not a valid leaf.
+ *
+ * `hexChecked`: the caller already knows every commitment is 64 lower-case hex digits (a
+ * commitment equal to a digest just computed is), so they are not scanned again.
  */
-export function rebuildLeafHash(org: string, id: string, recordedAt: string, fields: Record<string, string>): Buffer {
+export function rebuildLeafHash(org: string, id: string, recordedAt: string, fields: Record<string, string>, hexChecked = false): Buffer {
   const simple = (s: unknown): s is string => typeof s === 'string' && !SURROGATE_RE.test(s);
   const names = Object.keys(fields).sort();
-  const values = names.map((n) => fields[n]);
-  const hex = values.every(isCommitment);
-  if (!simple(org) || !simple(id) || typeof recordedAt !== 'string' || !isRecordedAt(recordedAt) || !hex || !names.every(simple)) {
+  if (
+    !simple(org) ||
+    !simple(id) ||
+    typeof recordedAt !== 'string' ||
+    !isRecordedAt(recordedAt) ||
+    !names.every(simple) ||
+    (!hexChecked && !names.every((n) => isCommitment(fields[n])))
+  ) {
     return leafHash(leafBytes({ org, id, recordedAt, fields }));
   }
-  const members = names.map((n) => `${JSON.stringify(n)}:"${fields[n]}"`).join(',');
-  const text = `{"fields":{${members}},"id":${JSON.stringify(id)},"org":${JSON.stringify(org)},"recordedAt":"${recordedAt}","v":1}`;
-  return leafHash(text);
+  // SHA-256(0x00 || leaf text) (RFC 9162 leaf prefix): the NUL character is the 0x00 byte in UTF-8.
+  let text = '\0{"fields":{';
+  for (let i = 0; i < names.length; i++) {
+    const n = names[i]!;
+    text += (i === 0 ? '' : ',') + JSON.stringify(n) + ':"' + fields[n]! + '"';
+  }
+  text += '},"id":' + JSON.stringify(id) + ',"org":' + JSON.stringify(org) + ',"recordedAt":"' + recordedAt + '","v":1}';
+  return oneShotHash('sha256', text, 'buffer');
 }
-

@@ -234,10 +234,28 @@ describe('hot-path equivalence with the reference code', () => {
         fc.dictionary(fc.string({ unit: 'grapheme' }), hex),
         (org, id, at, fields) => {
           const recordedAt = formatRecordedAt(at);
-          expect(rebuildLeafHash(org, id, recordedAt, fields).equals(leafHash(leafBytes({ org, id, recordedAt, fields })))).toBe(true);
+          const reference = leafHash(leafBytes({ org, id, recordedAt, fields }));
+          expect(rebuildLeafHash(org, id, recordedAt, fields).equals(reference)).toBe(true);
+          expect(rebuildLeafHash(org, id, recordedAt, fields, true).equals(reference)).toBe(true); // commitments known to be hex
         },
       ),
       { numRuns: 500 },
+    );
+    // Commitments that are not 64 lower-case hex: the fast path must not hash them, the reference throws.
+    const notHex = fc.oneof(hex, fc.string(), hex.map((h) => h.toUpperCase()), hex.map((h) => h.slice(1)));
+    fc.assert(
+      fc.property(fc.string(), fc.dictionary(fc.string(), notHex, { minKeys: 1 }), (id, fields) => {
+        const recordedAt = '2026-12-06T15:00:00.000Z';
+        let reference: Buffer | Error;
+        try {
+          reference = leafHash(leafBytes({ org: 'org', id, recordedAt, fields }));
+        } catch (err) {
+          reference = err as Error;
+        }
+        if (reference instanceof Error) expect(() => rebuildLeafHash('org', id, recordedAt, fields)).toThrow(reference.message);
+        else expect(rebuildLeafHash('org', id, recordedAt, fields).equals(reference)).toBe(true);
+      }),
+      { numRuns: 300 },
     );
   });
 });
