@@ -1,5 +1,5 @@
 /**
- * `npm run bench:proof`: inclusion-proof latency on a large log (issue #16).
+ * `npm run bench:proof`: inclusion-proof latency on a large log.
  *
  *  1. a throw-away PostgreSQL database; the server (a child process, so its CPU is its own) starts
  *     once to migrate and bootstrap, then stops;
