@@ -315,6 +315,8 @@ async function bulkIngest(
 
 interface SingleResult {
   events: number;
+  /** Unmeasured warm-up requests sent before the timed ones. */
+  warmup: number;
   clients: number;
   elapsedMs: number;
   eventsPerSecond: number;
@@ -349,10 +351,54 @@ async function singleIngest(
       latencies.push(res.ms);
     });
     const elapsedMs = nowMs() - started;
-    return { events: count, clients, elapsedMs, eventsPerSecond: rate(count, elapsedMs), latency: summarize(latencies), cpu: await meter.read() };
+    return { events: count, warmup: warm, clients, elapsedMs, eventsPerSecond: rate(count, elapsedMs), latency: summarize(latencies), cpu: await meter.read() };
   } finally {
     http.close();
   }
+}
+
+/** What the server appended by itself after a phase's last answer (detector alerts and the like). */
+interface Settled {
+  /** Leaves appended after the phase's last answer, before the log stopped growing. */
+  appended: number;
+  seconds: number;
+  serverCpuS: number;
+}
+
+/**
+ * Waits until the log stops growing (the same tree size for 1 s, at most 120 s): the server
+ * appends events of its own after a phase (the detectors' alerts run off the append path), and
+ * that work should neither be charged to the next phase nor run under its measurements.
+ */
+async function settle(url: string, apiKey: string, pid: number, expectedSize: number): Promise<Settled> {
+  const http = new HttpClient(url, apiKey, 1);
+  const meter = new PhaseMeter(pid);
+  const size = async () => {
+    const res = await http.get('/api/v1/ledger/checkpoint');
+    expectStatus(res, 200, 'checkpoint');
+    return (JSON.parse(res.body) as { treeSize: number }).treeSize;
+  };
+  try {
+    let last = await size();
+    let stableSince = nowMs();
+    const started = nowMs();
+    while (nowMs() - stableSince < 1000 && nowMs() - started < 120_000) {
+      await new Promise((r) => setTimeout(r, 200));
+      const now = await size();
+      if (now !== last) {
+        last = now;
+        stableSince = nowMs();
+      }
+    }
+    const cpu = await meter.read();
+    return { appended: last - expectedSize, seconds: cpu.wallS, serverCpuS: cpu.serverCpuS };
+  } finally {
+    http.close();
+  }
+}
+
+function settledLine(s: Settled): string {
+  return `after the phase: the server appended ${num(s.appended)} events of its own; the log settled in ${s.seconds.toFixed(1)} s (server CPU ${s.serverCpuS.toFixed(1)} s, not counted above)`;
 }
 
 interface ProofResult {
@@ -380,20 +426,22 @@ async function proofLatency(url: string, apiKey: string, signerKey: string, seed
     }
     const r = prng(seed ^ 0x5eed);
     for (let i = 0; i < 20; i++) {
-      expectStatus(await http.get(`/api/v1/ledger/proofs/inclusion?leafIndex=${Math.floor(r() * treeSize)}`), 200, 'proof warm-up');
+      expectStatus(await http.get(`/api/v1/ledger/proofs/inclusion?leafIndex=${Math.floor(r() * treeSize)}&treeSize=${treeSize}`), 200, 'proof warm-up');
     }
     const latencies: number[] = [];
     const answers: Array<{ index: number; body: string }> = [];
     for (let i = 0; i < count; i++) {
       const index = Math.floor(r() * treeSize);
-      const res = await http.get(`/api/v1/ledger/proofs/inclusion?leafIndex=${index}`);
+      // At the checkpoint's size: the log may grow while proofs are asked for (the server appends
+      // events of its own, e.g. detector alerts), and a proof without treeSize is at the current one.
+      const res = await http.get(`/api/v1/ledger/proofs/inclusion?leafIndex=${index}&treeSize=${treeSize}`);
       expectStatus(res, 200, `inclusion proof of leaf ${index}`);
       latencies.push(res.ms);
       answers.push({ index, body: res.body });
     }
     for (const { index, body } of answers) {
       const p = JSON.parse(body) as { leafIndex: number; treeSize: number; leafHash: string; hashes: string[] };
-      if (p.leafIndex !== index || p.treeSize !== treeSize) throw new Error(`proof of leaf ${index} answers for ${p.leafIndex}@${p.treeSize}`);
+      if (p.leafIndex !== index || p.treeSize !== treeSize) throw new Error(`proof of leaf ${index} at ${treeSize} answers for ${p.leafIndex}@${p.treeSize}`);
       verifyInclusion(
         Buffer.from(p.leafHash, 'base64'),
         index,
@@ -621,6 +669,10 @@ async function main(): Promise<void> {
         `response ${(batched.meanResponseBytes / 1024).toFixed(0)} KiB per request`,
     );
     console.log(cpuLine(batched.cpu, batched.events));
+    let ownEvents = 0;
+    const afterBatched = await settle(srv.url, apiKey, srv.pid, o.timed);
+    ownEvents += afterBatched.appended;
+    console.log(settledLine(afterBatched));
 
     // 3. Fill to --events.
     let fill: BulkResult | null = null;
@@ -635,6 +687,9 @@ async function main(): Promise<void> {
           `request p50 ${ms(fill.requestLatency.p50)}, p99 ${ms(fill.requestLatency.p99)}`,
       );
       console.log(cpuLine(fill.cpu, fill.events));
+      const afterFill = await settle(srv.url, apiKey, srv.pid, o.events + ownEvents);
+      ownEvents += afterFill.appended;
+      console.log(settledLine(afterFill));
     }
     const fillMs = nowMs() - fillFrom + batched.elapsedMs;
     console.log(`filling to ${num(o.events)} events took ${(fillMs / 1000).toFixed(1)} s in total (phases 2 + 3)`);
@@ -649,6 +704,9 @@ async function main(): Promise<void> {
         `latency p50 ${ms(single.latency.p50)}, p95 ${ms(single.latency.p95)}, p99 ${ms(single.latency.p99)}, max ${ms(single.latency.max)}`,
     );
     console.log(cpuLine(single.cpu, single.events));
+    const afterSingle = await settle(srv.url, apiKey, srv.pid, o.events + ownEvents + single.events + single.warmup);
+    ownEvents += afterSingle.appended;
+    console.log(settledLine(afterSingle));
 
     // 5. Proofs.
     rss.enter('proofs');
