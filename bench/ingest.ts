@@ -17,6 +17,7 @@
  *
  * Every loop is bounded by a request count; all traffic goes to 127.0.0.1.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -34,7 +35,7 @@ import { runBounded } from './lib/concurrency';
 import { createBenchDatabase, type BenchDatabase } from './lib/database';
 import { HttpClient, expectStatus, type HttpResult } from './lib/http-client';
 import { runRawBaseline, type RawBaselineResult } from './lib/raw-baseline';
-import { REPO_ROOT, RssSampler, sampleProcess, startServer, type ServerProcess } from './lib/server-process';
+import { REPO_ROOT, RssSampler, sampleProcess, sampleThreads, startServer, type ServerProcess } from './lib/server-process';
 import { formatTable, mib, ms, num, section } from './lib/report';
 import { nowMs, rate, summarize, type LatencySummary } from './lib/stats';
 import { ACTIONS, bulkBody, makeEvent, prng } from './lib/workload';
@@ -56,6 +57,7 @@ const HELP = `Usage: npm run bench:ingest -- [options]
                       (default $BENCH_DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres)
   --redis-url URL     pass REDIS_URL to the server (default: none, in-process cache)
   --server-cpu-prof DIR  run the server with --cpu-prof and write its V8 CPU profile to DIR on exit
+  --server-node-arg A a node option for the server process (repeatable), e.g. --max-semi-space-size=8
   --compiled          build the server (npm run build -w server) and run server/dist/main.js, as the
                       image does, instead of the sources through tsx (RSS without the tsx loader)
   --receipts MODE     receipts of the bulk phases: compact (default; the checkpoint once, no proofs) or
@@ -82,6 +84,7 @@ interface Options {
   redisUrl: string | undefined;
   keep: boolean;
   serverCpuProf: string | undefined;
+  serverNodeArgs: string[];
   role: 'api' | 'all';
   receipts: 'full' | 'compact';
   compiled: boolean;
@@ -110,6 +113,7 @@ function parseOptions(argv: string[]): Options | null {
       'redis-url': { type: 'string' },
       keep: { type: 'boolean', default: false },
       'server-cpu-prof': { type: 'string' },
+      'server-node-arg': { type: 'string', multiple: true },
       role: { type: 'string', default: 'api' },
       receipts: { type: 'string', default: 'compact' },
       compiled: { type: 'boolean', default: false },
@@ -142,6 +146,7 @@ function parseOptions(argv: string[]): Options | null {
     redisUrl: values['redis-url'],
     keep: values.keep,
     serverCpuProf: values['server-cpu-prof'],
+    serverNodeArgs: values['server-node-arg'] ?? [],
     role: values.role === 'all' ? 'all' : values.role === 'api' ? 'api' : fail(`--role must be api or all, got ${values.role}`),
     compiled: values.compiled,
     receipts: values.receipts === 'full' || values.receipts === 'compact' ? values.receipts : fail(`--receipts must be full or compact, got ${values.receipts}`),
@@ -152,9 +157,13 @@ function parseOptions(argv: string[]): Options | null {
 interface PhaseCpu {
   wallS: number;
   serverCpuS: number;
+  /** The server's CPU seconds by thread (`main`: where JavaScript runs; the others by name). */
+  serverThreads: Map<string, number>;
   /** CPU of the server's PostgreSQL backends (/proc/<backend pid>/stat), null when unreadable. */
   postgresCpuS: number | null;
   clientCpuS: number;
+  /** Group commits of the phase and the cluster's WAL writes/syncs meanwhile; null when not read. */
+  commits: CommitCounters | null;
 }
 
 /**
@@ -189,6 +198,17 @@ class PostgresCpu {
     return out;
   }
 
+  /** pg_stat_wal counters (cluster-wide), null before PostgreSQL 14. */
+  async wal(): Promise<{ syncs: number; writes: number; bytes: number } | null> {
+    try {
+      const { rows } = await this.client.query<{ wal_sync: string; wal_write: string; wal_bytes: string }>('SELECT wal_sync, wal_write, wal_bytes FROM pg_stat_wal');
+      const r = rows[0];
+      return r ? { syncs: Number(r.wal_sync), writes: Number(r.wal_write), bytes: Number(r.wal_bytes) } : null;
+    } catch {
+      return null;
+    }
+  }
+
   close(): Promise<void> {
     return this.client.end();
   }
@@ -196,16 +216,56 @@ class PostgresCpu {
 
 let postgresCpu: PostgresCpu | null = null;
 
+/** Group commits (the server's audit_ingest_batch_size histogram) and the cluster's WAL activity. */
+interface CommitCounters {
+  transactions: number;
+  events: number;
+  /** pg_stat_wal (PostgreSQL 14+), cluster-wide: other databases' work is included. */
+  walSyncs: number | null;
+  walWrites: number | null;
+  walBytes: number | null;
+}
+
+async function commitCounters(url: string | undefined): Promise<CommitCounters | null> {
+  if (!url) return null;
+  const metrics = new HttpClient(url, '', 1);
+  try {
+    const res = await metrics.get('/metrics');
+    if (res.status !== 200) return null;
+    const value = (name: string) => Number(new RegExp(`^${name}(?:\\{\\})? (\\S+)$`, 'm').exec(res.body)?.[1] ?? NaN);
+    const wal = postgresCpu ? await postgresCpu.wal() : null;
+    return {
+      transactions: value('audit_ingest_batch_size_count'),
+      events: value('audit_ingest_batch_size_sum'),
+      walSyncs: wal?.syncs ?? null,
+      walWrites: wal?.writes ?? null,
+      walBytes: wal?.bytes ?? null,
+    };
+  } catch {
+    return null;
+  } finally {
+    metrics.close();
+  }
+}
+
 /** CPU seconds of the server child, its PostgreSQL backends and this (client) process, and wall time, over one phase. */
 class PhaseMeter {
   private readonly wall0 = nowMs();
   private readonly server0: number;
+  private readonly threads0: Map<string, number>;
   private readonly client0 = process.cpuUsage();
   private postgres0: Promise<Map<number, number> | null>;
+  private commits0: Promise<CommitCounters | null>;
 
-  constructor(private readonly pid: number) {
+  /** `url`: the server, whose /metrics give the group commits of the phase. */
+  constructor(
+    private readonly pid: number,
+    private readonly url?: string,
+  ) {
     this.server0 = sampleProcess(pid).cpuSeconds;
+    this.threads0 = sampleThreads(pid);
     this.postgres0 = postgresCpu ? postgresCpu.sample() : Promise.resolve(null);
+    this.commits0 = commitCounters(url);
   }
 
   /** Wall seconds, server CPU seconds, PostgreSQL backend CPU seconds and client CPU seconds since construction. */
@@ -213,13 +273,21 @@ class PhaseMeter {
     const c = process.cpuUsage(this.client0);
     const wallS = (nowMs() - this.wall0) / 1000;
     const serverCpuS = sampleProcess(this.pid).cpuSeconds - this.server0;
+    const threads = new Map<string, number>();
+    for (const [name, s] of sampleThreads(this.pid)) threads.set(name, s - (this.threads0.get(name) ?? 0));
     const [before, after] = [await this.postgres0, postgresCpu ? await postgresCpu.sample() : null];
     let postgresCpuS: number | null = null;
     if (before && after) {
       postgresCpuS = 0;
       for (const [pid, s] of after) postgresCpuS += s - (before.get(pid) ?? 0);
     }
-    return { wallS, serverCpuS, postgresCpuS, clientCpuS: (c.user + c.system) / 1e6 };
+    const [c0, c1] = [await this.commits0, await commitCounters(this.url)];
+    let commits: PhaseCpu['commits'] = null;
+    if (c0 && c1 && Number.isFinite(c1.transactions - c0.transactions)) {
+      const d = (k: 'walSyncs' | 'walWrites' | 'walBytes') => (c0[k] === null || c1[k] === null ? null : c1[k] - c0[k]);
+      commits = { transactions: c1.transactions - c0.transactions, events: c1.events - c0.events, walSyncs: d('walSyncs'), walWrites: d('walWrites'), walBytes: d('walBytes') };
+    }
+    return { wallS, serverCpuS, serverThreads: threads, postgresCpuS, clientCpuS: (c.user + c.system) / 1e6, commits };
   }
 }
 
@@ -232,9 +300,17 @@ function cpuLine(m: PhaseCpu, events?: number): string {
   const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
   const per = (s: number) => (events ? ` = ${perUnit(s, events)}/event` : '');
   const postgres = m.postgresCpuS === null ? 'PostgreSQL backends: not visible' : `PostgreSQL backends ${m.postgresCpuS.toFixed(1)} s${per(m.postgresCpuS)}`;
+  const threads = [...m.serverThreads].filter(([, s]) => s > 0).sort((a, b) => b[1] - a[1]);
+  const threadLine = events && threads.length > 0 ? `\nserver threads: ${threads.map(([n, s]) => `${n} ${perUnit(s, events)}`).join(', ')}` : '';
+  const k = m.commits;
+  const commits =
+    k && k.transactions > 0
+      ? `\ngroup commits: ${num(k.transactions)} transactions, ${(k.events / k.transactions).toFixed(1)} events each` +
+        (k.walSyncs !== null ? ` · WAL (whole cluster): ${num(k.walSyncs)} syncs = ${(k.walSyncs / k.transactions).toFixed(2)} per transaction, ${num(k.walWrites ?? 0)} writes, ${((k.walBytes ?? 0) / 1024 / 1024).toFixed(1)} MiB` : '')
+      : '';
   return (
     `wall ${m.wallS.toFixed(1)} s · server CPU ${m.serverCpuS.toFixed(1)} s${per(m.serverCpuS)} (${((100 * m.serverCpuS) / m.wallS).toFixed(0)}% of a core) · ` +
-    `${postgres} · client CPU ${m.clientCpuS.toFixed(1)} s · load ${load}`
+    `${postgres} · client CPU ${m.clientCpuS.toFixed(1)} s · load ${load}${threadLine}${commits}`
   );
 }
 
@@ -273,7 +349,7 @@ async function bulkIngest(
   const http = new HttpClient(url, apiKey, clients);
   const requests = Math.ceil((end - start) / batch);
   const latencies: number[] = [];
-  const meter = new PhaseMeter(pid);
+  const meter = new PhaseMeter(pid, url);
   const started = nowMs();
   let done = 0;
   let responseBytes = 0;
@@ -343,7 +419,7 @@ async function singleIngest(
       const res = await http.post('/api/v1/events', JSON.stringify(makeEvent(seed, firstEvent + i)));
       expectStatus(res, 201, 'single-event warm-up');
     });
-    const meter = new PhaseMeter(pid);
+    const meter = new PhaseMeter(pid, url);
     const started = nowMs();
     await runBounded(count, clients, async (i) => {
       const res = await http.post('/api/v1/events', JSON.stringify(makeEvent(seed, firstEvent + warm + i)));
@@ -399,6 +475,30 @@ async function settle(url: string, apiKey: string, pid: number, expectedSize: nu
 
 function settledLine(s: Settled): string {
   return `after the phase: the server appended ${num(s.appended)} events of its own; the log settled in ${s.seconds.toFixed(1)} s (server CPU ${s.serverCpuS.toFixed(1)} s, not counted above)`;
+}
+
+/**
+ * Server CPU per request of requests that do no ingest work, over the same 32 keep-alive clients
+ * as the single-event phase: `GET /health` (the app's first middleware and a router, no
+ * credential) and `GET /api/v1/ledger/checkpoint` (credential, the /api/v1 middleware chain, the
+ * operation table's route, a read-cache hit). Against the single-event figure they split what a
+ * single event costs into the HTTP stack's share and the ingest's.
+ */
+async function requestFloor(url: string, apiKey: string, pid: number, clients: number, count: number): Promise<Array<{ path: string; cpu: PhaseCpu; perSecond: number }>> {
+  const http = new HttpClient(url, apiKey, clients);
+  const out: Array<{ path: string; cpu: PhaseCpu; perSecond: number }> = [];
+  try {
+    for (const p of ['/health', '/api/v1/ledger/checkpoint']) {
+      await runBounded(clients * 5, clients, async () => expectStatus(await http.get(p), 200, `warm-up ${p}`));
+      const meter = new PhaseMeter(pid);
+      const started = nowMs();
+      await runBounded(count, clients, async () => expectStatus(await http.get(p), 200, p));
+      out.push({ path: p, cpu: await meter.read(), perSecond: rate(count, nowMs() - started) });
+    }
+  } finally {
+    http.close();
+  }
+  return out;
 }
 
 interface ProofResult {
@@ -566,6 +666,11 @@ async function main(): Promise<void> {
       `${num(o.proofs)} proofs; ${num(o.queries)} queries${o.quick ? ' (--quick)' : ''}`,
   );
 
+  // Phase boundaries on the monotonic clock (µs), which is the clock of V8's CPU profile: with
+  // --server-cpu-prof they are written beside the profile so it can be cut into phases
+  // (bench/profile-summary.ts).
+  const marks: Array<{ phase: string; us: number }> = [];
+  const mark = (phase: string) => marks.push({ phase, us: Number(process.hrtime.bigint() / 1000n) });
   let database: BenchDatabase | null = null;
   let server: ServerProcess | null = null;
   let sampler: RssSampler | null = null;
@@ -624,10 +729,11 @@ async function main(): Promise<void> {
     const t0 = nowMs();
     server = await startServer(env, {
       compiled: o.compiled,
-      nodeArgs: o.serverCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(o.serverCpuProf)}`] : [],
+      nodeArgs: [...o.serverNodeArgs, ...(o.serverCpuProf ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(o.serverCpuProf)}`] : [])],
     });
     if (o.serverCpuProf) console.log(`server CPU profile will be written to ${path.resolve(o.serverCpuProf)} (profiling slows the server)`);
     const srv: ServerProcess = server;
+    if (o.serverNodeArgs.length > 0) console.log(`server node options: ${o.serverNodeArgs.join(' ')}`);
     console.log(`server (AUDIT_ROLE=${o.role}, ${o.compiled ? 'compiled: server/dist/main.js' : 'sources through tsx'}) pid ${srv.pid} at ${srv.url} ready in ${((nowMs() - t0) / 1000).toFixed(1)} s (migrations applied on start)`);
     sampler = new RssSampler(srv.pid);
     sampler.start();
@@ -661,7 +767,9 @@ async function main(): Promise<void> {
     // 2. Batched HTTP ingestion over the same events.
     section(`2. Batched HTTP ingestion: POST /api/v1/events/bulk, ${o.batch} events per request, ${o.clients} clients, receipts ${o.receipts}`);
     rss.enter('batched HTTP');
+    mark('batched');
     const batched = await bulkIngest(srv.url, apiKey, srv.pid, o.seed, 0, o.timed, o.batch, o.clients, o.receipts);
+    mark('settle');
     const ratio = batched.eventsPerSecond / raw.rowsPerSecond;
     console.log(
       `${num(batched.events)} events in ${(batched.elapsedMs / 1000).toFixed(2)} s = ${num(batched.eventsPerSecond)} events/s ` +
@@ -681,12 +789,14 @@ async function main(): Promise<void> {
     if (o.events > o.timed) {
       section(`3. Fill to ${num(o.events)} events: bulk API, ${o.fillBatch} per request, ${o.clients} clients, as fast as possible`);
       rss.enter('fill');
+      mark('fill');
       fill = await bulkIngest(srv.url, apiKey, srv.pid, o.seed, o.timed, o.events, o.fillBatch, o.clients, o.receipts, 100_000);
       console.log(
         `${num(fill.events)} events in ${(fill.elapsedMs / 1000).toFixed(1)} s = ${num(fill.eventsPerSecond)} events/s; ` +
           `request p50 ${ms(fill.requestLatency.p50)}, p99 ${ms(fill.requestLatency.p99)}`,
       );
       console.log(cpuLine(fill.cpu, fill.events));
+      mark('settle');
       const afterFill = await settle(srv.url, apiKey, srv.pid, o.events + ownEvents);
       ownEvents += afterFill.appended;
       console.log(settledLine(afterFill));
@@ -698,18 +808,27 @@ async function main(): Promise<void> {
     // 4. Single events.
     section(`4. Single-event ingestion: POST /api/v1/events, ${o.singleClients} concurrent clients, ${num(o.single)} events`);
     rss.enter('single events');
+    mark('single');
     const single = await singleIngest(srv.url, apiKey, srv.pid, o.seed, o.events, o.single, o.singleClients);
     console.log(
       `${num(single.events)} events in ${(single.elapsedMs / 1000).toFixed(2)} s = ${num(single.eventsPerSecond)} events/s; ` +
         `latency p50 ${ms(single.latency.p50)}, p95 ${ms(single.latency.p95)}, p99 ${ms(single.latency.p99)}, max ${ms(single.latency.max)}`,
     );
     console.log(cpuLine(single.cpu, single.events));
+    mark('settle');
     const afterSingle = await settle(srv.url, apiKey, srv.pid, o.events + ownEvents + single.events + single.warmup);
     ownEvents += afterSingle.appended;
     console.log(settledLine(afterSingle));
 
+    // 4b. What a request costs without ingest work.
+    mark('floor');
+    const floor = await requestFloor(srv.url, apiKey, srv.pid, o.singleClients, o.single);
+    section(`4b. Requests without ingest work, ${o.singleClients} concurrent clients, ${num(o.single)} each (what the HTTP stack costs per request)`);
+    for (const f of floor) console.log(`GET ${f.path}: ${num(f.perSecond)}/s · ${cpuLine(f.cpu, o.single).replace(/\/event/g, '/request')}`);
+
     // 5. Proofs.
     rss.enter('proofs');
+    mark('proofs');
     const proofs = await proofLatency(srv.url, apiKey, signerKey, o.seed, o.proofs);
     section(`5. Inclusion proofs: ${num(proofs.requests)} sequential GET /api/v1/ledger/proofs/inclusion at ${num(proofs.treeSize)} leaves`);
     console.log(`all ${num(proofs.verified)} proofs verified against the signed checkpoint (RFC 9162 §2.1.3.2)`);
@@ -746,6 +865,7 @@ async function main(): Promise<void> {
     } finally {
       await stats.end();
     }
+    mark('queries');
     const asIs = await queryLatency(srv.url, apiKey, o.seed, o.events, o.queries, window, 0);
     printQueries(
       `6a. Filtered queries as ingested: ${num(o.queries)} sequential GET /api/v1/events (limit 50, newest first) at ${num(proofs.treeSize)} events` +
@@ -769,6 +889,7 @@ async function main(): Promise<void> {
     );
 
     // 7. Memory.
+    mark('idle');
     rss.enter('idle after load');
     await new Promise((r) => setTimeout(r, 1000));
     const last = rss.sample() ?? rss.latest();
@@ -804,6 +925,11 @@ async function main(): Promise<void> {
     process.exitCode = 1;
   } finally {
     await stopAll();
+    if (o.serverCpuProf && marks.length > 0) {
+      const file = path.join(path.resolve(o.serverCpuProf), `phases-${Date.now()}.json`);
+      fs.writeFileSync(file, JSON.stringify(marks));
+      console.log(`phase boundaries: ${file}`);
+    }
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
   }

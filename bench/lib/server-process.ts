@@ -39,6 +39,29 @@ export function sampleProcess(pid: number): ProcessSample {
   return { rssBytes: kib('VmRSS'), hwmBytes: kib('VmHWM'), cpuSeconds: (utime + stime) / CLOCK_TICKS_PER_SECOND };
 }
 
+/**
+ * CPU seconds of a process's threads, from /proc/<pid>/task/<tid>/stat: `main` (the thread where
+ * JavaScript runs) and the others by name with digits dropped (on Node 20 V8's platform workers —
+ * parallel and concurrent GC, concurrent compilation — and libuv's thread pool are all named after
+ * the process). Threads that exited are lost.
+ */
+export function sampleThreads(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/[0-9]+/g, '').trim();
+      const name = tid === String(pid) ? 'main' : `${comm} (other threads)`;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const cpu = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+      out.set(name, (out.get(name) ?? 0) + cpu);
+    } catch {
+      // the thread exited meanwhile
+    }
+  }
+  return out;
+}
+
 /** Asks the kernel for a free TCP port on 127.0.0.1. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
