@@ -17,15 +17,19 @@
  *
  * Figures are printed, never asserted (docs/architecture.md §9). Every loop is bounded by a count.
  */
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateSignerKey } from '../server/src/ledger';
 import { runBounded } from './lib/concurrency';
-import { createBenchDatabase, type BenchDatabase } from './lib/database';
+import { phaseProfile, readMainProfile } from './lib/cpu-profile';
+import { createBenchDatabase, openBenchDatabase, type BenchDatabase } from './lib/database';
 import { HttpClient, expectStatus } from './lib/http-client';
 import { formatTable, ms, num, section } from './lib/report';
-import { sampleProcess, startServer, type ServerProcess } from './lib/server-process';
+import { REPO_ROOT, sampleProcess, startServer, type ServerProcess } from './lib/server-process';
 import { nowMs, summarize, type LatencySummary } from './lib/stats';
 import { bulkBody, makeEvent, prng } from './lib/workload';
 
@@ -41,6 +45,19 @@ const HELP = `Usage: npm run bench:cache -- [options]
   --database-url U  maintenance connection of the local cluster
                     (default $BENCH_DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres)
   --seed N          workload seed (default 1)
+  --compiled        build the server (npm run build -w server) and run server/dist/main.js, as the
+                    production image does (default: the TypeScript sources through tsx)
+  --server-cpu-prof DIR  run the cache-on server with --cpu-prof, write its V8 CPU profile to DIR
+                    on exit and each phase's window (CLOCK_MONOTONIC µs, the profile's clock) to
+                    DIR/phases.json (profiling slows the server)
+  --order O         alternate (default): every request goes to the cache-off server, then to the
+                    cache-on one; blocks: --block requests to one server, then as many to the other
+                    (each server answers back to back, as a busy replica does, and both still share
+                    the same stretch of machine load)
+  --block N         requests per block with --order blocks (default 50)
+  --state FILE      reuse a filled database: when FILE exists, measure over the database it names
+                    (no fill; it is kept); otherwise fill one, keep it and write FILE (database
+                    name, bench keys, event count, sampled ids) for later runs
   --keep            keep the audit_bench_* database`;
 
 interface Options {
@@ -52,6 +69,11 @@ interface Options {
   redisUrl: string | undefined;
   databaseUrl: string;
   seed: number;
+  compiled: boolean;
+  serverCpuProf: string | undefined;
+  order: 'alternate' | 'blocks';
+  block: number;
+  state: string | undefined;
   keep: boolean;
 }
 
@@ -67,6 +89,11 @@ function options(): Options {
       'redis-url': { type: 'string' },
       'database-url': { type: 'string' },
       seed: { type: 'string' },
+      compiled: { type: 'boolean' },
+      'server-cpu-prof': { type: 'string' },
+      order: { type: 'string' },
+      block: { type: 'string' },
+      state: { type: 'string' },
       keep: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -86,8 +113,18 @@ function options(): Options {
     redisUrl: values['redis-url'] ?? (process.env.BENCH_REDIS_URL || undefined),
     databaseUrl: values['database-url'] ?? process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
     seed: int(values.seed, 1),
+    compiled: values.compiled === true,
+    serverCpuProf: values['server-cpu-prof'],
+    order: orderOf(values.order),
+    block: int(values.block, 50),
+    state: values.state,
     keep: values.keep === true,
   };
+}
+
+function orderOf(v: string | undefined): Options['order'] {
+  if (v === undefined || v === 'alternate' || v === 'blocks') return v ?? 'alternate';
+  throw new Error(`--order must be alternate or blocks, not ${v}`);
 }
 
 const STATS_SHAPES = ['action', 'status', 'dataClassification', 'day', 'hour'].flatMap((g) => [
@@ -111,7 +148,12 @@ interface Phase {
   latency: LatencySummary;
   requests: number;
   cpuSeconds: number;
+  /** Start and end of the phase on CLOCK_MONOTONIC in µs (the clock of a V8 CPU profile). */
+  window: [number, number];
 }
+
+/** CLOCK_MONOTONIC now, in µs (what `process.hrtime` and V8's profiler timestamps read). */
+const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
 
 /** A server under test and its client. */
 interface Target {
@@ -120,38 +162,53 @@ interface Target {
   client: HttpClient;
 }
 
+type Pick = (i: number) => { method: 'get' | 'post'; path: string; body?: string; status: number };
+
 /**
- * Runs `count` requests alternating between the targets (request i goes to every target in turn),
- * so both see the same moments of a machine whose load changes; returns each target's phase.
+ * Runs `count` requests on every target, so both see the same moments of a machine whose load
+ * changes: with `--order alternate` request i goes to every target in turn; with `blocks`, requests
+ * [b, b + block) go to every target in turn, one block at a time (the same requests, in the same
+ * order, to each). Returns each target's phase.
  */
-async function alternate(targets: Target[], count: number, workers: number, pick: (i: number) => { method: 'get' | 'post'; path: string; body?: string; status: number }): Promise<Phase[]> {
+async function alternate(targets: Target[], count: number, workers: number, o: Options, pick: Pick): Promise<Phase[]> {
   const samples = targets.map(() => [] as number[]);
   const before = targets.map((t) => sampleProcess(t.srv.pid).cpuSeconds);
-  await runBounded(count, workers, async (i) => {
-    const req = pick(i);
-    for (const [k, t] of targets.entries()) {
-      const res = req.method === 'get' ? await t.client.get(req.path) : await t.client.post(req.path, req.body!);
-      expectStatus(res, req.status, `${t.label} ${req.path}`);
-      if (req.method === 'get') samples[k]!.push(res.ms);
+  const start = monotonicMicros();
+  const send = async (k: number, req: ReturnType<Pick>) => {
+    const t = targets[k]!;
+    const res = req.method === 'get' ? await t.client.get(req.path) : await t.client.post(req.path, req.body!);
+    expectStatus(res, req.status, `${t.label} ${req.path}`);
+    if (req.method === 'get') samples[k]!.push(res.ms);
+  };
+  if (o.order === 'alternate') {
+    await runBounded(count, workers, async (i) => {
+      const req = pick(i);
+      for (const k of targets.keys()) await send(k, req);
+    });
+  } else {
+    for (let b = 0; b < count; b += o.block) {
+      const reqs = Array.from({ length: Math.min(o.block, count - b) }, (_, j) => pick(b + j));
+      for (const k of targets.keys()) await runBounded(reqs.length, workers, (j) => send(k, reqs[j]!));
     }
-  });
-  return targets.map((t, k) => ({ latency: summarize(samples[k]!), requests: count, cpuSeconds: sampleProcess(t.srv.pid).cpuSeconds - before[k]! }));
+  }
+  const end = monotonicMicros();
+  return targets.map((t, k) => ({ latency: summarize(samples[k]!), requests: count, cpuSeconds: sampleProcess(t.srv.pid).cpuSeconds - before[k]!, window: [start, end] }));
 }
 
 async function measure(targets: Target[], ids: string[], o: Options): Promise<Array<{ stats: Phase; getById: Phase; mix: Phase }>> {
   for (const t of targets) for (const p of STATS_SHAPES) expectStatus(await t.client.get(p), 200, `warm-up ${p}`);
-  section(`stats: ${num(o.requests)} sequential requests per server over ${STATS_SHAPES.length} shapes, alternating servers`);
-  const stats = await alternate(targets, o.requests, 1, (i) => ({ method: 'get', path: STATS_SHAPES[i % STATS_SHAPES.length]!, status: 200 }));
+  section(`stats: ${num(o.requests)} sequential requests per server over ${STATS_SHAPES.length} shapes, ${o.order === 'alternate' ? 'alternating servers' : `blocks of ${o.block} per server`}`);
+  const stats = await alternate(targets, o.requests, 1, o, (i) => ({ method: 'get', path: STATS_SHAPES[i % STATS_SHAPES.length]!, status: 200 }));
 
   const byIdPaths = ids.slice(0, 500).map((id) => `/api/v1/events/${id}`);
   for (const t of targets) for (const p of byIdPaths) expectStatus(await t.client.get(p), 200, `warm-up ${p}`);
-  section(`getById: ${num(o.requests)} sequential requests per server over ${num(byIdPaths.length)} ids, alternating servers`);
-  const getById = await alternate(targets, o.requests, 1, (i) => ({ method: 'get', path: byIdPaths[i % byIdPaths.length]!, status: 200 }));
+  section(`getById: ${num(o.requests)} sequential requests per server over ${num(byIdPaths.length)} ids, ${o.order === 'alternate' ? 'alternating servers' : `blocks of ${o.block} per server`}`);
+  const getById = await alternate(targets, o.requests, 1, o, (i) => ({ method: 'get', path: byIdPaths[i % byIdPaths.length]!, status: 200 }));
 
   section(`read mix: ${num(o.mix)} requests per server on ${o.clients} clients, ${(o.writeShare * 100).toFixed(1)} % appends`);
   const r = prng(o.seed + 7);
   const skewed = <T>(xs: readonly T[]) => xs[Math.floor(Math.pow(r(), 3) * xs.length)]!;
-  const mix = await alternate(targets, o.mix, o.clients, (i) => {
+  const mix = await alternate(targets, o.mix, o.clients, o, (i) => {
     if (r() < o.writeShare) return { method: 'post', path: '/api/v1/events', body: JSON.stringify(makeEvent(o.seed + 1, i)), status: 201 };
     const v = r();
     const path = v < 0.5 ? `/api/v1/events/${skewed(ids)}` : v < 0.75 ? skewed(STATS_SHAPES) : v < 0.85 ? '/api/v1/ledger/checkpoint' : skewed(QUERY_SHAPES);
@@ -189,13 +246,39 @@ async function fill(srv: ServerProcess, key: string, o: Options): Promise<string
   return ids;
 }
 
+/** What `--state FILE` keeps of a filled database for later runs (bench keys only). */
+interface SavedState {
+  database: string;
+  apiKey: string;
+  signerKey: string;
+  events: number;
+  ids: string[];
+}
+
+/** Where the cache-on server's time went in each phase, from its CPU profile. */
+function reportProfile(dir: string, pid: number, phases: Record<string, Phase>): void {
+  const profile = readMainProfile(dir, pid);
+  if (!profile) return console.log(`no CPU profile of pid ${pid} in ${dir}`);
+  for (const [name, p] of Object.entries(phases)) {
+    const r = phaseProfile(profile, p.window, p.requests);
+    section(`cache-on server, ${name}: ${r.busyMicros.toFixed(0)} µs of samples per request outside (idle) (${dir}; wall-clock samples, profiled)`);
+    const rows = r.byPackage.map(([k, us], i) => [`${us.toFixed(0)} µs`, k, r.byFunction[i] ? `${r.byFunction[i][1].toFixed(0)} µs` : '', r.byFunction[i]?.[0] ?? '']);
+    console.log(formatTable(['self', 'package / file', 'self', 'function'], rows));
+  }
+}
+
 async function main(): Promise<void> {
   const o = options();
-  const key = `sak_bench_${randomBytes(24).toString('base64url')}`;
-  const { signerKey } = generateSignerKey('bench.audit');
+  const saved = o.state && fs.existsSync(o.state) ? (JSON.parse(fs.readFileSync(o.state, 'utf8')) as SavedState) : null;
+  if (saved) o.events = saved.events;
+  const keep = o.keep || o.state !== undefined;
+  const key = saved?.apiKey ?? `sak_bench_${randomBytes(24).toString('base64url')}`;
+  const signerKey = saved?.signerKey ?? generateSignerKey('bench.audit').signerKey;
   let db: BenchDatabase | null = null;
+  let profiled: { dir: string; pid: number; phases: Record<string, Phase> } | null = null;
   try {
-    db = await createBenchDatabase(o.databaseUrl);
+    db = saved ? await openBenchDatabase(o.databaseUrl, saved.database) : await createBenchDatabase(o.databaseUrl);
+    if (saved) console.log(`reusing database ${saved.database} (${num(saved.events)} events) from ${o.state}`);
     console.log(`PostgreSQL ${db.serverVersion} (${db.settings}); database ${db.name}`);
     console.log(`cache on: ${o.redisUrl ? `Redis ${new URL(o.redisUrl).host}` : 'in-process LRU'}; ${num(o.events)} events`);
     const base = {
@@ -209,20 +292,39 @@ async function main(): Promise<void> {
       NODE_ENV: 'production',
       HTTP_BODY_LIMIT_BYTES: String(16 * 1024 * 1024),
     };
-    const off = await startServer({ ...base, CACHE_TTL_SECONDS: '0' });
-    const on = await startServer({
-      ...base,
-      CACHE_TTL_SECONDS: '300',
-      CACHE_KEY_PREFIX: `bench:${randomBytes(4).toString('hex')}:`,
-      ...(o.redisUrl ? { REDIS_URL: o.redisUrl } : {}),
-    });
+    if (o.compiled) {
+      const build = spawnSync('npm', ['run', 'build', '-w', 'server'], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+      if (build.status !== 0) throw new Error('npm run build -w server failed');
+    }
+    console.log(`servers: ${o.compiled ? 'compiled (server/dist/main.js)' : 'TypeScript sources through tsx'}`);
+    const profDir = o.serverCpuProf ? path.resolve(o.serverCpuProf) : null;
+    const off = await startServer({ ...base, CACHE_TTL_SECONDS: '0' }, { compiled: o.compiled });
+    const on = await startServer(
+      {
+        ...base,
+        CACHE_TTL_SECONDS: '300',
+        CACHE_KEY_PREFIX: `bench:${randomBytes(4).toString('hex')}:`,
+        ...(o.redisUrl ? { REDIS_URL: o.redisUrl } : {}),
+      },
+      { compiled: o.compiled, nodeArgs: profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [] },
+    );
+    if (profDir) console.log(`cache-on server (pid ${on.pid}) CPU profile will be written to ${profDir} (profiling slows it)`);
     const targets: Target[] = [
       { label: 'cache off', srv: off, client: new HttpClient(off.url, key, o.clients) },
       { label: 'cache on', srv: on, client: new HttpClient(on.url, key, o.clients) },
     ];
     try {
-      section(`Fill to ${num(o.events)} events (bulk API on the cache-off server, 1000 per request, ${o.clients} clients)`);
-      const ids = await fill(off, key, o);
+      let ids: string[];
+      if (saved) ids = saved.ids;
+      else {
+        section(`Fill to ${num(o.events)} events (bulk API on the cache-off server, 1000 per request, ${o.clients} clients)`);
+        ids = await fill(off, key, o);
+        if (o.state) {
+          const state: SavedState = { database: db.name, apiKey: key, signerKey, events: o.events, ids };
+          fs.writeFileSync(o.state, JSON.stringify(state), { mode: 0o600 });
+          console.log(`wrote ${o.state}: later runs with --state ${o.state} measure over ${db.name}`);
+        }
+      }
       console.log(`load average before measuring: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} on ${os.cpus().length} cores`);
       const before = await cacheCounters(on.url);
       const results = await measure(targets, ids, o);
@@ -244,17 +346,26 @@ async function main(): Promise<void> {
         const total = hits + d('miss');
         console.log(`  ${cache.padEnd(11)} ${num(hits)} hits / ${num(total)} look-ups = ${total === 0 ? 'n/a' : `${((100 * hits) / total).toFixed(1)} %`}`);
       }
+      if (profDir) {
+        const windows = Object.fromEntries(Object.entries(results[1]!).map(([name, p]) => [name, { window: p.window, requests: p.requests }]));
+        fs.mkdirSync(profDir, { recursive: true });
+        fs.writeFileSync(path.join(profDir, 'phases.json'), JSON.stringify({ pid: on.pid, phases: windows }, null, 2));
+        profiled = { dir: profDir, pid: on.pid, phases: results[1]! };
+      }
       const offR = results[0]!;
       const onR = results[1]!;
       console.log(`\nstats p95: ${ms(offR.stats.latency.p95)} off → ${ms(onR.stats.latency.p95)} on; getById p95: ${ms(offR.getById.latency.p95)} off → ${ms(onR.getById.latency.p95)} on`);
       const met = onR.stats.latency.p95 <= 2;
-      console.log(`target: cached stats p95 ≤ 2 ms at ${num(o.events)} events: ${ms(onR.stats.latency.p95)} — ${met ? 'met' : 'NOT met'}`);
+      const how = `--order ${o.order}${o.order === 'blocks' ? ` --block ${o.block}` : ''}, ${o.compiled ? 'compiled' : 'tsx'}, ${o.redisUrl ? 'Redis' : 'in-process LRU'}`;
+      console.log(`target: cached stats p95 ≤ 2 ms at ${num(o.events)} events: ${ms(onR.stats.latency.p95)} — ${met ? 'met' : 'NOT met'} (${how})`);
     } finally {
       for (const t of targets) t.client.close();
       await Promise.all([off.stop(), on.stop()]);
     }
+    // The profile is written when the server exits.
+    if (profiled) reportProfile(profiled.dir, profiled.pid, profiled.phases);
   } finally {
-    if (db && !o.keep) await db.drop();
+    if (db && !keep) await db.drop();
     else if (db) console.log(`kept database ${db.name}`);
   }
 }

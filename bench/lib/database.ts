@@ -22,18 +22,30 @@ export interface BenchDatabase {
  * Creates `audit_bench_<random>` on the cluster `adminUrl` points at. Refuses clusters that are
  * not on the loopback interface: a benchmark must never load a shared database.
  */
-export async function createBenchDatabase(adminUrl: string): Promise<BenchDatabase> {
+export function createBenchDatabase(adminUrl: string): Promise<BenchDatabase> {
+  return benchDatabase(adminUrl, `audit_bench_${randomBytes(4).toString('hex')}`, true);
+}
+
+/**
+ * An `audit_bench_*` database an earlier run kept (`--keep`), to measure over again without
+ * filling it anew; its `drop()` drops it like any other.
+ */
+export function openBenchDatabase(adminUrl: string, name: string): Promise<BenchDatabase> {
+  if (!/^audit_bench_[0-9a-f]{8}$/.test(name)) throw new Error(`not a benchmark database name: ${name}`);
+  return benchDatabase(adminUrl, name, false);
+}
+
+async function benchDatabase(adminUrl: string, name: string, create: boolean): Promise<BenchDatabase> {
   const admin = new URL(adminUrl);
   if (!['127.0.0.1', 'localhost', '[::1]'].includes(admin.hostname)) {
     throw new Error(`refusing to benchmark against ${admin.hostname}: only a local PostgreSQL is allowed`);
   }
-  const name = `audit_bench_${randomBytes(4).toString('hex')}`;
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
   let serverVersion: string;
   let settings: string;
   try {
-    await client.query(`CREATE DATABASE ${name}`); // name is [a-z0-9_] by construction
+    if (create) await client.query(`CREATE DATABASE ${name}`); // name is [a-z0-9_] by construction
     serverVersion = ((await client.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version) ?? '?';
     const shown = await client.query<{ name: string; setting: string; unit: string | null }>(
       `SELECT name, setting, unit FROM pg_settings
