@@ -55,6 +55,8 @@ const HELP = `Usage: npm run bench:cache -- [options]
                     (each server answers back to back, as a busy replica does, and both still share
                     the same stretch of machine load)
   --block N         requests per block with --order blocks (default 50)
+  --ttl S           CACHE_TTL_SECONDS of the cache-on server (default 300, the server's default; at
+                    1M events a stats phase can outlast it, and each shape then misses once more)
   --state FILE      reuse a filled database: when FILE exists, measure over the database it names
                     (no fill; it is kept); otherwise fill one, keep it and write FILE (database
                     name, bench keys, event count, sampled ids) for later runs
@@ -74,6 +76,7 @@ interface Options {
   order: 'alternate' | 'blocks';
   block: number;
   state: string | undefined;
+  ttl: number;
   keep: boolean;
 }
 
@@ -94,6 +97,7 @@ function options(): Options {
       order: { type: 'string' },
       block: { type: 'string' },
       state: { type: 'string' },
+      ttl: { type: 'string' },
       keep: { type: 'boolean' },
       help: { type: 'boolean' },
     },
@@ -118,6 +122,7 @@ function options(): Options {
     order: orderOf(values.order),
     block: int(values.block, 50),
     state: values.state,
+    ttl: int(values.ttl, 300),
     keep: values.keep === true,
   };
 }
@@ -195,15 +200,39 @@ async function alternate(targets: Target[], count: number, workers: number, o: O
   return targets.map((t, k) => ({ latency: summarize(samples[k]!), requests: count, cpuSeconds: sampleProcess(t.srv.pid).cpuSeconds - before[k]!, window: [start, end] }));
 }
 
-async function measure(targets: Target[], ids: string[], o: Options): Promise<Array<{ stats: Phase; getById: Phase; mix: Phase }>> {
+/** Hits and look-ups per cache of the cache-on server during one phase. */
+type PhaseHits = Map<string, { hits: number; lookups: number }>;
+
+function hitsBetween(before: Map<string, number>, after: Map<string, number>): PhaseHits {
+  const out: PhaseHits = new Map();
+  for (const cache of new Set([...after.keys()].map((k) => k.split('/')[0]!))) {
+    const d = (result: string) => (after.get(`${cache}/${result}`) ?? 0) - (before.get(`${cache}/${result}`) ?? 0);
+    const hits = d('hit');
+    if (hits + d('miss') > 0) out.set(cache, { hits, lookups: hits + d('miss') });
+  }
+  return out;
+}
+
+async function measure(targets: Target[], ids: string[], o: Options, hits: Record<string, PhaseHits>): Promise<Array<{ stats: Phase; getById: Phase; mix: Phase }>> {
+  const on = targets[1]!.srv.url;
+  let mark = await cacheCounters(on);
+  const phaseDone = async (name: string) => {
+    const now = await cacheCounters(on);
+    hits[name] = hitsBetween(mark, now);
+    mark = now;
+  };
   for (const t of targets) for (const p of STATS_SHAPES) expectStatus(await t.client.get(p), 200, `warm-up ${p}`);
+  mark = await cacheCounters(on);
   section(`stats: ${num(o.requests)} sequential requests per server over ${STATS_SHAPES.length} shapes, ${o.order === 'alternate' ? 'alternating servers' : `blocks of ${o.block} per server`}`);
   const stats = await alternate(targets, o.requests, 1, o, (i) => ({ method: 'get', path: STATS_SHAPES[i % STATS_SHAPES.length]!, status: 200 }));
+  await phaseDone('stats');
 
   const byIdPaths = ids.slice(0, 500).map((id) => `/api/v1/events/${id}`);
   for (const t of targets) for (const p of byIdPaths) expectStatus(await t.client.get(p), 200, `warm-up ${p}`);
+  mark = await cacheCounters(on);
   section(`getById: ${num(o.requests)} sequential requests per server over ${num(byIdPaths.length)} ids, ${o.order === 'alternate' ? 'alternating servers' : `blocks of ${o.block} per server`}`);
   const getById = await alternate(targets, o.requests, 1, o, (i) => ({ method: 'get', path: byIdPaths[i % byIdPaths.length]!, status: 200 }));
+  await phaseDone('getById');
 
   section(`read mix: ${num(o.mix)} requests per server on ${o.clients} clients, ${(o.writeShare * 100).toFixed(1)} % appends`);
   const r = prng(o.seed + 7);
@@ -214,6 +243,7 @@ async function measure(targets: Target[], ids: string[], o: Options): Promise<Ar
     const path = v < 0.5 ? `/api/v1/events/${skewed(ids)}` : v < 0.75 ? skewed(STATS_SHAPES) : v < 0.85 ? '/api/v1/ledger/checkpoint' : skewed(QUERY_SHAPES);
     return { method: 'get', path, status: 200 };
   });
+  await phaseDone('mix');
   return targets.map((_, k) => ({ stats: stats[k]!, getById: getById[k]!, mix: mix[k]! }));
 }
 
@@ -244,6 +274,21 @@ async function fill(srv: ServerProcess, key: string, o: Options): Promise<string
     [ids[i], ids[j]] = [ids[j]!, ids[i]!];
   }
   return ids;
+}
+
+/**
+ * Waits until the fill server is done with what its appends left queued (security detectors,
+ * analytics catch-up): at 1M events that is minutes of CPU which would otherwise compete with
+ * both servers during the measurement. Bounded: at most 15 minutes, one sample per 2 s.
+ */
+async function quiet(srv: ServerProcess): Promise<void> {
+  const t = nowMs();
+  for (let i = 0; i < 450; i++) {
+    const a = sampleProcess(srv.pid).cpuSeconds;
+    await new Promise((r) => setTimeout(r, 2000));
+    if (sampleProcess(srv.pid).cpuSeconds - a < 0.1) break;
+  }
+  console.log(`fill server idle (under 5 % of a core) after ${((nowMs() - t) / 1000).toFixed(0)} s`);
 }
 
 /** What `--state FILE` keeps of a filled database for later runs (bench keys only). */
@@ -302,7 +347,7 @@ async function main(): Promise<void> {
     const on = await startServer(
       {
         ...base,
-        CACHE_TTL_SECONDS: '300',
+        CACHE_TTL_SECONDS: String(o.ttl),
         CACHE_KEY_PREFIX: `bench:${randomBytes(4).toString('hex')}:`,
         ...(o.redisUrl ? { REDIS_URL: o.redisUrl } : {}),
       },
@@ -319,6 +364,7 @@ async function main(): Promise<void> {
       else {
         section(`Fill to ${num(o.events)} events (bulk API on the cache-off server, 1000 per request, ${o.clients} clients)`);
         ids = await fill(off, key, o);
+        await quiet(off);
         if (o.state) {
           const state: SavedState = { database: db.name, apiKey: key, signerKey, events: o.events, ids };
           fs.writeFileSync(o.state, JSON.stringify(state), { mode: 0o600 });
@@ -327,7 +373,8 @@ async function main(): Promise<void> {
       }
       console.log(`load average before measuring: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} on ${os.cpus().length} cores`);
       const before = await cacheCounters(on.url);
-      const results = await measure(targets, ids, o);
+      const phaseHits: Record<string, PhaseHits> = {};
+      const results = await measure(targets, ids, o, phaseHits);
       const after = await cacheCounters(on.url);
       console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 
@@ -345,6 +392,10 @@ async function main(): Promise<void> {
         const hits = d('hit');
         const total = hits + d('miss');
         console.log(`  ${cache.padEnd(11)} ${num(hits)} hits / ${num(total)} look-ups = ${total === 0 ? 'n/a' : `${((100 * hits) / total).toFixed(1)} %`}`);
+      }
+      console.log('hits of the cache-on server per phase (a stats phase that outlasts --ttl misses each shape again):');
+      for (const [name, h] of Object.entries(phaseHits)) {
+        console.log(`  ${name.padEnd(8)} ${[...h].map(([cache, c]) => `${cache} ${num(c.hits)}/${num(c.lookups)}`).join(', ')}`);
       }
       if (profDir) {
         const windows = Object.fromEntries(Object.entries(results[1]!).map(([name, p]) => [name, { window: p.window, requests: p.requests }]));
