@@ -8,7 +8,9 @@ import fc from 'fast-check';
 import {
   SALT_SIZE,
   commitField,
+  decodeBase64Strict,
   formatRecordedAt,
+  isRecordedAt,
   leafBytes,
   leafHash,
   newSalt,
@@ -79,6 +81,34 @@ describe('formatRecordedAt', () => {
   });
 });
 
+describe('recordedAt form and messages', () => {
+  it('isRecordedAt accepts exactly the millisecond Z form, and only strings', () => {
+    expect(isRecordedAt('2026-11-27T13:48:11.123Z')).toBe(true);
+    expect(isRecordedAt('2026-11-27T13:48:11Z')).toBe(false);
+    expect(isRecordedAt('2026-11-27T13:48:11.123+00:00')).toBe(false);
+    expect(isRecordedAt(new String('2026-11-27T13:48:11.123Z'))).toBe(false);
+    expect(isRecordedAt(undefined)).toBe(false);
+  });
+
+  it('formatRecordedAt says why it refuses', () => {
+    expect(() => formatRecordedAt(new Date(NaN))).toThrow(/^recordedAt: invalid date$/);
+    expect(() => formatRecordedAt(new Date(Date.UTC(10000, 0, 1)))).toThrow(
+      /^recordedAt: year out of RFC 3339 range: \+010000-01-01T00:00:00\.000Z$/,
+    );
+  });
+});
+
+describe('decodeBase64Strict', () => {
+  it('decodes canonical padded base64 and refuses anything else, including non-strings', () => {
+    expect(decodeBase64Strict('QQ==')).toEqual(Buffer.from('A'));
+    expect(decodeBase64Strict('')).toEqual(Buffer.alloc(0));
+    // Well-formed characters and padding, but non-zero trailing bits: not the canonical encoding.
+    expect(decodeBase64Strict('QR==')).toBeNull();
+    expect(decodeBase64Strict(123 as unknown as string)).toBeNull();
+    expect(decodeBase64Strict(null as unknown as string)).toBeNull();
+  });
+});
+
 describe('leafBytes', () => {
   const content: LeafContent = {
     org: 'org-1',
@@ -118,6 +148,27 @@ describe('leafBytes', () => {
   ])('rejects %s', (_name, patch) => {
     expect(() => leafBytes({ ...content, ...patch })).toThrow(TypeError);
   });
+
+  it.each<[string, Partial<LeafContent>, RegExp]>([
+    ['a non-string id', { id: 7 as unknown as string }, /^leaf: org and id must be strings$/],
+    [
+      'a boxed recordedAt',
+      { recordedAt: new String('2026-11-27T13:48:11.123Z') as unknown as string },
+      /^leaf: recordedAt must be RFC 3339 UTC with milliseconds and Z, got 2026-11-27T13:48:11\.123Z$/,
+    ],
+    ['fields = null', { fields: null as unknown as Record<string, string> }, /^leaf: fields must be an object of commitments$/],
+    ['fields as an array', { fields: ['a'.repeat(64)] as unknown as Record<string, string> }, /^leaf: fields must be an object of commitments$/],
+    ['fields as a string', { fields: 'x' as unknown as Record<string, string> }, /^leaf: fields must be an object of commitments$/],
+    ['fields as a number', { fields: 5 as unknown as Record<string, string> }, /^leaf: fields must be an object of commitments$/],
+    [
+      'a commitment that is an array of one hex string',
+      { fields: { a: ['a'.repeat(64)] as unknown as string } },
+      /^leaf: fields\["a"\] must be 64 lower-case hex digits$/,
+    ],
+  ])('rejects %s with a TypeError naming the member', (_name, patch, message) => {
+    expect(() => leafBytes({ ...content, ...patch })).toThrow(TypeError);
+    expect(() => leafBytes({ ...content, ...patch })).toThrow(message);
+  });
 });
 
 describe('verifyCommittedField', () => {
@@ -132,6 +183,8 @@ describe('verifyCommittedField', () => {
 
   it('reports an erased field (no salt, no value) as erased', () => {
     expect(verifyCommittedField({ commitment: ok.commitment, salt: null })).toBe('erased');
+    // A `value: undefined` member is no value (JSON has no undefined): still erased.
+    expect(verifyCommittedField({ commitment: ok.commitment, salt: null, value: undefined })).toBe('erased');
   });
 
   it.each<[string, CommittedField]>([

@@ -67,6 +67,22 @@ describe('CompactRange', () => {
     expect(() => new CompactRange(-1, [])).toThrow(RangeError);
   });
 
+  it('names what does not fit in its errors', () => {
+    expect(() => new CompactRange(5, [leaves[0]!])).toThrow(/^a tree of size 5 has a frontier of 2 hashes, got 1$/);
+    expect(() => new CompactRange(1, [Buffer.alloc(31)])).toThrow(/^frontier\[0\] must be a 32-byte hash$/);
+    expect(() => new CompactRange(-1, [])).toThrow(/^size must be a non-negative safe integer, got -1$/);
+  });
+
+  it('stops at 2^53 − 1 leaves: appending to a full range throws and changes nothing', () => {
+    const full = new CompactRange(Number.MAX_SAFE_INTEGER, Array.from({ length: 53 }, () => leaves[0]!));
+    expect(() => full.append(leaves[1]!)).toThrow(/^the tree size would pass 2\^53 − 1$/);
+    expect(full.size).toBe(Number.MAX_SAFE_INTEGER);
+    expect(full.frontier()).toHaveLength(53);
+    const last = new CompactRange(Number.MAX_SAFE_INTEGER - 1, Array.from({ length: 52 }, () => leaves[0]!));
+    last.append(leaves[1]!);
+    expect(last.size).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
   it('frontierLevels are the set bits of the size, highest first, past 2^32', () => {
     expect(frontierLevels(0)).toEqual([]);
     expect(frontierLevels(13)).toEqual([3, 2, 0]);

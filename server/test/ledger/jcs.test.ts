@@ -164,6 +164,19 @@ describe('canonicalize (RFC 8785)', () => {
       expect(() => canonicalize(value)).toThrow(path);
     });
 
+    it('says what is wrong, not just where: undefined, holes, and the class of a non-plain object', () => {
+      expect(() => canonicalize(undefined)).toThrow(/^JCS: \$ is undefined, which JSON cannot represent$/);
+      expect(() => canonicalize([1, , 3])).toThrow(/^JCS: \$\[1\] is undefined \(or a hole\)/); // eslint-disable-line no-sparse-arrays
+      expect(() => canonicalize([new Thing()])).toThrow(/^JCS: \$\[0\] is a non-plain object \(Thing\)/);
+      const classless: unknown = Object.create(Object.create(Object.create(null)));
+      expect(() => canonicalize(classless)).toThrow(/^JCS: \$ is a non-plain object \(unknown class\)/);
+    });
+
+    it('rejects a Date whose prototype was swapped for Object.prototype (plain shape, exotic object)', () => {
+      const disguised: unknown = Object.setPrototypeOf(new Date(0), Object.prototype);
+      expect(() => canonicalize({ d: disguised })).toThrow(/^JCS: \$\.d is a non-plain object/);
+    });
+
     it('allows the same object twice when it is not a cycle', () => {
       const shared = { x: 1 };
       expect(canonicalize({ a: shared, b: [shared] })).toBe('{"a":{"x":1},"b":[{"x":1}]}');

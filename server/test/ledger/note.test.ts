@@ -190,6 +190,12 @@ describe('signNote / openNote', () => {
     expect((e as Error).message).toContain('PeterNeumann+c74f20a3');
   });
 
+  it('UnverifiedNoteError has a default reason for callers that have no signer names to report', () => {
+    const e = new UnverifiedNoteError();
+    expect(e.code).toBe('NOTE_UNVERIFIED');
+    expect(e.message).toBe('note has no verifiable signature from a known key');
+  });
+
   it('ignores a signature whose name or key id matches a known key but not both', () => {
     const otherName = PETER_SIG.replace('PeterNeumann', 'PeterNeumann2');
     expect(() => openNote(TEXT + '\n' + otherName, [peter])).toThrow(UnverifiedNoteError);

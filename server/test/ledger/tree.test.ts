@@ -623,3 +623,89 @@ describe('big trees', () => {
     ]);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// What a rejection says. A verifier's failure reason (ProofShapeError, RootMismatchError) is shown
+// to auditors, so its text is pinned; a programmer error (RangeError) must at least name the
+// offending argument and value. Also the error kinds where a wrong kind was the only symptom.
+// ---------------------------------------------------------------------------------------------
+
+describe('rejection reasons and kinds', () => {
+  const store = buildStore([8]);
+  const h = Buffer.alloc(32);
+  const short = Buffer.alloc(31);
+  const other = Buffer.alloc(32, 0xab);
+  const leaf2 = leafHash(D[2]!);
+  const incl = proveInclusion(2, 5, reader(store, 5)(planInclusion(2, 5)));
+  const cons = proveConsistency(3, 8, reader(store, 8)(planConsistency(3, 8)));
+  const [r3, r5, r8] = [MTH(0, 3), MTH(0, 5), MTH(0, 8)];
+
+  it('inclusion proofs: which input is malformed, too long, too short, or the root that differs', () => {
+    expect(incl.length).toBe(3);
+    const bad = [incl[0]!, short, incl[2]!];
+    expect(() => verifyInclusion(leaf2, 2, 5, bad, r5)).toThrow(/^proof\[1\] must be a 32-byte hash$/);
+    expect(() => verifyInclusion(short, 2, 5, incl, r5)).toThrow(/^leaf hash must be a 32-byte hash$/);
+    expect(() => verifyInclusion(leaf2, 2, 5, incl, short)).toThrow(/^root must be a 32-byte hash$/);
+    expect(() => verifyInclusion(leaf2, 2, 5, [...incl, h], r5)).toThrow(
+      /^inclusion proof is too long for index 2 in size 5$/,
+    );
+    expect(() => verifyInclusion(leaf2, 2, 5, incl.slice(0, -1), r5)).toThrow(
+      /^inclusion proof is too short for index 2 in size 5$/,
+    );
+    expect(() => verifyInclusion(leaf2, 2, 5, incl, other)).toThrow(/^root mismatch: expected q6ur/);
+  });
+
+  it('consistency proofs: which input is malformed, wrong length, or which root differs', () => {
+    verifyConsistency(3, 8, cons, r3, r8);
+    const bad = cons.map((c, i) => (i === 1 ? short : c));
+    expect(() => verifyConsistency(3, 8, bad, r3, r8)).toThrow(ProofShapeError);
+    expect(() => verifyConsistency(3, 8, bad, r3, r8)).toThrow(/^proof\[1\] must be a 32-byte hash$/);
+    expect(() => verifyConsistency(3, 8, cons, short, r8)).toThrow(/^old root must be a 32-byte hash$/);
+    expect(() => verifyConsistency(3, 8, cons, r3, short)).toThrow(/^new root must be a 32-byte hash$/);
+    expect(() => verifyConsistency(5, 5, [r5], r5, r5)).toThrow(/^consistency proof from size 5 to 5 must be empty$/);
+    expect(() => verifyConsistency(0, 5, [], r5, r5)).toThrow(/^old root \(empty tree\) mismatch: expected /);
+    expect(() => verifyConsistency(5, 5, [], r5, r3)).toThrow(/^new root \(same size\) mismatch: expected /);
+    expect(() => verifyConsistency(3, 5, [], r3, r5)).toThrow(/^consistency proof is empty$/);
+    expect(() => verifyConsistency(3, 8, [...cons, h], r3, r8)).toThrow(
+      /^consistency proof is too long for sizes 3 → 8$/,
+    );
+    // A truncated proof is a shape error, not a root mismatch.
+    expect(() => verifyConsistency(3, 8, cons.slice(0, -1), r3, r8)).toThrow(ProofShapeError);
+    expect(() => verifyConsistency(3, 8, cons.slice(0, -1), r3, r8)).toThrow(
+      /^consistency proof is too short for sizes 3 → 8$/,
+    );
+    expect(() => verifyConsistency(3, 8, cons, other, r8)).toThrow(/^old root mismatch: expected /);
+  });
+
+  it.each([
+    ['negative size', () => frontierNodes(-1), /^size must be a non-negative integer, got -1$/],
+    ['size past 2^53 - 1', () => planRoot(2 ** 53), /^size 9007199254740992 exceeds Number\.MAX_SAFE_INTEGER/],
+    ['index = size', () => planInclusion(4, 3), /^index 4 is out of range for a tree of size 3$/],
+    ['short frontier hash', () => rootFromFrontier([h, short]), /^frontier\[1\] must be a 32-byte hash$/],
+    ['append at a negative size', () => appendLeaves(-1, [], []), /^size must be a non-negative integer/],
+    [
+      'append past 2^53 - 1',
+      () => appendLeaves(Number.MAX_SAFE_INTEGER, frontierFor(Number.MAX_SAFE_INTEGER), [h]),
+      /^new size 9007199254740992 exceeds/,
+    ],
+    ['short leaf hash', () => appendLeaves(0, [], [h, short]), /^leafHashes\[1\] must be a 32-byte hash$/],
+    ['too few stored hashes', () => proveInclusion(2, 5, []), /^inclusion proof needs 3 stored hashes, got 0$/],
+    ['no stored hash list', () => proveInclusion(2, 5, null as never), /^inclusion proof needs 3 stored hashes, got undefined$/],
+    ['short stored hash', () => rootAt(1, [short]), /^hashes\[0\] must be a 32-byte hash$/],
+    ['too few for consistency', () => proveConsistency(3, 8, []), /^consistency proof needs \d+ stored hashes, got 0$/],
+    ['rootAt at a negative size', () => rootAt(-1, []), /^size must be a non-negative integer/],
+    ['too few for a root', () => rootAt(3, []), /^root needs 2 stored hashes, got 0$/],
+    ['oldSize > newSize', () => planConsistency(5, 4), /^oldSize 5 is larger than newSize 4$/],
+  ])('programmer error names the argument: %s', (_name, fn, message) => {
+    expect(fn).toThrow(RangeError);
+    expect(fn).toThrow(message);
+  });
+
+  it('storage returning the wrong number of hashes, or none, is reported as such', async () => {
+    const one: ReadHashes = async () => [h];
+    const none = (async () => null) as unknown as ReadHashes;
+    await expect(proveInclusionFrom(one, 2, 5)).rejects.toThrow(/^readHashes returned 1 hashes for 3 nodes$/);
+    await expect(proveInclusionFrom(none, 2, 5)).rejects.toThrow(RangeError);
+    await expect(proveInclusionFrom(none, 2, 5)).rejects.toThrow(/^readHashes returned undefined hashes for 3 nodes$/);
+  });
+});

@@ -3,6 +3,8 @@
  * and for each way a bundle can be wrong, the failure it reports and where. The fast paths of the
  * hot loop are checked against the reference implementations on random input.
  */
+import { generateKeyPairSync } from 'node:crypto';
+
 import fc from 'fast-check';
 import {
   BUNDLE_FORMAT,
@@ -19,10 +21,13 @@ import {
   parseSignerKey,
   parseVerifierKey,
   planConsistency,
+  producerKeyId,
   proveConsistency,
   rebuildLeafHash,
   signCheckpoint,
+  signProducerEvent,
   verifyCommittedField,
+  verifyProducerSignature,
   type BundleRecord,
   type BundleReport,
   type CommittedField,
@@ -257,5 +262,32 @@ describe('hot-path equivalence with the reference code', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('producer signatures (the check behind producerSignature in a bundle)', () => {
+  const pair = generateKeyPairSync('ed25519');
+  const seed = pair.privateKey.export({ format: 'der', type: 'pkcs8' }).subarray(-32);
+  const pub = pair.publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
+  const event = { id: 'e1', action: 'login', actor: { id: 'u1' } };
+  const { keyId, signature } = signProducerEvent(event, seed, pub);
+
+  it('signs and verifies, and a key id is the first 8 bytes of SHA-256 of the key', () => {
+    expect(keyId).toBe(producerKeyId(pub));
+    expect(keyId).toMatch(/^[0-9a-f]{16}$/);
+    expect(verifyProducerSignature({ ...event, producerSignature: { keyId, signature } }, signature, pub)).toBe(true);
+    expect(verifyProducerSignature({ ...event, action: 'logout' }, signature, pub)).toBe(false);
+  });
+
+  it('refuses keys and seeds that are not 32 bytes', () => {
+    expect(() => producerKeyId(pub.subarray(0, 31))).toThrow(RangeError);
+    expect(() => signProducerEvent(event, seed.subarray(0, 31), pub)).toThrow(RangeError);
+  });
+
+  it('reports false, never throws, for a malformed signature or key or an event that is not JSON', () => {
+    expect(verifyProducerSignature(event, 'not base64!', pub)).toBe(false);
+    expect(verifyProducerSignature(event, signature, pub.subarray(0, 31))).toBe(false);
+    expect(verifyProducerSignature(event, Buffer.from(signature, 'base64').subarray(0, 63).toString('base64'), pub)).toBe(false);
+    expect(verifyProducerSignature({ ...event, n: 10n }, signature, pub)).toBe(false);
   });
 });
