@@ -61,6 +61,19 @@ describe('CompactRange', () => {
     );
   });
 
+  it('hands out copies of its frontier: changing what it returns or was given changes nothing', () => {
+    const given = [MTH(0, 4), MTH(4, 5)];
+    const range = new CompactRange(5, given);
+    const root = range.root();
+    given.reverse(); // the caller's array, reordered after construction
+    const out = range.frontier();
+    out.reverse();
+    out.push(Buffer.alloc(32));
+    expect(range.frontier()).toHaveLength(2);
+    expect(range.root().equals(root)).toBe(true);
+    expect(root.equals(MTH(0, 5))).toBe(true);
+  });
+
   it('rejects a frontier that does not fit the size', () => {
     expect(() => new CompactRange(5, [leaves[0]!])).toThrow(RangeError); // 5 = 4 + 1: two hashes
     expect(() => new CompactRange(1, [Buffer.alloc(31)])).toThrow(RangeError);
