@@ -32,11 +32,12 @@ import {
   signCheckpoint,
   verifyInclusion,
 } from '../server/src/ledger';
-import { createBenchDatabase } from './lib/database';
+import { backendPids, createBenchDatabase } from './lib/database';
 import { HttpClient } from './lib/http-client';
 import { formatTable, num, section } from './lib/report';
-import { sampleProcess, startServer, type ServerProcess } from './lib/server-process';
+import { cpuSecondsOf, sampleProcess, startServer, type ServerProcess } from './lib/server-process';
 import { summarize } from './lib/stats';
+import { prng } from './lib/workload';
 
 const HELP = `Usage: npm run bench:proof -- [options]
 
@@ -50,37 +51,6 @@ const HELP = `Usage: npm run bench:proof -- [options]
 `;
 
 const API_KEY = 'sak_bench_proof_key_0123456789abcdefghijklmnopq';
-
-/** Deterministic PRNG (mulberry32), so runs ask for the same leaves. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** utime + stime of a set of processes, seconds (processes that are gone count as 0). */
-function cpuOf(pids: number[]): number {
-  let s = 0;
-  for (const pid of pids) {
-    try {
-      s += sampleProcess(pid).cpuSeconds;
-    } catch {
-      // gone
-    }
-  }
-  return s;
-}
-
-/** PIDs of the PostgreSQL backends connected to `db` other than `self`. */
-async function backendsOf(admin: pg.Client, db: string): Promise<number[]> {
-  const r = await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [db]);
-  return r.rows.map((x) => x.pid);
-}
 
 /** Sum of `audit_db_query_duration_seconds_count` (every statement the server sent). */
 async function statementsSent(http: HttpClient): Promise<number> {
@@ -248,11 +218,11 @@ async function main(): Promise<void> {
         return lat;
       };
       await run(200);
-      const pg0 = cpuOf([me]);
+      const pg0 = cpuSecondsOf([me]);
       const c0 = process.cpuUsage();
       const s = summarize(await run(proofs));
       const c = process.cpuUsage(c0);
-      results.push({ label: 'raw SQL (pg client)', ...s, serverCpuMs: (c.user + c.system) / 1000, pgCpuMs: (cpuOf([me]) - pg0) * 1000, statements: 1 * proofs });
+      results.push({ label: 'raw SQL (pg client)', ...s, serverCpuMs: (c.user + c.system) / 1000, pgCpuMs: (cpuSecondsOf([me]) - pg0) * 1000, statements: 1 * proofs });
     }
 
     section('4. GET /api/v1/ledger/proofs/inclusion through the server');
@@ -271,10 +241,10 @@ async function main(): Promise<void> {
           const res = await http.get(path(Math.floor(r() * leaves)));
           if (res.status !== 200) throw new Error(`warm-up proof answered ${res.status}: ${res.body}`);
         }
-        const backends = await backendsOf(admin, db.name);
+        const backends = await backendPids(admin, db.name);
         const q0 = await statementsSent(http);
         const srv0 = sampleProcess(server.pid).cpuSeconds;
-        const pg0 = cpuOf(backends);
+        const pg0 = cpuSecondsOf(backends);
         const lat: number[] = [];
         const answers: Array<{ index: number; body: string }> = [];
         for (let i = 0; i < proofs; i++) {
@@ -285,7 +255,7 @@ async function main(): Promise<void> {
           answers.push({ index, body: res.body });
         }
         const srv = sampleProcess(server.pid).cpuSeconds - srv0;
-        const pgCpu = cpuOf(backends) - pg0;
+        const pgCpu = cpuSecondsOf(backends) - pg0;
         const statements = (await statementsSent(http)) - q0 - 0; // the /metrics scrape itself sends none
         for (const { index, body } of answers) {
           const p = JSON.parse(body) as { leafIndex: number; treeSize: number; leafHash: string; hashes: string[] };

@@ -48,9 +48,9 @@ import {
 } from '../server/src/ledger';
 import { createLogger } from '../server/src/observability/logger';
 import { startRuntime } from '../server/src/runtime';
-import { createBenchDatabase, type BenchDatabase } from './lib/database';
+import { backendPids, createBenchDatabase, type BenchDatabase } from './lib/database';
 import { formatTable, mib, num, section } from './lib/report';
-import { sampleProcess, startServer } from './lib/server-process';
+import { cpuSecondsOf, sampleProcess, startServer } from './lib/server-process';
 import { makeEvent } from './lib/workload';
 import { DEFAULT_EVENT_LIMITS } from '../server/src/events/limits';
 import { eventInputSchemaFor, parseBulkItem } from '../server/src/events/schema';
@@ -316,10 +316,8 @@ async function benchExport(n: number, pglite: boolean, databaseUrl: string | und
       await admin?.connect();
       // One request first so the pool has its connections; their backends are what PostgreSQL spends.
       await httpGetToFile(`${server.url}/api/v1/ledger/export?start=0&end=1`, env.AUDIT_BOOTSTRAP_API_KEY!, path.join(dir, 'warm.ndjson'));
-      const backends = admin
-        ? (await admin.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [db!.name])).rows.map((r) => r.pid)
-        : [];
-      const pgCpu = () => backends.reduce((s, pid) => s + (tryCpu(pid) ?? 0), 0);
+      const backends = admin ? await backendPids(admin, db!.name) : [];
+      const pgCpu = () => cpuSecondsOf(backends);
       const file = path.join(dir, 'export.ndjson');
       const before = sampleProcess(server.pid);
       const pg0 = pgCpu();
@@ -382,14 +380,6 @@ function httpGetToFile(url: string, apiKey: string, file: string): Promise<numbe
     });
     req.on('error', reject);
   });
-}
-
-function tryCpu(pid: number): number | null {
-  try {
-    return sampleProcess(pid).cpuSeconds;
-  } catch {
-    return null;
-  }
 }
 
 function tryRss(pid: number): number | null {

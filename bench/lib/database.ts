@@ -74,3 +74,9 @@ async function benchDatabase(adminUrl: string, name: string, create: boolean): P
     },
   };
 }
+
+/** PIDs of the PostgreSQL backends connected to `database`, other than `client`'s own session. */
+export async function backendPids(client: pg.Client, database: string): Promise<number[]> {
+  const r = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
+  return r.rows.map((x) => x.pid);
+}

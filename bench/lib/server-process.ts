@@ -39,6 +39,19 @@ export function sampleProcess(pid: number): ProcessSample {
   return { rssBytes: kib('VmRSS'), hwmBytes: kib('VmHWM'), cpuSeconds: (utime + stime) / CLOCK_TICKS_PER_SECOND };
 }
 
+/** utime + stime of `pids`, seconds, from /proc; a process that is gone counts as 0. */
+export function cpuSecondsOf(pids: readonly number[]): number {
+  let s = 0;
+  for (const pid of pids) {
+    try {
+      s += sampleProcess(pid).cpuSeconds;
+    } catch {
+      // exited: its CPU is no longer readable
+    }
+  }
+  return s;
+}
+
 /**
  * CPU seconds of a process's threads, from /proc/<pid>/task/<tid>/stat: `main` (the thread where
  * JavaScript runs) and the others by name with digits dropped (on Node 20 V8's platform workers —
