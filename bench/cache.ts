@@ -55,6 +55,10 @@ const HELP = `Usage: npm run bench:cache -- [options]
                     (each server answers back to back, as a busy replica does, and both still share
                     the same stretch of machine load)
   --block N         requests per block with --order blocks (default 50)
+  --steady N        after the stats phase, N more cached stats requests to the cache-on server alone,
+                    back to back after 200 unmeasured ones: a replica serving a steady stream, which
+                    neither order gives it (it idles while the cache-off server aggregates, at 1M
+                    events for minutes per block); default --requests, 0 = skip
   --ttl S           CACHE_TTL_SECONDS of the cache-on server (default 300, the server's default; at
                     1M events a stats phase can outlast it, and each shape then misses once more)
   --state FILE      reuse a filled database: when FILE exists, measure over the database it names
@@ -75,6 +79,7 @@ interface Options {
   serverCpuProf: string | undefined;
   order: 'alternate' | 'blocks';
   block: number;
+  steady: number;
   state: string | undefined;
   ttl: number;
   keep: boolean;
@@ -96,6 +101,7 @@ function options(): Options {
       'server-cpu-prof': { type: 'string' },
       order: { type: 'string' },
       block: { type: 'string' },
+      steady: { type: 'string' },
       state: { type: 'string' },
       ttl: { type: 'string' },
       keep: { type: 'boolean' },
@@ -121,6 +127,7 @@ function options(): Options {
     serverCpuProf: values['server-cpu-prof'],
     order: orderOf(values.order),
     block: int(values.block, 50),
+    steady: int(values.steady, int(values.requests, quick ? 500 : 2000)),
     state: values.state,
     ttl: int(values.ttl, 300),
     keep: values.keep === true,
@@ -244,7 +251,29 @@ function hitsBetween(before: Map<string, number>, after: Map<string, number>): P
   return out;
 }
 
-async function measure(targets: Target[], ids: string[], o: Options, hits: Record<string, PhaseHits>): Promise<Array<{ stats: Phase; getById: Phase; mix: Phase }>> {
+/**
+ * Cached stats on the cache-on server alone, back to back: 200 unmeasured requests (the server may
+ * have idled for minutes while the cache-off server aggregated), then `count` measured ones.
+ */
+async function steadyStats(on: Target, count: number): Promise<Phase> {
+  for (let i = 0; i < 200; i++) expectStatus(await on.client.get(STATS_SHAPES[i % STATS_SHAPES.length]!), 200, 'steady warm-up');
+  const samples: number[] = [];
+  const cpu = cpuOfThreads(on.srv.pid);
+  const start = monotonicMicros();
+  for (let i = 0; i < count; i++) {
+    const res = await on.client.get(STATS_SHAPES[i % STATS_SHAPES.length]!);
+    expectStatus(res, 200, `${on.label} steady stats`);
+    samples.push(res.ms);
+  }
+  return { latency: summarize(samples), requests: count, cpuSeconds: cpuOfThreads(on.srv.pid) - cpu, window: [start, monotonicMicros()] };
+}
+
+async function measure(
+  targets: Target[],
+  ids: string[],
+  o: Options,
+  hits: Record<string, PhaseHits>,
+): Promise<{ phases: Array<{ stats: Phase; getById: Phase; mix: Phase }>; steady: Phase | null }> {
   const on = targets[1]!.srv.url;
   let mark = await cacheCounters(on);
   const phaseDone = async (name: string) => {
@@ -257,6 +286,12 @@ async function measure(targets: Target[], ids: string[], o: Options, hits: Recor
   section(`stats: ${num(o.requests)} sequential requests per server over ${STATS_SHAPES.length} shapes, ${o.order === 'alternate' ? 'alternating servers' : `blocks of ${o.block} per server`}`);
   const stats = await alternate(targets, o.requests, 1, o, (i) => ({ method: 'get', path: STATS_SHAPES[i % STATS_SHAPES.length]!, status: 200 }));
   await phaseDone('stats');
+  let steady: Phase | null = null;
+  if (o.steady > 0) {
+    section(`stats, steady: ${num(o.steady)} sequential requests to the cache-on server alone, after 200 unmeasured`);
+    steady = await steadyStats(targets[1]!, o.steady);
+    await phaseDone('steady');
+  }
 
   const byIdPaths = ids.slice(0, 500).map((id) => `/api/v1/events/${id}`);
   for (const t of targets) for (const p of byIdPaths) expectStatus(await t.client.get(p), 200, `warm-up ${p}`);
@@ -275,7 +310,7 @@ async function measure(targets: Target[], ids: string[], o: Options, hits: Recor
     return { method: 'get', path, status: 200 };
   });
   await phaseDone('mix');
-  return targets.map((_, k) => ({ stats: stats[k]!, getById: getById[k]!, mix: mix[k]! }));
+  return { phases: targets.map((_, k) => ({ stats: stats[k]!, getById: getById[k]!, mix: mix[k]! })), steady };
 }
 
 /** Fills the log to `events` through the bulk API; returns a sample of event ids spread over it. */
@@ -405,7 +440,7 @@ async function main(): Promise<void> {
       console.log(`load average before measuring: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')} on ${os.cpus().length} cores`);
       const before = await cacheCounters(on.url);
       const phaseHits: Record<string, PhaseHits> = {};
-      const results = await measure(targets, ids, o, phaseHits);
+      const { phases: results, steady } = await measure(targets, ids, o, phaseHits);
       const after = await cacheCounters(on.url);
       console.log(`load average after: ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 
@@ -418,6 +453,7 @@ async function main(): Promise<void> {
           rows.push([t.label, name, num(p.requests), ms(p.latency.p50), ms(p.latency.p95), ms(p.latency.p99), `${((p.cpuSeconds * 1e6) / p.requests).toFixed(0)} µs`]);
         }
       }
+      if (steady) rows.push([targets[1]!.label, 'stats, steady', num(steady.requests), ms(steady.latency.p50), ms(steady.latency.p95), ms(steady.latency.p99), `${((steady.cpuSeconds * 1e6) / steady.requests).toFixed(0)} µs`]);
       console.log(formatTable(['server', 'phase', 'requests', 'p50', 'p95', 'p99', 'CPU/request'], rows));
       console.log('\nhit ratio of the cache-on server over all measured phases (the read mix includes appends, which invalidate):');
       for (const cache of new Set([...after.keys()].map((k) => k.split('/')[0]!))) {
@@ -442,6 +478,10 @@ async function main(): Promise<void> {
       const met = onR.stats.latency.p95 <= 2;
       const how = `--order ${o.order}${o.order === 'blocks' ? ` --block ${o.block}` : ''}, ${o.compiled ? 'compiled' : 'tsx'}, ${o.redisUrl ? 'Redis' : 'in-process LRU'}`;
       console.log(`target: cached stats p95 ≤ 2 ms at ${num(o.events)} events: ${ms(onR.stats.latency.p95)} — ${met ? 'met' : 'NOT met'} (${how})`);
+      if (steady) {
+        const steadyMet = steady.latency.p95 <= 2;
+        console.log(`target, steady stream: cached stats p95 ≤ 2 ms at ${num(o.events)} events: ${ms(steady.latency.p95)} — ${steadyMet ? 'met' : 'NOT met'} (${o.compiled ? 'compiled' : 'tsx'}, ${o.redisUrl ? 'Redis' : 'in-process LRU'})`);
+      }
     } finally {
       for (const t of targets) t.client.close();
       await Promise.all([off.stop(), on.stop()]);

@@ -30,7 +30,7 @@
  * embedded default (no DATABASE_URL) the data directory belongs to the server while it runs: the
  * CLI refuses (exit 3) rather than open it beside the server, and names the server to use with
  * `--url`. With PostgreSQL a revocation reaches running servers within the API key look-up cache's
- * lifetime (10 s); through `--url` it takes effect on that server at once.
+ * lifetime (1 s), at once with a shared Redis; through `--url` it takes effect on that server at once.
  */
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';

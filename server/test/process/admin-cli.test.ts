@@ -161,7 +161,7 @@ describePostgres('audit-admin beside a server on PostgreSQL', () => {
     expect(revoked.stderr).toBe('');
     expect(revoked.status).toBe(0);
     expect(JSON.parse(revoked.stdout)).toEqual({ id: producer.id, revoked: true });
-    // Within the look-up cache's lifetime (10 s) the server refuses it, and for good.
+    // Within the look-up cache's lifetime (1 s) the server refuses it, and for good.
     await until(
       'the server to refuse the revoked key',
       async () => (await postJson(`${server.url}/api/v1/events`, producer.key, eventBody)).status === 401,
