@@ -97,6 +97,158 @@ export interface BundleVerifierOptions {
 
 const b64 = (h: Buffer) => h.toString('base64');
 
+/** A producer key as the verifier holds it (from a `producerKey` record, {@link readProducerKey}). */
+export interface ProducerKeyEntry {
+  /** The raw 32-byte Ed25519 public key. */
+  publicKey: Uint8Array;
+  /** Milliseconds since the epoch; Infinity when not revoked. */
+  revokedAt: number;
+}
+
+/**
+ * What the order-independent checks of one event found ({@link checkEvent}): everything but its
+ * position in the log, which only the sequential part knows. The verifier turns it into failures
+ * (`leaf N: ` + each problem, N the position), counts, and one leaf folded into the tree.
+ */
+export interface EventCheck {
+  /** Fields whose value re-hashed to its commitment. */
+  fieldsOk: number;
+  /** The erased fields (no salt, no value), in the event's order. */
+  erased: readonly string[];
+  /** The failures in the order found, each reason without its `leaf N: ` prefix. */
+  problems: readonly string[];
+  /** The rebuilt leaf hash (all zeros when it cannot be rebuilt); null when the check threw. */
+  hash: Buffer | null;
+  /** The producer signature, when it counts: verified, or unverifiable because a field was erased. */
+  producer: 'verified' | 'unverifiable' | null;
+  /** The producer key the event names and the entry found for it (the result depends on it). */
+  producerKey?: { keyId: unknown; key: ProducerKeyEntry | undefined };
+  /** The check stopped on an exception: malformed input (a failure) or a bug (propagates). */
+  thrown?: { message: string; malformed: boolean };
+}
+
+/** An event checked elsewhere, for {@link BundleVerifier.pushChecked}. */
+export interface CheckedEvent {
+  /** The organization the leaf was rebuilt for. */
+  org: string;
+  /** The leaf index the event claims (a claim that is not a number may be its String()). */
+  leafIndex: unknown;
+  check: EventCheck;
+}
+
+/**
+ * The order-independent checks of one event, a pure function of the event, the organization (the
+ * header's) and the producer keys known at its place in the bundle: every field value re-hashed
+ * against its commitment (erased fields counted apart), the leaf rebuilt from the commitments and
+ * compared with the log's, and the producer signature, if any, checked over the values. Never
+ * throws: an exception is returned in `thrown`, with what was found before it.
+ * {@link BundleVerifier} calls it for every event it is pushed; the CLI's worker threads call it
+ * for batches of events and hand the results to {@link BundleVerifier.pushChecked}.
+ */
+export function checkEvent(org: string, e: BundleEvent, producerKeys: ReadonlyMap<string, ProducerKeyEntry>): EventCheck {
+  const erased: string[] = [];
+  const problems: string[] = [];
+  const c: EventCheck = { fieldsOk: 0, erased, problems, hash: null, producer: null };
+  try {
+    let leafOk = true;
+    let allOk = true; // every field re-hashed to its commitment: all are 64 lower-case hex
+    const commitments: Record<string, string> = {};
+    if (typeof e.fields !== 'object' || e.fields === null || Array.isArray(e.fields)) {
+      problems.push('fields missing');
+      leafOk = false;
+    } else {
+      for (const [name, field] of Object.entries(e.fields)) {
+        if (typeof field !== 'object' || field === null) {
+          problems.push(`field ${name} is malformed`);
+          leafOk = false;
+          allOk = false;
+          continue;
+        }
+        const status = committedFieldStatus(field);
+        commitments[name] = field.commitment;
+        if (status === 'ok') {
+          c.fieldsOk++;
+        } else if (status === 'erased') {
+          allOk = false;
+          erased.push(name);
+        } else {
+          problems.push(`field ${name} does not match its commitment`);
+          leafOk = false;
+          allOk = false;
+        }
+      }
+    }
+    let hash: Buffer;
+    try {
+      hash = rebuildLeafHash(org, e.id, e.recordedAt, commitments, allOk);
+    } catch (err) {
+      problems.push(`cannot rebuild the leaf: ${(err as Error).message}`);
+      hash = Buffer.alloc(HASH_SIZE); // keep the tree going so later checks still run
+      leafOk = false;
+    }
+    // Canonical base64 of 32 bytes is unique, so comparing the strings compares the hashes.
+    if (leafOk && e.leafHash !== b64(hash)) {
+      problems.push(
+        `rebuilt leaf hash ${b64(hash)} differs from the log's leaf ${typeof e.leafHash === 'string' && e.leafHash !== '' ? e.leafHash : '(none)'}`,
+      );
+    }
+    if (leafOk) checkProducerSignature(e, producerKeys, c, problems);
+    c.hash = hash;
+  } catch (err) {
+    c.thrown = { message: err instanceof Error ? err.message : String(err), malformed: isMalformedInput(err) };
+  }
+  return c;
+}
+
+/** Checks a producer signature over the committed values (all present: the event as sent). */
+function checkProducerSignature(e: BundleEvent, keys: ReadonlyMap<string, ProducerKeyEntry>, c: EventCheck, problems: string[]): void {
+  const ps = e.producerSignature;
+  if (ps === undefined || ps === null) return;
+  const key = keys.get(ps.keyId);
+  c.producerKey = { keyId: ps.keyId, key };
+  if (!key) {
+    problems.push(`signed by unknown producer key ${String(ps.keyId)}`);
+    return;
+  }
+  const values: Record<string, unknown> = {};
+  for (const [name, f] of Object.entries(e.fields)) {
+    if (f.salt === null) {
+      c.producer = 'unverifiable'; // erased: the signed message cannot be rebuilt, by design
+      return;
+    }
+    values[name] = f.value;
+  }
+  if (Date.parse(e.recordedAt) > key.revokedAt) {
+    problems.push(`recorded after producer key ${ps.keyId} was revoked`);
+  } else if (!verifyProducerSignature(values, ps.signature, key.publicKey)) {
+    problems.push(`producer signature of key ${ps.keyId} does not verify`);
+  } else {
+    c.producer = 'verified';
+  }
+}
+
+/**
+ * The key of a `producerKey` record.
+ * @throws TypeError if its public key is not base64 of 32 bytes or does not match its key id.
+ */
+export function readProducerKey(k: BundleProducerKey): ProducerKeyEntry {
+  const pk = typeof k.publicKey === 'string' ? decodeBase64Strict(k.publicKey) : null;
+  if (pk === null || pk.length !== 32) throw new TypeError('producerKey.publicKey must be base64 of 32 bytes');
+  if (producerKeyId(pk) !== k.keyId) throw new TypeError(`producer key id ${String(k.keyId)} does not match its public key`);
+  return { publicKey: pk, revokedAt: k.revokedAt === null ? Infinity : Date.parse(k.revokedAt) };
+}
+
+/** Whether two producer key entries (or their absence) would check a signature alike. */
+function sameProducerKey(a: ProducerKeyEntry | undefined, b: ProducerKeyEntry | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return Buffer.compare(a.publicKey, b.publicKey) === 0 && Object.is(a.revokedAt, b.revokedAt);
+}
+
+/** Errors that malformed input raises (a failure of the record), as opposed to a bug. */
+function isMalformedInput(err: unknown): boolean {
+  return err instanceof VerificationError || err instanceof TypeError || err instanceof RangeError;
+}
+
 /**
  * Streaming verifier of a bundle: `push` every record in order (parsed JSON), then `finish`.
  * Memory is O(log n) for the tree plus the listed failures, whatever the bundle size.
@@ -105,7 +257,7 @@ export class BundleVerifier {
   private readonly maxListed: number;
   private header: BundleHeader | null = null;
   private readonly keys: BundleKey[] = [];
-  private readonly producerKeys = new Map<string, { publicKey: Buffer; revokedAt: number }>();
+  private readonly producerKeys = new Map<string, ProducerKeyEntry>();
   private producerVerified = 0;
   private producerUnverifiable = 0;
   /** The leaves folded in so far, as a compact range [0, size) (RFC 9162 §2.1.1). */
@@ -139,11 +291,37 @@ export class BundleVerifier {
     try {
       this.dispatch(record);
     } catch (err) {
-      if (err instanceof VerificationError || err instanceof TypeError || err instanceof RangeError) {
-        this.fail({ kind: 'bundle', reason: `malformed record: ${err.message}` });
-      } else {
-        throw err;
-      }
+      this.malformed(err);
+    }
+  }
+
+  /**
+   * Feeds the next record when it is an event whose order-independent part {@link checkEvent}
+   * already checked elsewhere (a worker thread) for organization `org`: the same as pushing the
+   * event, without checking it again. The verifier takes the result only when it is the one it
+   * would compute now, with the same organization (the header's) and the same producer key (the
+   * one the event names, or none, as this verifier knows it at this point of the bundle);
+   * otherwise it returns false and consumes nothing, and the caller pushes the record itself.
+   */
+  pushChecked(event: CheckedEvent): boolean {
+    if (this.header === null || this.ended || event.org !== this.header.organizationId) return false;
+    const used = event.check.producerKey;
+    if (used !== undefined && !sameProducerKey(used.key, this.producerKeys.get(used.keyId as string))) return false;
+    this.line++;
+    try {
+      this.onCheckedEvent(event.leafIndex, () => event.check);
+    } catch (err) {
+      this.malformed(err);
+    }
+    return true;
+  }
+
+  /** A record that threw while it was checked: malformed input is a failure; anything else is a bug and propagates. */
+  private malformed(err: unknown): void {
+    if (isMalformedInput(err)) {
+      this.fail({ kind: 'bundle', reason: `malformed record: ${(err as Error).message}` });
+    } else {
+      throw err;
     }
   }
 
@@ -216,36 +394,7 @@ export class BundleVerifier {
   }
 
   private onProducerKey(k: BundleProducerKey): void {
-    const pk = typeof k.publicKey === 'string' ? decodeBase64Strict(k.publicKey) : null;
-    if (pk === null || pk.length !== 32) throw new TypeError('producerKey.publicKey must be base64 of 32 bytes');
-    if (producerKeyId(pk) !== k.keyId) throw new TypeError(`producer key id ${String(k.keyId)} does not match its public key`);
-    this.producerKeys.set(k.keyId, { publicKey: pk, revokedAt: k.revokedAt === null ? Infinity : Date.parse(k.revokedAt) });
-  }
-
-  /** Checks a producer signature over the committed values (all present: the event as sent). */
-  private checkProducerSignature(e: BundleEvent, idx: number): void {
-    const ps = e.producerSignature;
-    if (ps === undefined || ps === null) return;
-    const key = this.producerKeys.get(ps.keyId);
-    if (!key) {
-      this.fail({ kind: 'leaf', leafIndex: idx, reason: `leaf ${idx}: signed by unknown producer key ${String(ps.keyId)}` });
-      return;
-    }
-    const values: Record<string, unknown> = {};
-    for (const [name, f] of Object.entries(e.fields)) {
-      if (f.salt === null) {
-        this.producerUnverifiable++; // erased: the signed message cannot be rebuilt, by design
-        return;
-      }
-      values[name] = f.value;
-    }
-    if (Date.parse(e.recordedAt) > key.revokedAt) {
-      this.fail({ kind: 'leaf', leafIndex: idx, reason: `leaf ${idx}: recorded after producer key ${ps.keyId} was revoked` });
-    } else if (!verifyProducerSignature(values, ps.signature, key.publicKey)) {
-      this.fail({ kind: 'leaf', leafIndex: idx, reason: `leaf ${idx}: producer signature of key ${ps.keyId} does not verify` });
-    } else {
-      this.producerVerified++;
-    }
+    this.producerKeys.set(k.keyId, readProducerKey(k));
   }
 
   private onFrontier(f: BundleFrontier): void {
@@ -260,77 +409,52 @@ export class BundleVerifier {
   }
 
   private onEvent(e: BundleEvent): void {
+    this.onCheckedEvent(e.leafIndex, () => checkEvent(this.header!.organizationId, e, this.producerKeys));
+  }
+
+  /**
+   * The sequential part of an event: its position (the leaf index it claims against the next one
+   * expected), then the failures and counts of its order-independent check (`check`, called once
+   * the position is known) under that position, and its leaf hash folded into the tree.
+   * `leafIndex` is what the event claims; a claim that is not a number may be given as its
+   * String() (all that is used of it).
+   */
+  private onCheckedEvent(leafIndex: unknown, check: () => EventCheck): void {
     const h = this.header!;
     if (!this.started) throw new TypeError('an event before the frontier');
     this.events++;
     const expected = this.size;
-    if (typeof e.leafIndex === 'number' && e.leafIndex === expected - 1 && expected > 0) {
-      this.fail({ kind: 'leaf', leafIndex: e.leafIndex, reason: `leaf ${e.leafIndex} appears twice (a second event claims its position)` });
+    if (typeof leafIndex === 'number' && leafIndex === expected - 1 && expected > 0) {
+      this.fail({ kind: 'leaf', leafIndex, reason: `leaf ${leafIndex} appears twice (a second event claims its position)` });
       return;
     }
-    if (typeof e.leafIndex !== 'number' || e.leafIndex !== expected) {
+    if (typeof leafIndex !== 'number' || leafIndex !== expected) {
       this.fail({
         kind: 'leaf',
         leafIndex: expected,
         reason:
-          typeof e.leafIndex === 'number' && e.leafIndex > expected
-            ? `leaf ${expected} is missing (next event has leaf index ${e.leafIndex})`
-            : `leaf ${expected} expected, got an event with leaf index ${String(e.leafIndex)} (duplicate or out of order)`,
+          typeof leafIndex === 'number' && leafIndex > expected
+            ? `leaf ${expected} is missing (next event has leaf index ${leafIndex})`
+            : `leaf ${expected} expected, got an event with leaf index ${String(leafIndex)} (duplicate or out of order)`,
       });
       // Resynchronise on what the bundle claims only when it skipped ahead: the tree is broken anyway.
-      if (typeof e.leafIndex !== 'number' || e.leafIndex < expected) return;
+      if (typeof leafIndex !== 'number' || leafIndex < expected) return;
     }
     if (expected >= h.end) {
       this.fail({ kind: 'leaf', leafIndex: expected, reason: `leaf ${expected} is past the bundle end ${h.end}` });
     }
     const idx = expected;
-    let leafOk = true;
-    let allOk = true; // every field re-hashed to its commitment: all are 64 lower-case hex
-    const commitments: Record<string, string> = {};
-    if (typeof e.fields !== 'object' || e.fields === null || Array.isArray(e.fields)) {
-      this.fail({ kind: 'leaf', leafIndex: idx, reason: `leaf ${idx}: fields missing` });
-      leafOk = false;
-    } else {
-      for (const [name, field] of Object.entries(e.fields)) {
-        if (typeof field !== 'object' || field === null) {
-          this.fail({ kind: 'leaf', leafIndex: idx, reason: `leaf ${idx}: field ${name} is malformed` });
-          leafOk = false;
-          allOk = false;
-          continue;
-        }
-        const status = committedFieldStatus(field);
-        commitments[name] = field.commitment;
-        if (status === 'ok') {
-          this.fieldsVerified++;
-        } else if (status === 'erased') {
-          allOk = false;
-          this.erasedCount++;
-          if (this.erased.length < this.maxListed) this.erased.push({ leafIndex: idx, field: name });
-        } else {
-          this.fail({ kind: 'leaf', leafIndex: idx, reason: `leaf ${idx}: field ${name} does not match its commitment` });
-          leafOk = false;
-          allOk = false;
-        }
-      }
+    const c = check();
+    for (const problem of c.problems) this.fail({ kind: 'leaf', leafIndex: idx, reason: `leaf ${idx}: ${problem}` });
+    this.fieldsVerified += c.fieldsOk;
+    for (const field of c.erased) {
+      this.erasedCount++;
+      if (this.erased.length < this.maxListed) this.erased.push({ leafIndex: idx, field });
     }
-    let hash: Buffer;
-    try {
-      hash = rebuildLeafHash(h.organizationId, e.id, e.recordedAt, commitments, allOk);
-    } catch (err) {
-      this.fail({ kind: 'leaf', leafIndex: idx, reason: `leaf ${idx}: cannot rebuild the leaf: ${(err as Error).message}` });
-      hash = Buffer.alloc(HASH_SIZE); // keep the tree going so later checks still run
-      leafOk = false;
-    }
-    // Canonical base64 of 32 bytes is unique, so comparing the strings compares the hashes.
-    if (leafOk && e.leafHash !== b64(hash)) {
-      this.fail({
-        kind: 'leaf',
-        leafIndex: idx,
-        reason: `leaf ${idx}: rebuilt leaf hash ${b64(hash)} differs from the log's leaf ${typeof e.leafHash === 'string' && e.leafHash !== '' ? e.leafHash : '(none)'}`,
-      });
-    }
-    if (leafOk) this.checkProducerSignature(e, idx);
-    this.append(hash);
+    if (c.producer === 'verified') this.producerVerified++;
+    else if (c.producer === 'unverifiable') this.producerUnverifiable++;
+    if (c.thrown !== undefined) throw c.thrown.malformed ? new TypeError(c.thrown.message) : new Error(c.thrown.message);
+    this.append(c.hash!);
   }
 
   /** Appends a leaf hash, reporting completed nodes to `onNode` (the self-audit compares them). */

@@ -101,10 +101,10 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 }
 
 /** Runs `main` in-process, capturing its output. */
-function runMain(args: string[]): { code: number; out: string; err: string } {
+async function runMain(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = main(args, { out: (l) => (out += `${l}\n`), err: (l) => (err += `${l}\n`) });
+  const code = await main(args, { out: (l) => (out += `${l}\n`), err: (l) => (err += `${l}\n`) });
   return { code, out, err };
 }
 
@@ -198,31 +198,33 @@ describe('audit-verify failure reasons', () => {
       { ...good, leafIndex: 13, inclusionProof: { ...(good.inclusionProof as object), leafIndex: 13 } },
       /leaf 13 is not in a tree of size 13/,
     ],
-  ])('rejects a receipt with %s', (name, content, reason) => {
+  ])('rejects a receipt with %s', async (name, content, reason) => {
     const file = write(`receipt-${name.replace(/\W+/g, '-')}.json`, content);
-    const r = runMain(['receipt', file, ...key]);
+    const r = await runMain(['receipt', file, ...key]);
     expect(r.code).toBe(1);
     expect(r.out).toBe('');
     expect(r.err).toMatch(reason);
   });
 
-  it('rejects a receipt from another log when --origin is given', () => {
-    expect(runMain(['receipt', files.receipt, ...key, '--origin', 'smedrec.audit/org-2']).err).toMatch(
-      /checkpoint origin is smedrec\.audit\/org-1, expected smedrec\.audit\/org-2/,
-    );
+  it('rejects a receipt from another log when --origin is given', async () => {
+    expect(
+      (await runMain(['receipt', files.receipt, ...key, '--origin', 'smedrec.audit/org-2'])).err,
+    ).toMatch(/checkpoint origin is smedrec\.audit\/org-1, expected smedrec\.audit\/org-2/);
   });
 
-  it('rejects a consistency proof with a flipped bit, or checkpoints of different logs', () => {
+  it('rejects a consistency proof with a flipped bit, or checkpoints of different logs', async () => {
     const hashes = [...consistencyProof.hashes];
     const first = Buffer.from(hashes[0]!, 'base64');
     first[0]! ^= 1;
     hashes[0] = first.toString('base64');
     const bad = write('proof-bad.json', { ...consistencyProof, hashes });
-    expect(runMain(['consistency', files.old, files.new, bad, ...key]).err).toMatch(/root mismatch/);
+    expect((await runMain(['consistency', files.old, files.new, bad, ...key])).err).toMatch(/root mismatch/);
     const otherLog = write('other-log.note', checkpoint(13, 'smedrec.audit/org-2'));
-    expect(runMain(['consistency', files.old, otherLog, files.proof, ...key]).err).toMatch(/different logs/);
+    expect((await runMain(['consistency', files.old, otherLog, files.proof, ...key])).err).toMatch(
+      /different logs/,
+    );
     const edited = write('edited.note', checkpoint(5).replace('\n5\n', '\n6\n'));
-    expect(runMain(['consistency', edited, files.new, files.proof, ...key]).err).toMatch(
+    expect((await runMain(['consistency', edited, files.new, files.proof, ...key])).err).toMatch(
       /edited\.note: invalid signature/,
     );
   });
@@ -252,8 +254,8 @@ describe('audit-verify failure reasons', () => {
       /receipt takes one file/,
     ],
     ['an unknown option', ['receipt', files.receipt, '--kee', log.verifierKey], /Unknown option '--kee'/],
-  ])('exits 1 for %s', (_name, args, reason) => {
-    const r = runMain(args);
+  ])('exits 1 for %s', async (_name, args, reason) => {
+    const r = await runMain(args);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(reason);
   });
