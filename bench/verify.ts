@@ -5,9 +5,11 @@
  *     signed exactly as the server does it (salts, commitments, leaves, a checkpoint every
  *     `--checkpoint-every` events with consistency proofs), written as NDJSON to a temp file;
  *  2. raw baseline: the same file read line by line and JSON.parse'd, nothing verified;
- *  3. verification: `audit-verify bundle` run in-process on one core (the CLI's own code path):
- *     events/s, its ratio to the baseline, and the process RSS before/after (flat memory);
- *  4. the same CLI as a child process (what an auditor runs), wall time;
+ *  3. verification: `audit-verify bundle` run in-process (the CLI's own code path) at each
+ *     `--threads` value (default 1, 2, 4): wall events/s, events per CPU second of the whole process
+ *     (all threads) and its ratio to the baseline, the main thread's CPU apart, the process RSS
+ *     before/peak (flat memory), and whether the output is the same as the first run's;
+ *  4. the same CLI as a child process (what an auditor runs, default --threads), wall time;
  *  5. export: a throw-away PostgreSQL database (or PGlite with `--pglite`) filled in-process with
  *     `--export-events` (default 100,000) events, then the server as a child process and
  *     `GET /api/v1/ledger/export` read by a plain node:http client into a file: events/s, MB/s,
@@ -50,7 +52,7 @@ import { createLogger } from '../server/src/observability/logger';
 import { startRuntime } from '../server/src/runtime';
 import { backendPids, createBenchDatabase, type BenchDatabase } from './lib/database';
 import { formatTable, mib, num, section } from './lib/report';
-import { cpuSecondsOf, sampleProcess, startServer } from './lib/server-process';
+import { cpuSecondsOf, sampleProcess, sampleThreads, startServer } from './lib/server-process';
 import { makeEvent } from './lib/workload';
 import { DEFAULT_EVENT_LIMITS } from '../server/src/events/limits';
 import { eventInputSchemaFor, parseBulkItem } from '../server/src/events/schema';
@@ -61,6 +63,7 @@ const HELP = `Usage: npm run bench:verify -- [options]
 
   --events N            events in the synthetic bundle (default 1000000)
   --checkpoint-every N  events per signed checkpoint in the synthetic bundle (default 1000)
+  --threads LIST        audit-verify --threads values to run, comma-separated (default 1,2,4)
   --export-events N     events filled into the server for the export phase (default 100000; 0 = skip)
   --pglite              export phase on PGlite instead of PostgreSQL
   --cpu-prof DIR        profile the export's server process (node --cpu-prof, written to DIR)
@@ -154,6 +157,11 @@ function cpuSeconds(u: NodeJS.CpuUsage): number {
   return (u.user + u.system) / 1e6;
 }
 
+/** CPU seconds of this process's main thread (the one running JavaScript here). */
+function mainThreadCpuSeconds(): number {
+  return sampleThreads(process.pid).get('main') ?? Number.NaN;
+}
+
 function rss(): number {
   return process.memoryUsage().rss;
 }
@@ -163,6 +171,7 @@ async function main(): Promise<void> {
     options: {
       events: { type: 'string', default: '1000000' },
       'checkpoint-every': { type: 'string', default: '1000' },
+      threads: { type: 'string', default: '1,2,4' },
       'export-events': { type: 'string', default: '100000' },
       pglite: { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
@@ -178,7 +187,8 @@ async function main(): Promise<void> {
   const events = Number(values.events);
   const every = Number(values['checkpoint-every']);
   const exportEvents = Number(values['export-events']);
-  console.log(`bench:verify — node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, one core used for verification`);
+  const threadCounts = values.threads.split(',').map(Number);
+  console.log(`bench:verify — node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, verification at --threads ${threadCounts.join(', ')}`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-bench-verify-'));
   const file = path.join(dir, 'bundle.ndjson');
   let failed = false;
@@ -202,43 +212,67 @@ async function main(): Promise<void> {
     const baselineRate = events / (baselineMs / 1000);
     console.log(`${num(lines)} lines in ${(baselineMs / 1000).toFixed(2)} s wall, ${baselineCpuS.toFixed(2)} s CPU: ${num(baselineRate)} events/s wall, ${num(events / baselineCpuS)} events per CPU second`);
 
-    section('3. audit-verify bundle, in-process (the CLI code path)');
-    const rssBefore = rss();
-    let peak = rssBefore;
-    const sampler = setInterval(() => (peak = Math.max(peak, rss())), 100);
-    const output: string[] = [];
-    cpu = process.cpuUsage();
-    t = performance.now();
-    const status = auditVerify(['bundle', file, '--key', gen.verifierKey], { out: (l) => output.push(l), err: (l) => output.push(l) });
-    const verifyMs = performance.now() - t;
-    const verifyCpuS = cpuSeconds(process.cpuUsage(cpu));
-    clearInterval(sampler);
-    peak = Math.max(peak, rss());
-    const verifyRate = events / (verifyMs / 1000);
-    console.log(output.join('\n'));
-    if (status !== 0) failed = true;
+    section(`3. audit-verify bundle, in-process (the CLI code path) at --threads ${threadCounts.join(', ')} (load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+    const rows: string[][] = [];
+    let reference: string | null = null;
+    for (const threads of threadCounts) {
+      const rssBefore = rss();
+      let peak = rssBefore;
+      // With worker threads this thread waits for results, so the sampler runs; at --threads 1 the
+      // run is synchronous and only the end is sampled.
+      const sampler = setInterval(() => (peak = Math.max(peak, rss())), 100);
+      const output: string[] = [];
+      const mainCpu0 = mainThreadCpuSeconds();
+      cpu = process.cpuUsage();
+      t = performance.now();
+      const status = await auditVerify(['bundle', file, '--key', gen.verifierKey, '--threads', String(threads)], { out: (l) => output.push(l), err: (l) => output.push(l) });
+      const verifyMs = performance.now() - t;
+      const verifyCpuS = cpuSeconds(process.cpuUsage(cpu)); // every thread of the process (getrusage)
+      const mainCpuS = mainThreadCpuSeconds() - mainCpu0;
+      clearInterval(sampler);
+      peak = Math.max(peak, rss());
+      const text = output.join('\n');
+      reference ??= text;
+      console.log(`--threads ${threads}: ${text}`);
+      if (status !== 0) failed = true;
+      const perCpu = events / verifyCpuS;
+      rows.push([
+        String(threads),
+        `${(verifyMs / 1000).toFixed(2)} s`,
+        num(events / (verifyMs / 1000)),
+        `${verifyCpuS.toFixed(2)} s`,
+        num(perCpu),
+        `${mainCpuS.toFixed(2)} s`,
+        (baselineCpuS / verifyCpuS).toFixed(2),
+        `${mib(rssBefore)} / ${mib(peak)}`,
+        text === reference ? 'yes' : 'NO',
+        perCpu >= 50_000 && baselineCpuS / verifyCpuS >= 0.8 ? 'met' : 'not met',
+      ]);
+      if (text !== reference) failed = true;
+    }
     console.log(
       formatTable(
-        ['measure', 'value'],
         [
-          ['events verified', num(events)],
-          ['time', `${(verifyMs / 1000).toFixed(2)} s`],
-          ['CPU time (this process; the machine may be shared)', `${verifyCpuS.toFixed(2)} s`],
-          ['throughput (wall clock)', `${num(verifyRate)} events/s`],
-          ['throughput per CPU second (one core busy)', `${num(events / verifyCpuS)} events/s`],
-          ['ratio to the raw baseline (CPU)', `${(baselineCpuS / verifyCpuS).toFixed(2)}`],
-          ['RSS before / peak (sampled: the timer cannot fire during the synchronous run)', `${mib(rssBefore)} / ${mib(peak)}`],
-          [
-            'target: ≥ 50,000 events per CPU second and ≥ 0.8 × the baseline',
-            events / verifyCpuS >= 50_000 && baselineCpuS / verifyCpuS >= 0.8 ? 'met' : 'not met',
-          ],
+          'threads',
+          'wall',
+          'events/s (wall)',
+          'process CPU',
+          'events per CPU-s',
+          'main-thread CPU',
+          'ratio to baseline (CPU)',
+          'RSS before / peak',
+          'same report',
+          '≥ 50,000/CPU-s and ≥ 0.8×',
         ],
+        rows,
       ),
     );
+    console.log('(process CPU: all threads, from getrusage; main-thread CPU: /proc/self/task/<pid>/stat, 10 ms ticks)');
 
     section('4. audit-verify bundle as a child process (node --import tsx)');
     t = performance.now();
     const child = spawnSync(process.execPath, ['--import', 'tsx', 'server/src/cli/audit-verify.ts', 'bundle', file, '--key', gen.verifierKey], {
+      // default --threads: one worker per CPU (at most 8) for a bundle this size
       cwd: path.resolve(__dirname, '..'),
       encoding: 'utf8',
     });
@@ -352,7 +386,7 @@ async function benchExport(n: number, pglite: boolean, databaseUrl: string | und
         ),
       );
       const lines: string[] = [];
-      const status = auditVerify(['bundle', file, '--key', verifierKey], { out: (l) => lines.push(l), err: (l) => lines.push(l) });
+      const status = await auditVerify(['bundle', file, '--key', verifierKey], { out: (l) => lines.push(l), err: (l) => lines.push(l) });
       console.log(lines.join('\n'));
       return status !== 0;
     } finally {
