@@ -17,6 +17,8 @@ const scopes = {
       'server/test/ledger/spec-vectors.test.ts',
       'server/test/ledger/tree.test.ts',
       'server/test/verify/bundle-verifier.test.ts',
+      // Every record kind, malformed line and failure reason of the verifier, on in-memory bundles.
+      'server/test/verify/bundle-verifier-records.test.ts',
     ],
   },
   ingest: {
