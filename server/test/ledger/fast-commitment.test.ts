@@ -7,7 +7,18 @@
 import fc from 'fast-check';
 import { createSaltSource, prepareEvent, sealEvent } from '../../src/events/commit-form';
 import type { EventInput } from '../../src/events/schema';
-import { commitField, commitFieldFast, formatRecordedAt, leafBytes, leafHash, newSalt } from '../../src/ledger';
+import {
+  commitField,
+  commitFieldFast,
+  committedFieldStatus,
+  formatRecordedAt,
+  leafBytes,
+  leafHash,
+  newSalt,
+  rebuildLeafHash,
+  verifyCommittedField,
+  type CommittedField,
+} from '../../src/ledger';
 
 /** The result of `f`, or the class and message of what it threw. */
 function outcome(f: () => string): { ok: string } | { threw: string } {
@@ -62,6 +73,80 @@ describe('commitFieldFast', () => {
     const big = 'é'.repeat(100_000);
     expect(commitFieldFast(salt, big)).toBe(commitField(salt, big));
     expect(commitFieldFast(salt, 'small after big')).toBe(commitField(salt, 'small after big'));
+  });
+});
+
+describe('committedFieldStatus', () => {
+  const salt = Buffer.alloc(16, 9);
+  const SALT = salt.toString('base64');
+
+  it.each<[string, Partial<CommittedField> & Record<string, unknown>, string]>([
+    ['an erased field whose value member is left undefined', { salt: null, value: undefined }, 'erased'],
+    ['an erased field that kept its value', { salt: null, value: 'x' }, 'mismatch'],
+    ['a field whose value is undefined', { value: undefined }, 'mismatch'],
+    ['a commitment that is not a string', { commitment: 7 as never }, 'mismatch'],
+    ['a salt that is a number', { salt: 16 as never }, 'mismatch'],
+    ['a salt in an array (its string form is the right salt)', { salt: [SALT] as never }, 'mismatch'],
+    ['a salt in non-canonical base64 of the same bytes', { salt: SALT.replace(/.==$/, (m) => String.fromCharCode(m.charCodeAt(0) + 1) + '==') }, 'mismatch'],
+    ['a salt in base64url', { salt: Buffer.alloc(16, 0xfb).toString('base64url') + '==', commitment: commitField(Buffer.alloc(16, 0xfb), 'x') }, 'mismatch'],
+    ['the right salt and value', {}, 'ok'],
+  ])('judges %s as verifyCommittedField does', (_name, change, verdict) => {
+    const f = { commitment: commitField(salt, 'x'), salt: SALT, value: 'x', ...change } as CommittedField;
+    expect(committedFieldStatus(f)).toBe(verdict);
+    expect(verifyCommittedField(f)).toBe(verdict);
+  });
+
+  it('hashes a value larger than its scratch buffer, then small ones again', () => {
+    // 3 bytes of UTF-8 per character: larger than the 64 KiB buffer and than twice any buffer grown before.
+    const big = '☃'.repeat(400_000);
+    const s = newSalt();
+    expect(committedFieldStatus({ commitment: commitField(s, big), salt: s.toString('base64'), value: big })).toBe('ok');
+    expect(committedFieldStatus({ commitment: commitField(s, 'small'), salt: s.toString('base64'), value: 'small' })).toBe('ok');
+    expect(committedFieldStatus({ commitment: commitField(s, big.slice(1)), salt: s.toString('base64'), value: big })).toBe('mismatch');
+  });
+});
+
+describe('rebuildLeafHash', () => {
+  const recordedAt = '2026-12-06T15:00:00.000Z';
+  const hex = '09af'.repeat(16);
+  const outcomeOf = (f: () => Buffer): { ok: string } | { threw: string } => outcome(() => f().toString('hex'));
+  const reference = (org: unknown, id: unknown, at: unknown, fields: Record<string, unknown>) =>
+    outcomeOf(() => leafHash(leafBytes({ org, id, recordedAt: at, fields } as never)));
+
+  it.each<[string, unknown, unknown, unknown, Record<string, unknown>]>([
+    ['an upper-case commitment', 'org', 'id', recordedAt, { a: 'A'.repeat(64) }],
+    ['a commitment with "g"', 'org', 'id', recordedAt, { a: 'g'.repeat(64) }],
+    ['a commitment with "z"', 'org', 'id', recordedAt, { a: 'z'.repeat(64) }],
+    ['a commitment with "`" (before "a")', 'org', 'id', recordedAt, { a: '`'.repeat(64) }],
+    ['a commitment with "/" (before "0")', 'org', 'id', recordedAt, { a: '/'.repeat(64) }],
+    ['a commitment with ":" (after "9")', 'org', 'id', recordedAt, { a: ':'.repeat(64) }],
+    ['a commitment with one bad digit at the end', 'org', 'id', recordedAt, { a: hex.slice(0, 63) + 'G' }],
+    ['a commitment of 65 digits', 'org', 'id', recordedAt, { a: hex + '0' }],
+    ['a commitment of 63 digits', 'org', 'id', recordedAt, { a: hex.slice(1) }],
+    ['a commitment that is a number', 'org', 'id', recordedAt, { a: 5 }],
+    ['one bad commitment among good ones', 'org', 'id', recordedAt, { a: hex, b: hex.toUpperCase(), c: hex }],
+    ['an org with a lone surrogate', '\ud800', 'id', recordedAt, { a: hex }],
+    ['an id with a lone surrogate', 'org', '\udc00', recordedAt, { a: hex }],
+    ['an org and id with lone surrogates and no fields', '\ud800', '\udc00', recordedAt, {}],
+    ['an org that is not a string', 5, 'id', recordedAt, { a: hex }],
+    ['a recordedAt without milliseconds', 'org', 'id', '2026-12-06T15:00:00Z', { a: hex }],
+    ['a field name with a lone surrogate', 'org', 'id', recordedAt, { a: hex, '\ud800': hex }],
+  ])('throws what the reference throws for %s', (_name, org, id, at, fields) => {
+    const expected = reference(org, id, at, fields);
+    expect(expected).toHaveProperty('threw');
+    expect(outcomeOf(() => rebuildLeafHash(org as string, id as string, at as string, fields as Record<string, string>))).toEqual(expected);
+  });
+
+  it.each<[string, string, string, Record<string, string>]>([
+    ['commitments of every hex digit', 'org', 'id', { a: hex, b: 'f'.repeat(64), c: '0'.repeat(64), d: '9'.repeat(64) }],
+    ['no fields', 'org', 'id', {}],
+    ['surrogate pairs in org, id and field names', 'org 😀', 'id 😀', { '😀': hex }],
+    ['quotes and escapes in org, id and field names', 'o"\\', 'i\n\u0001', { 'n"\u007f': hex }],
+  ])('agrees with the reference on %s', (_name, org, id, fields) => {
+    const expected = reference(org, id, recordedAt, fields);
+    expect(expected).toHaveProperty('ok');
+    expect(outcomeOf(() => rebuildLeafHash(org, id, recordedAt, fields))).toEqual(expected);
+    expect(outcomeOf(() => rebuildLeafHash(org, id, recordedAt, fields, true))).toEqual(expected);
   });
 });
 

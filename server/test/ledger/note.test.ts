@@ -19,6 +19,7 @@ import {
   ed25519VerifierKey,
   formatCheckpoint,
   generateSignerKey,
+  isValidKeyName,
   openCheckpoint,
   openNote,
   parseCheckpoint,
@@ -142,6 +143,56 @@ describe('keys (Go note encodings)', () => {
     },
   );
 
+  it('accepts only strings as key names', () => {
+    expect(isValidKeyName('PeterNeumann')).toBe(true);
+    expect(isValidKeyName(5 as never)).toBe(false);
+    expect(isValidKeyName(undefined as never)).toBe(false);
+  });
+
+  it.each<[string, () => unknown, string]>([
+    ['a verifier key for an invalid name', () => ed25519VerifierKey('Peter Neumann', peter.publicKey), 'invalid key name "Peter Neumann"'],
+    ['a verifier key for a short public key', () => ed25519VerifierKey('PeterNeumann', peter.publicKey.subarray(1)), 'Ed25519 public key must be 32 bytes'],
+    ['a key pair for an invalid name', () => generateSignerKey('Peter Neumann'), 'invalid key name "Peter Neumann"'],
+    ['a key pair for a name that is not a string', () => generateSignerKey(5 as never), 'invalid key name 5'],
+  ])('refuses to make %s', (_name, fn, message) => {
+    const e = errorOf(fn);
+    expect(e).toBeInstanceOf(RangeError);
+    expect((e as Error).message).toBe(message);
+  });
+
+  const material = (bytes: number[]) => Buffer.from(bytes).toString('base64');
+  const seed = PETER_SKEY.split('+')[4]!;
+  const pub = PETER_VKEY.split('+')[2]!;
+  it.each<[string, () => unknown, string]>([
+    ['a signer key that is not a string', () => parseSignerKey(5 as never), 'key must be a string'],
+    ['a verifier key that is not a string', () => parseVerifierKey(null as never), 'key must be a string'],
+    ['a verifier key without a plus', () => parseVerifierKey('PeterNeumann'), "key has 1 of 3 '+'-separated fields"],
+    ['a verifier key with one plus', () => parseVerifierKey('PeterNeumann+c74f20a3'), "key has 2 of 3 '+'-separated fields"],
+    ['a signer key with two pluses', () => parseSignerKey('PRIVATE+KEY+PeterNeumann'), "key has 3 of 5 '+'-separated fields"],
+    ['a signer key that is not PRIVATE+KEY', () => parseSignerKey(PETER_SKEY.replace('PRIVATE', 'PUBLIC')), 'signer key must start with PRIVATE+KEY+'],
+    ['a signer key that is PRIVATE+KEYS', () => parseSignerKey(PETER_SKEY.replace('KEY', 'KEYS')), 'signer key must start with PRIVATE+KEY+'],
+    ['a signer key with an invalid name', () => parseSignerKey(`PRIVATE+KEY+Peter Neumann+c74f20a3+${seed}`), 'signer key has an invalid key name'],
+    ['a verifier key with an empty name', () => parseVerifierKey(`+c74f20a3+${pub}`), 'verifier key has an invalid key name'],
+    ['a signer key id of 7 digits', () => parseSignerKey(`PRIVATE+KEY+PeterNeumann+c74f20a+${seed}`), 'signer key id must be 8 hex digits'],
+    ['a verifier key id with a leading junk digit', () => parseVerifierKey(`PeterNeumann+zc74f20a3+${pub}`), 'verifier key id must be 8 hex digits'],
+    ['a verifier key id with a trailing junk digit', () => parseVerifierKey(`PeterNeumann+c74f20a3z+${pub}`), 'verifier key id must be 8 hex digits'],
+    ['signer key material that is not base64', () => parseSignerKey('PRIVATE+KEY+PeterNeumann+c74f20a3+A!=='), 'signer key material is not base64'],
+    ['empty verifier key material', () => parseVerifierKey('PeterNeumann+c74f20a3+'), 'verifier key material is not base64'],
+    ['a signer key of another algorithm', () => parseSignerKey(`PRIVATE+KEY+PeterNeumann+c74f20a3+${material([2, ...Buffer.alloc(32)])}`), 'signer key has unknown signature type 0x2'],
+    ['a verifier key of another algorithm', () => parseVerifierKey(`PeterNeumann+c74f20a3+${material([0x1f, ...Buffer.alloc(32)])}`), 'verifier key has unknown signature type 0x1f'],
+    ['a signer key of 31 bytes', () => parseSignerKey(`PRIVATE+KEY+PeterNeumann+c74f20a3+${material([1, ...Buffer.alloc(31)])}`), 'signer key must hold 32 bytes of Ed25519 key'],
+    ['a verifier key of 33 bytes', () => parseVerifierKey(`PeterNeumann+c74f20a3+${material([1, ...Buffer.alloc(33)])}`), 'verifier key must hold 32 bytes of Ed25519 key'],
+    ['a verifier key id of another key', () => parseVerifierKey(`PeterNeumann+C74F20A4+${pub}`), 'key id C74F20A4 does not match the key (expected c74f20a3)'],
+  ])('names the problem with %s', (_name, fn, message) => {
+    const e = errorOf(fn);
+    expect(e).toBeInstanceOf(KeyFormatError);
+    expect((e as Error).message).toBe(message);
+  });
+
+  it('accepts a key id in upper case', () => {
+    expect(parseVerifierKey(PETER_VKEY.replace('c74f20a3', 'C74F20A3')).keyId.toString('hex')).toBe('c74f20a3');
+  });
+
   it('names the problem in key errors', () => {
     const e = errorOf(() =>
       parseVerifierKey('PeterNeumann+c74f20a4+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW'),
@@ -228,34 +279,71 @@ describe('signNote / openNote', () => {
   });
 
   it.each([
-    ['no signature block', TEXT],
-    ['a blank line but no signatures', TEXT + '\n'],
-    ['a signature line without its newline', TEXT + '\n' + PETER_SIG.slice(0, -1)],
-    ['a control character', '\x01' + TEXT + '\n' + PETER_SIG],
-    ['a carriage return', TEXT.replace('\n', '\r\n') + '\n' + PETER_SIG],
+    ['no signature block', TEXT, 'note has no blank line before its signatures'],
+    ['a blank line but no signatures', TEXT + '\n', 'note signature block must end with a newline'],
+    ['a signature line without its newline', TEXT + '\n' + PETER_SIG.slice(0, -1), 'note signature block must end with a newline'],
+    ['a control character', '\x01' + TEXT + '\n' + PETER_SIG, 'note contains an ASCII control character other than newline'],
+    ['a carriage return', TEXT.replace('\n', '\r\n') + '\n' + PETER_SIG, 'note contains an ASCII control character other than newline'],
     [
       'a name with a space',
       TEXT +
         '\n— Bad Name x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n',
+      'malformed signature line for "Bad"',
     ],
-    ['a line that is not a signature', TEXT + '\n' + PETER_SIG + 'Unexpected line.\n'],
-    ['a hyphen instead of an em dash', TEXT + '\n' + PETER_SIG.replace('—', '-')],
-    ['a signature too short for a key id', TEXT + '\n— PeterNeumann AAAA\n'],
-    ['a signature that is not base64', TEXT + '\n— PeterNeumann x08go/ZJkuBS9UG!\n'],
+    ['a line that is not a signature', TEXT + '\n' + PETER_SIG + 'Unexpected line.\n', 'signature line must start with an em dash and a space'],
+    ['a hyphen instead of an em dash', TEXT + '\n' + PETER_SIG.replace('—', '-'), 'signature line must start with an em dash and a space'],
+    ['a signature too short for a key id', TEXT + '\n— PeterNeumann AAAA\n', 'malformed signature line for "PeterNeumann"'],
+    ['a signature that is not base64', TEXT + '\n— PeterNeumann x08go/ZJkuBS9UG!\n', 'malformed signature line for "PeterNeumann"'],
+    ['a name and no signature', TEXT + '\n— PeterNeumann\n', 'malformed signature line for "PeterNeumann"'],
     [
       'a signature without a name',
       TEXT +
         '\n—  x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n',
+      'malformed signature line for ""',
     ],
-    ['a lone surrogate', TEXT.replace('If', 'I\ud800f') + '\n' + PETER_SIG],
-  ])('rejects a note with %s (malformed)', (_name, note) => {
-    expect(() => openNote(note, [peter])).toThrow(NoteFormatError);
+    ['a lone surrogate', TEXT.replace('If', 'I\ud800f') + '\n' + PETER_SIG, 'note is not valid Unicode (lone surrogate)'],
+    ['more than 100 signatures', TEXT + '\n' + PETER_SIG.repeat(101), 'note has more than 100 signatures'],
+  ])('rejects a note with %s (malformed)', (_name, note, message) => {
+    const e = errorOf(() => openNote(note, [peter]));
+    expect(e).toBeInstanceOf(NoteFormatError);
+    expect((e as Error).message).toBe(message);
+  });
+
+  it('reads a signature of one byte after the key id, which then does not verify', () => {
+    const line = `— PeterNeumann ${Buffer.concat([peter.keyId, Buffer.of(0)]).toString('base64')}\n`;
+    expect(() => openNote(TEXT + '\n' + line, [peter])).toThrow(new InvalidSignatureError('PeterNeumann', 'c74f20a3'));
+    expect(() => openNote(TEXT + '\n' + line, [peter])).toThrow(InvalidSignatureError);
+  });
+
+  it('names every signer of a note no known key signed', () => {
+    expect(() => openNote(TEXT + '\n' + PETER_SIG + ENOCH_SIG, [])).toThrow(
+      'note has no verifiable signature from a known key (signed by: PeterNeumann+c74f20a3, EnochRoot+af0cfe78)',
+    );
+  });
+
+  it('refuses two different verifier keys with the same name and key id, not the same key twice', () => {
+    const impostor = { ...peter, publicKey: enoch.publicKey };
+    const e = errorOf(() => openNote(TEXT + '\n' + PETER_SIG, [peter, impostor]));
+    expect(e).toBeInstanceOf(RangeError);
+    expect((e as Error).message).toBe('ambiguous key PeterNeumann+c74f20a3');
+    expect(openNote(TEXT + '\n' + PETER_SIG, [peter, parseVerifierKey(PETER_VKEY)]).signatures).toEqual([
+      { name: 'PeterNeumann', keyId: 'c74f20a3', verified: true },
+    ]);
   });
 
   it('rejects bytes that are not UTF-8, and accepts the same note as bytes', () => {
     const bytes = Buffer.from(TEXT + '\n' + PETER_SIG);
     expect(openNote(bytes, [peter]).text).toBe(TEXT);
+    expect(() => openNote(Buffer.concat([Buffer.of(0xff), bytes]), [peter])).toThrow(new NoteFormatError('note is not valid UTF-8'));
     expect(() => openNote(Buffer.concat([Buffer.of(0xff), bytes]), [peter])).toThrow(NoteFormatError);
+  });
+
+  it('keeps a byte order mark at the start of a note given as bytes (it is part of the signed text)', () => {
+    const s = parseSignerKey(generateSignerKey('bom.example').signerKey);
+    const text = '\ufeffhello\n';
+    const note = Buffer.from(signNote(text, [s]), 'utf8');
+    expect(note.subarray(0, 3)).toEqual(Buffer.of(0xef, 0xbb, 0xbf));
+    expect(openNote(note, [parseVerifierKey(s.verifierKey)]).text).toBe(text);
   });
 
   it('round-trips any text, including blank lines inside it, and rejects any change to it', () => {
@@ -297,6 +385,28 @@ describe('signNote / openNote', () => {
     expect(() => signNote('abc', [s])).toThrow(NoteFormatError);
     expect(() => signNote('a\tb\n', [s])).toThrow(NoteFormatError);
     expect(() => signNote('abc\n', [])).toThrow(RangeError);
+  });
+
+  it.each<[string, () => unknown, new (...args: never[]) => Error, string]>([
+    ['a text without a final newline', () => signNote('abc', [parseSignerKey(PETER_SKEY)]), NoteFormatError, 'note text must end with a newline'],
+    ['a text that is not a string', () => signNote(5 as never, [parseSignerKey(PETER_SKEY)]), NoteFormatError, 'note text must end with a newline'],
+    ['a control character', () => signNote('a\tb\n', [parseSignerKey(PETER_SKEY)]), NoteFormatError, 'note contains an ASCII control character other than newline'],
+    ['a lone surrogate', () => signNote('a\udc00b\n', [parseSignerKey(PETER_SKEY)]), NoteFormatError, 'note is not valid Unicode (lone surrogate)'],
+    ['no signer', () => signNote('abc\n', []), RangeError, 'signNote needs at least one signer'],
+    ['a signer with an invalid name', () => signNote('abc\n', [{ ...parseSignerKey(PETER_SKEY), name: 'Peter Neumann' }]), RangeError, 'invalid signer Peter Neumann'],
+    [
+      'a signer with a short key id',
+      () => {
+        const s = parseSignerKey(PETER_SKEY);
+        return signNote('abc\n', [{ ...s, keyId: s.keyId.subarray(0, 3) }]);
+      },
+      RangeError,
+      'invalid signer PeterNeumann',
+    ],
+  ])('refuses to sign with %s, saying why', (_name, fn, type, message) => {
+    const e = errorOf(fn);
+    expect(e).toBeInstanceOf(type);
+    expect((e as Error).message).toBe(message);
   });
 
   it('parses the c2sp.org/signed-note example (its key is not published, so it stays unverified)', () => {
@@ -342,21 +452,44 @@ describe('checkpoints (c2sp.org/tlog-checkpoint)', () => {
     );
   });
 
-  it.each([
-    ['no final newline', `o\n5\n${root.toString('base64')}`],
-    ['an empty origin', `\n5\n${root.toString('base64')}\n`],
-    ['a leading zero', `o\n05\n${root.toString('base64')}\n`],
-    ['a signed size', `o\n+5\n${root.toString('base64')}\n`],
-    ['a size past 2^53 - 1', `o\n9007199254740992\n${root.toString('base64')}\n`],
-    ['a hex size', `o\n0x5\n${root.toString('base64')}\n`],
-    ['a short root hash', `o\n5\n${root.subarray(1).toString('base64')}\n`],
-    ['an unpadded root hash', `o\n5\n${root.toString('base64').replace('=', '')}\n`],
-    ['a base64url root hash', `o\n5\n${root.toString('base64url')}=\n`],
-    ['a missing root line', 'o\n5\n'],
-    ['an empty extension line', `o\n5\n${root.toString('base64')}\n\n`],
-    ['a carriage return', `o\r\n5\n${root.toString('base64')}\n`],
-  ])('rejects a checkpoint with %s', (_name, body) => {
-    expect(() => parseCheckpoint(body)).toThrow(CheckpointFormatError);
+  it.each<[string, unknown, string]>([
+    ['no final newline', `o\n5\n${root.toString('base64')}`, 'checkpoint must end with a newline'],
+    ['no text at all', 5, 'checkpoint must end with a newline'],
+    ['an empty origin', `\n5\n${root.toString('base64')}\n`, 'checkpoint origin line is empty'],
+    ['a leading zero', `o\n05\n${root.toString('base64')}\n`, 'checkpoint size must be decimal without leading zeros'],
+    ['a signed size', `o\n+5\n${root.toString('base64')}\n`, 'checkpoint size must be decimal without leading zeros'],
+    ['a size past 2^53 - 1', `o\n9007199254740992\n${root.toString('base64')}\n`, 'checkpoint size 9007199254740992 exceeds 2^53 - 1'],
+    ['a hex size', `o\n0x5\n${root.toString('base64')}\n`, 'checkpoint size must be decimal without leading zeros'],
+    ['no size line', 'o\n', 'checkpoint size must be decimal without leading zeros'],
+    ['a short root hash', `o\n5\n${root.subarray(1).toString('base64')}\n`, 'checkpoint root hash must be standard base64 of 32 bytes'],
+    ['an unpadded root hash', `o\n5\n${root.toString('base64').replace('=', '')}\n`, 'checkpoint root hash must be standard base64 of 32 bytes'],
+    ['a base64url root hash', `o\n5\n${root.toString('base64url')}=\n`, 'checkpoint root hash must be standard base64 of 32 bytes'],
+    ['a missing root line', 'o\n5\n', 'checkpoint root hash must be standard base64 of 32 bytes'],
+    ['an empty extension line', `o\n5\n${root.toString('base64')}\n\n`, 'checkpoint extension lines must be non-empty'],
+    ['a carriage return', `o\r\n5\n${root.toString('base64')}\n`, 'checkpoint contains a control character'],
+    ['a lone surrogate', `o\udfff\n5\n${root.toString('base64')}\n`, 'checkpoint contains a control character'],
+  ])('rejects a checkpoint with %s', (_name, body, message) => {
+    const e = errorOf(() => parseCheckpoint(body as string));
+    expect(e).toBeInstanceOf(CheckpointFormatError);
+    expect((e as Error).message).toBe(message);
+  });
+
+  it('formats the empty tree', () => {
+    expect(formatCheckpoint({ origin: 'o', size: 0, rootHash: root })).toBe(`o\n0\n${root.toString('base64')}\n`);
+  });
+
+  it.each<[string, Parameters<typeof formatCheckpoint>[0], string]>([
+    ['an empty origin', { origin: '', size: 1, rootHash: root }, 'checkpoint origin must be a non-empty single line'],
+    ['an origin that is not a string', { origin: 5 as never, size: 1, rootHash: root }, 'checkpoint origin must be a non-empty single line'],
+    ['a two-line origin', { origin: 'a\nb', size: 1, rootHash: root }, 'checkpoint origin must be a non-empty single line'],
+    ['an origin with a lone surrogate', { origin: 'a\ud800', size: 1, rootHash: root }, 'checkpoint origin must be a non-empty single line'],
+    ['a negative size', { origin: 'o', size: -1, rootHash: root }, 'checkpoint size must be a safe non-negative integer, got -1'],
+    ['a size past 2^53 - 1', { origin: 'o', size: 2 ** 53, rootHash: root }, 'checkpoint size must be a safe non-negative integer, got 9007199254740992'],
+    ['a short root hash', { origin: 'o', size: 1, rootHash: root.subarray(1) }, 'checkpoint root hash must be 32 bytes'],
+  ])('refuses to format a checkpoint with %s, saying why', (_name, checkpoint, message) => {
+    const e = errorOf(() => formatCheckpoint(checkpoint));
+    expect(e).toBeInstanceOf(RangeError);
+    expect((e as Error).message).toBe(message);
   });
 
   it('refuses to format impossible checkpoints', () => {

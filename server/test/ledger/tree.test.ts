@@ -696,6 +696,10 @@ describe('rejection reasons and kinds', () => {
     ['rootAt at a negative size', () => rootAt(-1, []), /^size must be a non-negative integer/],
     ['too few for a root', () => rootAt(3, []), /^root needs 2 stored hashes, got 0$/],
     ['oldSize > newSize', () => planConsistency(5, 4), /^oldSize 5 is larger than newSize 4$/],
+    ['inclusion in a tree of negative size', () => planInclusion(0, -1), /^size must be a non-negative integer, got -1$/],
+    ['inclusion of a negative index', () => planInclusion(-1, 3), /^index must be a non-negative integer, got -1$/],
+    ['consistency from a negative size', () => planConsistency(-1, 3), /^oldSize must be a non-negative integer, got -1$/],
+    ['consistency to a fractional size', () => planConsistency(0, 2.5), /^newSize must be a non-negative integer, got 2\.5$/],
   ])('programmer error names the argument: %s', (_name, fn, message) => {
     expect(fn).toThrow(RangeError);
     expect(fn).toThrow(message);
