@@ -838,6 +838,22 @@ describe('BundleVerifier: consistency proofs and checkpoints', () => {
     expect(run(early)).toEqual(expected({ failures: [{ kind: 'checkpoint', treeSize: 8, line: at(early, cp8), reason: 'checkpoint 8 is out of place (after leaf 6)' }] }));
   });
 
+  it('names a checkpoint that comes after its leaves even when it is past the end of the range', () => {
+    // The range ends at 2, so leaves 2–12 are past its end; checkpoint 3 comes after leaf 4.
+    const g = structuredClone(good);
+    headerOf(g).end = 2;
+    const cp3 = cpAt(g, 3);
+    const b = insert(without(g, cp3), ev(g, 4), [cp3], true);
+    const failures: BundleFailure[] = [];
+    b.forEach((r, i) => {
+      const rec = r as BundleRecord;
+      if (rec.type === 'event' && rec.leafIndex >= 2) failures.push({ kind: 'leaf', leafIndex: rec.leafIndex, line: i + 1, reason: `leaf ${rec.leafIndex} is past the bundle end 2` });
+      if (r === cp3) failures.push({ kind: 'checkpoint', treeSize: 3, line: i + 1, reason: 'checkpoint 3 is out of place (after leaf 4)' });
+    });
+    expect(failures).toHaveLength(12);
+    expect(run(b)).toEqual(expected({ end: 2, failures }));
+  });
+
   it('accepts the latest checkpoint past the end of the range', () => {
     const b = log.bundle({ end: 8, checkpoints: [3, 8, 13] });
     expect(run(b)).toEqual(expected({ end: 8, events: 8, fieldsVerified: 32, latest: latestOf(b, 13) }));
