@@ -7,6 +7,7 @@
 import fc from 'fast-check';
 import { createSaltSource, prepareEvent, sealEvent } from '../../src/events/commit-form';
 import type { EventInput } from '../../src/events/schema';
+import type * as FastCommitmentModule from '../../src/ledger/fast-commitment';
 import {
   commitField,
   commitFieldFast,
@@ -61,7 +62,7 @@ describe('commitFieldFast', () => {
     cyclic.self = cyclic;
     let deep: unknown = 1;
     for (let i = 0; i < 20_000; i++) deep = [deep];
-    for (const value of [NaN, Infinity, undefined, 10n, new Date(0), new Box(), [undefined], cyclic, '\udc00x', { a: '\ud800' }]) {
+    for (const value of [NaN, Infinity, undefined, 10n, new Date(0), new Box(), [undefined], cyclic, '\udc00x', { a: '\ud800' }, { '\ud800': 1 }]) {
       const fast = outcome(() => commitFieldFast(salt, value));
       expect('threw' in fast).toBe(true);
       expect(fast).toEqual(outcome(() => commitField(salt, value)));
@@ -73,6 +74,32 @@ describe('commitFieldFast', () => {
     const big = 'é'.repeat(100_000);
     expect(commitFieldFast(salt, big)).toBe(commitField(salt, big));
     expect(commitFieldFast(salt, 'small after big')).toBe(commitField(salt, 'small after big'));
+  });
+});
+
+describe('the scratch buffer of a fresh module (64 KiB)', () => {
+  // Other tests may have grown the shared buffer already: load the module anew so it starts small.
+  type FastCommitment = typeof FastCommitmentModule;
+  function fresh(): FastCommitment {
+    let m: FastCommitment | undefined;
+    jest.isolateModules(() => {
+      m = jest.requireActual<FastCommitment>('../../src/ledger/fast-commitment');
+    });
+    return m!;
+  }
+
+  it('grows for a value more than twice its size (commitFieldFast)', () => {
+    const { commitFieldFast: fast } = fresh();
+    const salt = newSalt();
+    const big = '☃'.repeat(100_000); // 300,002 bytes of UTF-8 (JSON quotes included)
+    expect(fast(salt, big)).toBe(commitField(salt, big));
+  });
+
+  it('grows for a value more than twice its size (committedFieldStatus)', () => {
+    const { committedFieldStatus: status } = fresh();
+    const salt = newSalt();
+    const big = '☃'.repeat(100_000);
+    expect(status({ commitment: commitField(salt, big), salt: salt.toString('base64'), value: big })).toBe('ok');
   });
 });
 
