@@ -264,6 +264,8 @@ export class BundleVerifier {
   private tree = new CompactRange();
   private started = false;
   private lastCheckpoint: { size: number; root: Buffer } | null = null;
+  /** The largest size at which a signed root was compared with the root rebuilt from the leaves. */
+  private rootComparedAt = -1;
   private pendingConsistency: BundleConsistency | null = null;
   private latest: BundleReport['latest'] = null;
   private events = 0;
@@ -535,6 +537,7 @@ export class BundleVerifier {
       this.fail({ kind: 'checkpoint', treeSize: size, reason: `checkpoint ${size} before the frontier` });
     } else if (size === this.size) {
       // The leaves of the bundle (and the frontier before them) must reproduce the signed root.
+      this.rootComparedAt = size;
       const root = this.root();
       if (!root.equals(cp.rootHash)) {
         const from = prev ? prev.size : h.start;
@@ -573,6 +576,8 @@ export class BundleVerifier {
       }
     } else if (this.size === pin.size && cp.size > pin.size && this.started) {
       this.pinnedChecked = true;
+      // The auditor's own (earlier verified) checkpoint binds the leaves up to its size.
+      this.rootComparedAt = Math.max(this.rootComparedAt, pin.size);
       if (!this.root().equals(pin.rootHash)) {
         this.fail({ kind: 'checkpoint', treeSize: pin.size, reason: `the leaves up to the pinned size ${pin.size} do not reproduce the pinned root: history was rewritten` });
       }
@@ -616,6 +621,17 @@ export class BundleVerifier {
       }
       if (h.end > h.start && (this.lastCheckpoint === null || this.lastCheckpoint.size < h.end)) {
         this.fail({ kind: 'checkpoint', treeSize: h.end, reason: `no signed checkpoint covers the bundle end ${h.end}` });
+      } else if (h.end > h.start && this.size === h.end && this.rootComparedAt !== h.end) {
+        // A checkpoint past the end proves (by consistency) that the log grew from the previous
+        // checkpoint, not what the leaves after that checkpoint were: without a root compared at
+        // the end itself, those leaves could be rewritten with matching commitments and leaf
+        // hashes and nothing would notice. Exports end every range at a stored checkpoint.
+        const from = Math.max(this.rootComparedAt, h.start);
+        this.fail({
+          kind: 'checkpoint',
+          treeSize: h.end,
+          reason: `no signed checkpoint at the bundle end ${h.end}: leaves [${from}, ${h.end}) are bound to no signed root`,
+        });
       }
       const latest = this.lastCheckpoint;
       if (latest !== null && latest.size !== h.headSize) {

@@ -892,6 +892,30 @@ describe('BundleVerifier: the end of the bundle', () => {
     );
   });
 
+  describe('a range whose end is not a checkpoint, with a later checkpoint after it', () => {
+    // [0, 10) with checkpoints 3, 8 and 13: the proof 8 → 13 says the log grew, not what leaves 8
+    // and 9 were, and no signed root is ever compared with them.
+    const b = log.bundle({ end: 10, checkpoints: [3, 8, 13] });
+    const failure = { kind: 'checkpoint' as const, treeSize: 10, line: b.length, reason: 'no signed checkpoint at the bundle end 10: leaves [8, 10) are bound to no signed root' };
+    const report = expected({ end: 10, events: 10, fieldsVerified: 40, latest: latestOf(b, 13), failures: [failure] });
+
+    it('names the leaves no signed root binds', () => {
+      expect(run(b)).toEqual(report);
+    });
+
+    it('so leaves rewritten there, with matching commitments and leaf hashes, do not pass', () => {
+      const forged = structuredClone(b);
+      for (const i of [8, 9]) {
+        const e = ev(forged, i);
+        const salt = newSalt();
+        e.fields.principalId = { commitment: commitField(salt, 'forged'), salt: b64(salt), value: 'forged' };
+        const commitments = Object.fromEntries(Object.entries(e.fields).map(([k, f]) => [k, f.commitment]));
+        e.leafHash = b64(leafHash(leafBytes({ org: ORG, id: e.id, recordedAt: e.recordedAt, fields: commitments })));
+      }
+      expect(run(forged)).toEqual(report);
+    });
+  });
+
   it('names the leaves missing at the end', () => {
     const b = log.bundle({ end: 11, checkpoints: [3, 8], headSize: 8 });
     headerOf(b).end = 13;
