@@ -41,9 +41,9 @@ import {
   type BundleReport,
   type BundleVerifierOptions,
   type Checkpoint,
-  type CommittedField,
   type Signer,
 } from '../../src/ledger';
+import { committedEvent } from './committed-event';
 
 const ORG = '0190c0de-0000-4000-8000-0000000000b1';
 const ORIGIN = `test.audit/${ORG}`;
@@ -104,16 +104,9 @@ class Log {
       principalId: `u-${i}`,
       details: { i, note: 'é☃' },
     };
-    const fields: Record<string, CommittedField> = {};
-    const commitments: Record<string, string> = {};
-    for (const [k, v] of Object.entries(values)) {
-      const salt = newSalt();
-      commitments[k] = commitField(salt, v);
-      fields[k] = { commitment: commitments[k], salt: b64(salt), value: v };
-    }
     const id = `0190c0de-0000-7000-8000-${String(i).padStart(12, '0')}`;
     const recordedAt = formatRecordedAt(new Date(Date.UTC(2026, 10, 27, 12, 0, i)));
-    const h = leafHash(leafBytes({ org: ORG, id, recordedAt, fields: commitments }));
+    const { fields, leafHash: h } = committedEvent(ORG, id, recordedAt, values);
     const appended = appendLeaves(this.leaves.length, this.frontier, [h]);
     for (const nd of appended.nodes) this.nodes.set(`${nd.level}/${nd.index}`, nd.hash);
     this.frontier = appended.frontier;

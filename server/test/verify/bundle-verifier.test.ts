@@ -32,6 +32,7 @@ import {
   type BundleReport,
   type CommittedField,
 } from '../../src/ledger';
+import { committedEvent } from './committed-event';
 
 const ORG = '0190c0de-0000-4000-8000-000000000001';
 const ORIGIN = `test.audit/${ORG}`;
@@ -48,16 +49,9 @@ function buildBundle(n: number, sizes: number[], start = 0): BundleRecord[] {
   const roots = new Map<number, Buffer>();
   for (let i = 0; i < n; i++) {
     const values: Record<string, unknown> = { action: 'data.read', status: i % 3 ? 'success' : 'failure', principalId: `u-${i}`, details: { i, s: 'é☃' } };
-    const fields: Record<string, CommittedField> = {};
-    const commitments: Record<string, string> = {};
-    for (const [k, v] of Object.entries(values)) {
-      const salt = newSalt();
-      commitments[k] = commitField(salt, v);
-      fields[k] = { commitment: commitments[k], salt: salt.toString('base64'), value: v };
-    }
     const id = `0190c0de-0000-7000-8000-${String(i).padStart(12, '0')}`;
     const recordedAt = formatRecordedAt(new Date(Date.UTC(2026, 10, 27, 12, 0, 0, i)));
-    const h = leafHash(leafBytes({ org: ORG, id, recordedAt, fields: commitments }));
+    const { fields, leafHash: h } = committedEvent(ORG, id, recordedAt, values);
     const appended = appendLeaves(size, frontier, [h]);
     for (const nd of appended.nodes) nodes.set(`${nd.level}/${nd.index}`, nd.hash);
     size = appended.size;

@@ -30,8 +30,6 @@ import {
   commitField,
   formatRecordedAt,
   generateSignerKey,
-  leafBytes,
-  leafHash,
   newSalt,
   parseSignerKey,
   parseVerifierKey,
@@ -45,6 +43,7 @@ import {
   type BundleVerifierOptions,
   type CommittedField,
 } from '../../src/ledger';
+import { committedEvent } from './committed-event';
 
 const ORG = '0190c0de-0000-4000-8000-0000000000aa';
 const ORIGIN = `test.audit/${ORG}`;
@@ -75,16 +74,9 @@ function buildBundle(n: number, sizes: number[], start = 0): Rec[] {
       principalId: `u-${i}`,
       details: { i, s: 'é☃', nested: [1, 2.5, null, true] },
     };
-    const fields: Record<string, CommittedField> = {};
-    const commitments: Record<string, string> = {};
-    for (const [k, v] of Object.entries(values)) {
-      const salt = newSalt();
-      commitments[k] = commitField(salt, v);
-      fields[k] = { commitment: commitments[k], salt: salt.toString('base64'), value: v };
-    }
     const id = `0190c0de-0000-7000-8000-${String(i).padStart(12, '0')}`;
     const recordedAt = formatRecordedAt(new Date(Date.UTC(2026, 10, 27, 12, 0, 0, i)));
-    const h = leafHash(leafBytes({ org: ORG, id, recordedAt, fields: commitments }));
+    const { fields, leafHash: h } = committedEvent(ORG, id, recordedAt, values);
     const appended = appendLeaves(size, frontier, [h]);
     for (const nd of appended.nodes) nodes.set(`${nd.level}/${nd.index}`, nd.hash);
     ({ size, frontier } = appended);
