@@ -43,6 +43,9 @@ const HELP = `Usage: npm run bench:proof -- [options]
 
   --leaves N         leaves in the organization's tree (default 1000000)
   --proofs N         proofs timed per phase (default 2000)
+  --warm-up N        unmeasured proofs through the server before each HTTP phase (default 4000): a
+                     server a few hundred requests old still has V8 optimizing its request path, and
+                     costs up to twice the CPU per request of one in service
   --compiled         run server/dist/main.js (npm run build -w server first)
   --cpu-prof DIR     profile the server of phase 4 (node --cpu-prof, written to DIR on exit)
   --database-url URL maintenance connection of the local cluster
@@ -147,6 +150,7 @@ async function main(): Promise<void> {
     options: {
       leaves: { type: 'string', default: '1000000' },
       proofs: { type: 'string', default: '2000' },
+      'warm-up': { type: 'string', default: '4000' },
       compiled: { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
       'database-url': { type: 'string' },
@@ -159,6 +163,7 @@ async function main(): Promise<void> {
   }
   const leaves = Number(values.leaves);
   const proofs = Number(values.proofs);
+  const warmUp = Number(values['warm-up']);
   console.log(`bench:proof — node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const adminUrl = values['database-url'] ?? process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   const db = await createBenchDatabase(adminUrl);
@@ -237,7 +242,7 @@ async function main(): Promise<void> {
       if (checkpoint.size !== leaves || !checkpoint.rootHash.equals(filled.root)) throw new Error('the signed checkpoint is not the filled tree');
       for (const withSize of [true, false]) {
         const path = (index: number) => `/api/v1/ledger/proofs/inclusion?leafIndex=${index}${withSize ? `&treeSize=${leaves}` : ''}`;
-        for (let i = 0; i < 200; i++) {
+        for (let i = 0; i < warmUp; i++) {
           const res = await http.get(path(Math.floor(r() * leaves)));
           if (res.status !== 200) throw new Error(`warm-up proof answered ${res.status}: ${res.body}`);
         }
@@ -273,7 +278,7 @@ async function main(): Promise<void> {
     } finally {
       await admin.end();
     }
-    section(`results: ${num(proofs)} sequential proofs per row, ${num(leaves)} leaves (load average now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
+    section(`results: ${num(proofs)} sequential proofs per row after ${num(warmUp)} unmeasured, ${num(leaves)} leaves (load average now ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
     console.log(
       formatTable(
         ['path', 'p50 ms', 'p95 ms', 'p99 ms', 'client/server CPU µs per proof', 'PostgreSQL CPU µs per proof', 'statements per proof'],
