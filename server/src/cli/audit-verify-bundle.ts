@@ -42,26 +42,33 @@ export const DEFAULT_BATCH_BYTES = 4 << 20;
 
 /**
  * Lines of a file as bytes, read 1 MiB at a time and split on 0x0A bytes (so UTF-8 is never cut).
- * Each line is a view that is valid until the next one is asked for.
+ * Each line is a view that is valid until the next one is asked for. A line longer than a read is
+ * kept as a list of its pieces and joined once, at its end: joining the piece so far with every new
+ * read would copy a line of n MiB n²/2 MiB times, and a bundle is hostile input.
  */
 export function* readLineBytesSync(file: string): Generator<Buffer> {
   const fd = openSync(file, 'r');
   try {
     const chunk = Buffer.alloc(1 << 20);
-    let rest: Buffer = Buffer.alloc(0);
+    const pieces: Buffer[] = []; // copies of the unfinished line's earlier pieces (`chunk` is reused)
     for (;;) {
       const n = readSync(fd, chunk, 0, chunk.length, null);
       if (n === 0) break;
-      let data = rest.length > 0 ? Buffer.concat([rest, chunk.subarray(0, n)]) : chunk.subarray(0, n);
+      let data = chunk.subarray(0, n);
       let nl = data.indexOf(0x0a);
       while (nl >= 0) {
-        yield data.subarray(0, nl);
+        if (pieces.length === 0) yield data.subarray(0, nl);
+        else {
+          pieces.push(data.subarray(0, nl));
+          yield Buffer.concat(pieces);
+          pieces.length = 0;
+        }
         data = data.subarray(nl + 1);
         nl = data.indexOf(0x0a);
       }
-      rest = Buffer.from(data); // copy: `chunk` is reused
+      if (data.length > 0) pieces.push(Buffer.from(data));
     }
-    if (rest.length > 0) yield rest;
+    if (pieces.length > 0) yield Buffer.concat(pieces);
   } finally {
     closeSync(fd);
   }
