@@ -13,6 +13,7 @@ import { AppError } from '../errors';
 import { valuesOf } from '../events/repository';
 import {
   BUNDLE_FORMAT,
+  formatBundleRecord,
   formatRecordedAt,
   frontierNodes,
   planConsistency,
@@ -23,6 +24,7 @@ import {
   type NodeId,
 } from '../ledger';
 import * as ledgerRepo from '../tlog/repository';
+import { formatEventLine, type EventLineRow } from './event-line';
 import * as repo from './repository';
 
 /** What to export. Leaf bounds win over time bounds; all optional (default: the whole log). */
@@ -37,10 +39,12 @@ export interface ExportRange {
   to?: Date | undefined;
 }
 
-/** Options of {@link exportBundle}. */
+/** Options of {@link exportBundle} and {@link exportBundleText}. */
 export interface ExportOptions {
   /** Rows per database page (default 1000). */
   pageSize?: number;
+  /** The header's `exportedAt` (default: the time of the export). */
+  now?: () => Date;
 }
 
 /** The resolved range, checkpoint-aligned. */
@@ -78,6 +82,7 @@ export async function resolveRange(db: Db, org: string, range: ExportRange): Pro
   return { start: alignedStart, end: Math.max(alignedEnd, alignedStart), headSize: head.size, latest };
 }
 
+/** The reference `fields` of a row; event-line.ts writes the same bytes without building it. */
 function fieldsOf(row: repo.ExportEventRow): Record<string, CommittedField> {
   const values = valuesOf(row) as Record<string, unknown>;
   const fields: Record<string, CommittedField> = {};
@@ -88,14 +93,35 @@ function fieldsOf(row: repo.ExportEventRow): Record<string, CommittedField> {
   return fields;
 }
 
-/** The bundle of `org` for `range`, record by record. */
-export async function* exportBundle(
+/** Consecutive events of one page with no checkpoint due between them, in leaf order. */
+export interface EventRun<R> {
+  type: 'events';
+  rows: R[];
+}
+
+/** Reads events with leaf indexes in [from, to) after `after`, at most `limit` (repository.ts). */
+type PageReader<R> = (db: Db, org: string, from: number, to: number, after: repo.LeafCursor | null, limit: number) => Promise<R[]>;
+
+/** What a page reader's rows must tell the bundle's walk: the keyset position. */
+interface Positioned {
+  leafIndex: number | string;
+  id: string;
+}
+
+/**
+ * The bundle of `org` for `range` with its events still as rows, in runs: every other record
+ * already built, checkpoints (with their consistency proofs) merged between the runs where the
+ * tree reaches their size. The one walk both serializations share, so their records, order and
+ * counts cannot drift apart.
+ */
+async function* bundleWalk<R extends Positioned>(
   db: Db,
   org: string,
   origin: string,
   range: ExportRange,
-  options: ExportOptions = {},
-): AsyncGenerator<BundleRecord, void, undefined> {
+  options: ExportOptions,
+  readEvents: PageReader<R>,
+): AsyncGenerator<BundleRecord | EventRun<R>, void, undefined> {
   const pageSize = options.pageSize ?? 1000;
   const r = await resolveRange(db, org, range);
   yield {
@@ -106,7 +132,7 @@ export async function* exportBundle(
     start: r.start,
     end: r.end,
     headSize: r.headSize,
-    exportedAt: new Date().toISOString(),
+    exportedAt: (options.now ? options.now() : new Date()).toISOString(),
   };
   for (const k of await ledgerRepo.listSigningKeys(db)) {
     yield {
@@ -197,7 +223,7 @@ export async function* exportBundle(
   // Within a window, rows that duplicate an index (a forged row) are paged on (leaf_index, id).
   // The next page is read while the rows of the current one go out.
   const readPage = (lower: number, after: repo.LeafCursor | null) => {
-    const page = repo.eventPage(db, org, lower, Math.min(r.end, lower + pageSize), after, pageSize);
+    const page = readEvents(db, org, lower, Math.min(r.end, lower + pageSize), after, pageSize);
     page.catch(() => undefined); // a consumer that stops early never awaits it; one that goes on gets the error
     return page;
   };
@@ -208,26 +234,23 @@ export async function* exportBundle(
     const rows = await pending;
     if (rows.length === pageSize) {
       const last = rows[rows.length - 1]!;
-      after = { leafIndex: last.leafIndex, id: last.id };
-      lower = last.leafIndex; // more rows in this window (duplicates): continue after the last one
+      after = { leafIndex: leafOf(last), id: last.id };
+      lower = leafOf(last); // more rows in this window (duplicates): continue after the last one
     } else {
       after = null;
       lower = Math.min(r.end, lower + pageSize);
     }
     pending = lower < r.end ? readPage(lower, after) : null;
-    for (const row of rows) {
-      if (checkpointDue(row.leafIndex)) yield* emitCheckpointsUpTo(row.leafIndex);
-      const ev: BundleEvent = {
-        type: 'event',
-        leafIndex: row.leafIndex,
-        id: row.id,
-        recordedAt: formatRecordedAt(row.recordedAt),
-        leafHash: (row.nodeHash ?? Buffer.alloc(0)).toString('base64'),
-        fields: fieldsOf(row),
-      };
-      if (row.producerKeyId && row.producerSignature) ev.producerSignature = { keyId: row.producerKeyId, signature: row.producerSignature };
-      yield ev;
-      events++;
+    // Runs of rows between the checkpoints due: a checkpoint of size s goes before the event at
+    // leaf s (the tree it signs holds leaves [0, s)), as ledger/bundle-format.ts orders them.
+    let i = 0;
+    while (i < rows.length) {
+      if (checkpointDue(leafOf(rows[i]!))) yield* emitCheckpointsUpTo(leafOf(rows[i]!));
+      let j = i + 1;
+      while (j < rows.length && !checkpointDue(leafOf(rows[j]!))) j++;
+      yield { type: 'events', rows: i === 0 && j === rows.length ? rows : rows.slice(i, j) };
+      events += j - i;
+      i = j;
     }
   }
   yield* emitCheckpointsUpTo(r.end);
@@ -242,4 +265,90 @@ export async function* exportBundle(
     }
   }
   yield { type: 'end', events, checkpoints: checkpointCount };
+}
+
+/** A row's leaf index (the text query reads it as a string). */
+function leafOf(row: Positioned): number {
+  return typeof row.leafIndex === 'number' ? row.leafIndex : Number(row.leafIndex);
+}
+
+/** The reference `event` record of a row. */
+function bundleEvent(row: repo.ExportEventRow): BundleEvent {
+  const ev: BundleEvent = {
+    type: 'event',
+    leafIndex: row.leafIndex,
+    id: row.id,
+    recordedAt: formatRecordedAt(row.recordedAt),
+    leafHash: (row.nodeHash ?? Buffer.alloc(0)).toString('base64'),
+    fields: fieldsOf(row),
+  };
+  if (row.producerKeyId && row.producerSignature) ev.producerSignature = { keyId: row.producerKeyId, signature: row.producerSignature };
+  return ev;
+}
+
+/**
+ * The bundle of `org` for `range`, record by record: what the self-audit, tRPC, retention,
+ * deliveries and reports consume, and the reference the NDJSON of {@link exportBundleText} is
+ * compared with.
+ */
+export async function* exportBundle(
+  db: Db,
+  org: string,
+  origin: string,
+  range: ExportRange,
+  options: ExportOptions = {},
+): AsyncGenerator<BundleRecord, void, undefined> {
+  for await (const item of bundleWalk(db, org, origin, range, options, repo.eventPage)) {
+    if (item.type === 'events') for (const row of item.rows) yield bundleEvent(row);
+    else yield item;
+  }
+}
+
+/** Characters of NDJSON gathered before a piece is handed on. */
+const TEXT_PIECE = 64 * 1024;
+
+/**
+ * Records (and runs of text rows) as NDJSON in pieces of about 64 KiB, each ending with a newline:
+ * `formatBundleRecord(record) + "\n"` per record, event-line.ts `formatEventLine(row) + "\n"` per
+ * row, which is the same bytes. The header goes out as a piece of its own, so the range is
+ * resolved (and a 404 raised) before the caller commits to a response. One write per record cost
+ * more CPU than formatting it; a piece is one write (one chunk of the chunked encoding).
+ */
+export async function* bundleNdjson(
+  items: AsyncIterable<BundleRecord | EventRun<EventLineRow>>,
+): AsyncGenerator<string, void, undefined> {
+  let piece = '';
+  for await (const item of items) {
+    if (item.type === 'events') {
+      for (const row of item.rows) {
+        piece += formatEventLine(row) + '\n';
+        if (piece.length >= TEXT_PIECE) {
+          yield piece;
+          piece = '';
+        }
+      }
+    } else {
+      piece += formatBundleRecord(item) + '\n';
+      if (item.type === 'header' || piece.length >= TEXT_PIECE) {
+        yield piece;
+        piece = '';
+      }
+    }
+  }
+  if (piece !== '') yield piece;
+}
+
+/**
+ * The bundle of {@link exportBundle} as NDJSON text (see {@link bundleNdjson}), its event lines
+ * written straight from text rows instead of through records: the REST export's fast path.
+ * Memory: two pages of rows and one piece.
+ */
+export function exportBundleText(
+  db: Db,
+  org: string,
+  origin: string,
+  range: ExportRange,
+  options: ExportOptions = {},
+): AsyncGenerator<string, void, undefined> {
+  return bundleNdjson(bundleWalk(db, org, origin, range, options, repo.eventLinePage));
 }

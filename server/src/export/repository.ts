@@ -1,10 +1,12 @@
 /**
  * Queries of the bundle export and the self-audit: events joined with their level-0 tree node
- * in leaf-index pages, checkpoint pages, leaf ranges of a time window. Read-only.
+ * in leaf-index pages (as rows, or as text for the NDJSON lines of event-line.ts), checkpoint
+ * pages, leaf ranges of a time window. Read-only.
  */
 import { and, asc, eq, gt, gte, lt, lte, max, min, sql } from 'drizzle-orm';
 import type { Db } from '../db/client';
 import { checkpoints, events, ledgerHeads, ledgerNodes, retentionState } from '../db/schema';
+import type { EventLineRow } from './event-line';
 
 /** An event row with the log's stored hash of its leaf (null when the tree node is missing). */
 export type ExportEventRow = typeof events.$inferSelect & { nodeHash: Buffer | null };
@@ -49,6 +51,51 @@ export async function eventPage(
     .where(and(eq(ledgerNodes.organizationId, org), eq(ledgerNodes.level, 0), gte(ledgerNodes.index, lo), lte(ledgerNodes.index, hi)));
   const byIndex = new Map(nodes.map((n) => [n.index, n.hash]));
   return rows.map((r) => ({ ...r, nodeHash: byIndex.get(r.leafIndex) ?? null }));
+}
+
+/** The rows a raw statement returned (node-postgres and PGlite both answer `{ rows }`). */
+function rowsOf<R>(result: unknown): R[] {
+  return (result as { rows: R[] }).rows;
+}
+
+/**
+ * The page {@link eventPage} reads, as text for event-line.ts: every column cast to text (so both
+ * drivers hand over the same strings and nothing is parsed twice), `recorded_at` and `timestamp`
+ * as epoch milliseconds (both columns hold milliseconds: timestamptz(3)), the level-0 node's hash already in standard base64 (one line: PostgreSQL breaks
+ * base64 after 76 characters, and ledger_nodes holds 32-byte hashes only, 44 characters, by its
+ * CHECK). The node is looked up per row by its primary key, a plan that does not depend on the
+ * statistics (see eventPage).
+ */
+export async function eventLinePage(
+  db: Db,
+  org: string,
+  from: number,
+  to: number,
+  after: LeafCursor | null,
+  limit: number,
+): Promise<EventLineRow[]> {
+  const lower = after ? Math.max(from, after.leafIndex) : from;
+  const afterCursor = after ? sql`AND (e.leaf_index, e.id) > (${after.leafIndex}::bigint, ${after.id}::uuid)` : sql``;
+  return rowsOf<EventLineRow>(
+    await db.execute(sql`
+      SELECT e.leaf_index::text AS "leafIndex", e.id::text AS "id",
+             (extract(epoch FROM e.recorded_at) * 1000)::bigint::text AS "recordedAtMs",
+             (SELECT encode(n.hash, 'base64') FROM ledger_nodes n
+               WHERE n.organization_id = e.organization_id AND n.level = 0 AND n.idx = e.leaf_index) AS "leafHash",
+             e.commitments::text AS "commitments", e.salts::text AS "salts",
+             e.producer_key_id AS "producerKeyId", e.producer_signature AS "producerSignature",
+             (extract(epoch FROM e.timestamp) * 1000)::bigint::text AS "timestamp", e.action AS "action", e.status AS "status",
+             e.principal_id AS "principalId", e.principal_type AS "principalType",
+             e.target_resource_type AS "targetResourceType", e.target_resource_id AS "targetResourceId",
+             e.patient_id AS "patientId", e.outcome_description AS "outcomeDescription",
+             e.data_classification AS "dataClassification", e.correlation_id AS "correlationId",
+             e.session_context::text AS "sessionContext", e.retention_policy AS "retentionPolicy",
+             e.event_version AS "eventVersion", e.details::text AS "details", e.idempotency_key AS "idempotencyKey"
+        FROM events e
+       WHERE e.organization_id = ${org}::uuid AND e.leaf_index >= ${lower} AND e.leaf_index < ${to} ${afterCursor}
+       ORDER BY e.leaf_index, e.id
+       LIMIT ${limit}`),
+  );
 }
 
 /** A stored checkpoint as exported. */

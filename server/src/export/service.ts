@@ -4,7 +4,7 @@
 import type { Database } from '../db/client';
 import type { BundleRecord } from '../ledger';
 import type { LedgerService } from '../tlog/service';
-import { exportBundle, type ExportRange } from './bundle-export';
+import { exportBundle, exportBundleText, type ExportRange } from './bundle-export';
 
 /** Streams export bundles. */
 export class ExportService {
@@ -19,5 +19,13 @@ export class ExportService {
    */
   exportBundle(org: string, range: ExportRange = {}): AsyncGenerator<BundleRecord, void, undefined> {
     return exportBundle(this.database.db, org, this.ledger.originOf(org), range);
+  }
+
+  /**
+   * The same bundle as NDJSON text pieces, the event lines written straight from the rows
+   * (export/event-line.ts): byte for byte `formatBundleRecord` of {@link exportBundle}'s records.
+   */
+  exportBundleText(org: string, range: ExportRange = {}): AsyncGenerator<string, void, undefined> {
+    return exportBundleText(this.database.db, org, this.ledger.originOf(org), range);
   }
 }

@@ -9,16 +9,13 @@ import { Router, type Request, type Response } from 'express';
 import { validationError } from '../errors';
 import { recordRead } from '../api/accountability';
 import { parseRestParams, restParams } from '../api/rest-input';
+import { bundleNdjson } from '../export/bundle-export';
 import { exportBundleInputSchema, toExportRange, type ExportBundleInput } from '../export/schema';
-import { formatBundleRecord } from '../ledger';
 import { bundleForView } from '../privacy/service';
 import { requireAccess, stateOf } from './middleware';
 
 /** Query parameters derived from the input schema, as for the operation table (api/rest-input.ts). */
 const params = restParams(exportBundleInputSchema, []);
-
-/** Characters of NDJSON gathered before a write. */
-const WRITE_CHUNK = 64 * 1024;
 
 /** The export route as the README's access table lists it. */
 export const EXPORT_ROUTE = { method: 'get', path: '/ledger/export', access: 'audit.events:export' } as const;
@@ -33,11 +30,17 @@ export function exportRouter(): Router {
     const principal = state.principal!; // the access gate checked it
     const org = principal.organizationId;
     await recordRead({ ...state, principal }, 'export', 'ledger.export', parsed.input);
-    // Callers who may not see identifiers get them withheld, with pseudonyms (docs/privacy.md §4).
+    // Callers who may not see identifiers get them withheld, with pseudonyms (docs/privacy.md §4):
+    // that goes through the records; everyone else gets the lines written straight from the rows
+    // (export/event-line.ts), the same bytes as the records would give.
     const view = await state.services.privacy.viewFor(principal);
-    const records = bundleForView(state.services.exports.exportBundle(org, toExportRange(parsed.input as ExportBundleInput)), view);
-    // The first record resolves the range (and can fail with a 404) before any header is sent.
-    const first = await records.next();
+    const range = toExportRange(parsed.input as ExportBundleInput);
+    const pieces = view.pseudonymous
+      ? bundleNdjson(bundleForView(state.services.exports.exportBundle(org, range), view))
+      : state.services.exports.exportBundleText(org, range);
+    // The first piece is the header alone: it resolves the range (and can fail with a 404)
+    // before any header is sent.
+    const first = await pieces.next();
     res.status(200);
     res.setHeader('content-type', 'application/x-ndjson; charset=utf-8');
     res.setHeader('content-disposition', `attachment; filename="audit-bundle-${org}.ndjson"`);
@@ -48,19 +51,15 @@ export function exportRouter(): Router {
       closed.abort(); // a client gone while we wait for 'drain' must not leave us waiting forever
     });
     try {
-      // Lines go out in chunks of about 64 KiB: one write (one chunk of the chunked encoding) per
-      // record cost more CPU than formatting the record.
-      let chunk = first.done ? '' : formatBundleRecord(first.value) + '\n';
-      for await (const record of records) {
+      // Backpressure: while the socket's buffer is full no next piece is asked for, so no line is
+      // formatted and no page read beyond the one already under way.
+      const drained = () => once(res, 'drain', { signal: closed.signal }).catch(() => undefined);
+      if (!first.done && !res.write(first.value)) await drained();
+      for await (const piece of pieces) {
         if (aborted) break; // the generator's finally runs; no more queries
-        chunk += formatBundleRecord(record) + '\n';
-        if (chunk.length >= WRITE_CHUNK) {
-          const more = res.write(chunk);
-          chunk = '';
-          if (!more) await once(res, 'drain', { signal: closed.signal }).catch(() => undefined);
-        }
+        if (!res.write(piece)) await drained();
       }
-      res.end(aborted ? undefined : chunk);
+      res.end();
     } catch (err) {
       // Headers are gone: cut the stream so the client sees a bundle without its end record.
       state.logger.error({ err }, 'bundle export failed');
