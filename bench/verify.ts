@@ -11,7 +11,9 @@
  *     before/peak (flat memory), and whether the output is the same as the first run's;
  *  4. the same CLI as a child process (what an auditor runs, default --threads), wall time;
  *  5. export: a throw-away PostgreSQL database (or PGlite with `--pglite`) filled in-process with
- *     `--export-events` (default 100,000) events, then the server as a child process and
+ *     `--export-events` (default 100,000) events; a same-run baseline: the export's event pages
+ *     read in-process with its own query, as rows and formatted into NDJSON lines (nothing sent);
+ *     then the server as a child process and
  *     `GET /api/v1/ledger/export` read by a plain node:http client into a file: events/s, MB/s,
  *     server and PostgreSQL CPU from /proc, the server's RSS during the export; the exported
  *     bundle is verified too.
@@ -48,6 +50,8 @@ import {
   type CommittedField,
   type NodeId,
 } from '../server/src/ledger';
+import { formatEventLine } from '../server/src/export/event-line';
+import { eventLinePage } from '../server/src/export/repository';
 import { createLogger } from '../server/src/observability/logger';
 import { startRuntime } from '../server/src/runtime';
 import { backendPids, createBenchDatabase, type BenchDatabase } from './lib/database';
@@ -338,6 +342,12 @@ async function benchExport(n: number, pglite: boolean, databaseUrl: string | und
       }
     }
 
+    // Same-run baseline, before the server starts: the export's event pages read in-process through
+    // the same driver and pool (nothing formatted, nothing sent), then read and formatted into NDJSON
+    // lines (export/event-line.ts, nothing sent). What the HTTP export adds on top of the second is
+    // the route, the response stream and the socket.
+    await baselineReads(rt, org, n, db);
+
     // The export is served by a child process (what production runs), read by a plain node:http
     // client: the server's CPU and memory are then its own, read from /proc. (An in-process server
     // read through fetch measured undici instead: its socket reads copied the ever-growing receive
@@ -378,7 +388,7 @@ async function benchExport(n: number, pglite: boolean, databaseUrl: string | und
             ['bytes', mib(bytes)],
             ['time', `${(exportMs / 1000).toFixed(2)} s`],
             ['throughput (wall clock)', `${num(n / (exportMs / 1000))} events/s, ${(bytes / 1048576 / (exportMs / 1000)).toFixed(1)} MB/s`],
-            ['server CPU (its process, /proc)', `${serverCpuS.toFixed(2)} s = ${num(n / serverCpuS)} events per CPU second`],
+            ['server CPU (its process, /proc)', `${serverCpuS.toFixed(2)} s = ${num(n / serverCpuS)} events per CPU second, ${((serverCpuS / n) * 1e6).toFixed(1)} µs per event`],
             ['PostgreSQL CPU (the server pool backends, /proc)', pglite ? '(PGlite: in the server process)' : `${pgCpuS.toFixed(2)} s`],
             ['client CPU (this process, reading to a file)', `${clientCpuS.toFixed(2)} s`],
             ['server RSS before / peak during export (sampled every 50 ms)', `${mib(before.rssBytes)} / ${mib(peak)}`],
@@ -395,6 +405,46 @@ async function benchExport(n: number, pglite: boolean, databaseUrl: string | und
   } finally {
     if (!closed) await rt.close();
     await db?.drop();
+  }
+}
+
+/**
+ * The baseline rows of the export phase: every event page of the export read in-process with the
+ * export's own query (`eventLinePage`, pages of 1,000 leaves), once as rows only and once formatted
+ * into NDJSON lines, with this process's CPU and its PostgreSQL backends' from /proc.
+ */
+async function baselineReads(rt: Awaited<ReturnType<typeof startRuntime>>, org: string, n: number, db: BenchDatabase | null): Promise<void> {
+  const admin = db ? new pg.Client({ connectionString: db.url }) : null;
+  await admin?.connect();
+  try {
+    const rows: string[][] = [];
+    for (const format of [false, true]) {
+      await eventLinePage(rt.database.db, org, 0, 1, null, 1); // the pool's connections are open
+      const backends = admin ? await backendPids(admin, db!.name) : [];
+      const pg0 = cpuSecondsOf(backends);
+      const c0 = process.cpuUsage();
+      const t = performance.now();
+      let bytes = 0;
+      for (let lo = 0; lo < n; lo += 1000) {
+        const page = await eventLinePage(rt.database.db, org, lo, Math.min(n, lo + 1000), null, 1000);
+        if (!format) continue;
+        let piece = '';
+        for (const row of page) piece += formatEventLine(row) + '\n';
+        bytes += Buffer.byteLength(piece);
+      }
+      const ms = performance.now() - t;
+      const cpu = cpuSeconds(process.cpuUsage(c0));
+      rows.push([
+        format ? 'event pages read and formatted (no HTTP)' : 'event pages read (rows only)',
+        num(n / (ms / 1000)),
+        `${((cpu / n) * 1e6).toFixed(1)} µs`,
+        admin ? `${((cpuSecondsOf(backends) - pg0) / n * 1e6).toFixed(1)} µs` : '(in process)',
+        format ? mib(bytes) : '—',
+      ]);
+    }
+    console.log(formatTable(['same-run baseline (in-process, the export query)', 'events/s', 'this process CPU/event', 'PostgreSQL CPU/event', 'NDJSON'], rows));
+  } finally {
+    await admin?.end();
   }
 }
 

@@ -163,7 +163,7 @@ describeEachBackend('bundle NDJSON written from rows on %s', (backend) => {
           expect(report.ok).toBe(true);
         }
       }),
-      { numRuns: 20 },
+      { numRuns: 40 },
     );
     // The comparison covered every kind of record the format has (ledger/bundle-format.ts).
     expect([...kinds].sort()).toEqual(['checkpoint', 'consistency', 'end', 'event', 'frontier', 'header', 'key', 'producerKey']);
@@ -186,6 +186,9 @@ describeEachBackend('bundle NDJSON written from rows on %s', (backend) => {
       // jsonb strings holding JSON (Drizzle parses them a second time) and a JSON null.
       await q(`UPDATE events SET details = to_jsonb('{"a":[1,2.50]}'::text), session_context = 'null'::jsonb WHERE organization_id = $1 AND leaf_index = 1`);
       await q(`UPDATE events SET salts = to_jsonb('{"action":"AAAAAAAAAAAAAAAAAAAAAA=="}'::text) WHERE organization_id = $1 AND leaf_index = 2`);
+      // Commitments that need escaping: a quote and a backslash in one, all of them as a jsonb string.
+      await q(`UPDATE events SET commitments = jsonb_set(commitments, '{action}', to_jsonb('ab"c\\'::text)) WHERE organization_id = $1 AND leaf_index = 1`);
+      await q(`UPDATE events SET commitments = to_jsonb(commitments::text) WHERE organization_id = $1 AND leaf_index = 5`);
       // A forged row at an index already taken, and a leaf whose tree node is gone (checkpoints at
       // 3 and 6: the proof between them uses the node over [4, 6), not leaf 4's).
       await q(
