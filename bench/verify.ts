@@ -371,9 +371,19 @@ async function benchExport(n: number, pglite: boolean, databaseUrl: string | und
         const s = tryRss(server.pid);
         if (s !== null) peak = Math.max(peak, s);
       }, 50);
+      // The export's window on the monotonic clock (µs), the clock of V8's CPU profile: with
+      // --cpu-prof it is written beside the profile for bench/profile-summary.ts.
+      const marks = [{ phase: 'export', us: Number(process.hrtime.bigint() / 1000n) }];
       const t = performance.now();
       const bytes = await httpGetToFile(`${server.url}/api/v1/ledger/export`, env.AUDIT_BOOTSTRAP_API_KEY!, file);
       const exportMs = performance.now() - t;
+      marks.push({ phase: 'after the export', us: Number(process.hrtime.bigint() / 1000n) });
+      if (cpuProf) {
+        const phases = path.join(path.resolve(cpuProf), `phases-${Date.now()}.json`);
+        fs.mkdirSync(path.dirname(phases), { recursive: true });
+        fs.writeFileSync(phases, JSON.stringify(marks));
+        console.log(`export window for bench/profile-summary.ts: ${phases}`);
+      }
       clearInterval(sampler);
       const after = sampleProcess(server.pid);
       const serverCpuS = after.cpuSeconds - before.cpuSeconds;
