@@ -71,6 +71,8 @@ const HELP = `Usage: npm run bench:verify -- [options]
   --export-events N     events filled into the server for the export phase (default 100000; 0 = skip)
   --pglite              export phase on PGlite instead of PostgreSQL
   --cpu-prof DIR        profile the export's server process (node --cpu-prof, written to DIR)
+  --server-heap-mb N    run the export's server with --max-old-space-size=N: an export whose memory
+                        grew with its size would fail; one in flat memory runs as without it
   --database-url URL    maintenance connection of the local cluster
                         (default $BENCH_DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres)
   --keep                keep the bundle file and print its path
@@ -179,6 +181,7 @@ async function main(): Promise<void> {
       'export-events': { type: 'string', default: '100000' },
       pglite: { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
+      'server-heap-mb': { type: 'string' },
       'database-url': { type: 'string' },
       keep: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
@@ -289,7 +292,11 @@ async function main(): Promise<void> {
 
     if (exportEvents > 0) {
       section(`5. export: ${num(exportEvents)} events over GET /api/v1/ledger/export (${values.pglite ? 'PGlite' : 'PostgreSQL'}; load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')})`);
-      failed = (await benchExport(exportEvents, values.pglite, values['database-url'], dir, values['cpu-prof'])) || failed;
+      const serverArgs = [
+        ...(values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : []),
+        ...(values['server-heap-mb'] ? [`--max-old-space-size=${Number(values['server-heap-mb'])}`] : []),
+      ];
+      failed = (await benchExport(exportEvents, values.pglite, values['database-url'], dir, values['cpu-prof'], serverArgs)) || failed;
     }
   } finally {
     if (values.keep) console.log(`\nkept ${file}`);
@@ -301,7 +308,14 @@ async function main(): Promise<void> {
   }
 }
 
-async function benchExport(n: number, pglite: boolean, databaseUrl: string | undefined, dir: string, cpuProf: string | undefined): Promise<boolean> {
+async function benchExport(
+  n: number,
+  pglite: boolean,
+  databaseUrl: string | undefined,
+  dir: string,
+  cpuProf: string | undefined,
+  serverArgs: string[],
+): Promise<boolean> {
   let db: BenchDatabase | null = null;
   const { signerKey, verifierKey } = generateSignerKey('bench.audit');
   const env: Record<string, string> = {
@@ -354,7 +368,7 @@ async function benchExport(n: number, pglite: boolean, databaseUrl: string | und
     // buffer (Readable fromList), 150-450 events/s.)
     await rt.close();
     closed = true;
-    const server = await startServer({ ...env, LOG_LEVEL: 'warn' }, cpuProf ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] } : {});
+    const server = await startServer({ ...env, LOG_LEVEL: 'warn' }, { nodeArgs: serverArgs });
     try {
       const admin = db ? new pg.Client({ connectionString: db.url }) : null;
       await admin?.connect();
