@@ -38,7 +38,19 @@ const scopes = {
   manifests: {
     tsconfig: 'manifests/tsconfig.json',
     mutate: ['manifests/src/server-pod.ts', 'manifests/src/workload-defaults.ts', 'manifests/src/restricted-namespace.ts', 'manifests/src/pod-network-policy.ts'],
-    tests: ['manifests/test/**/*.test.ts'],
+    // The in-process tests of these modules. The others synthesize whole environments, start
+    // Redis or PostgreSQL, or run external validators: seconds to minutes per mutant, for code
+    // these five already pin.
+    tests: [
+      // Every security default and helper, each in a small chart of its own, compared whole.
+      'manifests/test/security-defaults.test.ts',
+      // Environment, Secret volumes and mounts of each server role, option by option.
+      'manifests/test/server-pod.test.ts',
+      'manifests/test/audit-server.test.ts',
+      // Each role's secrets held against the server's own ROLE_SECRETS and loadConfig.
+      'manifests/test/role-secrets.test.ts',
+      'manifests/test/stateful-service.test.ts',
+    ],
   },
 };
 

@@ -45,22 +45,28 @@ export function restrictedContainerSecurityContext(): k8s.SecurityContext {
   };
 }
 
+/** A pod spec without the fields {@link hardenedPodSpec} owns. */
+export type UnhardenedPodSpec = Omit<k8s.PodSpec, 'automountServiceAccountToken' | 'enableServiceLinks' | 'securityContext'>;
+
 /**
  * A pod spec with what every pod of the stack shares: no service account token, no service
  * environment variables (they leak every Service of the namespace into the process), and the
- * restricted pod security context. `spec` adds the containers, volumes and the rest.
+ * restricted pod security context. `spec` adds the containers, volumes and the rest; it cannot
+ * replace the hardening (the type leaves those fields out, and they are applied after `spec` for
+ * a caller whose spec is typed wider).
  * @see https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/#opt-out-of-api-credential-automounting
  */
-export function hardenedPodSpec(spec: k8s.PodSpec): k8s.PodSpec {
-  return { automountServiceAccountToken: false, enableServiceLinks: false, securityContext: restrictedPodSecurityContext(), ...spec };
+export function hardenedPodSpec(spec: UnhardenedPodSpec): k8s.PodSpec {
+  return { ...spec, automountServiceAccountToken: false, enableServiceLinks: false, securityContext: restrictedPodSecurityContext() };
 }
 
 /**
  * A container with what every container of the stack shares: images pulled only when absent
- * (tags are pinned, see `checkImage`) and the restricted container security context.
+ * (tags are pinned, see `checkImage`; a container may ask for another policy) and the restricted
+ * container security context, which it cannot replace (as in {@link hardenedPodSpec}).
  */
-export function hardenedContainer(container: k8s.Container): k8s.Container {
-  return { imagePullPolicy: 'IfNotPresent', securityContext: restrictedContainerSecurityContext(), ...container };
+export function hardenedContainer(container: Omit<k8s.Container, 'securityContext'>): k8s.Container {
+  return { imagePullPolicy: 'IfNotPresent', ...container, securityContext: restrictedContainerSecurityContext() };
 }
 
 /** Metadata of a namespaced object. */
