@@ -8,6 +8,7 @@ import { configSchema, loadConfig } from '../../server/src/config';
 import { ArchiveEncryption, AuditServer, MigrationMode, LogLevel } from '../src/audit-server';
 import type { AuditServerProps } from '../src/audit-server';
 import { validateManifests } from '../src/validate';
+import { RESTRICTED_CONTAINER_CONTEXT, RESTRICTED_POD_CONTEXT } from './support/restricted-contexts';
 
 function synth(props: AuditServerProps = {}): any[] {
   const chart = Testing.chart();
@@ -148,24 +149,8 @@ describe('AuditServer', () => {
       get(objects, 'Job', 'audit-server-migrate-0-1-0').spec.template.spec,
     ];
     for (const pod of pods) {
-      expect(pod.securityContext).toEqual({
-        runAsNonRoot: true,
-        runAsUser: 1001,
-        runAsGroup: 1001,
-        fsGroup: 1001,
-        fsGroupChangePolicy: 'OnRootMismatch',
-        seccompProfile: { type: 'RuntimeDefault' },
-      });
-      expect(pod.containers[0].securityContext).toEqual({
-        allowPrivilegeEscalation: false,
-        privileged: false,
-        readOnlyRootFilesystem: true,
-        runAsNonRoot: true,
-        runAsUser: 1001,
-        runAsGroup: 1001,
-        capabilities: { drop: ['ALL'] },
-        seccompProfile: { type: 'RuntimeDefault' },
-      });
+      expect(pod.securityContext).toEqual(RESTRICTED_POD_CONTEXT);
+      expect(pod.containers[0].securityContext).toEqual(RESTRICTED_CONTAINER_CONTEXT);
       // Writable: /tmp only. The role's secrets are a read-only volume (role-secrets.test.ts).
       expect(pod.volumes[0]).toEqual({ name: 'tmp', emptyDir: { sizeLimit: '256Mi' } });
       expect(pod.volumes.slice(1).every((v: any) => v.secret !== undefined)).toBe(true);

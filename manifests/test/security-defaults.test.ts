@@ -33,6 +33,7 @@ import {
   toPolicyPeer,
   toResourceRequirements,
 } from '../src/workload-defaults';
+import { RESTRICTED_CONTAINER_CONTEXT, RESTRICTED_POD_CONTEXT } from './support/restricted-contexts';
 
 /** Synthesizes whatever `build` adds to a fresh chart. */
 function synth(build: (chart: ReturnType<typeof Testing.chart>) => void): any[] {
@@ -40,28 +41,6 @@ function synth(build: (chart: ReturnType<typeof Testing.chart>) => void): any[] 
   build(chart);
   return Testing.synth(chart);
 }
-
-/** The pod-level context of the Pod Security Standards `restricted` profile, as synthesized. */
-const RESTRICTED_POD = {
-  runAsNonRoot: true,
-  runAsUser: 1001,
-  runAsGroup: 1001,
-  fsGroup: 1001,
-  fsGroupChangePolicy: 'OnRootMismatch',
-  seccompProfile: { type: 'RuntimeDefault' },
-};
-
-/** The container-level context, as synthesized. */
-const RESTRICTED_CONTAINER = {
-  allowPrivilegeEscalation: false,
-  privileged: false,
-  readOnlyRootFilesystem: true,
-  runAsNonRoot: true,
-  runAsUser: 1001,
-  runAsGroup: 1001,
-  capabilities: { drop: ['ALL'] },
-  seccompProfile: { type: 'RuntimeDefault' },
-};
 
 const RESOURCES = {
   cpuRequest: '250m',
@@ -200,13 +179,13 @@ describe('hardened pods and containers', () => {
       spec: {
         automountServiceAccountToken: false,
         enableServiceLinks: false,
-        securityContext: RESTRICTED_POD,
+        securityContext: RESTRICTED_POD_CONTEXT,
         containers: [
           {
             name: 'c',
             image: 'img:1.0.0',
             imagePullPolicy: 'IfNotPresent',
-            securityContext: RESTRICTED_CONTAINER,
+            securityContext: RESTRICTED_CONTAINER_CONTEXT,
             resources: {
               requests: { cpu: '250m', memory: '256Mi', 'ephemeral-storage': '64Mi' },
               limits: { cpu: '1', memory: '512Mi', 'ephemeral-storage': '1Gi' },
@@ -224,9 +203,9 @@ describe('hardened pods and containers', () => {
     // in an object literal, so the helpers apply the hardening after the caller's fields.
     const spec: k8s.PodSpec = { containers: [], automountServiceAccountToken: true, enableServiceLinks: true, securityContext: { runAsUser: 0 } };
     const container: k8s.Container = { name: 'c', imagePullPolicy: 'Always', securityContext: { privileged: true, allowPrivilegeEscalation: true } };
-    expect(hardenedPodSpec(spec)).toEqual({ containers: [], automountServiceAccountToken: false, enableServiceLinks: false, securityContext: RESTRICTED_POD });
+    expect(hardenedPodSpec(spec)).toEqual({ containers: [], automountServiceAccountToken: false, enableServiceLinks: false, securityContext: RESTRICTED_POD_CONTEXT });
     // The pull policy is no security field: a container may ask for another.
-    expect(hardenedContainer(container)).toEqual({ name: 'c', imagePullPolicy: 'Always', securityContext: RESTRICTED_CONTAINER });
+    expect(hardenedContainer(container)).toEqual({ name: 'c', imagePullPolicy: 'Always', securityContext: RESTRICTED_CONTAINER_CONTEXT });
   });
 
   it('keeps emptyDir volumes on disk unless a medium is given', () => {
@@ -257,9 +236,9 @@ describe('hardened pods and containers', () => {
       const pods = objects.map((o) => o.spec?.template?.spec).filter((spec) => spec !== undefined);
       expect(pods.length).toBe(migrations === MigrationMode.INIT_CONTAINER ? 2 : 3);
       for (const pod of pods) {
-        expect([pod.automountServiceAccountToken, pod.enableServiceLinks, pod.securityContext]).toEqual([false, false, RESTRICTED_POD]);
+        expect([pod.automountServiceAccountToken, pod.enableServiceLinks, pod.securityContext]).toEqual([false, false, RESTRICTED_POD_CONTEXT]);
         for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
-          expect([c.name, c.imagePullPolicy, c.securityContext]).toEqual([c.name, 'IfNotPresent', RESTRICTED_CONTAINER]);
+          expect([c.name, c.imagePullPolicy, c.securityContext]).toEqual([c.name, 'IfNotPresent', RESTRICTED_CONTAINER_CONTEXT]);
         }
       }
     }

@@ -9,6 +9,7 @@ import { Testing } from 'cdk8s';
 import { k8s } from 'cdk8s-plus-28';
 import type { ServerPodOptions, ServerRole } from '../src/server-pod';
 import { migrateContainer, serverContainerBase, serverEnv, serverSecretsVolume, serverVolumes } from '../src/server-pod';
+import { RESTRICTED_CONTAINER_CONTEXT } from './support/restricted-contexts';
 
 const POD: ServerPodOptions = {
   image: 'ghcr.io/smedrec/audit-server:1.2.3',
@@ -156,16 +157,7 @@ describe('server containers', () => {
     name: role,
     image: 'ghcr.io/smedrec/audit-server:1.2.3',
     imagePullPolicy: 'IfNotPresent',
-    securityContext: {
-      allowPrivilegeEscalation: false,
-      privileged: false,
-      readOnlyRootFilesystem: true,
-      runAsNonRoot: true,
-      runAsUser: 1001,
-      runAsGroup: 1001,
-      capabilities: { drop: ['ALL'] },
-      seccompProfile: { type: 'RuntimeDefault' },
-    },
+    securityContext: RESTRICTED_CONTAINER_CONTEXT,
     envFrom: [{ configMapRef: { name: 'cfg' } }],
     env,
     resources: {
