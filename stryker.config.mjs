@@ -20,6 +20,9 @@ export default {
   // Static mutants (module-level constants) need every test of the scope per mutant, about 90 % of
   // the run time; they are reported as ignored and listed in docs/mutation-testing.md.
   ignoreStatic: true,
+  // PGlite (the ingest scope's database) loads its WebAssembly with a dynamic import, which jest's
+  // module sandbox allows only with this flag (as `npm run test:unit` runs jest).
+  testRunnerNodeArgs: ['--experimental-vm-modules', '--disable-warning=ExperimentalWarning'],
   concurrency: Number(process.env.MUTATION_CONCURRENCY ?? 2),
   timeoutMS: 20_000,
   // The initial (unmutated) run of the ledger scope's tests with per-test coverage took longer than

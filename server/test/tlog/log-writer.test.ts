@@ -76,6 +76,14 @@ describe('LogWriter', () => {
   it('refuses an append of no leaves', async () => {
     await expect(
       database.db.transaction(async (tx) => writer.append(tx, org, await writer.lock(tx, org), [], [])),
-    ).rejects.toThrow(RangeError);
+    ).rejects.toThrow(new RangeError('append needs at least one leaf'));
+  });
+
+  it('answers the newest checkpoint note, and an empty note for a log without one', async () => {
+    const fresh = (await createOrganization(database, 'no checkpoint yet')).id;
+    expect(await database.db.transaction((tx) => writer.latestNote(tx, fresh))).toBe('');
+    const note = await database.db.transaction((tx) => writer.latestNote(tx, org));
+    expect(note).toBe((await latestCheckpoint(database.db, org))!.note);
+    expect(openCheckpoint(note, [parseVerifierKey(keys.verifierKey)]).checkpoint.size).toBe(5);
   });
 });
