@@ -103,7 +103,8 @@ describeEachBackend('ingest service on %s', (backend) => {
 
   it('answers each event with a receipt of the stored leaf, its place and the signed checkpoint of the batch', async () => {
     const ingest = service();
-    const inputs = [event(0, { timestamp: '2026-01-02T03:04:05.678Z' }), event(1), event(2, { details: { n: 1 } })];
+    const signature = { keyId: '0123456789abcdef', signature: 'c2lnbmVk' };
+    const inputs = [event(0, { timestamp: '2026-01-02T03:04:05.678Z', dataClassification: 'INTERNAL', producerSignature: signature }), event(1), event(2, { details: { n: 1 } })];
     const receipts = await Promise.all(ingest.append(org, inputs));
     const rows = await stored();
     const h = await head();
@@ -143,6 +144,12 @@ describeEachBackend('ingest service on %s', (backend) => {
       const leaf = leafHash(leafBytes({ org, id: rows[i]!.id, recordedAt: receipts[0]!.recordedAt, fields: f.commitments }));
       expect(rows[i]!.leaf_hash).toBe(leaf.toString('hex'));
     });
+    // The producer's signature is stored beside the event, not committed.
+    expect(await idb.query(`SELECT producer_key_id, producer_signature FROM events WHERE organization_id = $1 ORDER BY leaf_index`, [org])).toEqual([
+      { producer_key_id: '0123456789abcdef', producer_signature: 'c2lnbmVk' },
+      { producer_key_id: null, producer_signature: null },
+      { producer_key_id: null, producer_signature: null },
+    ]);
     expect(batches).toEqual([3]);
     expect(checkpoints).toEqual([{ org, size: 3, note: expect.stringContaining(`${ORIGIN}/${org}\n3\n${h.root}\n`) }]);
     expect(committedEvents).toEqual([
@@ -197,14 +204,32 @@ describeEachBackend('ingest service on %s', (backend) => {
       [2, 4],
       [3, 4],
     ]);
-    expect(transactions).toBe(1);
     await ingest.drain();
+    // Reaching maxBatch cancelled the wait: drain found nothing left to commit.
+    expect(transactions).toBe(1);
+  });
+
+  it('makes what arrives while a batch commits the next batch, without waiting', async () => {
+    const ingest = service({ maxBatch: 10, maxWaitMs: 0 });
+    const receipts = await Promise.all([...ingest.append(org, [event(0)]), ...ingest.append(org, [event(1)]), ...ingest.append(org, [event(2)])]);
+    expect(receipts.map((r) => [r.leafIndex, r.treeSize])).toEqual([
+      [0, 1],
+      [1, 3],
+      [2, 3],
+    ]);
+    expect(batches).toEqual([1, 2]);
+    await ingest.drain();
+    expect(transactions).toBe(2);
   });
 
   it('commits at once what waits for maxWaitMs when drained, and refuses appends afterwards', async () => {
     const ingest = service({ maxBatch: 100, maxWaitMs: 600_000 });
     const pending = ingest.append(org, [event(0), event(1)]);
+    const answered: number[] = [];
+    pending.forEach((p, i) => void p.then(() => answered.push(i)));
     await ingest.drain();
+    // Drain returns only once every receipt was handed out.
+    expect(answered.sort()).toEqual([0, 1]);
     const receipts = await Promise.all(pending);
     expect(receipts.map((r) => r.leafIndex)).toEqual([0, 1]);
     const late = await Promise.allSettled(ingest.append(org, [event(2), event(3)]));
@@ -469,6 +494,55 @@ describeEachBackend('ingest service on %s', (backend) => {
     expect(settled.map(rejection)).toEqual(Array(2).fill(UNAVAILABLE_MAYBE_STORED));
     expect(failures).toEqual([{ sqlstate: 'XX000', fault: 'transient', events: 2 }]);
     expect(await stored()).toEqual([]);
+    await ingest.drain();
+  });
+
+  it('answers 503 "nothing stored" when the retry after an uncommitted attempt fails before COMMIT and the budget is spent', async () => {
+    // Budget 100 ms: the first failure is retried after 50 ms, the second (at least 50 ms later,
+    // with 100 ms to wait next) is the last, whatever the machine's speed.
+    const ingest = service({ retryMs: 100 });
+    let commits = 0;
+    idb.hooks.beforeCommit = () => {
+      if (commits++ === 0) throw driverError('08006');
+    };
+    let inserts = 0;
+    idb.hooks.beforeStatement = (s) => {
+      if (/INSERT INTO events/i.test(s.text) && inserts++ === 1) throw driverError('40001');
+    };
+    const settled = await Promise.allSettled(ingest.append(org, [event(0), event(1)]));
+    // The second attempt found the first one not stored: its own failure is "nothing stored".
+    expect(settled.map(rejection)).toEqual(Array(2).fill(UNAVAILABLE_NOTHING_STORED));
+    expect(failures).toEqual([{ sqlstate: '40001', fault: 'transient', events: 2 }]);
+    expect(await stored()).toEqual([]);
+    await ingest.drain();
+  });
+
+  it('answers idempotent repeats whose COMMIT answer was lost as repeats', async () => {
+    const ingest = service({ retryMs: 60_000 });
+    const [first] = await Promise.all(ingest.append(org, [event(0, { idempotencyKey: 'k-lost' })]));
+    let lost = 0;
+    idb.hooks.afterCommit = () => {
+      transactions++;
+      if (lost++ === 0) throw driverError('08006');
+    };
+    const [again] = await Promise.all(ingest.append(org, [event(1, { idempotencyKey: 'k-lost' })]));
+    expect(again).toEqual({ ...first, duplicate: true });
+    expect(failures).toEqual([]);
+    expect((await stored()).map((r) => r.principal_id)).toEqual(['p-0']);
+    await ingest.drain();
+  });
+
+  it('fails the events of a committed batch whose receipts cannot be computed with a 500, and appends them once', async () => {
+    const ingest = service();
+    // An idempotency key that names a leaf the log does not have: its receipt cannot be read.
+    await idb.query(`INSERT INTO idempotency_keys (organization_id, key, event_id, recorded_at, leaf_index) VALUES ($1, 'k-ghost', gen_random_uuid(), now(), 99)`, [org]);
+    const settled = await Promise.allSettled(ingest.append(org, [event(0), event(1, { idempotencyKey: 'k-ghost' })]));
+    expect(settled.map(rejection)).toEqual(['INTERNAL: internal error', 'INTERNAL: internal error']);
+    expect(failures).toEqual([{ sqlstate: null, fault: 'internal', events: 2 }]);
+    // The new event was committed (a retry with an idempotency key would find it), once.
+    expect((await stored()).map((r) => r.principal_id)).toEqual(['p-0']);
+    expect(transactions).toBe(1);
+    expect(batches).toEqual([1]);
     await ingest.drain();
   });
 });
