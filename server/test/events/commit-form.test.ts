@@ -149,15 +149,15 @@ describe('createSaltSource', () => {
   it('cuts sixteen-byte salts from one random buffer per chunk, and takes a new buffer when one is used up', () => {
     const next = createSaltSource(2);
     const [a, b, c, d, e] = [next(), next(), next(), next(), next()];
-    for (const s of [a, b, c, d, e]) expect(s!.length).toBe(16);
+    for (const s of [a, b, c, d, e]) expect(s.length).toBe(16);
     // a and b are the two halves of the first chunk, c and d of the second.
-    expect(b!.buffer).toBe(a!.buffer);
-    expect(b!.byteOffset).toBe(a!.byteOffset + 16);
-    expect(d!.buffer).toBe(c!.buffer);
-    expect(d!.byteOffset).toBe(c!.byteOffset + 16);
-    const insideFirstChunk = c!.buffer === a!.buffer && c!.byteOffset >= a!.byteOffset && c!.byteOffset < a!.byteOffset + 32;
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.byteOffset).toBe(a.byteOffset + 16);
+    expect(d.buffer).toBe(c.buffer);
+    expect(d.byteOffset).toBe(c.byteOffset + 16);
+    const insideFirstChunk = c.buffer === a.buffer && c.byteOffset >= a.byteOffset && c.byteOffset < a.byteOffset + 32;
     expect(insideFirstChunk).toBe(false);
-    const hex = new Set([a, b, c, d, e].map((s) => s!.toString('hex')));
+    const hex = new Set([a, b, c, d, e].map((s) => s.toString('hex')));
     expect(hex.size).toBe(5);
   });
 
