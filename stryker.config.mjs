@@ -12,6 +12,8 @@ export default {
   packageManager: 'npm',
   testRunner: 'jest',
   jest: { projectType: 'custom', configFile: 'jest.mutation.config.cjs', enableFindRelatedTests: false },
+  // The auth scope's tests import ESM-only libraries (better-auth, jose) as `npm run test:unit` does.
+  testRunnerNodeArgs: ['--experimental-vm-modules', '--disable-warning=ExperimentalWarning'],
   checkers: ['typescript'],
   tsconfigFile: scope.tsconfig,
   typescriptChecker: { prioritizePerformanceOverAccuracy: true },

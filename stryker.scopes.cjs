@@ -39,7 +39,19 @@ const scopes = {
   auth: {
     tsconfig: 'server/tsconfig.json',
     mutate: ['server/src/auth/**/*.ts'],
-    tests: ['server/test/api/auth.test.ts'],
+    // In process, no audit server: pure functions directly, services over the embedded store (and
+    // PostgreSQL/Redis when TEST_DATABASE_URL/TEST_REDIS_URL are set), sign-in through the library's
+    // own handler on a bare HTTP server, OIDC against an issuer served by the test.
+    tests: [
+      'server/test/auth/permissions.test.ts',
+      'server/test/auth/permission-checks.test.ts',
+      'server/test/auth/api-key-service.test.ts',
+      'server/test/auth/login-limiter.test.ts',
+      'server/test/auth/session-store.test.ts',
+      'server/test/auth/organizations-and-producer-keys.test.ts',
+      'server/test/auth/oidc-verifier.test.ts',
+      'server/test/auth/identity-service.test.ts',
+    ],
   },
   manifests: {
     tsconfig: 'manifests/tsconfig.json',

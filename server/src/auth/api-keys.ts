@@ -62,6 +62,8 @@ export class ApiKeyService {
   constructor(
     private readonly database: Database,
     private readonly cacheTtlMs = 1_000,
+    // The cache's clock; tests pass their own so expiry is checked without waiting.
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** Registers `key` (or a fresh one) for `org` and returns it; the secret is never stored. */
@@ -104,7 +106,7 @@ export class ApiKeyService {
     const hash = digest(key);
     const lookupId = lookupIdOf(hash);
     const cached = this.cache.get(lookupId);
-    if (cached && cached.expires > Date.now() && timingSafeEqual(cached.hash, hash)) return cached.principal;
+    if (cached && cached.expires > this.now() && timingSafeEqual(cached.hash, hash)) return cached.principal;
     const rows = await this.database.db
       .select()
       .from(apiKeys)
@@ -113,7 +115,7 @@ export class ApiKeyService {
       if (row.keyHash.length === hash.length && timingSafeEqual(row.keyHash, hash)) {
         const principal: Principal = { organizationId: row.organizationId, keyId: row.id, role: row.role, kind: 'apiKey', subject: row.id };
         if (this.cache.size > 10_000) this.cache.clear();
-        this.cache.set(lookupId, { principal, hash, expires: Date.now() + this.cacheTtlMs });
+        this.cache.set(lookupId, { principal, hash, expires: this.now() + this.cacheTtlMs });
         return principal;
       }
     }
