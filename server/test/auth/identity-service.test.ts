@@ -235,6 +235,12 @@ describeEachBackend('identity service on %s', (backend) => {
       const auth = log.lines.filter((l) => l.component === 'auth');
       expect(auth).toEqual(expect.arrayContaining([expect.objectContaining({ level: 40, msg: 'Invalid password' }), expect.objectContaining({ level: 40, msg: 'User not found' })]));
       expect(JSON.stringify(log.lines)).not.toContain('@example.org');
+      // Without a password the library refuses the request itself, for a disabled account as for any.
+      const bare = async (email: string) => {
+        const res = await post(site.url, '/auth/sign-in/email', { email });
+        return [res.status, await res.text()];
+      };
+      expect(await bare('dora@example.org')).toEqual(await bare('nobody@example.org'));
     });
 
     it('refuses self sign-up unless enabled; enabled, it holds to the password bounds', async () => {

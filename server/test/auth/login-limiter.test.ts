@@ -88,6 +88,23 @@ describe('login limiter, in process', () => {
     expect(await limiter.attempt(loginKeys('192.0.2.1', 'nobody@example.org'))).toEqual(denied(60));
   });
 
+  it('sweeps expired windows once it holds over 100,000 counters, keeping live ones', async () => {
+    const one = new LoginLimiter(null, 1, 60, clock.now);
+    const x = loginKeys('192.0.2.10', 'x@example.org');
+    const y = loginKeys('192.0.2.11', 'y@example.org');
+    await one.attempt(x);
+    for (let i = 0; i < 50_000; i++) await one.attempt({ ip: `fill-ip-${i}`, account: `fill-acct-${i}` });
+    clock.advance(30_000);
+    await one.attempt(y);
+    clock.advance(31_000);
+    // 100,004 counters, all but y's expired: this attempt sweeps them.
+    await one.attempt(loginKeys('192.0.2.12', 'z@example.org'));
+    expect((await one.attempt(y)).allowed).toBe(false);
+    // Put the clock back into x's old window: x's counter was removed, so x starts afresh.
+    clock.advance(-60_000);
+    expect(await one.attempt(x)).toEqual(allowed);
+  });
+
   it('exposes its limit and window', () => {
     expect(limiter.maxAttempts).toBe(3);
     expect(limiter.windowSeconds).toBe(60);

@@ -79,6 +79,27 @@ describe('in-process session store', () => {
     expect(await store.get('c')).toBe('1');
   });
 
+  it('sweeps expired entries once it holds 100,000, keeping live ones', async () => {
+    await store.set('live', 'kept', 3_600);
+    for (let i = 1; i < 100_000; i++) await store.set(`old-${i}`, 'x', 1);
+    clock.advance(2_000);
+    await store.set('trigger', 'y');
+    expect(await store.get('live')).toBe('kept');
+    // Put the clock back: a swept entry is gone, where one merely expired would be readable again.
+    clock.advance(-2_000);
+    expect(await store.get('old-1')).toBeNull();
+    expect(await store.get('old-99999')).toBeNull();
+  });
+
+  it('does not sweep below 100,000 entries', async () => {
+    for (let i = 1; i < 99_999; i++) await store.set(`old-${i}`, 'x', 1);
+    clock.advance(2_000);
+    // 99,998 entries: this set does not sweep, so with the clock put back they are readable.
+    await store.set('trigger', 'y');
+    clock.advance(-2_000);
+    expect(await store.get('old-1')).toBe('x');
+  });
+
   it('replaces a value and its TTL on set', async () => {
     await store.set('k', 'old', 1);
     await store.set('k', 'new', 100);
