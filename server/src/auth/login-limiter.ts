@@ -24,6 +24,15 @@ export interface LoginKeys {
 
 const PREFIX = 'audit:login:';
 
+// Gives back one unit on each counter that exists and is above zero. A plain DECR would recreate a
+// counter whose window ended while the password was checked, at -1 and without expiry: a key that
+// never expires and an extra attempt in the next window.
+const GIVE_BACK = `for _, k in ipairs(KEYS) do
+  local v = tonumber(redis.call('GET', k))
+  if v and v > 0 then redis.call('DECR', k) end
+end
+return 0`;
+
 /** Counter keys of an attempt; the address is hashed, never stored. */
 export function loginKeys(ip: string, email: string): LoginKeys {
   const account = createHash('sha256').update(email.trim().toLowerCase(), 'utf8').digest('hex').slice(0, 32);
@@ -54,7 +63,7 @@ export class LoginLimiter {
   async succeeded(keys: LoginKeys): Promise<void> {
     if (this.redis) {
       try {
-        await this.redis.multi().decr(keys.ip).decr(keys.account).exec();
+        await this.redis.eval(GIVE_BACK, 2, keys.ip, keys.account);
         return;
       } catch {
         /* fall through to the in-process counters */

@@ -183,6 +183,26 @@ const redisUrl = testRedisUrl();
     expect((await one.attempt(k)).allowed).toBe(false);
   });
 
+  it('gives back nothing for a window that has ended: no counter below zero, none without expiry', async () => {
+    // A sign-in whose window ended while its password was checked (the counters expired): giving
+    // back must not create a counter at -1 without TTL, which would never expire and would grant
+    // an extra attempt in the next window.
+    const limiter = new LoginLimiter(redis, 2, 60);
+    const k = freshKeys();
+    await limiter.succeeded(k);
+    expect(await redis.exists(k.ip, k.account)).toBe(0);
+    for (let i = 0; i < 2; i++) expect(await limiter.attempt(k)).toEqual(allowed);
+    expect((await limiter.attempt(k)).allowed).toBe(false);
+    // At zero it stays at zero, with the window's TTL.
+    const z = freshKeys();
+    await limiter.attempt(z);
+    await limiter.succeeded(z);
+    await limiter.succeeded(z);
+    expect(await redis.get(z.ip)).toBe('0');
+    expect(await redis.get(z.account)).toBe('0');
+    expect(await redis.ttl(z.ip)).toBeGreaterThan(50);
+  });
+
   it('answers retry-after from the counter over the limit only', async () => {
     const limiter = new LoginLimiter(redis, 1, 300);
     const k = freshKeys();
