@@ -4,6 +4,9 @@
 // in docs/mutation-testing.md and each one killed or explained.
 //
 //   node scripts/mutation-report.mjs reports/mutation/ledger/mutation.json
+//   node scripts/mutation-report.mjs run-a.json run-b.json   # one Stryker run per file: combined
+//
+// With several reports, a file's results come from the last report that has the file.
 //
 // Score as Stryker computes it: detected (killed + timed out) ÷ (detected + survived + no coverage);
 // ignored mutants, compile errors and runtime errors are not valid mutants and count nowhere.
@@ -13,7 +16,7 @@ const DETECTED = new Set(['Killed', 'Timeout']);
 const UNDETECTED = new Set(['Survived', 'NoCoverage']);
 
 function usage() {
-  console.error('usage: node scripts/mutation-report.mjs <stryker mutation.json>');
+  console.error('usage: node scripts/mutation-report.mjs <stryker mutation.json> [more reports…]');
   process.exit(2);
 }
 
@@ -28,10 +31,11 @@ function percent(detected, valid) {
   return valid === 0 ? 'n/a' : `${((100 * detected) / valid).toFixed(1)} %`;
 }
 
-const path = process.argv[2];
-if (!path) usage();
-const report = JSON.parse(readFileSync(path, 'utf8'));
-const files = Object.entries(report.files).sort(([a], [b]) => a.localeCompare(b));
+const paths = process.argv.slice(2);
+if (paths.length === 0) usage();
+const byFile = {};
+for (const path of paths) Object.assign(byFile, JSON.parse(readFileSync(path, 'utf8')).files);
+const files = Object.entries(byFile).sort(([a], [b]) => a.localeCompare(b));
 
 const rows = [];
 const undetected = [];

@@ -281,6 +281,15 @@ describeEachBackend('identity service on %s', (backend) => {
       expect(log.lines.filter((l) => l.level === 40 && String(l.msg).includes('Base URL is not set')).length).toBeGreaterThan(0);
     });
 
+    it('leaves rate limits to the server: the library does not answer 429 to repeated failures from one address', async () => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        const res = await post(site.url, '/auth/sign-in/email', { email: 'bob@example.org', password: `wrong password ${i}` }, { 'x-forwarded-for': '203.0.113.9' });
+        statuses.push(res.status);
+      }
+      expect(statuses).toEqual([401, 401, 401, 401, 401, 401]);
+    });
+
     it('ends every session of a user at once when asked', async () => {
       const a = await signIn('bob@example.org', PASSWORD);
       const b = await signIn('bob@example.org', PASSWORD);
