@@ -6,6 +6,9 @@ import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 const { scopeOf } = require('./stryker.scopes.cjs');
 const scope = scopeOf(process.env.MUTATION_SCOPE);
+// MUTATION_RUN names a run, so two runs of one scope (different files) can go side by side with
+// their own sandbox, incremental file and report.
+const run = process.env.MUTATION_RUN ? `-${process.env.MUTATION_RUN}` : '';
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
@@ -31,11 +34,13 @@ export default {
   // Stryker's default 5 minutes on a loaded two-core machine and aborted the whole run.
   dryRunTimeoutMinutes: 30,
   incremental: true,
-  incrementalFile: `reports/mutation/${scope.name}/stryker-incremental.json`,
+  incrementalFile: `reports/mutation/${scope.name}/stryker-incremental${run}.json`,
   reporters: ['clear-text', 'progress-append-only', 'json'],
-  jsonReporter: { fileName: `reports/mutation/${scope.name}/mutation.json` },
+  jsonReporter: { fileName: `reports/mutation/${scope.name}/mutation${run}.json` },
   thresholds: { high: 90, low: 80, break: null },
-  tempDirName: `.stryker-tmp/${scope.name}`,
-  ignorePatterns: ['bench/out', 'coverage', 'reports', 'dist-k8s', 'data'],
+  tempDirName: `.stryker-tmp/${scope.name}${run}`,
+  // `/reports` (Stryker's own output) is anchored: a bare `reports` also left server/src/reports out
+  // of the sandbox, so anything importing the report modules failed there.
+  ignorePatterns: ['bench/out', 'coverage', '/reports', 'dist-k8s', 'data'],
   cleanTempDir: true,
 };
