@@ -41,7 +41,15 @@ async function serve(identity: IdentityService): Promise<{ url: string; close: (
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { url, close: () => new Promise<void>((r) => server.close(() => r())) };
+  return {
+    url,
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        // fetch keeps connections alive; they would hold the server (and the test process) open.
+        server.closeAllConnections();
+      }),
+  };
 }
 
 describeEachBackend('identity service on %s', (backend) => {
