@@ -15,8 +15,6 @@ export default {
   packageManager: 'npm',
   testRunner: 'jest',
   jest: { projectType: 'custom', configFile: 'jest.mutation.config.cjs', enableFindRelatedTests: false },
-  // The auth scope's tests import ESM-only libraries (better-auth, jose) as `npm run test:unit` does.
-  testRunnerNodeArgs: ['--experimental-vm-modules', '--disable-warning=ExperimentalWarning'],
   checkers: ['typescript'],
   tsconfigFile: scope.tsconfig,
   typescriptChecker: { prioritizePerformanceOverAccuracy: true },
@@ -25,8 +23,9 @@ export default {
   // Static mutants (module-level constants) need every test of the scope per mutant, about 90 % of
   // the run time; they are reported as ignored and listed in docs/mutation-testing.md.
   ignoreStatic: true,
-  // PGlite (the ingest scope's database) loads its WebAssembly with a dynamic import, which jest's
-  // module sandbox allows only with this flag (as `npm run test:unit` runs jest).
+  // Jest's module sandbox allows dynamic imports only with this flag (as `npm run test:unit` runs
+  // jest): PGlite (the ingest scope's database) loads its WebAssembly with one, and the auth scope
+  // imports ESM-only libraries (better-auth, jose).
   testRunnerNodeArgs: ['--experimental-vm-modules', '--disable-warning=ExperimentalWarning'],
   concurrency: Number(process.env.MUTATION_CONCURRENCY ?? 2),
   timeoutMS: 20_000,
