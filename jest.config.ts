@@ -15,6 +15,10 @@ const config: Config = {
   // busy (several suites at once: a PGlite server can take over a minute to start); no test asserts
   // on time, so a generous ceiling only catches hangs.
   testTimeout: 180_000,
+  // A worker whose memory is above this after a test file is replaced by a fresh one. Memory a
+  // file leaves behind (embedded PGlite instances, WebAssembly memories) otherwise adds up in a
+  // long-lived worker: one reached 8.5 GB and was killed by the kernel's OOM killer.
+  workerIdleMemoryLimit: '2GB',
   // Every skipped test is listed; with TEST_DATABASE_URL set (CI) a skipped test fails the run.
   reporters: ['default', '<rootDir>/server/test/reporters/skip-reporter.cjs'],
   projects: [
