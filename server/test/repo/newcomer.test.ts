@@ -15,16 +15,22 @@ import { freePort } from '../helpers/process';
 const ROOT = path.resolve(__dirname, '../../..');
 const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 
-/** Polls `probe` every 100 ms until it returns true; fails after `limitMs` (a hang guard only). */
+/**
+ * Polls `probe` every 100 ms until it returns true; fails after `limitMs` (a hang guard only: a
+ * fresh data directory is created and migrated inside WebAssembly, which took 68 s at a load
+ * average of 17 on two cores, and 339 s when the test itself ran at nice 10 beside that load),
+ * saying what `context` returns then.
+ */
 async function until(
   what: string,
   probe: () => Promise<boolean> | boolean,
-  limitMs = 300_000,
+  context: () => string = () => '',
+  limitMs = 540_000,
 ): Promise<void> {
   const deadline = Date.now() + limitMs;
   for (;;) {
     if (await probe()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${limitMs / 1000} s waiting for ${what} (load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')})${context()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -86,7 +92,7 @@ describe('npm start', () => {
         } catch {
           return false;
         }
-      });
+      }, () => `; its output so far:\n${output.slice(-4000)}`);
       tree = descendants(npm.pid!);
       expect(tree.length).toBeGreaterThan(0);
       npm.kill('SIGTERM');
@@ -127,7 +133,7 @@ describe('the README quick start', () => {
   });
 });
 
-jest.setTimeout(400_000);
+jest.setTimeout(600_000);
 
 describePostgres('.ci/ensure-database (run by .ci/run)', () => {
   const name = `ensure_db_${randomBytes(5).toString('hex')}`;
