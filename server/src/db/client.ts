@@ -73,6 +73,12 @@ export interface OpenDatabaseOptions {
    * always safe.
    */
   connectRetryMs?: number;
+  /**
+   * PGlite in memory only: start from this data directory, a tarball from PGlite's `dumpDataDir`,
+   * instead of an empty one (PGlite then skips initdb). The server never sets it; tests open a
+   * migrated copy with it (server/test/helpers/migrated-pglite.ts). Refused with `dataDir`.
+   */
+  loadDataDir?: Blob | undefined;
 }
 
 // Drizzle maps camelCase fields to snake_case columns everywhere through this one option.
@@ -81,7 +87,8 @@ const drizzleConfig = { schema, casing: 'snake_case' } as const;
 /** Opens the database the configuration asks for. */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
   if (options.url) return openPostgres(options.url, options.poolMax ?? 10, options.observer, options.connectRetryMs ?? 0);
-  return openPglite(options.dataDir);
+  if (options.loadDataDir && options.dataDir) throw new Error('loadDataDir is for an in-memory database: not with dataDir');
+  return openPglite(options.dataDir, options.loadDataDir);
 }
 
 function openPostgres(url: string, poolMax: number, observer: DatabaseObserver | undefined, connectRetryMs: number): Database {
@@ -188,14 +195,14 @@ function timeQueries(client: pg.PoolClient, observer: DatabaseObserver): void {
   (client as unknown as { query: typeof timed }).query = timed;
 }
 
-async function openPglite(dataDir: string | undefined): Promise<Database> {
+async function openPglite(dataDir: string | undefined, loadDataDir: Blob | undefined): Promise<Database> {
   if (dataDir) fs.mkdirSync(path.resolve(dataDir), { recursive: true });
   // Refuses (DataDirInUseError) before PGlite touches a directory another process has open.
   const lock = dataDir ? acquireDataDirLock(dataDir) : undefined;
   let client: PGlite;
   try {
     // pgvector ships with PGlite: loaded here, created by migration 0016 (behaviour analytics).
-    const options = { extensions: { vector } };
+    const options = { extensions: { vector }, ...(loadDataDir ? { loadDataDir } : {}) };
     client = dataDir ? new PGlite(path.resolve(dataDir), options) : new PGlite(options);
     await client.waitReady;
   } catch (err) {

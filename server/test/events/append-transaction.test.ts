@@ -59,7 +59,7 @@ describeEachBackend('append transaction on %s', (backend) => {
   const service = () => new IngestService(idb.database, ledger(), { maxBatch: 10, maxWaitMs: 0 });
 
   beforeAll(async () => {
-    idb = await openInstrumentedDatabase(backend);
+    idb = await openInstrumentedDatabase(backend, { fromMigratedCache: true });
   }, 180_000);
   beforeEach(async () => {
     for (const k of Object.keys(idb.hooks)) delete idb.hooks[k as keyof typeof idb.hooks];

@@ -80,7 +80,7 @@ describeEachBackend('events repository on %s', (backend) => {
   const { signerKey } = generateSignerKey(ORIGIN);
 
   beforeAll(async () => {
-    idb = await openInstrumentedDatabase(backend);
+    idb = await openInstrumentedDatabase(backend, { fromMigratedCache: true });
     writer = new LogWriter(new LedgerService(idb.database, parseSignerKey(signerKey), ORIGIN));
     a = (await createOrganization(idb.database, 'a')).id;
     b = (await createOrganization(idb.database, 'b')).id;

@@ -78,7 +78,7 @@ describeEachBackend('ingest service on %s', (backend) => {
   const head = async (of = org) => (await idb.query<{ size: number; root: string }>(`SELECT size::int AS size, encode(root_hash, 'base64') AS root FROM ledger_heads WHERE organization_id = $1`, [of]))[0]!;
 
   beforeAll(async () => {
-    idb = await openInstrumentedDatabase(backend);
+    idb = await openInstrumentedDatabase(backend, { fromMigratedCache: true });
     ledger = new LedgerService(idb.database, parseSignerKey(signerKey), ORIGIN);
     const conn = await idb.database.connect();
     try {

@@ -13,6 +13,7 @@ import type { Database, Db, RawConnection } from '../../src/db/client';
 import { migrate } from '../../src/db/migrate';
 import * as schema from '../../src/db/schema';
 import { createTestDatabase, type BackendName } from './backends';
+import { migratedDataDir } from './migrated-pglite';
 
 /** One statement run inside a transaction, as the driver was given it. */
 export interface TxStatement {
@@ -52,20 +53,40 @@ function textOf(q: unknown): string {
   return '';
 }
 
+/** Options for {@link openInstrumentedDatabase}. */
+export interface InstrumentedDatabaseOptions {
+  /**
+   * PGlite: start from the cached migrated data directory (migrated-pglite.ts) instead of running
+   * initdb and the migrations; `migrate` then finds nothing to apply. No effect on PostgreSQL.
+   */
+  fromMigratedCache?: boolean;
+}
+
 /** Opens a migrated, empty database on `backend` with driver hooks. */
-export async function openInstrumentedDatabase(backend: BackendName): Promise<InstrumentedDatabase> {
+export async function openInstrumentedDatabase(
+  backend: BackendName,
+  options: InstrumentedDatabaseOptions = {},
+): Promise<InstrumentedDatabase> {
   const hooks: DriverHooks = {};
   let txCount = 0;
   const instrumented =
     backend === 'pglite'
-      ? await openPglite(hooks, () => ++txCount)
+      ? await openPglite(
+          hooks,
+          () => ++txCount,
+          options.fromMigratedCache ? await migratedDataDir() : undefined,
+        )
       : await openPostgres(hooks, () => ++txCount);
   await migrate(instrumented.database);
   return instrumented;
 }
 
-async function openPglite(hooks: DriverHooks, nextTx: () => number): Promise<InstrumentedDatabase> {
-  const client = new PGlite();
+async function openPglite(
+  hooks: DriverHooks,
+  nextTx: () => number,
+  loadDataDir: Blob | undefined,
+): Promise<InstrumentedDatabase> {
+  const client = new PGlite(loadDataDir ? { loadDataDir } : {});
   await client.waitReady;
   const wrapTx = (tx: PgliteTransaction, n: number): PgliteTransaction =>
     new Proxy(tx, {

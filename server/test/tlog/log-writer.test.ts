@@ -18,6 +18,7 @@ import {
 } from '../../src/ledger';
 import { LogWriter } from '../../src/tlog/log-writer';
 import { readHead, readNodes, latestCheckpoint } from '../../src/tlog/repository';
+import { migratedServerDataDir } from '../helpers/migrated-pglite';
 
 describe('LogWriter', () => {
   let database: Database;
@@ -31,7 +32,8 @@ describe('LogWriter', () => {
   const leaves = (n: number, from: number) => Array.from({ length: n }, (_, i) => leafHash(Buffer.from(`leaf ${from + i}`)));
 
   beforeAll(async () => {
-    database = await openDatabase({});
+    // From the cached migrated data directory: no initdb, and migrate finds nothing to apply.
+    database = await openDatabase({ loadDataDir: await migratedServerDataDir() });
     await migrate(database);
     org = (await createOrganization(database, 'log-writer')).id;
   }, 180_000);

@@ -32,7 +32,7 @@ describeEachBackend('ledger repository on %s', (backend) => {
     idb.database.db.transaction(async (tx) => writer.append(tx, org, await writer.lock(tx, org), hashes, []));
 
   beforeAll(async () => {
-    idb = await openInstrumentedDatabase(backend);
+    idb = await openInstrumentedDatabase(backend, { fromMigratedCache: true });
     ledger = new LedgerService(idb.database, parseSignerKey(signerKey), ORIGIN);
     writer = new LogWriter(ledger);
     a = (await createOrganization(idb.database, 'a')).id;
