@@ -82,6 +82,21 @@ describeEachBackend('ledger repository on %s', (backend) => {
     expect(hex(await repo.readNodes(idb.database.db, a, ids))).toEqual(hex(want));
     expect(hex(await repo.readNodes(idb.database.db, b, [{ level: 0, index: 5 }]))).toEqual(hex([all.b[5]]));
     expect(await repo.readNodes(idb.database.db, a, [])).toEqual([]);
+    // No node asked, no query: the receipts of a batch of new events ask for none, once per batch.
+    const statements: string[] = [];
+    idb.hooks.beforeStatement = (s) => void statements.push(s.text);
+    try {
+      const none = await idb.database.db.transaction(async (tx) => {
+        const nodes = await repo.readNodes(tx, a, []);
+        await repo.readNodes(tx, a, [{ level: 0, index: 0 }]);
+        return nodes;
+      });
+      expect(none).toEqual([]);
+      // Only the second call's query.
+      expect(statements).toHaveLength(1);
+    } finally {
+      delete idb.hooks.beforeStatement;
+    }
     // b has six leaves: its leaf 10 is missing, although a has one there.
     await expect(repo.readNodes(idb.database.db, b, [{ level: 0, index: 1 }, { level: 0, index: 10 }])).rejects.toThrow(`ledger node 0/10 of ${b} is missing`);
   });
