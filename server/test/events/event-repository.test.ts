@@ -283,6 +283,43 @@ describeEachBackend('events repository on %s', (backend) => {
     ]);
     expect((await repo.findIdempotencyKeys(db, b, ['k-1'])).get('k-1')?.eventId).toBe(ids.b1);
     expect((await repo.findIdempotencyKeys(db, a, [])).size).toBe(0);
+    // No key, no query: a batch without idempotency keys costs no look-up.
+    const statements: string[] = [];
+    idb.hooks.beforeStatement = (s) => void statements.push(s.text);
+    try {
+      const none = await db.transaction(async (tx) => {
+        const found = await repo.findIdempotencyKeys(tx, a, []);
+        await repo.findIdempotencyKeys(tx, a, ['k-1']);
+        return found;
+      });
+      expect(none.size).toBe(0);
+      // Only the second call's query.
+      expect(statements).toHaveLength(1);
+    } finally {
+      delete idb.hooks.beforeStatement;
+    }
+  });
+
+  it('stores every column of an event written in the test, and pages by recording time, not by the order stored', async () => {
+    const db = idb.database.db;
+    const c = (await createOrganization(idb.database, 'c')).id;
+    // Stored first, recorded later: an ascending page must still start with the earlier event.
+    const [late] = await store(idb.database, writer, c, at('2026-03-05T00:00:00.000Z'), [{ action: 'late.one' }]);
+    const [early] = await store(idb.database, writer, c, at('2026-03-04T00:00:00.000Z'), [FULL]);
+    expect((await repo.queryPage(db, c, query({ sort: 'asc', limit: 10 }), null)).map((r) => r.id)).toEqual([early, late]);
+    expect((await repo.queryPage(db, c, query({ limit: 10 }), null)).map((r) => r.id)).toEqual([late, early]);
+    const row = (await repo.findById(db, c, early!, null))!;
+    const { producerSignature, ...fields } = FULL;
+    expect(repo.toRecord(row)).toEqual({
+      id: early,
+      organizationId: c,
+      recordedAt: '2026-03-04T00:00:00.000Z',
+      leafIndex: 1,
+      leafHash: row.leafHash.toString('base64'),
+      ...fields,
+      erasedFields: [],
+    });
+    expect([row.producerKeyId, row.producerSignature]).toEqual([producerSignature!.keyId, producerSignature!.signature]);
   });
 
   it('pages by (recordedAt, id) in both directions, limit + 1 rows, after the cursor', async () => {
