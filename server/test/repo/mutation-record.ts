@@ -6,28 +6,26 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
-export interface FileResult {
-  sha256: string;
+/** How many of a file's (or a scope's) mutants ended in each state. */
+export interface Counts {
   detected: number;
   timedOut: number;
   survived: number;
   noCoverage: number;
   ignored: number;
   invalid: number;
+}
+
+export interface FileResult extends Counts {
+  sha256: string;
   undetected: string[];
 }
 
-export interface MutationRecord {
+export interface MutationRecord extends Counts {
   scope: string;
   target: number;
   score: number;
   valid: number;
-  detected: number;
-  timedOut: number;
-  survived: number;
-  noCoverage: number;
-  ignored: number;
-  invalid: number;
   files: Record<string, FileResult>;
   tests: Record<string, string>;
 }
@@ -72,7 +70,7 @@ export function recordProblems(record: MutationRecord, scope: Scope, mutated: st
   }
 
   // The totals must be the files' sums, and the score what they give, rounded down.
-  const sum = (key: keyof Omit<FileResult, 'sha256' | 'undetected'>) => Object.values(record.files).reduce((n, f) => n + f[key], 0);
+  const sum = (key: keyof Counts) => Object.values(record.files).reduce((n, f) => n + f[key], 0);
   for (const key of ['detected', 'timedOut', 'survived', 'noCoverage', 'ignored', 'invalid'] as const) {
     if (record[key] !== sum(key)) problems.push(`the record's ${key} (${record[key]}) is not the sum of its files' (${sum(key)})`);
   }
