@@ -44,7 +44,8 @@ describe('the image tag', () => {
   it('is the only release tag the documentation names', () => {
     // compose/docker-compose.yml's smedrec/audit-server:dev is the Dockerfile's `dev` target, built
     // locally for development and never pushed: not a release tag, and not in these files.
-    const docs = ['README.md', 'manifests/README.md', 'dist-k8s/README.md', ...fs.readdirSync(path.join(repoRoot, 'docs')).map((f) => `docs/${f}`)];
+    // Every file under docs/, subfolders included (docs/mutation/ holds the mutation records).
+    const docs = ['README.md', 'manifests/README.md', 'dist-k8s/README.md', ...listFiles(path.join(repoRoot, 'docs')).map((f) => `docs/${f}`)];
     const named: string[] = [];
     for (const file of docs) {
       const text = read(file);
