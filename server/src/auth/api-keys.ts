@@ -64,6 +64,8 @@ export class ApiKeyService {
     private readonly cacheTtlMs = 1_000,
     // The cache's clock; tests pass their own so expiry is checked without waiting.
     private readonly now: () => number = Date.now,
+    // Bounds the cache's memory however many keys authenticate: a full cache is emptied.
+    private readonly cacheMaxEntries = 10_000,
   ) {}
 
   /** Registers `key` (or a fresh one) for `org` and returns it; the secret is never stored. */
@@ -114,7 +116,7 @@ export class ApiKeyService {
     for (const row of rows) {
       if (row.keyHash.length === hash.length && timingSafeEqual(row.keyHash, hash)) {
         const principal: Principal = { organizationId: row.organizationId, keyId: row.id, role: row.role, kind: 'apiKey', subject: row.id };
-        if (this.cache.size > 10_000) this.cache.clear();
+        if (this.cache.size >= this.cacheMaxEntries) this.cache.clear();
         this.cache.set(lookupId, { principal, hash, expires: this.now() + this.cacheTtlMs });
         return principal;
       }

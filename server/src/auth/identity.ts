@@ -230,6 +230,8 @@ export class IdentityService {
   /** The live session of a request's cookie, or null (expired, revoked, forged, disabled user). */
   async sessionOf(headers: IncomingHttpHeaders): Promise<SessionIdentity | null> {
     const { auth, headersOf } = await this.load();
+    // No refresh: this answers a request, whose response cannot carry a renewed cookie, so an
+    // extended session would outlive its cookie. A session lasts sessionTtlSeconds from sign-in.
     const found = await auth.api.getSession({ headers: headersOf(headers), query: { disableCookieCache: true, disableRefresh: true } });
     if (!found) return null;
     return { userId: found.user.id, sessionId: found.session.id, email: found.user.email };

@@ -108,7 +108,9 @@ export class OidcVerifier {
     if (typeof org !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(org)) return null;
     const role = this.roleOf(payload[this.options.roleClaim]);
     if (!role) return null;
-    const exists = await this.database.db.select({ id: organizations.id }).from(organizations).where(eq(organizations.id, org.toLowerCase()));
+    // The column is a uuid: PostgreSQL compares values, so either case finds the organization, and
+    // the answer carries the id as stored.
+    const exists = await this.database.db.select({ id: organizations.id }).from(organizations).where(eq(organizations.id, org));
     if (!exists[0]) return null;
     const sub = String(payload.sub);
     // Logs and rate limits key on a hash of the subject (it may be an address); the audit trail gets it whole.

@@ -6,7 +6,7 @@
  * on a clock the test moves.
  */
 import { createHash } from 'node:crypto';
-import { and, eq } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import { ApiKeyService, generateApiKey } from '../../src/auth/api-keys';
 import { createOrganization } from '../../src/auth/organizations';
 import { apiKeys } from '../../src/db/schema';
@@ -142,6 +142,24 @@ describeEachBackend('API key service on %s', (backend) => {
     expect((await service.authenticate(created.key))?.role).toBe('developer');
     t += 1;
     expect(await service.authenticate(created.key)).toBeNull();
+  });
+
+  it('holds at most cacheMaxEntries look-ups: a full cache is emptied before the next one is cached', async () => {
+    const small = new ApiKeyService(idb.database, 1_000, now, 2);
+    const a = await small.create(org, 'capped a', 'developer');
+    const b = await small.create(org, 'capped b', 'developer');
+    const c = await small.create(org, 'capped c', 'developer');
+    await small.authenticate(a.key);
+    await small.authenticate(b.key);
+    // Another process changes the three roles; the clock stands still, so no entry expires.
+    await idb.database.db.update(apiKeys).set({ role: 'auditor' }).where(inArray(apiKeys.id, [a.id, b.id, c.id]));
+    // Two look-ups fit: both are cached.
+    expect((await small.authenticate(a.key))?.role).toBe('developer');
+    expect((await small.authenticate(b.key))?.role).toBe('developer');
+    // A third empties the full cache: a and b come from the database again.
+    expect((await small.authenticate(c.key))?.role).toBe('auditor');
+    expect((await small.authenticate(b.key))?.role).toBe('auditor');
+    expect((await small.authenticate(a.key))?.role).toBe('auditor');
   });
 
   it('caches nothing with a TTL of 0 (the setting with a shared Redis)', async () => {

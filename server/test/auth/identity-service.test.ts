@@ -225,6 +225,27 @@ describeEachBackend('identity service on %s', (backend) => {
       expect(await identity.sessionOf({ cookie: '__Secure-audit.session_token=forged.value' })).toBeNull();
     });
 
+    it('never extends a session while resolving a request’s cookie: the stored expiry stays that of the cookie', async () => {
+      // A session older than the library's refresh age (an hour here) would be extended on lookup,
+      // but a request cannot carry the renewed cookie back: the store and the cookie would disagree.
+      const sessions = memorySessionStore();
+      const stored = new IdentityService(idb.database, optionsFor({ store: sessions }));
+      const own = await serve(stored);
+      try {
+        const r = await signIn('bob@example.org', PASSWORD, own.url);
+        const token = decodeURIComponent(cookieOf(r.setCookie).split('=')[1]!).split('.')[0]!;
+        const record = JSON.parse((await sessions.get(token))!) as { session: { expiresAt: string } };
+        // Make the session look 3,601 s old: 7,200 s of life, 3,599 s left.
+        const aged = new Date(Date.now() + 3_599_000).toISOString();
+        await sessions.set(token, JSON.stringify({ ...record, session: { ...record.session, expiresAt: aged } }), 3_599);
+        expect(await stored.sessionOf({ cookie: cookieOf(r.setCookie) })).toMatchObject({ email: 'bob@example.org' });
+        const after = JSON.parse((await sessions.get(token))!) as { session: { expiresAt: string } };
+        expect(after.session.expiresAt).toBe(aged);
+      } finally {
+        await own.close();
+      }
+    });
+
     it('answers a wrong password, an unknown account and a disabled account identically', async () => {
       await identity.createUser({ email: 'dora@example.org', name: 'Dora', password: PASSWORD });
       const dora = await signIn('dora@example.org', PASSWORD);

@@ -88,21 +88,39 @@ describe('login limiter, in process', () => {
     expect(await limiter.attempt(loginKeys('192.0.2.1', 'nobody@example.org'))).toEqual(denied(60));
   });
 
+  // Fills the limiter to exactly 100,000 counters: x's two, and 49,999 other pairs.
+  async function fillTo100k(one: LoginLimiter, x: LoginKeys): Promise<void> {
+    await one.attempt(x);
+    for (let i = 0; i < 49_999; i++) await one.attempt({ ip: `fill-ip-${i}`, account: `fill-acct-${i}` });
+  }
+
   it('sweeps expired windows once it holds over 100,000 counters, keeping live ones', async () => {
     const one = new LoginLimiter(null, 1, 60, clock.now);
     const x = loginKeys('192.0.2.10', 'x@example.org');
     const y = loginKeys('192.0.2.11', 'y@example.org');
-    await one.attempt(x);
-    for (let i = 0; i < 50_000; i++) await one.attempt({ ip: `fill-ip-${i}`, account: `fill-acct-${i}` });
+    await fillTo100k(one, x);
     clock.advance(30_000);
+    // 100,000 counters, none expired: no sweep; y's two make 100,002.
     await one.attempt(y);
     clock.advance(31_000);
-    // 100,004 counters, all but y's expired: this attempt sweeps them.
+    // All but y's expired: this attempt sweeps them, and y's count stays.
     await one.attempt(loginKeys('192.0.2.12', 'z@example.org'));
     expect((await one.attempt(y)).allowed).toBe(false);
     // Put the clock back into x's old window: x's counter was removed, so x starts afresh.
     clock.advance(-60_000);
     expect(await one.attempt(x)).toEqual(allowed);
+  });
+
+  it('does not sweep at 100,000 counters, only above', async () => {
+    const one = new LoginLimiter(null, 1, 60, clock.now);
+    const x = loginKeys('192.0.2.20', 'x@example.org');
+    await fillTo100k(one, x);
+    clock.advance(61_000);
+    // Every counter expired, and exactly 100,000 of them: nothing is swept.
+    await one.attempt(loginKeys('192.0.2.21', 'w@example.org'));
+    // Back in x's window, x's counter is still there: its second attempt is over the limit.
+    clock.advance(-60_000);
+    expect((await one.attempt(x)).allowed).toBe(false);
   });
 
   it('exposes its limit and window', () => {

@@ -177,6 +177,13 @@ describeEachBackend('OIDC verifier on %s', (backend) => {
     expect(await verifier.verify(await token({ roles }))).toBeNull();
   });
 
+  it('maps only the strings of the role claim: a number or null never matches a mapping of its text', async () => {
+    const mapped = await OidcVerifier.create(idb.database, options({ roleMap: { '7': 'admin', null: 'owner' } }));
+    expect((await mapped.verify(await token({ roles: [7, null, 'producer'] })))?.role).toBe('producer');
+    expect(await mapped.verify(await token({ roles: 7 }))).toBeNull();
+    expect((await mapped.verify(await token({ roles: '7' })))?.role).toBe('admin');
+  });
+
   it('answers null for expired, not yet valid, wrong audience, wrong issuer, and without sub or exp', async () => {
     const now = Math.floor(Date.now() / 1000);
     expect(await verifier.verify(await token({ exp: now - 3_600 }))).toBeNull();

@@ -68,7 +68,7 @@ describeEachBackend('organizations and bootstrap on %s', (backend) => {
     expect(await keys.authenticate(given)).toMatchObject({ organizationId: result.organizationId, role: 'admin' });
   });
 
-  it('holds its advisory lock while it creates the organization, and releases it whether it created one or not', async () => {
+  it('holds its advisory lock while it creates the organization, and releases it and its connection whether it created one or not', async () => {
     const keys = new ApiKeyService(idb.database);
     const during: number[] = [];
     idb.hooks.beforeStatement = async (s) => {
@@ -80,8 +80,10 @@ describeEachBackend('organizations and bootstrap on %s', (backend) => {
     expect(during.length).toBeGreaterThan(0);
     expect(new Set(during)).toEqual(new Set([1]));
     expect(await advisoryLocks()).toBe(0);
+    expect(checkedOut()).toBe(0);
     await bootstrap(idb.database, keys, 'A', undefined);
     expect(await advisoryLocks()).toBe(0);
+    expect(checkedOut()).toBe(0);
   });
 
   // Replicas starting together share a PostgreSQL server; the embedded store has one process.
@@ -93,6 +95,12 @@ describeEachBackend('organizations and bootstrap on %s', (backend) => {
       expect(a.organizationId).toBe(b.organizationId);
       expect(await idb.database.db.select().from(organizations)).toHaveLength(1);
     });
+  }
+
+  /** Connections borrowed from the PostgreSQL pool and not given back (PGlite has no pool: 0). */
+  function checkedOut(): number {
+    const stats = idb.database.poolStats?.();
+    return stats ? stats.total - stats.idle : 0;
   }
 
   async function advisoryLocks(): Promise<number> {
