@@ -7,7 +7,8 @@ const scope = scopeOf(process.env.MUTATION_SCOPE);
 /** @type {import('jest').Config} */
 module.exports = {
   rootDir: __dirname,
-  testEnvironment: 'node',
+  // Absolute: Stryker loads the environment itself, from its own directory.
+  testEnvironment: require('node:path').join(__dirname, 'jest.mutation.environment.cjs'),
   testMatch: scope.tests.map((t) => `<rootDir>/${t}`),
   transform: {
     // Dynamic imports stay imports (as in jest.config.ts): the sign-in library and jose are ESM-only.

@@ -95,7 +95,8 @@ const info = (r: Row): UserInfo => ({
 /** Checks an address the way sign-in does (lower-cased, bounded, one @). */
 function normalizeEmail(email: string): string {
   const e = email.trim().toLowerCase();
-  if (e.length < 3 || e.length > 254 || !/^[^\s@]+@[^\s@]+$/.test(e)) {
+  // The pattern needs a character on each side of the @: at least 3 in all.
+  if (e.length > 254 || !/^[^\s@]+@[^\s@]+$/.test(e)) {
     throw new AppError('BAD_REQUEST', 'email must be an e-mail address', [{ path: 'email', message: 'invalid e-mail address' }]);
   }
   return e;

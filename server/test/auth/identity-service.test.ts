@@ -97,8 +97,10 @@ describeEachBackend('identity service on %s', (backend) => {
 
   describe('the session cookie', () => {
     it('is named with the __Secure- prefix only when cookies are secure', () => {
-      expect(identity.cookieName).toBe('__Secure-audit.session_token');
+      // Both built here, in the test: a name computed in beforeAll is not what a mutation run checks.
+      expect(new IdentityService(idb.database, optionsFor({ secureCookies: true })).cookieName).toBe('__Secure-audit.session_token');
       expect(new IdentityService(idb.database, optionsFor({ secureCookies: false })).cookieName).toBe('audit.session_token');
+      expect(identity.cookieName).toBe('__Secure-audit.session_token');
     });
 
     it('is recognised in a cookie header by its exact name', () => {
