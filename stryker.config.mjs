@@ -39,7 +39,8 @@ export default {
   thresholds: { high: 90, low: 80, break: null },
   tempDirName: `.stryker-tmp/${scope.name}${run}`,
   // `/reports` (Stryker's own output) is anchored: a bare `reports` also left server/src/reports out
-  // of the sandbox, so anything importing the report modules failed there.
-  ignorePatterns: ['bench/out', 'coverage', '/reports', 'dist-k8s', 'data'],
+  // of the sandbox, so anything importing the report modules failed there. `/.stryker-tmp`: the
+  // sandbox of another run going side by side is not part of this run's project.
+  ignorePatterns: ['bench/out', 'coverage', '/reports', 'dist-k8s', 'data', '/.stryker-tmp'],
   cleanTempDir: true,
 };

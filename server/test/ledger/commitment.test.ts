@@ -86,6 +86,10 @@ describe('recordedAt form and messages', () => {
     expect(isRecordedAt('2026-11-27T13:48:11.123Z')).toBe(true);
     expect(isRecordedAt('2026-11-27T13:48:11Z')).toBe(false);
     expect(isRecordedAt('2026-11-27T13:48:11.123+00:00')).toBe(false);
+    // The whole string, not a part of it: nothing before the year, nothing after the Z.
+    expect(isRecordedAt(' 2026-11-27T13:48:11.123Z')).toBe(false);
+    expect(isRecordedAt('2026-11-27T13:48:11.123Z ')).toBe(false);
+    expect(isRecordedAt('2026-11-27T13:48:11.123Z\n')).toBe(false);
     expect(isRecordedAt(new String('2026-11-27T13:48:11.123Z'))).toBe(false);
     expect(isRecordedAt(undefined)).toBe(false);
   });

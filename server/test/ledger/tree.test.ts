@@ -675,6 +675,7 @@ describe('rejection reasons and kinds', () => {
       /^consistency proof is too short for sizes 3 → 8$/,
     );
     expect(() => verifyConsistency(3, 8, cons, other, r8)).toThrow(/^old root mismatch: expected /);
+    expect(() => verifyConsistency(3, 8, cons, r3, other)).toThrow(/^new root mismatch: expected /);
   });
 
   it.each([

@@ -12,6 +12,7 @@ import {
   BUNDLE_FORMAT,
   BundleVerifier,
   EMPTY_ROOT,
+  checkEvent,
   appendLeaves,
   commitField,
   formatRecordedAt,
@@ -25,6 +26,7 @@ import {
   planConsistency,
   producerKeyId,
   proveConsistency,
+  readProducerKey,
   signCheckpoint,
   signProducerEvent,
   verifyBundle,
@@ -40,7 +42,9 @@ import {
   type BundleRecord,
   type BundleReport,
   type BundleVerifierOptions,
+  type CheckedEvent,
   type Checkpoint,
+  type ProducerKeyEntry,
   type Signer,
 } from '../../src/ledger';
 import { committedEvent } from './committed-event';
@@ -708,6 +712,95 @@ describe('BundleVerifier: producer signatures', () => {
   });
 });
 
+describe('BundleVerifier: events checked elsewhere (pushChecked)', () => {
+  // What the verifying CLI does with its worker threads: each event is checked (checkEvent) against
+  // the producer keys the worker knows, and the verifier takes the result unless it no longer fits;
+  // then the record is pushed as usual. The report must be the one pushing every record gives.
+  const plog = new Log(6, (i) => i > 0);
+  const signed = plog.bundle({ end: 6, checkpoints: [3, 6], keys: [keyRecord(), producerKeyRecord()] });
+  const isEvent = (r: unknown): r is BundleEvent => (r as BundleRecord).type === 'event';
+  /** The producer keys of the `producerKey` records before line `upTo` (0-based). */
+  const keysBefore = (b: unknown[], upTo: number) =>
+    new Map<string, ProducerKeyEntry>(
+      b
+        .slice(0, upTo)
+        .filter((r): r is BundleProducerKey => (r as BundleRecord).type === 'producerKey')
+        .map((k) => [k.keyId, readProducerKey(k)]),
+    );
+  const checked = (e: BundleEvent, keys = new Map<string, ProducerKeyEntry>(), org = ORG): CheckedEvent => ({
+    org,
+    leafIndex: e.leafIndex,
+    check: checkEvent(org, e, keys),
+  });
+  /** Every event through pushChecked (with the keys `keysFor` gives), the rest and the refused through push. */
+  function runChecked(b: unknown[], keysFor: (line: number) => Map<string, ProducerKeyEntry> = (i) => keysBefore(b, i)) {
+    const v = new BundleVerifier({ verifiers });
+    let taken = 0;
+    b.forEach((r, i) => {
+      if (isEvent(r) && v.pushChecked(checked(r, keysFor(i)))) taken++;
+      else v.push(r);
+    });
+    return { taken, report: v.finish() };
+  }
+
+  it.each<[string, unknown[]]>([
+    ['a correct bundle', good],
+    ['signed events', signed],
+    ['a duplicated leaf', insert(good, ev(good, 9), [structuredClone(ev(good, 9))], true)],
+    ['a missing leaf', without(good, ev(good, 9))],
+    ['an event after the bundle end', insert(good, endOf(good), [structuredClone(log.events[13]!)])],
+  ])('reports what pushing every record reports, for %s', (_name, b) => {
+    const events = b.filter(isEvent).length;
+    expect(runChecked(b)).toEqual({ taken: events, report: run(b) });
+  });
+
+  it('fails an event whose check threw on malformed input, on its own line, and lets a bug through', () => {
+    // checkEvent catches what the event makes it throw; JSON input has not been seen to, so the
+    // worker's result is written here as it would come back.
+    const v = new BundleVerifier({ verifiers });
+    const line = good.indexOf(ev(good, 4));
+    for (const r of good.slice(0, line)) v.push(r);
+    const e = checked(ev(good, 4));
+    expect(v.pushChecked({ ...e, check: { ...e.check, thrown: { message: 'fields.x is odd', malformed: true } } })).toBe(true);
+    expect(() => v.pushChecked({ ...e, check: { ...e.check, thrown: { message: 'a bug', malformed: false } } })).toThrow(new Error('a bug'));
+    expect(v.finish().failures[0]).toEqual({ kind: 'bundle', line: line + 1, reason: 'malformed record: fields.x is odd' });
+  });
+
+  it('refuses an event before the header, after the end, or of another organization, and consumes nothing', () => {
+    const e = ev(good, 0);
+    const v = new BundleVerifier({ verifiers });
+    expect(v.pushChecked(checked(e))).toBe(false);
+    for (const r of good.slice(0, 2)) v.push(r);
+    expect(v.pushChecked(checked(e, undefined, 'another-org'))).toBe(false);
+    for (const r of good.slice(2)) v.push(r);
+    expect(v.pushChecked(checked(ev(good, 12)))).toBe(false);
+    // Nothing counted, no line skipped: the report of the records alone.
+    expect(v.finish()).toEqual(GOOD);
+  });
+
+  it('refuses a check made with another producer key than the verifier holds at that point', () => {
+    const line = signed.indexOf(ev(signed, 2));
+    const v = new BundleVerifier({ verifiers });
+    for (const r of signed.slice(0, line)) v.push(r);
+    const e = ev(signed, 2);
+    const entry = readProducerKey(producerKeyRecord());
+    // The worker did not know the key yet; it knew it with another revocation; it knew another key.
+    expect(v.pushChecked(checked(e))).toBe(false);
+    expect(v.pushChecked(checked(e, new Map([[PRODUCER, { ...entry, revokedAt: Date.parse(STORED_AT) }]])))).toBe(false);
+    expect(v.pushChecked(checked(e, new Map([[PRODUCER, { ...entry, publicKey: Buffer.alloc(32, 1) }]])))).toBe(false);
+    expect(v.pushChecked(checked(e, new Map([[PRODUCER, entry]])))).toBe(true);
+    for (const r of signed.slice(line + 1)) v.push(r);
+    expect(v.finish()).toEqual(run(signed));
+  });
+
+  it('refuses a check that found a producer key the verifier does not hold', () => {
+    const b = without(signed, signed[2]); // the producerKey record
+    const withKey = () => new Map([[PRODUCER, readProducerKey(producerKeyRecord())]]);
+    // Event 0 is unsigned (its check names no key): taken. Events 1–5 are refused and pushed again.
+    expect(runChecked(b, withKey)).toEqual({ taken: 1, report: run(b) });
+  });
+});
+
 describe('BundleVerifier: consistency proofs and checkpoints', () => {
   const cons8 = consTo(good, 8);
   const cp8 = cpAt(good, 8);
@@ -907,6 +1000,22 @@ describe('BundleVerifier: the end of the bundle', () => {
       }
       expect(run(forged)).toEqual(report);
     });
+  });
+
+  it('names every leaf from the start when no signed root is compared inside the range', () => {
+    // [0, 5) with only checkpoint 8 after it: no root binds any leaf of the range, leaf 0 included.
+    const b = log.bundle({ end: 5, checkpoints: [8] });
+    expect(run(b)).toEqual(
+      expected({
+        end: 5,
+        events: 5,
+        fieldsVerified: 20,
+        checkpointsVerified: 1,
+        consistencyProofsVerified: 0,
+        latest: latestOf(b, 8),
+        failures: [{ kind: 'checkpoint', treeSize: 5, line: b.length, reason: 'no signed checkpoint at the bundle end 5: leaves [0, 5) are bound to no signed root' }],
+      }),
+    );
   });
 
   it('names the leaves missing at the end', () => {
