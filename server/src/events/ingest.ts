@@ -164,6 +164,14 @@ function appendError(fault: AppendFailure['fault'], sqlstate: string | null): Ap
   }
 }
 
+/** The wait before the first retry of a batch the database could not take. */
+export const FIRST_RETRY_DELAY_MS = 50;
+
+/** The wait before the next retry: doubled each time, at most a second, so a failover is met soon after it ends. */
+export function nextRetryDelay(delay: number): number {
+  return Math.min(delay * 2, 1_000);
+}
+
 /** Appends events to organizations' ledgers. */
 export class IngestService {
   private readonly queues = new Map<string, OrgQueue>();
@@ -194,9 +202,6 @@ export class IngestService {
     const inAppendTransaction = options.inAppendTransaction;
     // 503, not 500: a proxy may retry the request on another replica.
     if (this.closed) return inputs.map(() => Promise.reject(new AppError('UNAVAILABLE', 'server is shutting down; retry on another replica')));
-    // Nothing to append (a bulk request whose every item was invalid): no queue entry, which would
-    // never be flushed nor removed and would keep drain() waiting forever.
-    if (inputs.length === 0) return [];
     let q = this.queues.get(org);
     if (!q) {
       q = { pending: [], timer: null, flushing: null };
@@ -218,6 +223,8 @@ export class IngestService {
 
   private schedule(org: string, q: OrgQueue): void {
     if (q.flushing || q.pending.length === 0) {
+      // Nothing to append (every event failed before batching, or none was given): no queue is left
+      // behind for drain() to wait on.
       if (!q.flushing && !q.timer) this.queues.delete(org);
       return; // the running flush reschedules when it ends
     }
@@ -281,10 +288,14 @@ export class IngestService {
       (receipts) => batch.forEach((p, i) => p.resolve(receipts[i]!)),
       (err: unknown) => {
         // Committed, but the receipts could not be read: a retry with the same idempotency key
-        // returns them.
+        // returns them. Never "nothing was stored": the events were.
         const fault = classifyDatabaseError(err) === 'transient' ? 'transient' : 'internal';
         this.hook('appendFailed', () => this.observer.appendFailed?.({ sqlstate: sqlstateOf(err), fault, events: batch.length }));
-        batch.forEach((p) => p.reject(appendError(fault, null)));
+        const error =
+          fault === 'transient'
+            ? databaseUnavailable('the events were stored but their receipts could not be read: retry with the same idempotencyKey (without one, a retry stores an event twice)')
+            : appendError('internal', null);
+        batch.forEach((p) => p.reject(error));
       },
     );
     this.settling.add(settled);
@@ -296,7 +307,7 @@ export class IngestService {
     if (committed.nodes.length === 0) return;
     this.hook('batchCommitted', () => this.observer.batchCommitted(committed.nodes.filter((n) => n.level === 0).length));
     this.hook('checkpointCommitted', () => this.observer.checkpointCommitted?.(org, committed.size, committed.note));
-    if (this.observer.eventsCommitted) this.hook('eventsCommitted', () => this.observer.eventsCommitted?.(org, committed.appended));
+    this.hook('eventsCommitted', () => this.observer.eventsCommitted?.(org, committed.appended));
   }
 
   /**
@@ -319,10 +330,13 @@ export class IngestService {
     }
   }
 
-  /** Whatever arrived while a batch was committing is the next batch: no extra wait. */
+  /**
+   * Whatever arrived while a batch was committing is the next batch: no extra wait. No timer is
+   * set while a batch commits (schedule() leaves that queue to this), so an empty queue is done.
+   */
   private next(org: string, q: OrgQueue): void {
     if (q.pending.length > 0) this.flush(org, q);
-    else if (!q.timer) this.queues.delete(org);
+    else this.queues.delete(org);
   }
 
   /** Stops accepting and waits until every queued append has committed or failed. */
@@ -332,10 +346,11 @@ export class IngestService {
       const busy = [...this.queues.entries()];
       if (busy.length === 0 && this.settling.size === 0) return;
       for (const [org, q] of busy) {
+        // A waiting queue (a timer is never set while its batch commits): commit it now.
         if (q.timer) {
           clearTimeout(q.timer);
           q.timer = null;
-          if (!q.flushing) this.flush(org, q);
+          this.flush(org, q);
         }
       }
       await Promise.allSettled([...busy.flatMap(([, q]) => (q.flushing ? [q.flushing] : [])), ...this.settling]);
@@ -354,7 +369,7 @@ export class IngestService {
   private async commitRetrying(org: string, batch: Pending[]): Promise<Committed> {
     let previous: Committed | null = null;
     let deadline: number | null = null;
-    for (let delay = 50; ; delay = Math.min(delay * 2, 1_000)) {
+    for (let delay = FIRST_RETRY_DELAY_MS; ; delay = nextRetryDelay(delay)) {
       const attempt: Attempt = {};
       try {
         return await this.commit(org, batch, previous, attempt);
@@ -464,10 +479,7 @@ export class IngestService {
     });
     const ids = [...missing.values()];
     const hashes = await readNodes(this.database.db, org, ids);
-    ids.forEach((id, i) => {
-      known.set(`${id.level}/${id.index}`, hashes[i]!);
-      if (id.level === 0) leaves.set(id.index, hashes[i]!);
-    });
+    ids.forEach((id, i) => known.set(`${id.level}/${id.index}`, hashes[i]!));
     const recordedAtText = new Map<number, string>();
     return placed.map((p, i) => {
       const t = p.recordedAt.getTime();

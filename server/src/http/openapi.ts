@@ -91,7 +91,7 @@ export function openApiDocument(operations: Operations, serverUrl = '/api/v1'): 
         '403': { description: 'the key’s role lacks the permission', content: { 'application/json': { schema: errorSchema } } },
         ...(params ? {} : { '413': { description: 'body larger than HTTP_BODY_LIMIT_BYTES', content: { 'application/json': { schema: errorSchema } } } }),
         '429': { description: 'rate limited', content: { 'application/json': { schema: errorSchema } } },
-        '503': { description: 'the database is unavailable or the server is shutting down; nothing was stored, retry', content: { 'application/json': { schema: errorSchema } } },
+        '503': { description: 'the database is unavailable or the server is shutting down; the message says whether anything may have been stored (then retry with the same idempotencyKey)', content: { 'application/json': { schema: errorSchema } } },
       },
     };
   }

@@ -308,6 +308,21 @@ describeEachBackend('events repository on %s', (backend) => {
     const [early] = await store(idb.database, writer, c, at('2026-03-04T00:00:00.000Z'), [FULL]);
     expect((await repo.queryPage(db, c, query({ sort: 'asc', limit: 10 }), null)).map((r) => r.id)).toEqual([early, late]);
     expect((await repo.queryPage(db, c, query({ limit: 10 }), null)).map((r) => r.id)).toEqual([late, early]);
+    // A scan of the (organization, recorded_at, id) index yields recording order by itself; with
+    // index scans off the rows come in the order stored, so only the query's ORDER BY gives this.
+    const seqScanned = await db.transaction(async (tx) => {
+      await tx.execute(sql`SET LOCAL enable_indexscan = off`);
+      await tx.execute(sql`SET LOCAL enable_bitmapscan = off`);
+      await tx.execute(sql`SET LOCAL enable_indexonlyscan = off`);
+      return [
+        (await repo.queryPage(tx, c, query({ sort: 'asc', limit: 10 }), null)).map((r) => r.id),
+        (await repo.queryPage(tx, c, query({ limit: 10 }), null)).map((r) => r.id),
+      ];
+    });
+    expect(seqScanned).toEqual([
+      [early, late],
+      [late, early],
+    ]);
     const row = (await repo.findById(db, c, early!, null))!;
     const { producerSignature, ...fields } = FULL;
     expect(repo.toRecord(row)).toEqual({

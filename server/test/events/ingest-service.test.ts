@@ -9,7 +9,7 @@
  */
 import { createOrganization } from '../../src/auth/organizations';
 import { AppError } from '../../src/errors';
-import { IngestService, type AppendFailure, type CommittedEventInfo, type IngestHook, type IngestOptions } from '../../src/events/ingest';
+import { FIRST_RETRY_DELAY_MS, IngestService, nextRetryDelay, type AppendFailure, type CommittedEventInfo, type IngestHook, type IngestOptions } from '../../src/events/ingest';
 import { DEFAULT_EVENT_LIMITS } from '../../src/events/limits';
 import { eventInputSchemaFor, type EventInput } from '../../src/events/schema';
 import { appendLeaves, commitField, generateSignerKey, leafBytes, leafHash, parseSignerKey } from '../../src/ledger';
@@ -46,8 +46,23 @@ function rejection(s: PromiseSettledResult<unknown>): string {
 }
 
 const UNAVAILABLE_NOTHING_STORED = 'UNAVAILABLE: the database is unavailable (restarting or failing over); nothing was stored, retry';
+const UNAVAILABLE_STORED_NO_RECEIPTS =
+  'UNAVAILABLE: the database is unavailable (restarting or failing over); the events were stored but their receipts could not be read: retry with the same idempotencyKey (without one, a retry stores an event twice)';
 const UNAVAILABLE_MAYBE_STORED =
   'UNAVAILABLE: the database is unavailable (restarting or failing over); the events may have been stored: retry with the same idempotencyKey (without one, a retry may store an event twice)';
+
+/** Event-loop turns (no time passes): enough for every settled promise chain to have run. */
+async function turns(n = 10): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+}
+
+describe('the retry schedule of a batch the database could not take', () => {
+  it('waits 50 ms, then twice as long each time, never more than a second', () => {
+    const delays = [FIRST_RETRY_DELAY_MS];
+    while (delays.length < 8) delays.push(nextRetryDelay(delays.at(-1)!));
+    expect(delays).toEqual([50, 100, 200, 400, 800, 1_000, 1_000, 1_000]);
+  });
+});
 
 describeEachBackend('ingest service on %s', (backend) => {
   let idb: InstrumentedDatabase;
@@ -280,6 +295,100 @@ describeEachBackend('ingest service on %s', (backend) => {
     await ingest.drain();
   });
 
+  it('computes the receipts of new events from memory: nothing is read after COMMIT, whatever proofs are asked', async () => {
+    const setup = service();
+    await Promise.all(setup.append(org, [event(0, { idempotencyKey: 'k-0' }), event(1, { idempotencyKey: 'k-1' }), event(2), event(3), event(4)]));
+    await setup.drain();
+    const ingest = service({ maxBatch: 3, maxWaitMs: 600_000 });
+    const reads: string[] = [];
+    idb.hooks.beforeQuery = (text) => void reads.push(text);
+    // One batch of three (maxBatch): two with proofs, one without. The audit paths at size 8 need
+    // the new nodes and the old frontier of size 5, (2,0) and (0,4), both in memory.
+    const proved = ingest.append(org, [event(5), event(6)]);
+    const placed = ingest.append(org, [event(7)], { proofs: false });
+    const receipts = await Promise.all(proved);
+    const [placement] = await Promise.all(placed);
+    expect(reads).toEqual([]);
+    expect(receipts.map((r) => [r.leafIndex, r.treeSize, r.inclusionProof.hashes.length])).toEqual([
+      [5, 8, 3],
+      [6, 8, 3],
+    ]);
+    for (const r of receipts) verifyReceipt(r, verifierKey, `${ORIGIN}/${org}`);
+    expect(placement).toMatchObject({ leafIndex: 7, treeSize: 8, duplicate: false });
+    expect(placement).not.toHaveProperty('inclusionProof');
+    // A batch without proofs: the leaf hashes of its receipts come from memory too.
+    const placements = await Promise.all(ingest.append(org, [event(20), event(21), event(22)], { proofs: false }));
+    expect(placements.map((p) => [p.leafIndex, p.treeSize])).toEqual([
+      [8, 11],
+      [9, 11],
+      [10, 11],
+    ]);
+    expect(reads).toEqual([]);
+    // Repeats of leaves 0 and 1 (neighbours) need stored nodes: one read for both.
+    const rows = await stored();
+    const repeats = await Promise.all(ingest.append(org, [event(10, { idempotencyKey: 'k-0' }), event(11, { idempotencyKey: 'k-1' }), event(8)]));
+    expect(reads).toHaveLength(1);
+    expect(repeats.map((r) => [r.id, r.leafIndex, r.leafHash, r.treeSize, r.duplicate])).toEqual([
+      [rows[0]!.id, 0, Buffer.from(rows[0]!.leaf_hash, 'hex').toString('base64'), 12, true],
+      [rows[1]!.id, 1, Buffer.from(rows[1]!.leaf_hash, 'hex').toString('base64'), 12, true],
+      [expect.any(String), 11, expect.any(String), 12, false],
+    ]);
+    for (const r of repeats) verifyReceipt(r, verifierKey, `${ORIGIN}/${org}`);
+    await ingest.drain();
+  });
+
+  it('drains only once the receipts being read after COMMIT are handed out', async () => {
+    const ingest = service();
+    const [first] = await Promise.all(ingest.append(org, [event(0, { idempotencyKey: 'k-d' }), event(1), event(2)]));
+    // A repeat's receipt needs a read after COMMIT (leaf 0 is not in the frontier of size 3): hold it there.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let reached!: () => void;
+    const atRead = new Promise<void>((r) => (reached = r));
+    idb.hooks.beforeQuery = async () => {
+      reached();
+      await held;
+    };
+    const [again] = ingest.append(org, [event(1, { idempotencyKey: 'k-d' })]);
+    let answered = false;
+    void again!.then(() => (answered = true));
+    await atRead;
+    let drained = false;
+    let draining: Promise<unknown> = Promise.resolve();
+    try {
+      await turns(); // the batch's queue is gone: only the receipt is left to wait for
+      draining = ingest.drain().then(() => (drained = true));
+      await turns();
+      expect(drained).toBe(false);
+    } finally {
+      release();
+    }
+    await draining;
+    expect(answered).toBe(true);
+    expect(await again).toEqual({ ...first, duplicate: true });
+  });
+
+  it('answers 503 "stored, retry with the same key" when the receipts of a committed batch cannot be read', async () => {
+    const ingest = service();
+    // Leaf 0 is not in the frontier of size 3, (1,0) and (0,2): a repeat of it needs a read after COMMIT.
+    await Promise.all(ingest.append(org, [event(0, { idempotencyKey: 'k-r' }), event(1), event(9)]));
+    idb.hooks.beforeQuery = () => {
+      throw driverError('08006');
+    };
+    const settled = await Promise.allSettled(ingest.append(org, [event(1, { idempotencyKey: 'k-r' }), event(2, { idempotencyKey: 'k-s' })]));
+    expect(settled.map(rejection)).toEqual(Array(2).fill(UNAVAILABLE_STORED_NO_RECEIPTS));
+    expect(failures).toEqual([{ sqlstate: '08006', fault: 'transient', events: 2 }]);
+    expect((await stored()).map((r) => r.principal_id)).toEqual(['p-0', 'p-1', 'p-9', 'p-2']);
+    // The retry the message asks for answers the stored events.
+    delete idb.hooks.beforeQuery;
+    const retried = await Promise.all(ingest.append(org, [event(1, { idempotencyKey: 'k-r' }), event(2, { idempotencyKey: 'k-s' })]));
+    expect(retried.map((r) => [r.leafIndex, r.duplicate])).toEqual([
+      [0, true],
+      [3, true],
+    ]);
+    await ingest.drain();
+  });
+
   it('answers an idempotent repeat with the first event, in the same batch and in a later one, per organization', async () => {
     const ingest = service();
     const [r0, r1, r2] = await Promise.all(ingest.append(org, [event(0, { idempotencyKey: 'k-a' }), event(1, { idempotencyKey: 'k-a' }), event(2, { idempotencyKey: 'k-b' })]));
@@ -428,13 +537,18 @@ describeEachBackend('ingest service on %s', (backend) => {
     await ingest.drain();
   });
 
-  it('answers a batch whose COMMIT answer was lost but which was stored with its first receipts, storing nothing twice', async () => {
-    const ingest = service({ retryMs: 60_000 });
+  /** The first COMMIT is carried out but its answer is lost, as when the connection drops just after it. */
+  function loseFirstCommitAnswer(): void {
     let lost = 0;
     idb.hooks.afterCommit = () => {
       transactions++;
       if (lost++ === 0) throw driverError('08006');
     };
+  }
+
+  it('answers a batch whose COMMIT answer was lost but which was stored with its first receipts, storing nothing twice', async () => {
+    const ingest = service({ retryMs: 60_000 });
+    loseFirstCommitAnswer();
     const receipts = await Promise.all(ingest.append(org, [event(0), event(1), event(2)]));
     const rows = await stored();
     expect(rows.map((r) => r.principal_id)).toEqual(['p-0', 'p-1', 'p-2']);
@@ -446,6 +560,25 @@ describeEachBackend('ingest service on %s', (backend) => {
     ]);
     for (const r of receipts) verifyReceipt(r, verifierKey, `${ORIGIN}/${org}`);
     expect(batches).toEqual([3]);
+    expect(failures).toEqual([]);
+    await ingest.drain();
+  });
+
+  it('keeps checking a lost COMMIT across a retry that failed before the check, and stores a single event once', async () => {
+    const ingest = service({ retryMs: 60_000 });
+    loseFirstCommitAnswer();
+    // The second attempt loses its connection at the head lock, before it can look for the first
+    // attempt's leaf; the third must still look, and find it.
+    let locks = 0;
+    idb.hooks.beforeStatement = (s) => {
+      if (/for update/i.test(s.text) && locks++ === 1) throw driverError('08006');
+    };
+    const [receipt] = await Promise.all(ingest.append(org, [event(0)]));
+    expect(locks).toBe(3);
+    const rows = await stored();
+    expect(rows.map((r) => r.principal_id)).toEqual(['p-0']);
+    expect(receipt).toMatchObject({ id: rows[0]!.id, leafIndex: 0, treeSize: 1, duplicate: false });
+    verifyReceipt(receipt!, verifierKey, `${ORIGIN}/${org}`);
     expect(failures).toEqual([]);
     await ingest.drain();
   });
@@ -521,11 +654,7 @@ describeEachBackend('ingest service on %s', (backend) => {
   it('answers idempotent repeats whose COMMIT answer was lost as repeats', async () => {
     const ingest = service({ retryMs: 60_000 });
     const [first] = await Promise.all(ingest.append(org, [event(0, { idempotencyKey: 'k-lost' })]));
-    let lost = 0;
-    idb.hooks.afterCommit = () => {
-      transactions++;
-      if (lost++ === 0) throw driverError('08006');
-    };
+    loseFirstCommitAnswer();
     const [again] = await Promise.all(ingest.append(org, [event(1, { idempotencyKey: 'k-lost' })]));
     expect(again).toEqual({ ...first, duplicate: true });
     expect(failures).toEqual([]);

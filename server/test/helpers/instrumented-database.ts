@@ -2,7 +2,8 @@
  * A {@link Database} whose driver the test can hold at the edges of a transaction: what
  * `openDatabase` builds (PGlite in memory, or a node-postgres pool), wrapped at the driver level so
  * that every append transaction calls the test's hooks just before COMMIT is sent and just after
- * the driver acknowledged it, and every statement inside a transaction can be seen (and delayed).
+ * the driver acknowledged it, and every statement, inside a transaction or not, can be seen (and
+ * delayed, or failed).
  * Nothing of the server's own code is replaced: the services run on it unchanged.
  */
 import { PGlite, type Transaction as PgliteTransaction } from '@electric-sql/pglite';
@@ -34,6 +35,8 @@ export interface DriverHooks {
   afterCommit?(tx: number): void;
   /** A statement of a transaction is about to be sent (not BEGIN/COMMIT/ROLLBACK). */
   beforeStatement?(statement: TxStatement): void | Promise<void>;
+  /** A statement outside any transaction is about to be sent through the services' `db`. */
+  beforeQuery?(text: string): void | Promise<void>;
 }
 
 /** An instrumented database and its hooks (replace them at any time). */
@@ -108,6 +111,12 @@ async function openPglite(
   // PGlite sends BEGIN and COMMIT itself around the callback: the hooks wrap the callback.
   const driver = new Proxy(client, {
     get(target, prop) {
+      if (prop === 'query') {
+        return async (text: string, params?: unknown[], opts?: unknown) => {
+          await hooks.beforeQuery?.(text);
+          return target.query(text, params as never, opts as never);
+        };
+      }
       if (prop === 'transaction') {
         return async <T>(callback: (tx: PgliteTransaction) => Promise<T>): Promise<T> => {
           const n = nextTx();
@@ -159,7 +168,8 @@ async function openPostgres(hooks: DriverHooks, nextTx: () => number): Promise<I
   const pool = new pg.Pool({ connectionString: test.url, max: 6 });
   pool.on('error', () => undefined);
   class HookedPool {
-    query(...args: unknown[]): Promise<pg.QueryResult> {
+    async query(...args: unknown[]): Promise<pg.QueryResult> {
+      await hooks.beforeQuery?.(textOf(args[0]));
       return (pool.query as (...a: unknown[]) => Promise<pg.QueryResult>)(...args);
     }
     async connect(): Promise<pg.PoolClient> {
