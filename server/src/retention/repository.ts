@@ -37,6 +37,10 @@ export async function replacePolicies(
   by: string,
 ): Promise<void> {
   await db.transaction(async (tx) => {
+    // One replacement per organization at a time. Two at once (a batch of two calls, or two
+    // replicas) would each delete what they see and insert the same keys, and the later would fail
+    // with 23505 once the earlier committed; behind this lock it deletes the earlier's rows instead.
+    await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtextextended(${`retention_policies:${org}`}, 0))`);
     await tx.delete(retentionPolicies).where(eq(retentionPolicies.organizationId, org));
     if (policies.length > 0)
       await tx
