@@ -25,9 +25,12 @@ export function listPolicies(db: Conn, org: string): Promise<PolicyRow[]> {
     .orderBy(asc(retentionPolicies.dataClassification));
 }
 
-/** Replaces the organization's policies with `policies`, in one transaction. */
+/**
+ * Replaces the organization's policies with `policies`, inside `tx` (the transaction that appends
+ * the `retention.policies.update` event, so the change and its audit event commit together).
+ */
 export async function replacePolicies(
-  db: Db,
+  tx: Tx,
   org: string,
   policies: Array<{
     dataClassification: string;
@@ -36,17 +39,16 @@ export async function replacePolicies(
   }>,
   by: string,
 ): Promise<void> {
-  await db.transaction(async (tx) => {
-    // One replacement per organization at a time. Two at once (a batch of two calls, or two
-    // replicas) would each delete what they see and insert the same keys, and the later would fail
-    // with 23505 once the earlier committed; behind this lock it deletes the earlier's rows instead.
-    await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtextextended(${`retention_policies:${org}`}, 0))`);
-    await tx.delete(retentionPolicies).where(eq(retentionPolicies.organizationId, org));
-    if (policies.length > 0)
-      await tx
-        .insert(retentionPolicies)
-        .values(policies.map((p) => ({ organizationId: org, ...p, updatedBy: by })));
-  });
+  // One replacement per organization at a time. Two at once (two replicas, or a process recording
+  // through the outbox) would each delete what they see and insert the same keys, and the later
+  // would fail with 23505 once the earlier committed; behind this lock it deletes the earlier's
+  // rows instead. (An append already holds the organization's head row; the outbox path does not.)
+  await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtextextended(${`retention_policies:${org}`}, 0))`);
+  await tx.delete(retentionPolicies).where(eq(retentionPolicies.organizationId, org));
+  if (policies.length > 0)
+    await tx
+      .insert(retentionPolicies)
+      .values(policies.map((p) => ({ organizationId: org, ...p, updatedBy: by })));
 }
 
 /** Archived and dropped bounds of an organization (0 when it has no state yet). */

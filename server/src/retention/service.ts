@@ -112,7 +112,11 @@ export class RetentionService {
     return out;
   }
 
-  /** Replaces the organization's policies (appends `retention.policies.update`). */
+  /**
+   * Replaces the organization's policies in the transaction that appends
+   * `retention.policies.update`: the change is stored exactly when its event is, and changes of one
+   * organization are stored in the order of their events in the log.
+   */
   async setPolicies(
     org: string,
     requester: { principalId: string; principalType: string; correlationId?: string },
@@ -131,8 +135,8 @@ export class RetentionService {
         ...(requester.correlationId ? { correlationId: requester.correlationId } : {}),
         details: { policies },
       }),
+      { inAppendTransaction: (tx) => repo.replacePolicies(tx, org, policies, requester.principalId) },
     );
-    await repo.replacePolicies(this.database.db, org, policies, requester.principalId);
     return this.policies(org);
   }
 
