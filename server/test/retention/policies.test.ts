@@ -1,8 +1,12 @@
 /**
- * Retention policies replaced from two transactions at once: the later replacement waits for the
- * earlier and wins, and neither fails (found by the API fuzz test: a tRPC batch of two
- * `retention.setPolicies` calls answered one with a 500, SQLSTATE 23505, on PostgreSQL). Only
- * replacements of the same organization wait for each other.
+ * Retention policy changes:
+ * - replaced from two transactions at once, the later replacement waits for the earlier and wins,
+ *   and neither fails (found by the API fuzz test: a tRPC batch of two `retention.setPolicies`
+ *   calls answered one with a 500, SQLSTATE 23505, on PostgreSQL). Only replacements of the same
+ *   organization wait for each other;
+ * - through the API, a change and its `retention.policies.update` event commit in one transaction:
+ *   a change the database refuses leaves no event, and the log's last event describes the policies
+ *   in force.
  */
 import { isDeepStrictEqual } from 'node:util';
 import { createOrganization } from '../../src/auth/organizations';
